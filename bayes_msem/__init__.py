@@ -1,0 +1,16 @@
+"""bayes_msem: Bayesian multilevel structural equation models in lavaan syntax, on PyMC.
+
+    import bayes_msem as bm
+    model = bm.Model(syntax, data, cluster="school")
+    fit = model.fit(draws=1000, tune=1000, chains=4, random_seed=1)
+    fit.parameters()
+"""
+
+from .data import DataError
+from .model import Model
+from .priors import PriorError
+from .results import Fit, load
+from .syntax import ModelSyntaxError
+from .table import SpecificationError
+
+__all__ = ["Model", "Fit", "load", "DataError", "ModelSyntaxError", "PriorError", "SpecificationError"]

@@ -1,0 +1,218 @@
+"""Data stage: validate a DataFrame for a (multi)level model and group it by cluster.
+
+`validate` checks that every variable the model uses is a finite, non-constant,
+numeric column without missing values, that the cluster column (if any) is
+complete and defines at least two clusters that are not all singletons, and that
+cluster-level variables are constant within each cluster.  Every problem raises
+`DataError` with a message naming the cause and the fix; nothing is dropped or
+imputed silently.  The result, `ClusteredData`, holds float64 column arrays with
+the rows stably sorted by cluster (clusters in order of their first row in the
+data), plus the per-row cluster index and cluster sizes used by the model stages.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+_SHOW = 5  # row labels shown in messages
+_LIST_COLUMNS = 20  # list all columns in messages when there are at most this many
+
+
+class DataError(ValueError):
+    """Bad input data; the message names the cause and the fix."""
+
+
+@dataclass(frozen=True, eq=False)
+class ClusteredData:
+    """Validated data sorted by cluster (stable sort: original order within a cluster).
+
+    Arrays are read-only.  For single-level data (`cluster` None) every row is its
+    own cluster: `cluster_index` is 0..n-1, `sizes` are all 1, `cluster_ids` are
+    the row labels.
+    """
+
+    values: dict[str, np.ndarray]
+    row_labels: np.ndarray
+    cluster: str | None
+    cluster_ids: np.ndarray
+    cluster_index: np.ndarray
+    sizes: np.ndarray
+
+    @property
+    def n_rows(self) -> int:
+        """Number of rows."""
+        return len(self.row_labels)
+
+    @property
+    def n_clusters(self) -> int:
+        """Number of clusters J (n_rows for single-level data)."""
+        return len(self.sizes)
+
+    @property
+    def size_groups(self) -> tuple[np.ndarray, np.ndarray]:
+        """Distinct cluster sizes (ascending) and the number of clusters of each size."""
+        return np.unique(self.sizes, return_counts=True)
+
+    def column(self, name: str) -> np.ndarray:
+        """Float64 values of one variable, in sorted row order."""
+        return self.values[name]
+
+    def matrix(self, names: Sequence[str]) -> np.ndarray:
+        """Float64 array (n_rows, len(names)) of the named variables."""
+        out = np.empty((self.n_rows, len(names)))
+        for j, name in enumerate(names):
+            out[:, j] = self.values[name]
+        return out
+
+    def cluster_means(self, names: Sequence[str]) -> np.ndarray:
+        """Per-cluster means (J, len(names)) of the named variables."""
+        sums = np.add.reduceat(self.matrix(names), self._starts(), axis=0)
+        return sums / self.sizes[:, None]
+
+    def cluster_values(self, names: Sequence[str]) -> np.ndarray:
+        """Value (J, len(names)) of cluster-level variables: the first row of each cluster."""
+        return self.matrix(names)[self._starts()]
+
+    def _starts(self) -> np.ndarray:
+        """Index of the first (sorted) row of each cluster."""
+        return np.concatenate(([0], np.cumsum(self.sizes)[:-1]))
+
+
+def _suggest(name: str, data: pd.DataFrame) -> str:
+    """Close column names (also case-insensitive) and, if few, all columns."""
+    columns = [str(c) for c in data.columns]
+    lower = {c.lower(): c for c in columns}
+    close = difflib.get_close_matches(name, columns) + [
+        lower[c] for c in difflib.get_close_matches(name.lower(), list(lower))
+    ]
+    text = f" Did you mean {', '.join(map(repr, dict.fromkeys(close)))}?" if close else ""
+    if len(columns) <= _LIST_COLUMNS:
+        text += f" Available columns: {', '.join(map(repr, columns))}."
+    return text
+
+
+def _show(labels: np.ndarray, which: np.ndarray) -> str:
+    """The first few of labels[which] (a mask or index array), as Python reprs."""
+    hit = labels[which]
+    more = ", ..." if len(hit) > _SHOW else ""
+    return ", ".join(repr(x) for x in hit[:_SHOW].tolist()) + more
+
+
+def _dtype_fix(name: str, series: pd.Series) -> str | None:
+    """Why a column cannot be used as a numeric variable and how to fix it; None if it can."""
+    dtype = series.dtype
+    where = f"column {name!r} has dtype {dtype}"
+    if isinstance(dtype, pd.CategoricalDtype):
+        return f"{where}: encode it, e.g. pd.get_dummies(data[{name!r}]) or data[{name!r}].cat.codes"
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return (f"{where}: convert it to a number, e.g. days since start: "
+                f"(data[{name!r}] - data[{name!r}].min()).dt.days")
+    if pd.api.types.is_timedelta64_dtype(dtype):
+        return f"{where}: convert it to a number, e.g. data[{name!r}].dt.total_seconds()"
+    if pd.api.types.is_complex_dtype(dtype):
+        return f"{where}: use its real part, absolute value or angle as separate real variables"
+    if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
+        return None
+    return (f"{where}: if it holds numbers stored as text, convert with pd.to_numeric(data[{name!r}]); "
+            f"if it holds categories, encode them with pd.get_dummies(data[{name!r}]) "
+            f"or data[{name!r}].astype('category').cat.codes")
+
+
+def _check_columns(data: pd.DataFrame, used: list[str], cluster: str | None) -> None:
+    """Raise if a variable or the cluster column is missing or duplicated."""
+    for name, role in [(n, "variable") for n in used] + ([(cluster, "cluster column")] if cluster else []):
+        count = int((data.columns == name).sum())
+        if count == 0:
+            raise DataError(f"The {role} {name!r} is not a column of the data.{_suggest(name, data)}"
+                            f" Fix the name in the model or rename the column.")
+        if count > 1:
+            raise DataError(f"The column {name!r} appears {count} times in the data; "
+                            f"rename or drop the duplicates.")
+
+
+def _to_float(data: pd.DataFrame, used: list[str]) -> dict[str, np.ndarray]:
+    """Check dtypes and values of the variables and return them as float64 arrays (original order)."""
+    problems = [fix for n in used if (fix := _dtype_fix(n, data[n])) is not None]
+    if problems:
+        raise DataError("Model variables must be numeric (or boolean): " + "; ".join(problems) + ".")
+    values = {n: data[n].to_numpy(dtype=np.float64, na_value=np.nan) for n in used}
+    labels = data.index.to_numpy()
+    missing = [f"{n!r}: {m.sum()} missing (rows {_show(labels, m)})"
+               for n, v in values.items() if (m := np.isnan(v)).any()]
+    if missing:
+        raise DataError(
+            "Missing values in model variables: " + "; ".join(missing) + ". Missing-data estimation is "
+            "not available yet for these models; decide how to handle them yourself, e.g. "
+            f"data.dropna(subset={[n for n in used if np.isnan(values[n]).any()]!r}).")
+    infinite = [f"{n!r} (rows {_show(labels, m)})" for n, v in values.items() if (m := np.isinf(v)).any()]
+    if infinite:
+        raise DataError("Infinite values in model variables: " + "; ".join(infinite)
+                        + ". Replace or drop those rows (e.g. check for division by zero or log(0)).")
+    constant = [n for n, v in values.items() if np.ptp(v) == 0]
+    if constant:
+        raise DataError(f"Constant variable(s) {', '.join(map(repr, constant))}: a constant column carries "
+                        "no information (zero variance); remove it from the model.")
+    return values
+
+
+def _check_between(grouped: ClusteredData, between: Sequence[str]) -> None:
+    """Raise if a cluster-level variable varies within a cluster (up to rounding, rtol 1e-9)."""
+    index = grouped.cluster_index
+    for name in between:
+        v = grouped.column(name)
+        first = grouped.cluster_values([name])[index, 0]
+        differ = ~np.isclose(v, first, rtol=1e-9, atol=0.0)
+        if differ.any():
+            i = int(np.argmax(differ))
+            raise DataError(
+                f"Cluster-level variable {name!r} varies within {len(np.unique(index[differ]))} "
+                f"cluster(s), e.g. cluster {_show(grouped.cluster_ids, index[[i]])} has values "
+                f"{first[i]:g} and {v[i]:g}. "
+                "Aggregate it to the cluster level (e.g. the cluster mean) or model it at the within level.")
+
+
+def validate(data: pd.DataFrame, variables: Sequence[str], cluster: str | None = None,
+             between: Sequence[str] = ()) -> ClusteredData:
+    """Check `data` for a model using `variables` (with cluster-level `between`) and group it by `cluster`."""
+    if not isinstance(data, pd.DataFrame):
+        raise DataError(f"The data must be a pandas DataFrame, got {type(data).__name__}; "
+                        "pass a DataFrame, e.g. pd.DataFrame(data).")
+    if len(data) == 0:
+        raise DataError("The data has no rows; pass a DataFrame with observations.")
+    used = list(dict.fromkeys([*variables, *between]))
+    _check_columns(data, used, cluster)
+    if cluster is not None and (na := data[cluster].isna().to_numpy()).any():
+        raise DataError(f"The cluster column {cluster!r} has {na.sum()} missing value(s) "
+                        f"(rows {_show(data.index.to_numpy(), na)}); "
+                        "drop those rows or assign them a cluster.")
+    values = _to_float(data, used)
+    n = len(data)
+    if cluster is None:
+        order = np.arange(n)
+        index = np.arange(n, dtype=np.int64)
+        ids = data.index.to_numpy(copy=True)
+        sizes = np.ones(n, dtype=np.int64)
+    else:
+        codes, uniques = pd.factorize(data[cluster])  # codes in order of first appearance
+        order = np.argsort(codes, kind="stable")
+        index = codes[order].astype(np.int64)
+        ids = np.asarray(uniques)
+        sizes = np.bincount(codes, minlength=len(ids)).astype(np.int64)
+        if len(ids) < 2:
+            raise DataError(f"The cluster column {cluster!r} has {len(ids)} distinct cluster(s); a two-level "
+                            "model needs many clusters (at least 2 to run, 30+ advisable). Check the cluster "
+                            "column or fit a single-level model.")
+        if sizes.max() == 1:
+            raise DataError(f"Every cluster in {cluster!r} has a single member, so within and between "
+                            "variation cannot be separated; check that the cluster column is the right one.")
+    result = ClusteredData({k: v[order] for k, v in values.items()}, data.index.to_numpy()[order],
+                           cluster, ids, index, sizes)
+    for arr in [*result.values.values(), result.row_labels, ids, index, sizes]:
+        arr.setflags(write=False)
+    _check_between(result, between)
+    return result

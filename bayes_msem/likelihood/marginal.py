@@ -1,0 +1,141 @@
+"""The marginal strategy: every latent variable integrated out analytically.
+
+For cluster j with n_j units, within residuals e_ij ~ N(0, Σ_W) and between
+part u_j ~ N(0, Σ_B), only the cluster mean and the within scatter matter:
+
+    log p(y_j) = −½ [(n_j − 1)(p_w log 2π + log|Σ_W|) + tr(Σ_W⁻¹ S_j)]
+                 − (p_w / 2) log n_j + log N(d_j; m_j, V_{n_j})
+
+    V_n = E_w Σ_W E_wᵀ / n + E_b Σ_B E_bᵀ
+
+where d_j stacks the cluster means of the within variables and the values of
+the cluster-level variables, and E_w, E_b embed each level's variables in d_j.
+The within scatter enters through Σ_W only, so it is pooled over clusters;
+clusters of equal size share V_n, so the between term needs per distinct size
+only the cross-product of D_j = (d_j, 1, x̄_j, w_j) — the residual d_j − m_j is
+linear in D_j. Every term is thus O(p³) per distinct cluster size, whatever
+the number of clusters. A single-level model is the between term alone with
+every row a cluster of size one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+from ..data import ClusteredData
+from ..moments import Moments
+from ..plan import Plan
+from ..table import BETWEEN, SINGLE_LEVEL, WITHIN
+
+LOG_2PI = np.log(2 * np.pi)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each variable sits in the cluster vector d_j and in D_j = (d_j, 1, x̄_j, w_j)."""
+
+    within: tuple[str, ...]
+    within_covariates: tuple[str, ...]
+    top: tuple[str, ...]
+    top_covariates: tuple[str, ...]
+
+    @classmethod
+    def from_plan(cls, plan: Plan) -> Layout:
+        if not plan.two_level:
+            r = plan.levels[SINGLE_LEVEL].roles
+            return cls((), (), r.observed, r.covariates)
+        w, b = plan.levels[WITHIN].roles, plan.levels[BETWEEN].roles
+        return cls(w.observed, w.covariates, b.observed, b.covariates)
+
+    @property
+    def cluster_vector(self) -> tuple[str, ...]:
+        """d_j: cluster means of the within variables, then the cluster-level-only variables."""
+        return self.within + tuple(v for v in self.top if v not in self.within)
+
+    def embedding(self, names: tuple[str, ...]) -> np.ndarray:
+        """E with E[k, i] = 1 where names[i] is the k-th element of d_j."""
+        position = {v: k for k, v in enumerate(self.cluster_vector)}
+        e = np.zeros((len(position), len(names)))
+        e[[position[v] for v in names], np.arange(len(names))] = 1.0
+        return e
+
+
+@dataclass(frozen=True)
+class MarginalStatistics:
+    """Sufficient statistics: per distinct cluster size n_g, the count c_g and Σ_j D_j D_jᵀ;
+    the pooled within scatter of (y, x) and its degrees of freedom N − J; the constant
+    −(p_w/2) Σ_j log n_j."""
+
+    sizes: np.ndarray
+    counts: np.ndarray
+    crossprod: np.ndarray
+    within_scatter: np.ndarray
+    within_count: float
+    constant: float
+
+    @classmethod
+    def from_data(cls, layout: Layout, data: ClusteredData) -> MarginalStatistics:
+        within = list(layout.within + layout.within_covariates)
+        top_only = [v for v in layout.cluster_vector if v not in layout.within]
+        if layout.within:
+            design = np.hstack([
+                data.cluster_means(list(layout.within)), data.cluster_values(top_only),
+                np.ones((data.n_clusters, 1)), data.cluster_means(list(layout.within_covariates)),
+                data.cluster_values(list(layout.top_covariates)),
+            ])
+            deviations = data.matrix(within) - data.cluster_means(within)[data.cluster_index]
+        else:
+            design = np.hstack([data.matrix(top_only), np.ones((data.n_rows, 1)), data.matrix(list(layout.top_covariates))])
+            deviations = np.zeros((0, 0))
+        sizes, group = np.unique(data.sizes, return_inverse=True)
+        crossprod = np.zeros((len(sizes), design.shape[1], design.shape[1]))
+        np.add.at(crossprod, group, design[:, :, None] * design[:, None, :])
+        return cls(
+            sizes=sizes.astype(float), counts=np.bincount(group).astype(float), crossprod=crossprod,
+            within_scatter=deviations.T @ deviations, within_count=float(data.n_rows - data.n_clusters),
+            constant=-0.5 * len(layout.within) * float(np.log(data.sizes).sum()),
+        )
+
+    def register(self) -> dict[str, pt.TensorVariable]:
+        """The statistics as ``pm.Data`` in the current model, so new data reuse the compiled model."""
+        return {name: pm.Data(f"stat_{name}", np.asarray(getattr(self, name), dtype=float))
+                for name in ("sizes", "counts", "crossprod", "within_scatter", "within_count", "constant")}
+
+
+def normal_loglik(cov: pt.TensorVariable, counts: pt.TensorVariable, coef: pt.TensorVariable,
+                  crossprod: pt.TensorVariable) -> pt.TensorVariable:
+    """Σ_g Σ_{j∈g} log N(A D_j; 0, V_g) from Σ_j D_j D_jᵀ:
+
+    −½ Σ_g [c_g (p log 2π + log|V_g|) + tr(V_g⁻¹ A M_g Aᵀ)]; cov (G, p, p), coef A (p, d), crossprod (G, d, d).
+    """
+    p = cov.shape[-1]
+    scatter = coef @ crossprod @ coef.T
+    chol = pt.linalg.cholesky(cov)
+    logdet = 2 * pt.log(pt.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)
+    half = pt.linalg.solve_triangular(chol, scatter, lower=True)
+    whitened = pt.linalg.solve_triangular(chol, half.mT, lower=True)
+    trace = pt.diagonal(whitened, axis1=-2, axis2=-1).sum(-1)
+    return -0.5 * ((counts * (p * LOG_2PI + logdet)).sum() + trace.sum())
+
+
+def marginal_loglik(layout: Layout, moments: dict[str, Moments], stats: dict[str, pt.TensorVariable]) -> pt.TensorVariable:
+    """The log-likelihood of all clusters (module docstring)."""
+    top = moments[BETWEEN] if layout.within else moments[SINGLE_LEVEL]
+    e_b = layout.embedding(layout.top)
+    cov = (e_b @ top.cov @ e_b.T)[None]
+    mean, coef_x = e_b @ top.mean, [e_b @ top.coef]
+    ll = stats["constant"]
+    if layout.within:
+        w = moments[WITHIN]
+        e_w = layout.embedding(layout.within)
+        cov = cov + (e_w @ w.cov @ e_w.T)[None] / stats["sizes"][:, None, None]
+        mean = mean + e_w @ w.mean
+        coef_x = [e_w @ w.coef, *coef_x]
+        within_coef = pt.concatenate([pt.eye(len(layout.within)), -w.coef], axis=1)
+        ll = ll + normal_loglik(w.cov[None], stats["within_count"][None], within_coef, stats["within_scatter"][None])
+    coef = pt.concatenate([pt.eye(len(layout.cluster_vector)), -mean[:, None], *(-c for c in coef_x)], axis=1)
+    return ll + normal_loglik(cov, stats["counts"], coef, stats["crossprod"])

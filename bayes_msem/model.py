@@ -1,0 +1,101 @@
+"""The user's entry point: ``Model(syntax, data, cluster=...)`` runs the pipeline stages in order.
+
+syntax ─parse→ user table ─defaults→ parameter table; data ─validate→ clustered data;
+table ─plan→ matrices and strategy ─build→ ``pm.Model`` ─sample→ DataTree ─results→ :class:`Fit`.
+The PyMC model is built (and, for nutpie, compiled) once, on first use.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from importlib.metadata import PackageNotFoundError, version
+
+import pandas as pd
+import pymc as pm
+
+from .build import build_model
+from .data import ClusteredData, validate
+from .plan import Plan, check_within_variation, data_variables, make_plan
+from .results import Fit
+from .sample import compile_nutpie, run_sampler
+from .syntax import parse
+from .table import assign_roles, build_table, definitions
+
+
+class Model:
+    """A multilevel SEM written in lavaan syntax, tied to a data set.
+
+    Parameters
+    ----------
+    syntax : lavaan model syntax, with ``level:`` blocks for two-level models.
+    data : a DataFrame with one row per unit (the lowest level).
+    cluster : the column that identifies clusters (two-level models).
+    std_lv : identify factors by fixing their variances to 1 instead of their first loading.
+    priors : default priors per kind of parameter, e.g. ``{"loading": "normal(0, 5)"}``.
+    """
+
+    def __init__(self, syntax: str, data: pd.DataFrame, cluster: str | None = None, *,
+                 std_lv: bool = False, priors: Mapping[str, str] | None = None):
+        self.syntax = syntax
+        self.cluster = cluster
+        self.std_lv = std_lv
+        self.priors = dict(priors or {})
+        user = parse(syntax)
+        self.table = build_table(user, cluster, std_lv)
+        self.definitions = definitions(user)
+        model_rows = self.table[self.table["op"].isin(["=~", "~", "~~", "~1"])]
+        variables, between = data_variables(assign_roles(model_rows))
+        self.data: ClusteredData = validate(data, variables, cluster, between)
+        self._plan: Plan | None = None
+        self._pymc_model: pm.Model | None = None
+        self._compiled = None
+
+    def parameter_table(self) -> pd.DataFrame:
+        """The full parameter table: the user's rows plus the defaults, with free-parameter numbers."""
+        return self.table.copy()
+
+    @property
+    def plan(self) -> Plan:
+        """Matrices, free parameters and likelihood strategy (raises for unsupported features)."""
+        if self._plan is None:
+            plan = make_plan(self.table, self.priors)
+            check_within_variation(plan, self.data)
+            self._plan = plan
+        return self._plan
+
+    @property
+    def pymc_model(self) -> pm.Model:
+        """The PyMC model, for users who want to go further."""
+        if self._pymc_model is None:
+            self._pymc_model = build_model(self.plan, self.data)
+        return self._pymc_model
+
+    def fit(self, draws: int = 1000, tune: int = 1000, chains: int = 4, random_seed: int | None = None,
+            sampler: str = "nutpie", progressbar: bool = False, target_accept: float = 0.8) -> Fit:
+        """Sample the posterior with NUTS and return a :class:`Fit`."""
+        from .sample import check_settings
+
+        check_settings(draws, tune, chains, sampler)
+        started = time.perf_counter()
+        model = self.pymc_model
+        if sampler == "nutpie" and self._compiled is None:
+            self._compiled = compile_nutpie(model)
+        compiled_at = time.perf_counter()
+        idata = run_sampler(model, self._compiled, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
+                            sampler=sampler, progressbar=progressbar, target_accept=target_accept)
+        finished = time.perf_counter()
+        info = {
+            "version": _version(), "cluster": self.cluster, "n_rows": self.data.n_rows,
+            "n_clusters": self.data.n_clusters, "strategy": self.plan.strategy, "sampler": sampler,
+            "syntax": self.syntax, "std_lv": self.std_lv, "seconds_compile": compiled_at - started,
+            "seconds_sample": finished - compiled_at,
+        }
+        return Fit.from_draws(idata, self.table, self.definitions, info)
+
+
+def _version() -> str:
+    try:
+        return version("bayes_msem")
+    except PackageNotFoundError:
+        return "dev"

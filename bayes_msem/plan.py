@@ -1,0 +1,275 @@
+"""Stage 4: parameter table (+ data) → matrices, free-parameter layout and likelihood strategy.
+
+Each level is written in an all-variable (RAM/LISREL "all-y") form over its
+modelled variables v = (observed, latent), conditional on its covariates x:
+
+    v = α + B v + Γ x + ζ,     ζ ~ N(0, Ψ)
+
+so that the observed part (the first ``p`` entries of v) has
+
+    Σ = F (I − B)⁻¹ Ψ (I − B)⁻ᵀ Fᵀ,   E[y | x] = F (I − B)⁻¹ (α + Γ x).
+
+A :class:`MatrixSpec` says which entries of B, Γ, Ψ and α are fixed and which
+read which element of the natural-scale parameter vector θ (one element per
+distinct free parameter of the table). Free covariances are grouped into
+correlation blocks with an LKJ prior; θ's covariance elements are
+R_ab √(ψ_aa ψ_bb).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .data import ClusteredData
+from .priors import Prior, default_priors, parse_prior
+from .table import WITHIN, LevelRoles, SpecificationError, assign_roles
+
+MARGINAL = "marginal"
+
+
+@dataclass(frozen=True)
+class MatrixSpec:
+    """A matrix of fixed values ``base`` plus free entries ``base[rows, cols] = θ[index]``."""
+
+    base: np.ndarray
+    rows: np.ndarray
+    cols: np.ndarray
+    index: np.ndarray
+
+
+@dataclass(frozen=True)
+class LevelPlan:
+    """The matrices of one level; ``roles.observed`` come first in the variable order."""
+
+    roles: LevelRoles
+    beta: MatrixSpec
+    gamma: MatrixSpec
+    psi: MatrixSpec
+    alpha: MatrixSpec
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        return self.roles.observed + self.roles.latent
+
+
+@dataclass(frozen=True)
+class CorrelationBlock:
+    """Variables whose free covariances share one LKJ correlation matrix.
+
+    ``pairs`` holds (a, b, θ index) of each free covariance (positions within
+    the block); ``variance`` gives for each variable the θ index of its variance
+    or -1 with the fixed value in ``fixed_variance``.
+    """
+
+    name: str
+    level: str
+    variables: tuple[str, ...]
+    pairs: np.ndarray
+    variance: np.ndarray
+    fixed_variance: np.ndarray
+    prior: Prior
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything the PyMC builder needs, derived from the parameter table."""
+
+    table: pd.DataFrame
+    parameters: pd.DataFrame  # one row per θ element: name, kind, prior (Prior), start, level
+    levels: dict[str, LevelPlan]
+    blocks: tuple[CorrelationBlock, ...]
+    strategy: str
+
+    @property
+    def two_level(self) -> bool:
+        return WITHIN in self.levels
+
+
+def parameter_kind(op: str, lhs: str, rhs: str) -> str:
+    """The prior class of a table row: loading, regression, intercept, variance or covariance."""
+    if op == "~~":
+        return "variance" if lhs == rhs else "covariance"
+    return {"=~": "loading", "~": "regression", "~1": "intercept"}[op]
+
+
+def parameter_name(level: str, lhs: str, op: str, rhs: str) -> str:
+    """lavaan-style name of a parameter, prefixed by its level in multilevel models."""
+    name = f"{lhs}{op}{rhs}"
+    return f"{level}:{name}" if level else name
+
+
+def choose_strategy(table: pd.DataFrame) -> str:
+    """The cheapest exact likelihood for the model; only the marginal one exists so far."""
+    random = table["random"].dropna().unique()
+    if len(random):
+        raise SpecificationError(
+            f"random parameters ({', '.join(map(str, random))}) are parsed but not supported yet: "
+            "models with random slopes, loadings or variances cannot be fitted in this version."
+        )
+    if (table["op"] == "|").any():
+        raise SpecificationError("thresholds ('y | t1') need ordinal variables, which are not supported yet.")
+    return MARGINAL
+
+
+def make_plan(table: pd.DataFrame, priors: dict[str, str] | None = None) -> Plan:
+    """Derive matrices, free parameters and correlation blocks from a complete table."""
+    strategy = choose_strategy(table)
+    kind_priors = default_priors(priors)
+    model_rows = table[table["op"].isin(["=~", "~", "~~", "~1"])]
+    roles = assign_roles(model_rows)
+    parameters = _free_parameters(model_rows, kind_priors)
+    _check_moments(parameters, roles)
+    levels = {lev: _level_plan(model_rows[model_rows["level"] == lev], r) for lev, r in roles.items()}
+    blocks = _correlation_blocks(model_rows, parameters)
+    return Plan(table, parameters, levels, blocks, strategy)
+
+
+def data_variables(roles: dict[str, LevelRoles]) -> tuple[list[str], list[str]]:
+    """All observed variables the model uses, and those that live at the cluster level only."""
+    used = list(dict.fromkeys(v for r in roles.values() for v in (*r.observed, *r.covariates)))
+    if WITHIN not in roles:
+        return used, []
+    within = set(roles[WITHIN].observed) | set(roles[WITHIN].covariates)
+    return used, [v for v in used if v not in within]
+
+
+def check_within_variation(plan: Plan, data: ClusteredData) -> None:
+    """A within-level variable must vary inside clusters, or Σ_W would be singular."""
+    if not plan.two_level:
+        return
+    roles = plan.levels[WITHIN].roles
+    names = [*roles.observed, *roles.covariates]
+    deviations = data.matrix(names) - data.cluster_means(names)[data.cluster_index]
+    for name, spread in zip(names, np.abs(deviations).max(axis=0)):
+        if spread <= 1e-12 * max(1.0, np.abs(data.column(name)).max()):
+            raise SpecificationError(
+                f"{name!r} is used at the within level but does not vary inside any cluster "
+                "(it is a cluster-level variable); use it in the 'level: between' block only."
+            )
+
+
+def _free_parameters(rows: pd.DataFrame, kind_priors: dict[str, Prior]) -> pd.DataFrame:
+    """One row per distinct free parameter (θ element) with its kind, prior and name."""
+    free = rows[rows["free"] > 0]
+    records = []
+    for fid, group in free.groupby("free", sort=True):
+        first = group.iloc[0]
+        kind = parameter_kind(first["op"], first["lhs"], first["rhs"])
+        written = group["prior"].dropna().unique()
+        if len(written) > 1:
+            raise SpecificationError(f"parameters sharing the label {first['label']!r} have different priors {list(written)}.")
+        prior = parse_prior(written[0], kind) if len(written) else kind_priors[kind]
+        starts = group["start"].dropna()
+        records.append(dict(
+            free=fid, name=parameter_name(first["level"], first["lhs"], first["op"], first["rhs"]),
+            kind=kind, level=first["level"], prior=prior, start=starts.iloc[0] if len(starts) else np.nan,
+            label=first["label"],
+        ))
+    return pd.DataFrame(records, columns=["free", "name", "kind", "level", "prior", "start", "label"])
+
+
+def _check_moments(parameters: pd.DataFrame, roles: dict[str, LevelRoles]) -> None:
+    """More free parameters than sample moments cannot be identified."""
+    moments = 0
+    for r in roles.values():
+        p, q = len(r.observed), len(r.covariates)
+        moments += p * (p + 1) // 2 + p * (q + 1)
+    if len(parameters) > moments:
+        raise SpecificationError(
+            f"the model has {len(parameters)} free parameters but the data give only {moments} "
+            "moments (variances, covariances, means and covariate effects); fix or constrain "
+            f"at least {len(parameters) - moments} parameters."
+        )
+
+
+def _level_plan(rows: pd.DataFrame, roles: LevelRoles) -> LevelPlan:
+    """Scatter the rows of one level into B, Γ, Ψ and α."""
+    position = {v: i for i, v in enumerate(roles.observed + roles.latent)}
+    covariate = {v: i for i, v in enumerate(roles.covariates)}
+    m, q = len(position), len(covariate)
+    entries: dict[str, list[tuple[int, int, float, int]]] = {"beta": [], "gamma": [], "psi": [], "alpha": []}
+    for row in rows.itertuples(index=False):
+        value, index = row.fixed, row.free - 1
+        if row.op == "=~":
+            entries["beta"].append((position[row.rhs], position[row.lhs], value, index))
+        elif row.op == "~" and row.rhs in covariate:
+            entries["gamma"].append((position[row.lhs], covariate[row.rhs], value, index))
+        elif row.op == "~":
+            entries["beta"].append((position[row.lhs], position[row.rhs], value, index))
+        elif row.op == "~1":
+            entries["alpha"].append((position[row.lhs], 0, value, index))
+        else:
+            a, b = position[row.lhs], position[row.rhs]
+            entries["psi"].append((a, b, value, index))
+            if a != b:
+                entries["psi"].append((b, a, value, index))
+    shapes = {"beta": (m, m), "gamma": (m, q), "psi": (m, m), "alpha": (m, 1)}
+    return LevelPlan(roles, **{k: _matrix(shapes[k], e) for k, e in entries.items()})
+
+
+def _matrix(shape: tuple[int, int], entries: list[tuple[int, int, float, int]]) -> MatrixSpec:
+    base = np.zeros(shape)
+    free = [(r, c, i) for r, c, v, i in entries if i >= 0]
+    for r, c, v, i in entries:
+        if i < 0:
+            base[r, c] = v
+    rows, cols, index = (np.array(x, dtype=np.int64) for x in zip(*free)) if free else (np.zeros(0, np.int64),) * 3
+    return MatrixSpec(base, rows, cols, index)
+
+
+def _correlation_blocks(rows: pd.DataFrame, parameters: pd.DataFrame) -> tuple[CorrelationBlock, ...]:
+    """Group free covariances into complete blocks (connected components) per level."""
+    blocks = []
+    covariances = rows[(rows["op"] == "~~") & (rows["lhs"] != rows["rhs"]) & (rows["free"] > 0)]
+    if covariances["free"].duplicated().any():
+        raise SpecificationError("equality constraints on covariances are not supported; remove the shared labels on '~~' rows.")
+    for level, at in covariances.groupby("level", sort=False):
+        components = _components(list(zip(at["lhs"], at["rhs"])))
+        for k, members in enumerate(components):
+            within = at[at["lhs"].isin(members) & at["rhs"].isin(members)]
+            n = len(members)
+            if len(within) != n * (n - 1) // 2:
+                missing = [f"{a} ~~ {b}" for i, a in enumerate(members) for b in members[i + 1:]
+                           if not ((within["lhs"] == a) & (within["rhs"] == b) | (within["lhs"] == b) & (within["rhs"] == a)).any()]
+                raise SpecificationError(
+                    f"the free covariances among {members} at the {level or 'single'} level do not form a complete "
+                    f"block; free the missing ones ({', '.join(missing)}) or fix them explicitly — incomplete "
+                    "covariance patterns are not supported yet."
+                )
+            order = {v: i for i, v in enumerate(members)}
+            pairs = np.array([(order[a], order[b], f - 1) for a, b, f in zip(within["lhs"], within["rhs"], within["free"])])
+            variance, fixed = [], []
+            lev = rows[rows["level"] == level]
+            for v in members:
+                row = lev[(lev["op"] == "~~") & (lev["lhs"] == v) & (lev["rhs"] == v)].iloc[0]
+                variance.append(row["free"] - 1)
+                fixed.append(row["fixed"] if row["free"] == 0 else np.nan)
+            priors = [p for p in parameters.set_index("free").loc[within["free"], "prior"]]
+            if len({p.text for p in priors}) > 1:
+                raise SpecificationError(f"the covariances among {members} have different priors; one block takes one lkj(eta).")
+            name = f"corr_{level}_{k}" if level else f"corr_{k}"
+            blocks.append(CorrelationBlock(name, level, tuple(members), pairs, np.array(variance), np.array(fixed), priors[0]))
+    return tuple(blocks)
+
+
+def _components(edges: list[tuple[str, str]]) -> list[list[str]]:
+    """Connected components of an undirected graph, nodes in order of appearance."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            x = parent[x]
+        return x
+
+    for a, b in edges:
+        parent[find(a)] = find(b)
+    nodes = list(dict.fromkeys(v for e in edges for v in e))
+    groups: dict[str, list[str]] = {}
+    for v in nodes:
+        groups.setdefault(find(v), []).append(v)
+    return list(groups.values())
+
+

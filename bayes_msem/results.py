@@ -1,0 +1,219 @@
+"""Stage 7: posterior draws joined back onto the parameter table.
+
+:class:`Fit` holds the ArviZ DataTree (posterior draws of θ, the natural-scale
+parameter vector with dimension ``parameter``, and of ``defined`` parameters
+from ``:=``), the parameter table and a few facts about the fit. Reflection of
+factors that have no fixed loading (``std_lv=True``) is undone per draw, as in
+blavaan: each such factor's first loading is made positive and the signs of
+every parameter that involves the factor follow.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import operator
+from pathlib import Path
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .plan import parameter_name
+
+INTERVAL = 0.95
+_LOWER, _UPPER = "eti_2.5%", "eti_97.5%"
+_STAT_COLUMNS = ["mean", "sd", _LOWER, _UPPER, "r_hat", "ess_bulk", "ess_tail"]
+_TABLE_COLUMNS = ["lhs", "op", "rhs", "level", "label", "free", "fixed", "start", "prior", "random", "user"]
+
+
+class Fit:
+    """A fitted model: posterior draws in ``idata`` (an ArviZ DataTree) plus the parameter table."""
+
+    def __init__(self, idata: xr.DataTree, table: pd.DataFrame, definitions: pd.DataFrame, info: dict):
+        self.idata = idata
+        self.table = table
+        self.definitions = definitions
+        self.info = info
+
+    @classmethod
+    def from_draws(cls, idata: xr.DataTree, table: pd.DataFrame, definitions: pd.DataFrame, info: dict) -> Fit:
+        """Align factor signs and evaluate defined parameters on every draw."""
+        theta = align_signs(idata.posterior["theta"], table)
+        posterior = idata.posterior.to_dataset().assign(theta=theta)
+        if len(definitions):
+            posterior["defined"] = evaluate_definitions(theta, table, definitions)
+        idata["posterior"] = xr.DataTree(posterior)
+        return cls(idata, table, definitions, info)
+
+    def parameters(self) -> pd.DataFrame:
+        """One row per parameter, lavaan-style: lhs, op, rhs, level, label, free, posterior summaries.
+
+        Variances are variances; fixed parameters show their value as the mean and no spread.
+        """
+        stats = self._summary("theta", "parameter")
+        table = self.table
+        names = [parameter_name(*r) for r in table[["level", "lhs", "op", "rhs"]].itertuples(index=False)]
+        free_names = dict(zip(table["free"], names))
+        out = table[["lhs", "op", "rhs", "level", "label"]].copy()
+        out["free"] = table["free"] > 0
+        for column in _STAT_COLUMNS:
+            values = [stats.loc[free_names[f], column] if f > 0 else np.nan for f in table["free"]]
+            out[column] = values
+        out.loc[~out["free"], "mean"] = table.loc[~out["free"], "fixed"]
+        if len(self.definitions):
+            defined = self._summary("defined", "defined").reset_index(names="lhs")
+            defined = defined.assign(op=":=", rhs=self.definitions["expression"].to_numpy(), level="", label=None, free=True)
+            out = pd.concat([out, defined[out.columns]], ignore_index=True)
+        return out
+
+    def _summary(self, var: str, dim: str) -> pd.DataFrame:
+        s = az.summary(self.idata, var_names=[var], ci_prob=INTERVAL, ci_kind="eti", round_to="none")
+        s.index = self.idata.posterior[var][dim].to_numpy().tolist()
+        lo, hi = (c for c in s.columns if c.startswith("eti"))
+        return pd.DataFrame(s).rename(columns={lo: _LOWER, hi: _UPPER})[_STAT_COLUMNS]
+
+    def diagnostics(self) -> dict:
+        """Divergences, the worst R-hat and the smallest bulk and tail ESS over the free parameters."""
+        stats = self._summary("theta", "parameter")
+        sample_stats = self.idata["sample_stats"]
+        divergent = sample_stats["diverging"] if "diverging" in sample_stats else sample_stats["divergences"]
+        return {
+            "divergences": int(divergent.sum()),
+            "max_r_hat": float(stats["r_hat"].max()),
+            "min_ess_bulk": float(stats["ess_bulk"].min()),
+            "min_ess_tail": float(stats["ess_tail"].min()),
+        }
+
+    def summary(self) -> str:
+        """A readable report: data, strategy, sampler, convergence verdict and the parameter estimates."""
+        d = self.diagnostics()
+        info = self.info
+        post = self.idata.posterior
+        verdict = []
+        if d["divergences"]:
+            verdict.append(f"{d['divergences']} divergent transitions: rerun with target_accept=0.95 or stronger priors")
+        if d["max_r_hat"] > 1.01:
+            verdict.append(f"R-hat {d['max_r_hat']:.3f} > 1.01: chains disagree, run more tuning and draws")
+        if d["min_ess_bulk"] < 100 * post.sizes["chain"]:
+            verdict.append(f"bulk ESS {d['min_ess_bulk']:.0f} is low: draw more")
+        lines = [
+            f"bayes_msem {info.get('version', '')} — Bayesian {'two-level' if info.get('cluster') else 'single-level'} SEM",
+            "",
+            f"  Observations                 {info['n_rows']}",
+        ]
+        if info.get("cluster"):
+            lines.append(f"  Clusters ({info['cluster']}){' ' * max(1, 18 - len(info['cluster']))}{info['n_clusters']}")
+        lines += [
+            f"  Free parameters              {int((self.table['free'].max()) if len(self.table) else 0)}",
+            f"  Likelihood strategy          {info['strategy']} (all latent variables integrated out)",
+            f"  Sampler                      {info['sampler']}: {post.sizes['chain']} chains x {post.sizes['draw']} draws",
+            f"  Divergent transitions        {d['divergences']}",
+            f"  Worst R-hat                  {d['max_r_hat']:.3f}",
+            f"  Smallest bulk / tail ESS     {d['min_ess_bulk']:.0f} / {d['min_ess_tail']:.0f}",
+            f"  Verdict                      {'converged' if not verdict else 'check: ' + '; '.join(verdict)}",
+            "",
+        ]
+        table = self.parameters()
+        shown = table.assign(name=[f"{l} {o} {r}".strip() for l, o, r in table[["lhs", "op", "rhs"]].itertuples(index=False)])
+        for level, rows in shown.groupby("level", sort=False):
+            if level:
+                lines.append(f"Level: {level}")
+            body = rows.set_index("name")[["mean", "sd", _LOWER, _UPPER, "r_hat", "ess_bulk"]]
+            lines.append(body.to_string(float_format=lambda v: f"{v:.3f}", na_rep=""))
+            lines.append("")
+        return "\n".join(lines)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the fit to one netCDF file (the DataTree plus the table and facts) that :func:`load` reads."""
+        path = Path(path)
+        tree = self.idata.copy()
+        tree.attrs = {**tree.attrs, "bayes_msem": json.dumps({
+            "table": self.table.to_json(orient="split"),
+            "definitions": self.definitions.to_json(orient="split"),
+            "info": self.info,
+        })}
+        tree.to_netcdf(path)
+        return path
+
+
+def load(path: str | Path) -> Fit:
+    """Read a fit written by :meth:`Fit.save`."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no saved fit at {path}.")
+    try:
+        tree = xr.open_datatree(path).load()
+        meta = json.loads(tree.attrs["bayes_msem"])
+    except (OSError, ValueError, KeyError) as error:
+        raise ValueError(f"{path} is not a fit saved by bayes_msem (or it is damaged): {error}") from error
+    table = pd.read_json(meta["table"], orient="split")
+    table = table.astype({"label": object, "prior": object, "random": object})
+    table = table.where(table.notna(), None).astype({"fixed": float, "start": float})
+    definitions = pd.read_json(meta["definitions"], orient="split")
+    return Fit(tree, table[_TABLE_COLUMNS], definitions, meta["info"])
+
+
+def align_signs(theta: xr.DataArray, table: pd.DataFrame) -> xr.DataArray:
+    """Undo reflection of factors without a fixed loading: their first loading becomes positive.
+
+    With s_f = sign(first loading of f) per draw, every parameter is multiplied by
+    s_lhs · s_rhs (s = 1 for observed variables; variances are unchanged).
+    """
+    loadings = table[table["op"] == "=~"]
+    signs = {}
+    for (level, factor), rows in loadings.groupby(["level", "lhs"], sort=False):
+        if (rows["fixed"].fillna(0) != 0).any():
+            continue
+        first = rows.iloc[0]
+        signs[(level, factor)] = np.sign(theta.isel(parameter=first["free"] - 1)).where(lambda s: s != 0, 1.0)
+    if not signs:
+        return theta
+    factor = xr.ones_like(theta)
+    for free, rows in table[table["free"] > 0].groupby("free"):
+        row = rows.iloc[0]
+        sign = 1.0
+        for name in (row["lhs"], row["rhs"]):
+            sign = sign * signs.get((row["level"], name), 1.0)
+        factor[dict(parameter=free - 1)] = sign
+    return theta * factor
+
+
+_BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+           ast.Pow: operator.pow}
+_FUNCTIONS = {"exp": np.exp, "log": np.log, "sqrt": np.sqrt, "abs": np.abs}
+
+
+def evaluate_definitions(theta: xr.DataArray, table: pd.DataFrame, definitions: pd.DataFrame) -> xr.DataArray:
+    """Evaluate each ``name := expression`` on every draw; labels stand for their parameters."""
+    values: dict[str, xr.DataArray] = {}
+    for label, free in table.loc[table["label"].notna(), ["label", "free"]].drop_duplicates("label").itertuples(index=False):
+        values[label] = theta.isel(parameter=free - 1) if free > 0 else float(table.loc[table["label"] == label, "fixed"].iloc[0])
+    results = []
+    for name, expression in definitions[["name", "expression"]].itertuples(index=False):
+        result = _evaluate(ast.parse(expression.replace("^", "**"), mode="eval").body, values, expression)
+        values[name] = result
+        results.append(xr.zeros_like(theta.isel(parameter=0), dtype=float).drop_vars("parameter") + result)
+    return xr.concat(results, dim="defined").assign_coords(defined=definitions["name"].to_list())
+
+
+def _evaluate(node: ast.AST, values: dict, expression: str):
+    """A small arithmetic evaluator: numbers, labels, + − × ÷ ^, unary minus and exp/log/sqrt/abs."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
+        return float(node.value)
+    if isinstance(node, ast.Name):
+        if node.id not in values:
+            raise ValueError(f"'{node.id}' in the definition '{expression}' is not a parameter label or defined name.")
+        return values[node.id]
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+        return _BINARY[type(node.op)](_evaluate(node.left, values, expression), _evaluate(node.right, values, expression))
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        value = _evaluate(node.operand, values, expression)
+        return -value if isinstance(node.op, ast.USub) else value
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCTIONS and len(node.args) == 1:
+        return _FUNCTIONS[node.func.id](_evaluate(node.args[0], values, expression))
+    raise ValueError(f"cannot evaluate the definition '{expression}': only numbers, labels, + - * / ^ and "
+                     f"{', '.join(_FUNCTIONS)} are allowed.")
+
+

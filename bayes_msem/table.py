@@ -1,0 +1,286 @@
+"""Stage 2: user table → full parameter table, with lavaan's defaults.
+
+The parameter table is the one representation of a model that every later
+stage reads: one row per parameter with ``lhs, op, rhs, level, label, free,
+fixed, start, prior, random, user``. ``free`` numbers the distinct free
+parameters from 1 (rows that share a label share the number); ``fixed`` holds
+the value of a fixed row. Default rows (``user == False``) follow lavaan's
+``sem()`` / blavaan's ``bsem()``:
+
+* the first loading of each factor is fixed to 1 (``std_lv=True``: factor
+  variances are fixed to 1 and every loading is free);
+* every modelled observed and latent variable has a free (residual) variance;
+* exogenous factors covary, and so do the residuals of "pure" outcomes
+  (dependent variables that predict nothing);
+* exogenous observed covariates that live at one level only are conditioned
+  on (lavaan's ``fixed.x``): they get no rows at all;
+* single level: observed intercepts free, factor means 0. Two levels: the
+  means live at the between level; variables with a between part have their
+  within intercepts fixed to 0, within-only variables keep a free intercept.
+
+Identification problems that the syntax alone reveals raise
+:class:`SpecificationError` here; the data-dependent ones are checked in
+:mod:`bayes_msem.plan`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+COLUMNS = ["lhs", "op", "rhs", "level", "label", "free", "fixed", "start", "prior", "random", "user"]
+SINGLE_LEVEL = ""
+WITHIN, BETWEEN = "within", "between"
+_LEVEL_ALIASES = {"within": WITHIN, "1": WITHIN, "between": BETWEEN, "2": BETWEEN}
+MODEL_OPS = ("=~", "~", "~~", "~1")
+
+
+class SpecificationError(ValueError):
+    """The model is not specified in a way that can be estimated; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class LevelRoles:
+    """Which variables play which part at one level.
+
+    ``observed`` are modelled observed variables (they get variances), ``latent``
+    the factors defined at this level, ``covariates`` the exogenous observed
+    variables conditioned on (fixed.x), ``random`` the random parameters
+    (``NAME | relation``) used as variables at this level.
+    """
+
+    level: str
+    observed: tuple[str, ...]
+    latent: tuple[str, ...]
+    covariates: tuple[str, ...]
+    random: tuple[str, ...] = ()
+
+
+def level_names(blocks: list[str | None], cluster: str | list[str] | None) -> dict[str | None, str]:
+    """Map the raw block names of the syntax to level labels (``within``/``between``)."""
+    distinct = list(dict.fromkeys(blocks))
+    if distinct == [None]:
+        if cluster is not None:
+            raise SpecificationError(
+                f"cluster={cluster!r} was given but the syntax has no level blocks; "
+                "write 'level: within' and 'level: between' blocks for a two-level model, "
+                "or drop cluster= for a single-level model."
+            )
+        return {None: SINGLE_LEVEL}
+    if cluster is None:
+        raise SpecificationError(
+            "the syntax has level blocks but no cluster column was given; pass cluster='COLUMN'."
+        )
+    clusters = [cluster] if isinstance(cluster, str) else list(cluster)
+    if len(clusters) != 1:
+        raise SpecificationError(
+            f"models with {len(clusters) + 1} levels (cluster={clusters!r}) are not supported yet; "
+            "two-level models take one cluster column."
+        )
+    mapping = {}
+    for block in distinct:
+        key = str(block)
+        label = _LEVEL_ALIASES.get(key.lower(), BETWEEN if key == clusters[0] else None)
+        if label is None:
+            raise SpecificationError(
+                f"unknown level {block!r}; a two-level model has 'level: within' (or 1) and "
+                f"'level: between' (or 2, or the cluster column name {clusters[0]!r})."
+            )
+        mapping[block] = label
+    if sorted(mapping.values()) != [BETWEEN, WITHIN]:
+        raise SpecificationError(
+            "a two-level model needs both a 'level: within' and a 'level: between' block "
+            f"(found {sorted(set(mapping.values()))})."
+        )
+    return mapping
+
+
+def build_table(user: pd.DataFrame, cluster: str | list[str] | None = None, std_lv: bool = False) -> pd.DataFrame:
+    """Complete a parsed user table with default rows and number the free parameters."""
+    user = user.copy()
+    user["level"] = user["block"].map(level_names(list(user["block"]), cluster))
+    rows = user[user["op"].isin(MODEL_OPS) | (user["op"] == "|")]
+    _check_latent_levels(rows)
+    roles = assign_roles(rows)
+    table_rows: list[dict] = []
+    for level, level_roles in roles.items():
+        level_user = rows[rows["level"] == level]
+        table_rows += _level_rows(level_user, level_roles, roles, std_lv)
+    table = pd.DataFrame(table_rows, columns=COLUMNS[:4] + ["label", "fixed", "start", "prior", "random", "user", "free_forced"])
+    table = _apply_equalities(table, user[user["op"] == "=="])
+    table = _number_free(table)
+    _check_scales(table, roles)
+    return table[COLUMNS].reset_index(drop=True)
+
+
+def definitions(user: pd.DataFrame) -> pd.DataFrame:
+    """The ``:=`` rows of a parsed user table: name and expression."""
+    defined = user[user["op"] == ":="]
+    return pd.DataFrame({"name": defined["lhs"].to_list(), "expression": defined["rhs"].to_list()})
+
+
+def assign_roles(rows: pd.DataFrame) -> dict[str, LevelRoles]:
+    """Sort the names of each level into modelled observed, latent and covariates.
+
+    A covariate is an observed variable that appears only on the right of ``~``
+    and at one level only; it is conditioned on. Everything else observed is
+    modelled (a variable used at both levels is split into within and between
+    parts, both modelled).
+    """
+    latent = set(rows.loc[rows["op"] == "=~", "lhs"])
+    random = set(rows["random"].dropna())
+    levels = list(dict.fromkeys(rows["level"]))
+    names_at = {lev: _names(rows[rows["level"] == lev]) for lev in levels}
+    roles = {}
+    for lev in levels:
+        r = rows[rows["level"] == lev]
+        regressors = set(r.loc[r["op"] == "~", "rhs"])
+        elsewhere = set().union(*(names_at[o] for o in levels if o != lev))
+        non_predictor = set(r.loc[r["op"].isin(["=~", "~~", "~1", "|"]), ["lhs", "rhs"]].to_numpy().ravel())
+        non_predictor |= set(r.loc[r["op"] == "~", "lhs"])
+        covariates = [
+            v for v in names_at[lev]
+            if v in regressors and v not in latent | random and v not in non_predictor and v not in elsewhere
+        ]
+        observed = [v for v in names_at[lev] if v not in latent | random and v not in covariates]
+        lv = [v for v in names_at[lev] if v in latent]
+        rp = [v for v in names_at[lev] if v in random]
+        roles[lev] = LevelRoles(lev, tuple(observed), tuple(lv), tuple(covariates), tuple(rp))
+    return roles
+
+
+def _names(rows: pd.DataFrame) -> list[str]:
+    """Variable names in order of appearance (intercept rows have no rhs)."""
+    names: list[str] = []
+    for lhs, op, rhs in rows[["lhs", "op", "rhs"]].itertuples(index=False):
+        names.append(lhs)
+        if op in ("=~", "~", "~~"):
+            names.append(rhs)
+    return list(dict.fromkeys(names))
+
+
+def _check_latent_levels(rows: pd.DataFrame) -> None:
+    """A factor belongs to the level that defines it; using it elsewhere is an error."""
+    defined = rows[rows["op"] == "=~"].groupby("lhs")["level"].agg(lambda s: sorted(set(s)))
+    for name, levels in defined.items():
+        if len(levels) > 1:
+            raise SpecificationError(
+                f"the factor {name!r} is defined at levels {levels}; give the factor at each "
+                f"level its own name (for example {name}_w and {name}_b)."
+            )
+    home = {name: levels[0] for name, levels in defined.items()}
+    for row in rows.itertuples(index=False):
+        for name in (row.lhs, row.rhs):
+            if name in home and home[name] != row.level:
+                raise SpecificationError(
+                    f"line {row.line}: the factor {name!r} is defined at the {home[name]} level "
+                    f"but used at the {row.level} level; a factor exists only at the level that "
+                    "defines it."
+                )
+
+
+def _level_rows(user: pd.DataFrame, roles: LevelRoles, all_roles: dict[str, LevelRoles], std_lv: bool) -> list[dict]:
+    """The user's rows of one level plus its default rows."""
+    level = roles.level
+    two_level = level != SINGLE_LEVEL
+    rows = [_user_row(r) for r in user.itertuples(index=False)]
+    given = {(r["lhs"], r["op"], r["rhs"]) for r in rows}
+    given |= {(r["rhs"], r["op"], r["lhs"]) for r in rows if r["op"] == "~~"}
+
+    def add(lhs: str, op: str, rhs: str, fixed: float = np.nan) -> None:
+        if (lhs, op, rhs) not in given:
+            rows.append(dict(lhs=lhs, op=op, rhs=rhs, level=level, label=None, fixed=fixed, start=np.nan,
+                             prior=None, random=None, user=False, free_forced=False))
+            given.add((lhs, op, rhs))
+
+    if not std_lv:
+        for lv in roles.latent:
+            first = next(r for r in rows if r["op"] == "=~" and r["lhs"] == lv)
+            if np.isnan(first["fixed"]) and not first["free_forced"] and first["random"] is None:
+                first["fixed"] = 1.0
+    for v in roles.observed + roles.latent:
+        add(v, "~~", v, 1.0 if std_lv and v in roles.latent else np.nan)
+
+    dependent = {r["lhs"] for r in rows if r["op"] == "~"}
+    predictors = {r["rhs"] for r in rows if r["op"] == "~"}
+    indicators = {r["rhs"] for r in rows if r["op"] == "=~"}
+    exogenous_lv = [v for v in roles.latent if v not in dependent and v not in indicators]
+    pure_outcomes = [v for v in roles.observed + roles.latent
+                     if v in dependent and v not in predictors and v not in indicators]
+    for a, b in itertools.chain(itertools.combinations(exogenous_lv, 2), itertools.combinations(pure_outcomes, 2)):
+        add(a, "~~", b)
+
+    between = all_roles.get(BETWEEN)
+    for v in roles.observed:
+        has_between_part = two_level and level == WITHIN and between is not None and v in between.observed
+        add(v, "~1", "", 0.0 if has_between_part else np.nan)
+    for v in roles.latent:
+        add(v, "~1", "", 0.0)
+    for v in roles.random:
+        add(v, "~~", v)
+        add(v, "~1", "")
+    return rows
+
+
+def _user_row(r) -> dict:
+    return dict(lhs=r.lhs, op=r.op, rhs=r.rhs, level=r.level, label=r.label, fixed=r.fixed, start=r.start,
+                prior=r.prior, random=r.random, user=True, free_forced=bool(r.free_forced))
+
+
+def _apply_equalities(table: pd.DataFrame, constraints: pd.DataFrame) -> pd.DataFrame:
+    """``a == b`` between two labels makes them one parameter (the second label takes the first)."""
+    labels = set(table["label"].dropna())
+    for c in constraints.itertuples(index=False):
+        if c.lhs not in labels or c.rhs not in labels:
+            raise SpecificationError(
+                f"line {c.line}: the constraint '{c.lhs} == {c.rhs}' is not supported; equality "
+                "constraints must name two parameter labels (or give both parameters the same label)."
+            )
+        table.loc[table["label"] == c.rhs, "label"] = c.lhs
+    return table
+
+
+def _number_free(table: pd.DataFrame) -> pd.DataFrame:
+    """Number free parameters from 1; rows sharing a label share a number (and a fixed value)."""
+    table = table.copy()
+    for label, group in table[table["label"].notna()].groupby("label", sort=False):
+        fixed = group["fixed"].dropna().unique()
+        if len(fixed) > 1:
+            raise SpecificationError(f"the label {label!r} is fixed to different values {list(fixed)}.")
+        if len(fixed) == 1:
+            table.loc[group.index, "fixed"] = fixed[0]
+        ops = {"variance" if (o == "~~" and l == r) else o for o, l, r in group[["op", "lhs", "rhs"]].itertuples(index=False)}
+        if len(ops) > 1:
+            raise SpecificationError(
+                f"the label {label!r} is shared by parameters of different kinds ({sorted(ops)}); "
+                "equality constraints must join parameters of one kind."
+            )
+    free = np.zeros(len(table), dtype=np.int64)
+    ids: dict[str, int] = {}
+    for i, (label, fixed) in enumerate(table[["label", "fixed"]].itertuples(index=False)):
+        if not np.isnan(fixed):
+            continue
+        key = label if isinstance(label, str) else f"__row{i}"
+        free[i] = ids.setdefault(key, len(ids) + 1)
+    table["free"] = free
+    return table
+
+
+def _check_scales(table: pd.DataFrame, roles: dict[str, LevelRoles]) -> None:
+    """Each factor needs a scale: a loading fixed to a non-zero value or a fixed variance."""
+    for level, r in roles.items():
+        at = table[table["level"] == level]
+        for lv in r.latent:
+            loadings = at[(at["op"] == "=~") & (at["lhs"] == lv)]
+            variance = at[(at["op"] == "~~") & (at["lhs"] == lv) & (at["rhs"] == lv)]
+            if (loadings["fixed"].fillna(0) != 0).any() or variance["free"].eq(0).any():
+                continue
+            where = f" at the {level} level" if level else ""
+            raise SpecificationError(
+                f"the factor {lv!r}{where} has no scale: all its loadings and its variance are free. "
+                f"Fix one loading (e.g. '{lv} =~ 1*{loadings['rhs'].iloc[0]} + ...'), fix its variance "
+                f"('{lv} ~~ 1*{lv}'), or fit with std_lv=True."
+            )

@@ -20,14 +20,13 @@ from .likelihood.marginal import Layout, MarginalStatistics, marginal_loglik
 from .moments import implied_moments
 from .plan import Plan
 from .priors import lkj_cholesky, prior_vector
-
-_INITIAL = {"loading": 1.0, "regression": 0.0}
+from .table import BETWEEN, WITHIN
 
 
 def build_model(plan: Plan, data: ClusteredData) -> pm.Model:
     """The PyMC model of a planned MSEM with its data registered as ``pm.Data``."""
     with pm.Model(coords={"parameter": plan.parameters["name"].to_list()}) as model:
-        theta = parameter_vector(plan)
+        theta = parameter_vector(plan, starting_values(plan, data))
         moments = {level: implied_moments(lp, theta) for level, lp in plan.levels.items()}
         layout = Layout.from_plan(plan)
         stats = MarginalStatistics.from_data(layout, data).register()
@@ -35,8 +34,11 @@ def build_model(plan: Plan, data: ClusteredData) -> pm.Model:
     return model
 
 
-def parameter_vector(plan: Plan) -> pt.TensorVariable:
-    """θ: sampled vectors scattered into table order, covariances R_ab √(ψ_aa ψ_bb) from the LKJ blocks."""
+def parameter_vector(plan: Plan, starts: np.ndarray) -> pt.TensorVariable:
+    """θ: sampled vectors scattered into table order, covariances R_ab √(ψ_aa ψ_bb) from the LKJ blocks.
+
+    ``starts`` are natural-scale starting values of θ (the samplers start there).
+    """
     params = plan.parameters.assign(index=np.arange(len(plan.parameters)))
     theta = pt.zeros(len(params))
     plain = params[params["kind"] != "covariance"].copy()
@@ -47,7 +49,8 @@ def parameter_vector(plan: Plan) -> pt.TensorVariable:
         clash = sum((k if k != "variance" else s) == base for (k, _, s), _ in groups) > 1
         dim = f"{base}_{family}" if clash else base
         pm.Model.get_context().add_coord(dim, rows["name"].to_list())
-        initial = _initial_values(kind, scale, rows)
+        initial = starts[rows["index"].to_numpy()]
+        initial = np.sqrt(initial) if scale == "sd" else initial
         value = prior_vector(f"{dim}s", rows["prior"].to_list(), dims=dim, initval=initial)
         if scale == "sd":
             value = value**2
@@ -62,13 +65,45 @@ def parameter_vector(plan: Plan) -> pt.TensorVariable:
     return pm.Deterministic("theta", theta, dims="parameter")
 
 
-def _initial_values(kind: str, scale: str | None, rows) -> np.ndarray | None:
-    """Starting values: written start() values, loadings at 1 (never a reflected start), else the prior's own."""
-    start = rows["start"].to_numpy(dtype=float)
-    if kind == "variance" and scale == "sd":
-        start = np.sqrt(start)
-    default = _INITIAL.get(kind)
-    if default is None and np.isnan(start).all():
-        return None
-    fallback = default if default is not None else (1.0 if kind == "variance" else 0.0)
-    return np.where(np.isnan(start), fallback, start)
+def starting_values(plan: Plan, data: ClusteredData) -> np.ndarray:
+    """Simple starting values (as lavaan's): written start() values first; loadings 1, regressions
+    and covariances 0, intercepts at the observed mean, residual variances half the observed
+    variance at the level, factor variances half their first indicator's.
+
+    Starting every chain here keeps chains out of reflected or marker-dropping modes.
+    """
+    mean, variance = _level_moments(plan, data)
+    table = plan.table
+    starts = []
+    for row in plan.parameters.itertuples(index=False):
+        key = (row.level, row.lhs)
+        if not np.isnan(row.start):
+            starts.append(row.start)
+        elif row.kind == "loading":
+            starts.append(1.0)
+        elif row.kind == "intercept":
+            starts.append(mean.get(key, 0.0))
+        elif row.kind == "variance":
+            indicators = table[(table["level"] == row.level) & (table["op"] == "=~") & (table["lhs"] == row.lhs)]
+            first = (row.level, indicators["rhs"].iloc[0]) if len(indicators) else key
+            starts.append(0.5 * variance.get(first, 2.0))
+        else:
+            starts.append(0.0)
+    return np.array(starts, dtype=float)
+
+
+def _level_moments(plan: Plan, data: ClusteredData) -> tuple[dict, dict]:
+    """Observed mean and variance of each modelled variable at each level (within: pooled
+    within-cluster variance; between: variance of the cluster means)."""
+    mean, variance = {}, {}
+    for level, lp in plan.levels.items():
+        names = list(lp.roles.observed)
+        if level == WITHIN:
+            values = data.matrix(names) - data.cluster_means(names)[data.cluster_index]
+        elif level == BETWEEN:
+            values = data.cluster_means(names)
+        else:
+            values = data.matrix(names)
+        for name, m, v in zip(names, values.mean(axis=0), values.var(axis=0)):
+            mean[(level, name)], variance[(level, name)] = m, max(v, 1e-3)
+    return mean, variance

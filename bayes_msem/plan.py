@@ -25,7 +25,7 @@ import pandas as pd
 
 from .data import ClusteredData
 from .priors import Prior, default_priors, parse_prior
-from .table import WITHIN, LevelRoles, SpecificationError, assign_roles
+from .table import BETWEEN, WITHIN, LevelRoles, SpecificationError, assign_roles
 
 MARGINAL = "marginal"
 
@@ -165,18 +165,26 @@ def _free_parameters(rows: pd.DataFrame, kind_priors: dict[str, Prior]) -> pd.Da
         starts = group["start"].dropna()
         records.append(dict(
             free=fid, name=parameter_name(first["level"], first["lhs"], first["op"], first["rhs"]),
+            lhs=first["lhs"], rhs=first["rhs"],
             kind=kind, level=first["level"], prior=prior, start=starts.iloc[0] if len(starts) else np.nan,
             label=first["label"],
         ))
-    return pd.DataFrame(records, columns=["free", "name", "kind", "level", "prior", "start", "label"])
+    return pd.DataFrame(records, columns=["free", "name", "lhs", "rhs", "kind", "level", "prior", "start", "label"])
 
 
 def _check_moments(parameters: pd.DataFrame, roles: dict[str, LevelRoles]) -> None:
-    """More free parameters than sample moments cannot be identified."""
+    """More free parameters than sample moments cannot be identified.
+
+    Each level gives the (co)variances of its observed variables and their
+    covariate effects; each variable's mean counts once: at the between level,
+    or at the within level for within-only variables.
+    """
+    between = roles.get(BETWEEN)
     moments = 0
     for r in roles.values():
         p, q = len(r.observed), len(r.covariates)
-        moments += p * (p + 1) // 2 + p * (q + 1)
+        means = sum(v not in between.observed for v in r.observed) if r.level == WITHIN and between else p
+        moments += p * (p + 1) // 2 + p * q + means
     if len(parameters) > moments:
         raise SpecificationError(
             f"the model has {len(parameters)} free parameters but the data give only {moments} "
@@ -236,8 +244,8 @@ def _correlation_blocks(rows: pd.DataFrame, parameters: pd.DataFrame) -> tuple[C
                            if not ((within["lhs"] == a) & (within["rhs"] == b) | (within["lhs"] == b) & (within["rhs"] == a)).any()]
                 raise SpecificationError(
                     f"the free covariances among {members} at the {level or 'single'} level do not form a complete "
-                    f"block; free the missing ones ({', '.join(missing)}) or fix them explicitly — incomplete "
-                    "covariance patterns are not supported yet."
+                    f"block; free the missing ones ({', '.join(missing)}) or drop covariances until each connected "
+                    "set is complete — incomplete covariance patterns (fixed ones included) are not supported yet."
                 )
             order = {v: i for i, v in enumerate(members)}
             pairs = np.array([(order[a], order[b], f - 1) for a, b, f in zip(within["lhs"], within["rhs"], within["free"])])

@@ -95,8 +95,9 @@ def parse_prior(text: str, kind: str) -> Prior:
     if len(args) != len(arg_names):
         raise PriorError(f"the prior {text!r} takes {len(arg_names)} argument(s) ({', '.join(arg_names)}), got {len(args)}.")
     for arg_name, value in zip(arg_names, args):
-        if not np.isfinite(value) or (arg_name in _POSITIVE_ARGS and value <= 0):
-            raise PriorError(f"in the prior {text!r}, {arg_name} must be a positive finite number.")
+        positive = arg_name in _POSITIVE_ARGS and (family, arg_name) != ("cauchy", "alpha")  # Cauchy's alpha is its location
+        if not np.isfinite(value) or (positive and value <= 0):
+            raise PriorError(f"in the prior {text!r}, {arg_name} must be a {'positive ' if positive else ''}finite number.")
     if family == "uniform" and not args[0] < args[1]:
         raise PriorError(f"in the prior {text!r}, the lower bound must be below the upper bound.")
     if kind == "covariance":

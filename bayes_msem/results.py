@@ -11,6 +11,7 @@ every parameter that involves the factor follow.
 from __future__ import annotations
 
 import ast
+import io
 import json
 import operator
 from pathlib import Path
@@ -148,10 +149,10 @@ def load(path: str | Path) -> Fit:
         meta = json.loads(tree.attrs["bayes_msem"])
     except (OSError, ValueError, KeyError) as error:
         raise ValueError(f"{path} is not a fit saved by bayes_msem (or it is damaged): {error}") from error
-    table = pd.read_json(meta["table"], orient="split")
+    table = pd.read_json(io.StringIO(meta["table"]), orient="split")
     table = table.astype({"label": object, "prior": object, "random": object})
     table = table.where(table.notna(), None).astype({"fixed": float, "start": float})
-    definitions = pd.read_json(meta["definitions"], orient="split")
+    definitions = pd.read_json(io.StringIO(meta["definitions"]), orient="split")
     return Fit(tree, table[_TABLE_COLUMNS], definitions, meta["info"])
 
 

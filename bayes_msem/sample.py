@@ -28,10 +28,13 @@ def check_settings(draws: int, tune: int, chains: int, sampler: str) -> None:
 
 
 def compile_nutpie(model: pm.Model):
-    """Compile a PyMC model for nutpie (numba backend): the slow step that refits reuse."""
+    """Compile a PyMC model for nutpie (numba backend): the slow step that refits reuse.
+
+    Chains start at the model's starting values without jitter (see ``build.starting_values``).
+    """
     import nutpie
 
-    return nutpie.compile_pymc_model(model)
+    return nutpie.compile_pymc_model(model, jitter_rvs=set())
 
 
 def run_sampler(model: pm.Model, compiled, *, draws: int, tune: int, chains: int, random_seed: int | None,
@@ -48,4 +51,4 @@ def run_sampler(model: pm.Model, compiled, *, draws: int, tune: int, chains: int
                              progress_bar=progressbar, target_accept=target_accept, save_warmup=False)
     return pm.sample(draws=draws, tune=tune, chains=chains, random_seed=random_seed, progressbar=progressbar,
                      nuts_sampler=sampler, model=model, target_accept=target_accept,
-                     compute_convergence_checks=False, cores=min(chains, 2))
+                     compute_convergence_checks=False, cores=min(chains, 2), init="adapt_diag")

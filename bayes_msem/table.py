@@ -110,7 +110,7 @@ def build_table(user: pd.DataFrame, cluster: str | list[str] | None = None, std_
         level_user = rows[rows["level"] == level]
         table_rows += _level_rows(level_user, level_roles, roles, std_lv)
     table = pd.DataFrame(table_rows, columns=COLUMNS[:4] + ["label", "fixed", "start", "prior", "random", "user", "free_forced"])
-    table = _apply_equalities(table, user[user["op"] == "=="])
+    table = _apply_equalities(table, user[user["op"].isin(["==", "<", ">"])])
     table = _number_free(table)
     _check_scales(table, roles)
     return table[COLUMNS].reset_index(drop=True)
@@ -231,22 +231,32 @@ def _user_row(r) -> dict:
 
 
 def _apply_equalities(table: pd.DataFrame, constraints: pd.DataFrame) -> pd.DataFrame:
-    """``a == b`` between two labels makes them one parameter (the second label takes the first)."""
+    """``a == b`` between two labels makes them one parameter: their rows get one ``key`` (the labels
+    stay, so ``:=`` definitions can use either); ``<``/``>`` raise."""
     labels = set(table["label"].dropna())
+    table["key"] = table["label"]
+    for c in constraints[constraints["op"] != "=="].itertuples(index=False):
+        raise SpecificationError(
+            f"line {c.line}: the inequality constraint '{c.lhs} {c.op} {c.rhs}' is not supported yet; remove it, "
+            "or keep the parameter in range with a prior of bounded support (e.g. prior(\"lognormal(0, 1)\"))."
+        )
     for c in constraints.itertuples(index=False):
         if c.lhs not in labels or c.rhs not in labels:
             raise SpecificationError(
                 f"line {c.line}: the constraint '{c.lhs} == {c.rhs}' is not supported; equality "
                 "constraints must name two parameter labels (or give both parameters the same label)."
             )
-        table.loc[table["label"] == c.rhs, "label"] = c.lhs
+        first, second = (table.loc[table["label"] == name, "key"].iloc[0] for name in (c.lhs, c.rhs))
+        table.loc[table["key"] == second, "key"] = first
     return table
 
 
 def _number_free(table: pd.DataFrame) -> pd.DataFrame:
-    """Number free parameters from 1; rows sharing a label share a number (and a fixed value)."""
+    """Number free parameters from 1; rows sharing a key (a label, or labels joined by ``==``) share a number
+    (and a fixed value)."""
     table = table.copy()
-    for label, group in table[table["label"].notna()].groupby("label", sort=False):
+    for key, group in table[table["key"].notna()].groupby("key", sort=False):
+        label = " == ".join(group["label"].unique())
         fixed = group["fixed"].dropna().unique()
         if len(fixed) > 1:
             raise SpecificationError(f"the label {label!r} is fixed to different values {list(fixed)}.")
@@ -260,11 +270,10 @@ def _number_free(table: pd.DataFrame) -> pd.DataFrame:
             )
     free = np.zeros(len(table), dtype=np.int64)
     ids: dict[str, int] = {}
-    for i, (label, fixed) in enumerate(table[["label", "fixed"]].itertuples(index=False)):
+    for i, (key, fixed) in enumerate(table[["key", "fixed"]].itertuples(index=False)):
         if not np.isnan(fixed):
             continue
-        key = label if isinstance(label, str) else f"__row{i}"
-        free[i] = ids.setdefault(key, len(ids) + 1)
+        free[i] = ids.setdefault(key if isinstance(key, str) else f"__row{i}", len(ids) + 1)
     table["free"] = free
     return table
 

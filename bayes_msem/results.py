@@ -41,10 +41,10 @@ class Fit:
     @classmethod
     def from_draws(cls, idata: xr.DataTree, table: pd.DataFrame, definitions: pd.DataFrame, info: dict) -> Fit:
         """Align factor signs and evaluate defined parameters on every draw."""
-        theta = align_signs(idata.posterior["theta"], table)
-        posterior = idata.posterior.to_dataset().assign(theta=theta)
+        posterior = idata.posterior.to_dataset().map(lambda v: v.copy(data=np.asarray(v.values)))
+        posterior["theta"] = align_signs(posterior["theta"], table)
         if len(definitions):
-            posterior["defined"] = evaluate_definitions(theta, table, definitions)
+            posterior["defined"] = evaluate_definitions(posterior["theta"], table, definitions)
         idata["posterior"] = xr.DataTree(posterior)
         return cls(idata, table, definitions, info)
 
@@ -168,17 +168,16 @@ def align_signs(theta: xr.DataArray, table: pd.DataFrame) -> xr.DataArray:
         if (rows["fixed"].fillna(0) != 0).any():
             continue
         first = rows.iloc[0]
-        signs[(level, factor)] = np.sign(theta.isel(parameter=first["free"] - 1)).where(lambda s: s != 0, 1.0)
+        signs[(level, factor)] = np.where(theta.isel(parameter=first["free"] - 1).values < 0, -1.0, 1.0)
     if not signs:
         return theta
-    factor = xr.ones_like(theta)
+    theta = theta.transpose("chain", "draw", "parameter")
+    factor = np.ones(theta.shape)
     for free, rows in table[table["free"] > 0].groupby("free"):
         row = rows.iloc[0]
-        sign = 1.0
-        for name in (row["lhs"], row["rhs"]):
-            sign = sign * signs.get((row["level"], name), 1.0)
-        factor[dict(parameter=free - 1)] = sign
-    return theta * factor
+        sign = signs.get((row["level"], row["lhs"]), 1.0) * signs.get((row["level"], row["rhs"]), 1.0)
+        factor[..., free - 1] = np.asarray(sign)
+    return theta.copy(data=theta.values * factor)
 
 
 _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,

@@ -1,0 +1,109 @@
+"""Tests for the bayes-msem command line program: error paths without sampling, and one end-to-end fit."""
+
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayes_msem as bm
+from bayes_msem.cli import main
+
+MODEL = "f =~ y1 + y2 + y3\n"
+
+
+@pytest.fixture
+def inputs(tmp_path: Path) -> tuple[Path, Path]:
+    """A one-factor model file and a CSV with 200 rows simulated from it."""
+    rng = np.random.default_rng(1)
+    f = rng.standard_normal(200)
+    data = pd.DataFrame({f"y{k}": 0.8 * f + 0.6 * rng.standard_normal(200) for k in (1, 2, 3)})
+    model, csv = tmp_path / "model.txt", tmp_path / "data.csv"
+    model.write_text(MODEL)
+    data.to_csv(csv, index=False)
+    return model, csv
+
+
+def _no_fit(*args, **kwargs):
+    raise AssertionError("the CLI should have stopped before fitting")
+
+
+@pytest.fixture(autouse=True)
+def _forbid_fitting(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Error-path tests must fail fast: fitting is only allowed in the end-to-end test."""
+    if "end_to_end" not in request.node.name:
+        monkeypatch.setattr(bm.Model, "fit", _no_fit)
+
+
+def _error(capsys: pytest.CaptureFixture) -> str:
+    """The single stderr line the CLI printed."""
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
+    return err
+
+
+def test_version(capsys: pytest.CaptureFixture) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"bayes-msem {version('bayes_msem')}"
+
+
+def test_missing_model_file(inputs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    _, csv = inputs
+    assert main(["fit", str(tmp_path / "nope.txt"), str(csv), "--out", str(tmp_path / "out")]) == 2
+    assert "nope.txt" in _error(capsys)
+
+
+def test_missing_csv(inputs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    model, _ = inputs
+    assert main(["fit", str(model), str(tmp_path / "nope.csv"), "--out", str(tmp_path / "out")]) == 2
+    assert "nope.csv" in _error(capsys)
+
+
+def test_bad_syntax(inputs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    model, csv = inputs
+    model.write_text("f =~ y1 +\n")
+    assert main(["fit", str(model), str(csv), "--out", str(tmp_path / "out")]) == 2
+    err = _error(capsys)
+    assert "model.txt" in err and "line 1" in err
+    assert not (tmp_path / "out").exists()  # nothing is created for a model that cannot be fitted
+
+
+def test_unknown_variable(inputs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    model, csv = inputs
+    model.write_text("f =~ y1 + y2 + y9\n")
+    assert main(["fit", str(model), str(csv), "--out", str(tmp_path / "out")]) == 2
+    assert "y9" in _error(capsys)
+
+
+def test_bad_draws(inputs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    model, csv = inputs
+    assert main(["fit", str(model), str(csv), "--draws", "0", "--out", str(tmp_path / "out")]) == 2
+    assert "draws" in _error(capsys)
+
+
+def test_unwritable_out_is_caught_before_fitting(inputs: tuple[Path, Path], tmp_path: Path,
+                                                capsys: pytest.CaptureFixture) -> None:
+    model, csv = inputs
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    assert main(["fit", str(model), str(csv), "--out", str(blocker / "out")]) == 2  # a path under a regular file
+    assert "a_file" in _error(capsys)
+    assert main(["fit", str(model), str(csv), "--out", str(blocker)]) == 2  # a regular file
+    assert "output directory" in _error(capsys)
+
+
+def test_end_to_end(inputs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    model, csv = inputs
+    out = tmp_path / "results" / "run1"
+    argv = ["fit", str(model), str(csv), "--draws", "100", "--tune", "100", "--chains", "1", "--seed", "1",
+            "--sampler", "pymc", "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "single-level SEM" in printed and "f =~ y2" in printed and "Observations                 200" in printed
+    assert str(out / "posterior.nc") in printed and str(out / "parameters.csv") in printed
+    written = pd.read_csv(out / "parameters.csv")
+    loaded = bm.load(out / "posterior.nc").parameters()
+    assert list(written["lhs"] + written["op"] + written["rhs"].fillna("")) == list(loaded["lhs"] + loaded["op"] + loaded["rhs"])
+    assert written["free"].sum() == 9  # 2 loadings, 3 residual variances, the factor variance, 3 intercepts
+    np.testing.assert_allclose(loaded["mean"].to_numpy(float), written["mean"].to_numpy(float), rtol=1e-9)

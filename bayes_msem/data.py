@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 _SHOW = 5  # row labels shown in messages
 _LIST_COLUMNS = 20  # list all columns in messages when there are at most this many
@@ -73,6 +74,13 @@ class ClusteredData:
         """Per-cluster means (J, len(names)) of the named variables."""
         sums = np.add.reduceat(self.matrix(names), self._starts(), axis=0)
         return sums / self.sizes[:, None]
+
+    def to_dataset(self) -> xr.Dataset:
+        """The validated variables over dimension ``row`` (sorted order), with each row's cluster id."""
+        ids = self.cluster_ids[self.cluster_index]
+        ids = ids if ids.dtype.kind in "iuf" else ids.astype(str)
+        return xr.Dataset({name: ("row", values) for name, values in self.values.items()},
+                          coords={"row": np.arange(self.n_rows), "cluster": ("row", ids)})
 
     def cluster_values(self, names: Sequence[str]) -> np.ndarray:
         """Value (J, len(names)) of cluster-level variables: the first row of each cluster."""

@@ -13,6 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import pandas as pd
 import pymc as pm
+import xarray as xr
 
 from .build import build_model
 from .data import ClusteredData, validate
@@ -85,6 +86,7 @@ class Model:
         idata = run_sampler(model, self._compiled, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
                             sampler=sampler, progressbar=progressbar, target_accept=target_accept)
         finished = time.perf_counter()
+        idata["observed_data"] = xr.DataTree(self.data.to_dataset())
         info = {
             "version": _version(), "cluster": self.cluster, "n_rows": self.data.n_rows,
             "n_clusters": self.data.n_clusters, "strategy": self.plan.strategy, "sampler": sampler,

@@ -168,7 +168,7 @@ def align_signs(theta: xr.DataArray, table: pd.DataFrame) -> xr.DataArray:
         if (rows["fixed"].fillna(0) != 0).any():
             continue
         first = rows.iloc[0]
-        signs[(level, factor)] = np.where(theta.isel(parameter=first["free"] - 1).values < 0, -1.0, 1.0)
+        signs[(level, factor)] = np.where(theta.isel(parameter=first["free"] - 1).transpose("chain", "draw").values < 0, -1.0, 1.0)
     if not signs:
         return theta
     theta = theta.transpose("chain", "draw", "parameter")
@@ -189,12 +189,12 @@ def evaluate_definitions(theta: xr.DataArray, table: pd.DataFrame, definitions: 
     """Evaluate each ``name := expression`` on every draw; labels stand for their parameters."""
     values: dict[str, xr.DataArray] = {}
     for label, free in table.loc[table["label"].notna(), ["label", "free"]].drop_duplicates("label").itertuples(index=False):
-        values[label] = theta.isel(parameter=free - 1) if free > 0 else float(table.loc[table["label"] == label, "fixed"].iloc[0])
+        values[label] = theta.isel(parameter=free - 1, drop=True) if free > 0 else float(table.loc[table["label"] == label, "fixed"].iloc[0])
     results = []
     for name, expression in definitions[["name", "expression"]].itertuples(index=False):
         result = _evaluate(ast.parse(expression.replace("^", "**"), mode="eval").body, values, expression)
         values[name] = result
-        results.append(xr.zeros_like(theta.isel(parameter=0), dtype=float).drop_vars("parameter") + result)
+        results.append(xr.zeros_like(theta.isel(parameter=0, drop=True), dtype=float) + result)
     return xr.concat(results, dim="defined").assign_coords(defined=definitions["name"].to_list())
 
 

@@ -16,22 +16,46 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from .data import ClusteredData
-from .likelihood.marginal import Layout, MarginalStatistics, marginal_loglik
+from .likelihood.gaussian import Layout
+from .likelihood.hybrid import ClusterStatistics, hybrid_loglik, split_between
+from .likelihood.marginal import MarginalStatistics, marginal_loglik
 from .moments import implied_moments
-from .plan import Plan
+from .plan import HYBRID, Plan
 from .priors import lkj_cholesky, prior_vector
-from .table import BETWEEN, WITHIN
+from .table import BETWEEN, WITHIN, RandomParameter
 
 
 def build_model(plan: Plan, data: ClusteredData) -> pm.Model:
     """The PyMC model of a planned MSEM with its data registered as ``pm.Data``."""
     with pm.Model(coords={"parameter": plan.parameters["name"].to_list()}) as model:
         theta = parameter_vector(plan, starting_values(plan, data))
-        moments = {level: implied_moments(lp, theta) for level, lp in plan.levels.items()}
         layout = Layout.from_plan(plan)
-        stats = MarginalStatistics.from_data(layout, data).register()
-        pm.Potential("loglik", marginal_loglik(layout, moments, stats))
+        if plan.strategy == HYBRID:
+            loglik = _hybrid(plan, data, layout, theta)
+        else:
+            moments = {level: implied_moments(lp, theta) for level, lp in plan.levels.items()}
+            loglik = marginal_loglik(layout, moments, MarginalStatistics.from_data(layout, data).register())
+        pm.Potential("loglik", loglik)
     return model
+
+
+def _hybrid(plan: Plan, data: ClusteredData, layout: Layout, theta: pt.TensorVariable) -> pt.TensorVariable:
+    """Random parameters r_j (deterministic ``random_effects``, dims cluster × random) from
+    standard normal ``random_effects_z``; the hybrid log-likelihood given them."""
+    model = pm.Model.get_context()
+    ids = data.cluster_ids if data.cluster_ids.dtype.kind in "iu" else data.cluster_ids.astype(str)
+    model.add_coord("cluster", ids)
+    model.add_coord("random", [r.name for r in plan.random])
+    stats = ClusterStatistics.from_data(layout, data).register()
+    between_plan = plan.levels[BETWEEN]
+    position = {v: i for i, v in enumerate(between_plan.variables)}
+    select = np.array([position[v] for v in (*between_plan.roles.observed, *(r.name for r in plan.random))])
+    between = implied_moments(between_plan, theta, select=select)
+    z = pm.Normal("random_effects_z", 0.0, 1.0, dims=("cluster", "random"))
+    split = split_between(between, len(between_plan.roles.observed), z, stats["covariates"])
+    pm.Deterministic("random_effects", split.random, dims=("cluster", "random"))
+    within = implied_moments(plan.levels[WITHIN], theta, random=split.random)
+    return hybrid_loglik(layout, within, split, stats)
 
 
 def parameter_vector(plan: Plan, starts: np.ndarray) -> pt.TensorVariable:
@@ -74,11 +98,14 @@ def starting_values(plan: Plan, data: ClusteredData) -> np.ndarray:
     """
     mean, variance = _level_moments(plan, data)
     table = plan.table
+    random = {r.name: r for r in plan.random}
     starts = []
     for row in plan.parameters.itertuples(index=False):
         key = (row.level, row.lhs)
         if not np.isnan(row.start):
             starts.append(row.start)
+        elif row.lhs in random:
+            starts.append(_random_start(random[row.lhs], row.kind, variance))
         elif row.kind == "loading":
             starts.append(1.0)
         elif row.kind == "intercept":
@@ -90,6 +117,19 @@ def starting_values(plan: Plan, data: ClusteredData) -> np.ndarray:
         else:
             starts.append(0.0)
     return np.array(starts, dtype=float)
+
+
+def _random_start(random: RandomParameter, kind: str, variance: dict) -> float:
+    """Random parameters start at their fixed-effect counterpart's start with a small spread."""
+    if kind == "variance":
+        return 0.05
+    if kind != "intercept":
+        return 0.0
+    if random.kind == "loading":
+        return 1.0
+    if random.kind == "log_variance":
+        return float(np.log(0.5 * variance.get((WITHIN, random.lhs), 2.0)))
+    return 0.0
 
 
 def _level_moments(plan: Plan, data: ClusteredData) -> tuple[dict, dict]:

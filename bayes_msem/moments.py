@@ -7,14 +7,15 @@ from dataclasses import dataclass
 import numpy as np
 import pytensor.tensor as pt
 
-from .plan import LevelPlan, MatrixSpec
+from .plan import LevelPlan, MatrixSpec, RandomCovariance, RandomEntries
 
 
 @dataclass(frozen=True)
 class Moments:
-    """Observed-variable moments of a level given its covariates x.
+    """Moments of the selected variables of a level given its covariates x.
 
-    ``y | x ~ N(mean + coef · x, cov)`` with cov (p, p), mean (p,), coef (p, q).
+    ``v | x ~ N(mean + coef · x, cov)`` with cov (..., p, p), mean (..., p), coef (..., p, q);
+    a leading cluster axis when the level has random parameters.
     """
 
     cov: pt.TensorVariable
@@ -30,13 +31,72 @@ def fill(spec: MatrixSpec, theta: pt.TensorVariable) -> pt.TensorVariable:
     return pt.set_subtensor(base[spec.rows, spec.cols], theta[spec.index])
 
 
-def implied_moments(level: LevelPlan, theta: pt.TensorVariable) -> Moments:
-    """Σ = F T Ψ Tᵀ Fᵀ, mean = F T α, coef = F T Γ with T = (I − B)⁻¹ and F the observed rows."""
-    beta, psi = fill(level.beta, theta), fill(level.psi, theta)
-    p, m = len(level.roles.observed), level.beta.base.shape[0]
-    if level.beta.base.any() or len(level.beta.index):
-        t = pt.linalg.inv(pt.eye(m) - beta)[:p]
+def implied_moments(level: LevelPlan, theta: pt.TensorVariable, random: pt.TensorVariable | None = None,
+                    select: np.ndarray | None = None) -> Moments:
+    """cov = F T Ψ Tᵀ Fᵀ, mean = F T α, coef = F T Γ with T = (I − B)⁻¹.
+
+    F selects the variables at positions ``select`` (default: the observed ones). With
+    ``random`` (J, K), the cluster values r_j of the random parameters, B, Γ and Ψ get
+    cluster-specific entries and the moments a leading cluster axis.
+    """
+    beta, gamma, psi = fill(level.beta, theta), fill(level.gamma, theta), fill(level.psi, theta)
+    if random is not None:
+        beta = _with_random(beta, level.random.get("beta"), random)
+        gamma = _with_random(gamma, level.random.get("gamma"), random)
+        psi = _with_random(psi, level.random.get("psi"), random)
+        for block in level.random_covariances:
+            psi = _with_random_covariance(psi, block, random)
+    select = np.arange(len(level.roles.observed)) if select is None else select
+    m = level.beta.base.shape[0]
+    if level.beta.base.any() or len(level.beta.index) or "beta" in level.random:
+        t = pt.linalg.inv(pt.eye(m) - beta)[..., select, :]
     else:
-        t = pt.as_tensor_variable(np.eye(m)[:p])
-    cov = t @ psi @ t.T
-    return Moments(0.5 * (cov + cov.T), (t @ fill(level.alpha, theta))[:, 0], t @ fill(level.gamma, theta))
+        t = pt.as_tensor_variable(np.eye(m)[select])
+    cov = t @ psi @ t.mT
+    return Moments(0.5 * (cov + cov.mT), (t @ fill(level.alpha, theta))[..., 0], t @ gamma)
+
+
+def _with_random(matrix: pt.TensorVariable, entries: RandomEntries | None, random: pt.TensorVariable) -> pt.TensorVariable:
+    """``matrix`` (zero at the random entries) plus each cluster's random entries (exp of log-variances)."""
+    if entries is None:
+        return matrix
+    values = random[:, entries.index]
+    values = pt.where(entries.exponentiate, pt.exp(values), values)
+    return matrix + pt.tensordot(values, _placement(entries.rows, entries.cols, matrix.type.shape), axes=1)
+
+
+def _with_random_covariance(psi: pt.TensorVariable, block: RandomCovariance, random: pt.TensorVariable) -> pt.TensorVariable:
+    """Ψ plus the cluster-specific block Φ_j = diag(e^τ_j) L_j L_jᵀ diag(e^τ_j)."""
+    k = len(block.log_sd)
+    sd = pt.exp(random[:, block.log_sd])
+    chol = sd[:, :, None] * correlation_cholesky(pt.tanh(random[:, block.correlation]), k)
+    phi = (chol @ chol.mT).reshape((-1, k * k))
+    rows, cols = np.meshgrid(block.positions, block.positions, indexing="ij")
+    return psi + pt.tensordot(phi, _placement(rows.ravel(), cols.ravel(), psi.type.shape[-2:]), axes=1)
+
+
+def _placement(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """One-hot matrices E_e (n, *shape) with E_e[rows[e], cols[e]] = 1, so Σ_e v_e E_e places values."""
+    placement = np.zeros((len(rows), *shape[-2:]))
+    placement[np.arange(len(rows)), rows, cols] = 1.0
+    return placement
+
+
+def correlation_cholesky(partial: pt.TensorVariable, k: int) -> pt.TensorVariable:
+    """Cholesky factor L (..., k, k), k ≥ 2, of a correlation matrix from canonical partial correlations.
+
+    ``partial`` (..., k(k−1)/2) in (−1, 1), ordered (0,1), (0,2), …, (1,2), …: L₀₀ = 1,
+    L_i0 = c_0i, L_ij = c_ji √(1 − Σ_{l<j} L_il²), L_ii = √(1 − Σ_{l<i} L_il²) — a valid
+    correlation matrix for any values (the LKJ onion construction).
+    """
+    pair = {(a, b): n for n, (a, b) in enumerate((a, b) for a in range(k) for b in range(a + 1, k))}
+    rows = []
+    for i in range(k):
+        row, remaining = [], 1.0
+        for j in range(i):
+            value = partial[..., pair[(j, i)]] * pt.sqrt(remaining)
+            row.append(value)
+            remaining = remaining - value**2
+        row.append(pt.sqrt(remaining) * pt.ones_like(partial[..., 0]))
+        rows.append(pt.stack(row + [pt.zeros_like(partial[..., 0])] * (k - i - 1), axis=-1))
+    return pt.stack(rows, axis=-2)

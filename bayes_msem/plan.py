@@ -18,16 +18,16 @@ R_ab √(ψ_aa ψ_bb).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from .data import ClusteredData
 from .priors import Prior, default_priors, parse_prior
-from .table import BETWEEN, WITHIN, LevelRoles, SpecificationError, assign_roles
+from .table import BETWEEN, WITHIN, LevelRoles, RandomParameter, SpecificationError, assign_roles, random_parameters
 
-MARGINAL = "marginal"
+MARGINAL, HYBRID = "marginal", "hybrid"
 
 
 @dataclass(frozen=True)
@@ -41,18 +41,41 @@ class MatrixSpec:
 
 
 @dataclass(frozen=True)
+class RandomEntries:
+    """Entries of one matrix that vary over clusters: ``matrix[rows, cols] = f(r_j[index])`` with
+    f = exp for log-variances (``exponentiate``), else the identity."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    index: np.ndarray
+    exponentiate: np.ndarray
+
+
+@dataclass(frozen=True)
+class RandomCovariance:
+    """A cluster-specific covariance block Φ_j of the variables at ``positions``: log-SDs at
+    ``log_sd`` and canonical partial correlations (unconstrained) at ``correlation`` in r_j."""
+
+    positions: np.ndarray
+    log_sd: np.ndarray
+    correlation: np.ndarray
+
+
+@dataclass(frozen=True)
 class LevelPlan:
-    """The matrices of one level; ``roles.observed`` come first in the variable order."""
+    """The matrices of one level over its variables: observed, then latent, then random parameters."""
 
     roles: LevelRoles
     beta: MatrixSpec
     gamma: MatrixSpec
     psi: MatrixSpec
     alpha: MatrixSpec
+    random: dict[str, RandomEntries] = field(default_factory=dict)
+    random_covariances: tuple[RandomCovariance, ...] = ()
 
     @property
     def variables(self) -> tuple[str, ...]:
-        return self.roles.observed + self.roles.latent
+        return self.roles.observed + self.roles.latent + self.roles.random
 
 
 @dataclass(frozen=True)
@@ -82,6 +105,7 @@ class Plan:
     levels: dict[str, LevelPlan]
     blocks: tuple[CorrelationBlock, ...]
     strategy: str
+    random: tuple[RandomParameter, ...] = ()
 
     @property
     def two_level(self) -> bool:
@@ -102,16 +126,14 @@ def parameter_name(level: str, lhs: str, op: str, rhs: str) -> str:
 
 
 def choose_strategy(table: pd.DataFrame) -> str:
-    """The cheapest exact likelihood for the model; only the marginal one exists so far."""
-    random = table["random"].dropna().unique()
-    if len(random):
-        raise SpecificationError(
-            f"random parameters ({', '.join(map(str, random))}) are parsed but not supported yet: "
-            "models with random slopes, loadings or variances cannot be fitted in this version."
-        )
+    """The cheapest exact likelihood: marginal without random parameters, else hybrid.
+
+    Given the cluster's random parameters the within model is linear and Gaussian,
+    so the hybrid strategy (sample them, integrate everything else) is exact.
+    """
     if (table["op"] == "|").any():
         raise SpecificationError("thresholds ('y | t1') need ordinal variables, which are not supported yet.")
-    return MARGINAL
+    return HYBRID if table["random"].notna().any() else MARGINAL
 
 
 def make_plan(table: pd.DataFrame, priors: dict[str, str] | None = None) -> Plan:
@@ -121,10 +143,12 @@ def make_plan(table: pd.DataFrame, priors: dict[str, str] | None = None) -> Plan
     model_rows = table[table["op"].isin(["=~", "~", "~~", "~1"])]
     roles = assign_roles(model_rows)
     parameters = _free_parameters(model_rows, kind_priors)
-    _check_moments(parameters, roles)
-    levels = {lev: _level_plan(model_rows[model_rows["level"] == lev], r) for lev, r in roles.items()}
+    random = tuple(random_parameters(model_rows))
+    if not random:
+        _check_moments(parameters, roles)
+    levels = {lev: _level_plan(model_rows[model_rows["level"] == lev], r, random) for lev, r in roles.items()}
     blocks = _correlation_blocks(model_rows, parameters)
-    return Plan(table, parameters, levels, blocks, strategy)
+    return Plan(table, parameters, levels, blocks, strategy, random)
 
 
 def data_variables(roles: dict[str, LevelRoles]) -> tuple[list[str], list[str]]:
@@ -193,13 +217,14 @@ def _check_moments(parameters: pd.DataFrame, roles: dict[str, LevelRoles]) -> No
         )
 
 
-def _level_plan(rows: pd.DataFrame, roles: LevelRoles) -> LevelPlan:
-    """Scatter the rows of one level into B, Γ, Ψ and α."""
-    position = {v: i for i, v in enumerate(roles.observed + roles.latent)}
+def _level_plan(rows: pd.DataFrame, roles: LevelRoles, random: tuple[RandomParameter, ...]) -> LevelPlan:
+    """Scatter the rows of one level into B, Γ, Ψ and α; random rows go to the random entries."""
+    position = {v: i for i, v in enumerate(roles.observed + roles.latent + roles.random)}
     covariate = {v: i for i, v in enumerate(roles.covariates)}
     m, q = len(position), len(covariate)
     entries: dict[str, list[tuple[int, int, float, int]]] = {"beta": [], "gamma": [], "psi": [], "alpha": []}
-    for row in rows.itertuples(index=False):
+    random_entries, random_covariances = _random_entries(rows, random, position, covariate)
+    for row in rows[rows["random"].isna()].itertuples(index=False):
         value, index = row.fixed, row.free - 1
         if row.op == "=~":
             entries["beta"].append((position[row.rhs], position[row.lhs], value, index))
@@ -215,7 +240,40 @@ def _level_plan(rows: pd.DataFrame, roles: LevelRoles) -> LevelPlan:
             if a != b:
                 entries["psi"].append((b, a, value, index))
     shapes = {"beta": (m, m), "gamma": (m, q), "psi": (m, m), "alpha": (m, 1)}
-    return LevelPlan(roles, **{k: _matrix(shapes[k], e) for k, e in entries.items()})
+    matrices = {k: _matrix(shapes[k], e) for k, e in entries.items()}
+    return LevelPlan(roles, **matrices, random=random_entries, random_covariances=random_covariances)
+
+
+def _random_entries(rows: pd.DataFrame, random: tuple[RandomParameter, ...], position: dict[str, int],
+                    covariate: dict[str, int]) -> tuple[dict[str, RandomEntries], tuple[RandomCovariance, ...]]:
+    """Where each random parameter of this level's rows enters B, Γ or Ψ (index = position in ``random``)."""
+    if rows["random"].isna().all():
+        return {}, ()
+    found: dict[str, list[tuple[int, int, int, bool]]] = {"beta": [], "gamma": [], "psi": []}
+    blocks: dict[str, list[int]] = {}
+    for k, r in enumerate(random):
+        if r.kind == "loading":
+            found["beta"].append((position[r.rhs], position[r.lhs], k, False))
+        elif r.kind == "slope" and r.rhs in covariate:
+            found["gamma"].append((position[r.lhs], covariate[r.rhs], k, False))
+        elif r.kind == "slope":
+            found["beta"].append((position[r.lhs], position[r.rhs], k, False))
+        elif r.kind == "log_variance":
+            found["psi"].append((position[r.lhs], position[r.lhs], k, True))
+        else:
+            blocks.setdefault(r.written, []).append(k)
+    entries = {
+        name: RandomEntries(*(np.array([t[i] for t in e], dtype=bool if i == 3 else np.int64) for i in range(4)))
+        for name, e in found.items() if e
+    }
+    covariances = []
+    for ks in blocks.values():
+        log_sd = [k for k in ks if random[k].kind == "log_sd"]
+        covariances.append(RandomCovariance(
+            positions=np.array([position[random[k].lhs] for k in log_sd]),
+            log_sd=np.array(log_sd), correlation=np.array([k for k in ks if random[k].kind == "correlation"], dtype=np.int64),
+        ))
+    return entries, tuple(covariances)
 
 
 def _matrix(shape: tuple[int, int], entries: list[tuple[int, int, float, int]]) -> MatrixSpec:

@@ -104,6 +104,7 @@ def build_table(user: pd.DataFrame, cluster: str | list[str] | None = None, std_
     user["level"] = user["block"].map(level_names(list(user["block"]), cluster))
     rows = user[user["op"].isin(MODEL_OPS) | (user["op"] == "|")]
     _check_latent_levels(rows)
+    _check_random_duplicates(rows)
     roles = assign_roles(rows)
     table_rows: list[dict] = []
     for level, level_roles in roles.items():
@@ -131,7 +132,8 @@ def assign_roles(rows: pd.DataFrame) -> dict[str, LevelRoles]:
     parts, both modelled).
     """
     latent = set(rows.loc[rows["op"] == "=~", "lhs"])
-    random = set(rows["random"].dropna())
+    components = [c.name for c in random_parameters(rows)]
+    random = set(components) | set(rows["random"].dropna())
     levels = list(dict.fromkeys(rows["level"]))
     names_at = {lev: _names(rows[rows["level"] == lev]) for lev in levels}
     roles = {}
@@ -148,8 +150,66 @@ def assign_roles(rows: pd.DataFrame) -> dict[str, LevelRoles]:
         observed = [v for v in names_at[lev] if v not in latent | random and v not in covariates]
         lv = [v for v in names_at[lev] if v in latent]
         rp = [v for v in names_at[lev] if v in random]
+        if lev == BETWEEN:
+            rp = list(dict.fromkeys(components + rp))
         roles[lev] = LevelRoles(lev, tuple(observed), tuple(lv), tuple(covariates), tuple(rp))
     return roles
+
+
+@dataclass(frozen=True)
+class RandomParameter:
+    """A within-level parameter that varies over clusters, as a between-level variable ``name``.
+
+    ``kind``: ``slope`` (``s | y ~ x``), ``loading`` (``l | f =~ y``), ``log_variance``
+    (``v | y ~~ y``: the log of the residual variance varies), or, for a cluster-specific
+    covariance matrix ``Phi | f1 + f2 ~~ f1 + f2``, ``log_sd`` (``Phi.f1``, the log-SD of f1)
+    and ``correlation`` (``Phi.f1.f2``: the unconstrained canonical partial correlation).
+    """
+
+    name: str
+    kind: str
+    lhs: str
+    op: str
+    rhs: str
+    written: str
+
+
+def random_parameters(rows: pd.DataFrame) -> list[RandomParameter]:
+    """The random parameters declared with ``NAME | relation``, in written order."""
+    out: list[RandomParameter] = []
+    declared = rows[rows["random"].notna()]
+    for name, group in declared.groupby("random", sort=False):
+        relations = list(group[["lhs", "op", "rhs"]].itertuples(index=False, name=None))
+        if len(set(group["level"])) != 1 or group["level"].iloc[0] != WITHIN:
+            raise SpecificationError(
+                f"the random parameter {name!r} must be declared in the 'level: within' block of a two-level "
+                "model (random parameters vary over the clusters of the level above)."
+            )
+        if len(relations) == 1 and relations[0][1] != "~~":
+            lhs, op, rhs = relations[0]
+            out.append(RandomParameter(name, "slope" if op == "~" else "loading", lhs, op, rhs, name))
+        elif len(relations) == 1 and relations[0][0] == relations[0][2]:
+            lhs, op, rhs = relations[0]
+            out.append(RandomParameter(name, "log_variance", lhs, op, rhs, name))
+        else:
+            out += _covariance_components(name, relations)
+    return out
+
+
+def _covariance_components(name: str, relations: list[tuple[str, str, str]]) -> list[RandomParameter]:
+    """``Phi | f1 + f2 ~~ f1 + f2``: log-SDs and canonical partial correlations of a complete block."""
+    variables = list(dict.fromkeys(v for lhs, _, rhs in relations for v in (lhs, rhs)))
+    pairs = {frozenset((lhs, rhs)) for lhs, op, rhs in relations}
+    needed = {frozenset((a, b)) for i, a in enumerate(variables) for b in variables[i:]}
+    if any(op != "~~" for _, op, _ in relations) or pairs != needed:
+        raise SpecificationError(
+            f"the random parameter {name!r} must be a complete covariance block, written "
+            f"'{name} | {' + '.join(variables)} ~~ {' + '.join(variables)}', or a single random variance 'v | y ~~ y'."
+        )
+    out = [RandomParameter(f"{name}.{v}", "log_sd", v, "~~", v, name) for v in variables]
+    out += [RandomParameter(f"{name}.{a}.{b}", "correlation", a, "~~", b, name)
+            for i, a in enumerate(variables) for b in variables[i + 1:]]
+    return out
 
 
 def _names(rows: pd.DataFrame) -> list[str]:
@@ -160,6 +220,18 @@ def _names(rows: pd.DataFrame) -> list[str]:
         if op in ("=~", "~", "~~"):
             names.append(rhs)
     return list(dict.fromkeys(names))
+
+
+def _check_random_duplicates(rows: pd.DataFrame) -> None:
+    """A relation is either a fixed effect or a random parameter, not both."""
+    keys = rows[["lhs", "op", "rhs", "level"]].apply(tuple, axis=1)
+    random_keys = set(keys[rows["random"].notna()])
+    for row, key in zip(rows.itertuples(index=False), keys):
+        if key in random_keys and not isinstance(row.random, str):
+            raise SpecificationError(
+                f"line {row.line}: '{row.lhs} {row.op} {row.rhs}' is written both as a fixed parameter and as a "
+                "random parameter; write it once, in the random form 'NAME | ...'."
+            )
 
 
 def _check_latent_levels(rows: pd.DataFrame) -> None:
@@ -270,8 +342,8 @@ def _number_free(table: pd.DataFrame) -> pd.DataFrame:
             )
     free = np.zeros(len(table), dtype=np.int64)
     ids: dict[str, int] = {}
-    for i, (key, fixed) in enumerate(table[["key", "fixed"]].itertuples(index=False)):
-        if not np.isnan(fixed):
+    for i, (key, fixed, random) in enumerate(table[["key", "fixed", "random"]].itertuples(index=False)):
+        if not np.isnan(fixed) or isinstance(random, str):
             continue
         free[i] = ids.setdefault(key if isinstance(key, str) else f"__row{i}", len(ids) + 1)
     table["free"] = free

@@ -2,7 +2,7 @@
 
 Run from the repository root:
 
-    .venv/bin/python bench/demo_twolevel.py            # everything (~4-5 minutes), writes bench/RESULTS.md
+    .venv/bin/python bench/demo_twolevel.py            # everything (~7 minutes on 2 cores), writes bench/RESULTS.md + results.json
     .venv/bin/python bench/demo_twolevel.py --skip-cold --no-write   # quicker, prints only
 
 Every measurement runs once, each in a fresh subprocess of this script (``--phase``):
@@ -46,6 +46,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 DATA = Path(__file__).resolve().parents[2] / "shared" / "reference" / "demo_twolevel.csv"
 RESULTS = HERE / "RESULTS.md"
+RAW = HERE / "results.json"  # the raw figures of the last full run (lets --skip-cold reuse the cold one)
+MAX_OTHER_LOAD = 0.2  # cores used by other processes above which a phase counts as disturbed
 
 SYNTAX = """
 level: within
@@ -117,9 +119,10 @@ def phase_first_draw() -> dict:
 
 def _min_ess(idata) -> tuple[float, str]:
     import arviz as az
+    import numpy as np
 
     ess = az.ess(idata, var_names=["theta"])["theta"]
-    i = int(ess.argmin())
+    i = int(np.argmin(ess.values))
     return float(ess.values[i]), str(ess["parameter"].values[i])
 
 
@@ -278,18 +281,34 @@ def _loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def wait_idle(limit: float) -> float:
-    """Wait (up to ``limit`` s) until other processes use < 0.25 cores over 3 s; return seconds waited."""
+def wait_idle(limit: float, window: float = 5.0, threshold: float = 0.15) -> float:
+    """Wait (up to ``limit`` s) until other processes use < ``threshold`` cores over ``window`` s;
+    return the seconds waited."""
     start = time.monotonic()
     while True:
         busy = _cpu_busy()
-        time.sleep(3.0)
-        if (_cpu_busy() - busy) / 3.0 < 0.25 or time.monotonic() - start > limit:
+        time.sleep(window)
+        if (_cpu_busy() - busy) / window < threshold or time.monotonic() - start > limit:
             return time.monotonic() - start
 
 
-def run_phase(phase: str, env: dict | None = None, idle_limit: float = 0.0) -> dict:
-    """Run one phase in a fresh interpreter; add its wall time and the other processes' CPU load."""
+def run_phase(phase: str, env: dict | None = None, idle_limit: float = 0.0, retries: int = 0) -> dict:
+    """Run one phase in a fresh interpreter; add its wall time and the other processes' CPU load.
+
+    When other processes used more than ``MAX_OTHER_LOAD`` cores during the phase, the phase is run
+    again (at most ``retries`` times) and the least disturbed attempt is kept.
+    """
+    attempts = []
+    for _ in range(retries + 1):
+        attempts.append(_run_phase_once(phase, env, idle_limit))
+        if attempts[-1]["_other_load"] <= MAX_OTHER_LOAD:
+            break
+    result = min(attempts, key=lambda r: r["_other_load"])
+    result["_attempts"] = len(attempts)
+    return result
+
+
+def _run_phase_once(phase: str, env: dict | None, idle_limit: float) -> dict:
     waited = wait_idle(idle_limit) if idle_limit > 0 else 0.0
     load_before = _loadavg()
     busy0, ours0, t0 = _cpu_busy(), _children_cpu(), time.perf_counter()
@@ -305,6 +324,7 @@ def run_phase(phase: str, env: dict | None = None, idle_limit: float = 0.0) -> d
     result["_other_load"] = max(busy - ours, 0.0) / wall  # cores used by other processes, on average
     result["_waited_idle"] = waited
     result["_loadavg_before"], result["_loadavg_after"] = load_before, _loadavg()
+    result["_date"] = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     print(f"  {phase:<13} {wall:6.1f} s   other processes used {result['_other_load']:.2f} cores on average"
           f"  (loadavg before {load_before}, after {result['_loadavg_after']})", flush=True)
     return result
@@ -359,6 +379,9 @@ def main() -> None:
     parser.add_argument("--wait-idle", type=float, default=300.0, metavar="SECONDS",
                         help="before each timed phase, wait up to this long for other processes to go quiet "
                              "(default 300; 0 disables)")
+    parser.add_argument("--retries", type=int, default=2,
+                        help=f"rerun a phase at most this many times when other processes used more than "
+                             f"{MAX_OTHER_LOAD} cores during it (default 2; the least disturbed run is kept)")
     args = parser.parse_args()
     if args.phase:
         result = PHASES[args.phase]()
@@ -369,24 +392,30 @@ def main() -> None:
     print(f"bayes_msem benchmark: Demo.twolevel, {CHAINS} chains x {TUNE} tune + {DRAWS} draws, seed {SEED}")
     print(f"{info['nproc']} cores, {info['cpu']}, {info['ram_gib']:.1f} GiB; started {info['date']}", flush=True)
     res: dict[str, dict] = {}
+    timed = dict(idle_limit=args.wait_idle, retries=args.retries)
     if not args.skip_cold:
         root = Path(tempfile.mkdtemp(prefix="bench_cold_cache_"))
         try:
-            res["cold"] = run_phase("compile", cold_env(root), args.wait_idle)
+            res["cold"] = run_phase("compile", cold_env(root), **timed)
         finally:
             shutil.rmtree(root, ignore_errors=True)
+    elif RAW.exists() and "cold" in json.loads(RAW.read_text()):
+        res["cold"] = json.loads(RAW.read_text())["cold"]
+        res["cold"]["_reused"] = True
+        print(f"  (reusing the cold-cache compile measured {res['cold'].get('_date', '?')} from {RAW.name})")
     run_phase("compile")  # warm the default caches (untimed)
-    res["warm"] = run_phase("compile", None, args.wait_idle)
-    res["first"] = run_phase("first_draw", None, args.wait_idle)
-    res["fit"] = run_phase("fit", None, args.wait_idle)
+    res["warm"] = run_phase("compile", None, **timed)
+    res["first"] = run_phase("first_draw", None, **timed)
+    res["fit"] = run_phase("fit", None, **timed)
     run_phase("hand_compile")  # warm the caches for the hand-written model (untimed)
-    res["hand"] = run_phase("hand", None, args.wait_idle)
+    res["hand"] = run_phase("hand", None, **timed)
     report = render(info, res, args)
     print()
     print(report)
     if not args.no_write:
         RESULTS.write_text(report)
-        print(f"written {RESULTS.relative_to(REPO)}")
+        RAW.write_text(json.dumps({"machine": info, **res}, indent=1))
+        print(f"written {RESULTS.relative_to(REPO)} and {RAW.relative_to(REPO)}")
 
 
 def render(info: dict, res: dict, args) -> str:
@@ -414,7 +443,7 @@ def render(info: dict, res: dict, args) -> str:
         f"numba {v['numba']}, ArviZ {v['arviz']}, bayes_msem {v['bayes_msem']}")
     out(f"- Settings: {CHAINS} chains x {TUNE} tuning + {DRAWS} draws, seed {SEED}, nutpie (numba backend), "
         "target_accept 0.8; 2,500 rows, 200 clusters (sizes 5/10/15/20), 20 free parameters")
-    out("- Reproduce: `.venv/bin/python bench/demo_twolevel.py` (from the repository root; ~5 minutes)")
+    out("- Reproduce: `.venv/bin/python bench/demo_twolevel.py` (from the repository root; ~7 minutes on 2 cores; `--skip-cold` reuses the cold-cache figure of the last full run)")
     out("- Each figure is one run, each phase in a fresh Python process.")
     out("")
     out("## Figures")
@@ -479,14 +508,15 @@ def render(info: dict, res: dict, args) -> str:
         "second of the phase, in cores) and the 1/5/15-minute load averages around it. With 2 cores and 2 "
         "chains, anything above ~0.1 cores slows the figures.")
     out("")
-    out("| phase | process wall | other processes (cores) | waited for idle | loadavg before | loadavg after |")
-    out("| --- | ---: | ---: | ---: | --- | --- |")
+    out("| phase | process wall | other processes (cores) | attempts | waited for idle | loadavg before | loadavg after |")
+    out("| --- | ---: | ---: | ---: | ---: | --- | --- |")
     for key, label in (("cold", "compile, cold"), ("warm", "compile, warm"), ("first", "first draw"),
                        ("fit", "fit"), ("hand", "hand-written")):
         if key in res:
             r = res[key]
-            out(f"| {label} | {s(r['_process_wall'])} | {r['_other_load']:.2f} | {r['_waited_idle']:.0f} s | "
-                f"{r['_loadavg_before']} | {r['_loadavg_after']} |")
+            reused = f" (measured {r.get('_date', '?')}, reused)" if r.get("_reused") else ""
+            out(f"| {label}{reused} | {s(r['_process_wall'])} | {r['_other_load']:.2f} | {r.get('_attempts', 1)} | "
+                f"{r['_waited_idle']:.0f} s | {r['_loadavg_before']} | {r['_loadavg_after']} |")
     out("")
     out("## How each figure is measured")
     out("")

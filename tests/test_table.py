@@ -421,7 +421,7 @@ def test_three_levels_not_supported():
     assert "not supported" in message and "one cluster column" in message
 
 
-def test_random_slope_builds_but_does_not_plan():
+def test_random_slope_is_a_between_level_variable_and_plans_as_hybrid():
     syntax = "level: within\ns | y ~ x\nlevel: between\ny ~ w\ns ~ w"
     t = table(syntax, cluster="c")
     slope = row(t, "y", "~", "x", "within")
@@ -431,8 +431,8 @@ def test_random_slope_builds_but_does_not_plan():
     assert roles["between"].random == ("s",) and roles["within"].covariates == ("x",)
     assert row(t, "s", "~", "w", "between")["free"] > 0
     assert row(t, "s", "~~", "s", "between")["free"] > 0 and row(t, "s", "~1", level="between")["free"] > 0
-    message = plan_error(syntax, cluster="c")
-    assert "random parameters (s)" in message and "not supported yet" in message
+    assert slope["free"] == 0  # its mean is the between-level intercept s ~ 1
+    assert plan(syntax, cluster="c").strategy == "hybrid"
 
 
 def test_thresholds_do_not_plan():

@@ -28,40 +28,8 @@ import pytensor.tensor as pt
 
 from ..data import ClusteredData
 from ..moments import Moments
-from ..plan import Plan
 from ..table import BETWEEN, SINGLE_LEVEL, WITHIN
-
-LOG_2PI = np.log(2 * np.pi)
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where each variable sits in the cluster vector d_j and in D_j = (d_j, 1, x̄_j, w_j)."""
-
-    within: tuple[str, ...]
-    within_covariates: tuple[str, ...]
-    top: tuple[str, ...]
-    top_covariates: tuple[str, ...]
-
-    @classmethod
-    def from_plan(cls, plan: Plan) -> Layout:
-        if not plan.two_level:
-            r = plan.levels[SINGLE_LEVEL].roles
-            return cls((), (), r.observed, r.covariates)
-        w, b = plan.levels[WITHIN].roles, plan.levels[BETWEEN].roles
-        return cls(w.observed, w.covariates, b.observed, b.covariates)
-
-    @property
-    def cluster_vector(self) -> tuple[str, ...]:
-        """d_j: cluster means of the within variables, then the cluster-level-only variables."""
-        return self.within + tuple(v for v in self.top if v not in self.within)
-
-    def embedding(self, names: tuple[str, ...]) -> np.ndarray:
-        """E with E[k, i] = 1 where names[i] is the k-th element of d_j."""
-        position = {v: k for k, v in enumerate(self.cluster_vector)}
-        e = np.zeros((len(position), len(names)))
-        e[[position[v] for v in names], np.arange(len(names))] = 1.0
-        return e
+from .gaussian import Layout, cluster_design, normal_loglik, within_deviations
 
 
 @dataclass(frozen=True)
@@ -79,18 +47,9 @@ class MarginalStatistics:
 
     @classmethod
     def from_data(cls, layout: Layout, data: ClusteredData) -> MarginalStatistics:
-        within = list(layout.within + layout.within_covariates)
-        top_only = [v for v in layout.cluster_vector if v not in layout.within]
-        if layout.within:
-            design = np.hstack([
-                data.cluster_means(list(layout.within)), data.cluster_values(top_only),
-                np.ones((data.n_clusters, 1)), data.cluster_means(list(layout.within_covariates)),
-                data.cluster_values(list(layout.top_covariates)),
-            ])
-            deviations = data.matrix(within) - data.cluster_means(within)[data.cluster_index]
-        else:
-            design = np.hstack([data.matrix(top_only), np.ones((data.n_rows, 1)), data.matrix(list(layout.top_covariates))])
-            deviations = np.zeros((0, 0))
+        d, covariate_means, covariates = cluster_design(layout, data)
+        design = np.hstack([d, np.ones((len(d), 1)), covariate_means, covariates])
+        deviations = within_deviations(layout, data)
         sizes, group = np.unique(data.sizes, return_inverse=True)
         crossprod = np.zeros((len(sizes), design.shape[1], design.shape[1]))
         np.add.at(crossprod, group, design[:, :, None] * design[:, None, :])
@@ -104,22 +63,6 @@ class MarginalStatistics:
         """The statistics as ``pm.Data`` in the current model, so new data reuse the compiled model."""
         return {name: pm.Data(f"stat_{name}", np.asarray(getattr(self, name), dtype=float))
                 for name in ("sizes", "counts", "crossprod", "within_scatter", "within_count", "constant")}
-
-
-def normal_loglik(cov: pt.TensorVariable, counts: pt.TensorVariable, coef: pt.TensorVariable,
-                  crossprod: pt.TensorVariable) -> pt.TensorVariable:
-    """Σ_g Σ_{j∈g} log N(A D_j; 0, V_g) from Σ_j D_j D_jᵀ:
-
-    −½ Σ_g [c_g (p log 2π + log|V_g|) + tr(V_g⁻¹ A M_g Aᵀ)]; cov (G, p, p), coef A (p, d), crossprod (G, d, d).
-    """
-    p = cov.shape[-1]
-    scatter = coef @ crossprod @ coef.T
-    chol = pt.linalg.cholesky(cov)
-    logdet = 2 * pt.log(pt.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)
-    half = pt.linalg.solve_triangular(chol, scatter, lower=True)
-    whitened = pt.linalg.solve_triangular(chol, half.mT, lower=True)
-    trace = pt.diagonal(whitened, axis1=-2, axis2=-1).sum(-1)
-    return -0.5 * ((counts * (p * LOG_2PI + logdet)).sum() + trace.sum())
 
 
 def marginal_loglik(layout: Layout, moments: dict[str, Moments], stats: dict[str, pt.TensorVariable]) -> pt.TensorVariable:

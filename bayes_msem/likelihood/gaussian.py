@@ -1,0 +1,85 @@
+"""Gaussian building blocks shared by the likelihood strategies.
+
+* :class:`Layout`: where each variable sits in a cluster's vector d_j (cluster means of
+  the within variables, then the values of the cluster-level variables).
+* :func:`cluster_design`, :func:`within_deviations`: the data pieces every strategy needs.
+* :func:`normal_loglik`: Σ log N(A D; 0, V) from cross-products, batched over groups or clusters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytensor.tensor as pt
+
+from ..data import ClusteredData
+from ..plan import Plan
+from ..table import BETWEEN, SINGLE_LEVEL, WITHIN
+
+LOG_2PI = np.log(2 * np.pi)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each variable sits in the cluster vector d_j; x̄_j and w_j are the covariates of the two levels."""
+
+    within: tuple[str, ...]
+    within_covariates: tuple[str, ...]
+    top: tuple[str, ...]
+    top_covariates: tuple[str, ...]
+
+    @classmethod
+    def from_plan(cls, plan: Plan) -> Layout:
+        if not plan.two_level:
+            r = plan.levels[SINGLE_LEVEL].roles
+            return cls((), (), r.observed, r.covariates)
+        w, b = plan.levels[WITHIN].roles, plan.levels[BETWEEN].roles
+        return cls(w.observed, w.covariates, b.observed, b.covariates)
+
+    @property
+    def cluster_vector(self) -> tuple[str, ...]:
+        """d_j: cluster means of the within variables, then the cluster-level-only variables."""
+        return self.within + tuple(v for v in self.top if v not in self.within)
+
+    def embedding(self, names: tuple[str, ...]) -> np.ndarray:
+        """E with E[k, i] = 1 where names[i] is the k-th element of d_j."""
+        position = {v: k for k, v in enumerate(self.cluster_vector)}
+        e = np.zeros((len(position), len(names)))
+        e[[position[v] for v in names], np.arange(len(names))] = 1.0
+        return e
+
+
+def cluster_design(layout: Layout, data: ClusteredData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per cluster (per row for single-level data): d_j (J, p_c), x̄_j (J, q_w) and w_j (J, q_b)."""
+    top_only = [v for v in layout.cluster_vector if v not in layout.within]
+    if not layout.within:
+        return data.matrix(top_only), np.zeros((data.n_rows, 0)), data.matrix(list(layout.top_covariates))
+    d = np.hstack([data.cluster_means(list(layout.within)), data.cluster_values(top_only)])
+    return d, data.cluster_means(list(layout.within_covariates)), data.cluster_values(list(layout.top_covariates))
+
+
+def within_deviations(layout: Layout, data: ClusteredData) -> np.ndarray:
+    """(y, x)_ij − cluster mean, per row (N, p_w + q_w); empty for single-level models."""
+    if not layout.within:
+        return np.zeros((0, 0))
+    names = list(layout.within + layout.within_covariates)
+    return data.matrix(names) - data.cluster_means(names)[data.cluster_index]
+
+
+def normal_loglik(cov: pt.TensorVariable, counts: pt.TensorVariable, coef: pt.TensorVariable,
+                  crossprod: pt.TensorVariable) -> pt.TensorVariable:
+    """Σ_g Σ_{j∈g} log N(A D_j; 0, V_g) from Σ_j D_j D_jᵀ:
+
+    −½ Σ_g [c_g (p log 2π + log|V_g|) + tr(V_g⁻¹ A M_g Aᵀ)]; cov (G, p, p), coef A (p, d), crossprod (G, d, d).
+    """
+    p = cov.shape[-1]
+    scatter = coef @ crossprod @ coef.mT
+    chol = pt.linalg.cholesky(cov)
+    logdet = 2 * pt.log(pt.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)
+    half = pt.linalg.solve_triangular(chol, scatter, lower=True)
+    whitened = pt.linalg.solve_triangular(chol, half.mT, lower=True)
+    trace = pt.diagonal(whitened, axis1=-2, axis2=-1).sum(-1)
+    return -0.5 * ((counts * (p * LOG_2PI + logdet)).sum() + trace.sum())
+
+

@@ -21,11 +21,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from . import clusters
 from .plan import parameter_name
 
 INTERVAL = 0.95
 _LOWER, _UPPER = "eti_2.5%", "eti_97.5%"
 _STAT_COLUMNS = ["mean", "sd", _LOWER, _UPPER, "r_hat", "ess_bulk", "ess_tail"]
+_STRATEGIES = {"marginal": "all latent variables integrated out",
+               "hybrid": "random parameters sampled per cluster, all other latent variables integrated out"}
 _TABLE_COLUMNS = ["lhs", "op", "rhs", "level", "label", "free", "fixed", "start", "prior", "random", "user"]
 
 
@@ -57,15 +60,17 @@ class Fit:
         table = self.table
         names = [parameter_name(*r) for r in table[["level", "lhs", "op", "rhs"]].itertuples(index=False)]
         free_names = dict(zip(table["free"], names))
-        out = table[["lhs", "op", "rhs", "level", "label"]].copy()
+        out = table[["lhs", "op", "rhs", "level", "label", "random"]].copy()
         out["free"] = table["free"] > 0
         for column in _STAT_COLUMNS:
             values = [stats.loc[free_names[f], column] if f > 0 else np.nan for f in table["free"]]
             out[column] = values
-        out.loc[~out["free"], "mean"] = table.loc[~out["free"], "fixed"]
+        fixed = ~out["free"] & table["random"].isna()
+        out.loc[fixed, "mean"] = table.loc[fixed, "fixed"]
         if len(self.definitions):
             defined = self._summary("defined", "defined").reset_index(names="lhs")
-            defined = defined.assign(op=":=", rhs=self.definitions["expression"].to_numpy(), level="", label=None, free=True)
+            defined = defined.assign(op=":=", rhs=self.definitions["expression"].to_numpy(), level="", label=None,
+                                     random=None, free=True)
             out = pd.concat([out, defined[out.columns]], ignore_index=True)
         return out
 
@@ -74,6 +79,15 @@ class Fit:
         s.index = self.idata.posterior[var][dim].to_numpy().tolist()
         lo, hi = (c for c in s.columns if c.startswith("eti"))
         return pd.DataFrame(s).rename(columns={lo: _LOWER, hi: _UPPER})[_STAT_COLUMNS]
+
+    def cluster_effects(self, name: str) -> pd.DataFrame:
+        """Per cluster: posterior mean, SD and 95% interval of the random parameter ``name``
+        (a variance for a random log-variance; every entry of Φ_j for a covariance block)."""
+        return clusters.summarise(clusters.cluster_draws(self.idata, self.table, name))
+
+    def plot_cluster_effects(self, name: str, path: str | Path | None = None):
+        """Forest plot of the cluster-specific values of ``name``; saved to ``path`` if given."""
+        return clusters.forest_plot(clusters.cluster_draws(self.idata, self.table, name), name, path)
 
     def diagnostics(self) -> dict:
         """Divergences, the worst R-hat and the smallest bulk and tail ESS over the free parameters."""
@@ -108,7 +122,7 @@ class Fit:
             lines.append(f"  Clusters ({info['cluster']}){' ' * max(1, 18 - len(info['cluster']))}{info['n_clusters']}")
         lines += [
             f"  Free parameters              {int((self.table['free'].max()) if len(self.table) else 0)}",
-            f"  Likelihood strategy          {info['strategy']} (all latent variables integrated out)",
+            f"  Likelihood strategy          {info['strategy']} ({_STRATEGIES.get(info['strategy'], '')})",
             f"  Sampler                      {info['sampler']}: {post.sizes['chain']} chains x {post.sizes['draw']} draws",
             f"  Divergent transitions        {d['divergences']}",
             f"  Worst R-hat                  {d['max_r_hat']:.3f}",

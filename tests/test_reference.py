@@ -105,3 +105,50 @@ def test_summary_reports_strategy_and_convergence(demo_fit):
     text = demo_fit.summary()
     assert "marginal" in text and "Clusters (cluster)" in text and "converged" in text
     assert "Level: between" in text
+
+
+RANDOM_SLOPE_MODEL = """
+level: within
+  s | y ~ x
+level: between
+  y ~~ s
+"""
+
+
+@pytest.fixture(scope="module")
+def random_slope_fit():
+    data = pd.read_csv(REFERENCE / "random_slope.csv")
+    model = bm.Model(RANDOM_SLOPE_MODEL, data, cluster="school")
+    # the non-centred random slopes mix more slowly than the marginal models: more draws
+    return model.fit(draws=2000, tune=1500, chains=2, random_seed=1)
+
+
+def test_random_slope_matches_lme4(random_slope_fit):
+    """lmer(y ~ x + (1 + x | school), REML = FALSE): the fixed effects are the between-level means
+    of the random intercept (y ~ 1) and slope (s ~ 1); the variance components are the between
+    variances and covariance; the residual variance is the within variance of y."""
+    lme4 = pd.read_csv(REFERENCE / "random_slope_lme4.csv").set_index("param")["est"]
+    reference = pd.DataFrame([
+        ("y", "~1", "", "between", lme4["intercept"]),
+        ("s", "~1", "", "between", lme4["slope_x"]),
+        ("y", "~~", "y", "between", lme4["var_intercept"]),
+        ("s", "~~", "s", "between", lme4["var_slope"]),
+        ("y", "~~", "s", "between", lme4["cov_intercept_slope"]),
+        ("y", "~~", "y", "within", lme4["var_residual"]),
+    ], columns=["lhs", "op", "rhs", "level", "est"])
+    _check(random_slope_fit, reference)
+    assert "hybrid" in random_slope_fit.summary()
+
+
+def test_cluster_specific_slopes(random_slope_fit, tmp_path):
+    effects = random_slope_fit.cluster_effects("s")
+    data = pd.read_csv(REFERENCE / "random_slope.csv")
+    assert list(effects["cluster"]) == list(pd.unique(data["school"]))
+    assert (effects["eti_2.5%"] < effects["mean"]).all() and (effects["mean"] < effects["eti_97.5%"]).all()
+    # the average cluster slope sits near the population mean slope
+    mean_slope = random_slope_fit.parameters().query("lhs == 's' and op == '~1'")["mean"].item()
+    assert abs(effects["mean"].mean() - mean_slope) < 0.05
+    random_slope_fit.plot_cluster_effects("s", tmp_path / "forest.png")
+    assert (tmp_path / "forest.png").stat().st_size > 0
+    with pytest.raises(ValueError, match="not a random parameter"):
+        random_slope_fit.cluster_effects("q")

@@ -2,11 +2,13 @@
 
 syntax ─parse→ user table ─defaults→ parameter table; data ─validate→ clustered data;
 table ─plan→ matrices and strategy ─build→ ``pm.Model`` ─sample→ DataTree ─results→ :class:`Fit`.
-The PyMC model is built (and, for nutpie, compiled) once, on first use.
+The PyMC model is built on first use; nutpie compiles once per model structure, so a
+model of the same structure on new data starts sampling without compiling.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
@@ -19,7 +21,7 @@ from .build import build_model
 from .data import ClusteredData, validate
 from .plan import Plan, check_within_variation, data_variables, make_plan
 from .results import Fit
-from .sample import compile_nutpie, run_sampler
+from .sample import nutpie_model, run_sampler
 from .syntax import parse
 from .table import assign_roles, build_table, definitions
 
@@ -50,7 +52,6 @@ class Model:
         self.data: ClusteredData = validate(data, variables, cluster, between)
         self._plan: Plan | None = None
         self._pymc_model: pm.Model | None = None
-        self._compiled = None
 
     def parameter_table(self) -> pd.DataFrame:
         """The full parameter table: the user's rows plus the defaults, with free-parameter numbers."""
@@ -72,6 +73,11 @@ class Model:
             self._pymc_model = build_model(self.plan, self.data)
         return self._pymc_model
 
+    def _structure(self) -> str:
+        """A key for everything but the data: models with equal keys share compiled samplers."""
+        shape = self.data.n_clusters if self.plan.strategy != "marginal" else None
+        return json.dumps([self.table.to_json(), sorted(self.priors.items()), self.plan.strategy, shape])
+
     def fit(self, draws: int = 1000, tune: int = 1000, chains: int = 4, random_seed: int | None = None,
             sampler: str = "nutpie", progressbar: bool = False, target_accept: float = 0.8) -> Fit:
         """Sample the posterior with NUTS and return a :class:`Fit`."""
@@ -80,10 +86,9 @@ class Model:
         check_settings(draws, tune, chains, sampler)
         started = time.perf_counter()
         model = self.pymc_model
-        if sampler == "nutpie" and self._compiled is None:
-            self._compiled = compile_nutpie(model)
+        compiled = nutpie_model(model, self._structure()) if sampler == "nutpie" else None
         compiled_at = time.perf_counter()
-        idata = run_sampler(model, self._compiled, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
+        idata = run_sampler(model, compiled, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
                             sampler=sampler, progressbar=progressbar, target_accept=target_accept)
         finished = time.perf_counter()
         idata["observed_data"] = xr.DataTree(self.data.to_dataset())

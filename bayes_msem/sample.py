@@ -1,19 +1,28 @@
 """Stage 6: run NUTS on a ``pm.Model`` and return an ArviZ DataTree.
 
-nutpie (the default) compiles the model once; the caller keeps the compiled
-model (see :class:`bayes_msem.Model`) so that refits skip compilation. PyMC's own
+nutpie (the default) compiles a model once per structure: refits, and fits of
+other data sets with the same model (simulation studies), reuse the compiled
+functions and only swap the data. PyMC's own
 NUTS and the JAX samplers (numpyro, blackjax; ``pip install bayes_msem[jax]``)
 go through ``pm.sample``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import threading
+from collections import OrderedDict
+
+import numpy as np
 
 import pymc as pm
 import xarray as xr
+from pymc.initial_point import make_initial_point_fn
 
 SAMPLERS = ("nutpie", "pymc", "numpyro", "blackjax")
+_CACHE_SIZE = 8
+_COMPILED: OrderedDict = OrderedDict()
 
 
 def check_settings(draws: int, tune: int, chains: int, sampler: str) -> None:
@@ -27,6 +36,41 @@ def check_settings(draws: int, tune: int, chains: int, sampler: str) -> None:
         raise ImportError(f"the {sampler} sampler needs JAX: pip install 'bayes_msem[jax]'.")
 
 
+def nutpie_model(model: pm.Model, structure: str):
+    """The nutpie-compiled model, compiled once per model ``structure`` (a key that changes when
+    anything but the data changes); another model of the same structure reuses the compiled
+    functions with its own data and coordinates."""
+    cached = _COMPILED.get(structure)
+    if cached is None:
+        cached = _COMPILED[structure] = compile_nutpie(model)
+        while len(_COMPILED) > _CACHE_SIZE:
+            _COMPILED.popitem(last=False)
+        return cached
+    _COMPILED.move_to_end(structure)
+    data = {var.name: var.get_value() for var in model.data_vars}
+    coords = {**cached.coords, **{name: list(values) for name, values in model.coords.items()}}
+    return dataclasses.replace(cached.with_data(**data), _coords=coords, initial_point_func=_initial_points(model))
+
+
+def _initial_points(model: pm.Model):
+    """The model's starting values as nutpie's flat unconstrained vector (jittered as in compile_nutpie)."""
+    point_fn = make_initial_point_fn(model=model, jitter_rvs=_jittered(model), return_transformed=True)
+    names = [model.rvs_to_values[rv].name for rv in model.free_RVs]
+    lock = threading.Lock()
+
+    def initial(seed) -> np.ndarray:
+        with lock:
+            point = point_fn(seed)
+        return np.concatenate([np.ravel(point[name]) for name in names]).astype(float)
+
+    return initial
+
+
+def _jittered(model: pm.Model) -> set:
+    """Only the standardised random effects are jittered (see :func:`compile_nutpie`)."""
+    return {rv for rv in model.free_RVs if rv.name == "random_effects_z"}
+
+
 def compile_nutpie(model: pm.Model):
     """Compile a PyMC model for nutpie (numba backend): the slow step that refits reuse.
 
@@ -37,7 +81,7 @@ def compile_nutpie(model: pm.Model):
     """
     import nutpie
 
-    return nutpie.compile_pymc_model(model, jitter_rvs={rv for rv in model.free_RVs if rv.name == "random_effects_z"})
+    return nutpie.compile_pymc_model(model, jitter_rvs=_jittered(model))
 
 
 def run_sampler(model: pm.Model, compiled, *, draws: int, tune: int, chains: int, random_seed: int | None,

@@ -224,3 +224,20 @@ def validate(data: pd.DataFrame, variables: Sequence[str], cluster: str | None =
         arr.setflags(write=False)
     _check_between(result, between)
     return result
+
+
+def group_mean_center(data: pd.DataFrame, columns: Sequence[str], cluster: str) -> pd.DataFrame:
+    """Observed group-mean centering, for comparison with the latent decomposition.
+
+    Adds ``<x>_cm``, the cluster mean x̄_j, and ``<x>_cwc``, the deviation x_ij − x̄_j, for each
+    column; use ``x_cwc`` in the within block and ``x_cm`` in the between block. The observed
+    cluster mean measures the latent one with error, which biases between-level and contextual
+    effects when clusters are small or the ICC of x is low (Lüdtke et al., 2008).
+    """
+    validate(data, list(columns), cluster)
+    means = data.groupby(cluster, sort=False)[list(columns)].transform("mean")
+    centred = data.copy()
+    for column in columns:
+        centred[f"{column}_cm"] = means[column]
+        centred[f"{column}_cwc"] = data[column] - means[column]
+    return centred

@@ -68,7 +68,7 @@ class Fit:
         fixed = ~out["free"] & table["random"].isna()
         out.loc[fixed, "mean"] = table.loc[fixed, "fixed"]
         if len(self.definitions):
-            defined = self._summary("defined", "defined").reset_index(names="lhs")
+            defined = self._summary("defined", "definition").reset_index(names="lhs")
             defined = defined.assign(op=":=", rhs=self.definitions["expression"].to_numpy(), level="", label=None,
                                      random=None, free=True)
             out = pd.concat([out, defined[out.columns]], ignore_index=True)
@@ -209,7 +209,7 @@ def evaluate_definitions(theta: xr.DataArray, table: pd.DataFrame, definitions: 
         result = _evaluate(ast.parse(expression.replace("^", "**"), mode="eval").body, values, expression)
         values[name] = result
         results.append(xr.zeros_like(theta.isel(parameter=0, drop=True), dtype=float) + result)
-    return xr.concat(results, dim="defined").assign_coords(defined=definitions["name"].to_list())
+    return xr.concat(results, dim="definition").assign_coords(definition=definitions["name"].to_list())
 
 
 def _evaluate(node: ast.AST, values: dict, expression: str):

@@ -49,9 +49,9 @@ def test_defined_parameters_are_evaluated_per_draw():
     theta = _theta(table, rng.uniform(0.5, 1.5, size=(2, 30, int(table["free"].max()))))
     defined = evaluate_definitions(theta, table, definitions(user))
     a, b, c = (_value(theta, n) for n in ["m~x", "y~m", "y~x"])
-    np.testing.assert_allclose(defined.sel(defined="ind").values, a * b)
-    np.testing.assert_allclose(defined.sel(defined="total").values, a * b + c)
-    np.testing.assert_allclose(defined.sel(defined="ratio").values, a / 2)
+    np.testing.assert_allclose(defined.sel(definition="ind").values, a * b)
+    np.testing.assert_allclose(defined.sel(definition="total").values, a * b + c)
+    np.testing.assert_allclose(defined.sel(definition="ratio").values, a / 2)
 
 
 @pytest.mark.parametrize("expression, message", [("a * q", "'q'"), ("a.real", "only numbers, labels")])

@@ -223,14 +223,30 @@ def _names(rows: pd.DataFrame) -> list[str]:
 
 
 def _check_random_duplicates(rows: pd.DataFrame) -> None:
-    """A relation is either a fixed effect or a random parameter, not both."""
-    keys = rows[["lhs", "op", "rhs", "level"]].apply(tuple, axis=1)
-    random_keys = set(keys[rows["random"].notna()])
-    for row, key in zip(rows.itertuples(index=False), keys):
-        if key in random_keys and not isinstance(row.random, str):
+    """A matrix entry is a fixed parameter or one random parameter, never both.
+
+    Relations are compared as matrix entries: ``f =~ y`` and ``y ~ f`` are both B[y, f];
+    ``a ~~ b`` and ``b ~~ a`` are both Ψ[a, b].
+    """
+    def entry(lhs: str, op: str, rhs: str, level: str) -> tuple:
+        if op == "=~":
+            return level, "~", rhs, lhs
+        return (level, op, *sorted((lhs, rhs))) if op == "~~" else (level, op, lhs, rhs)
+
+    owner: dict[tuple, str] = {}
+    for row in rows[rows["random"].notna()].itertuples(index=False):
+        key = entry(row.lhs, row.op, row.rhs, row.level)
+        if owner.setdefault(key, row.random) != row.random:
             raise SpecificationError(
-                f"line {row.line}: '{row.lhs} {row.op} {row.rhs}' is written both as a fixed parameter and as a "
-                "random parameter; write it once, in the random form 'NAME | ...'."
+                f"line {row.line}: '{row.lhs} {row.op} {row.rhs}' is part of two random parameters "
+                f"({owner[key]} and {row.random}); each entry can vary over clusters through one of them only."
+            )
+    for row in rows[rows["random"].isna()].itertuples(index=False):
+        if entry(row.lhs, row.op, row.rhs, row.level) in owner:
+            raise SpecificationError(
+                f"line {row.line}: '{row.lhs} {row.op} {row.rhs}' is written both as a fixed parameter and as the "
+                f"random parameter {owner[entry(row.lhs, row.op, row.rhs, row.level)]}; write it once, in the "
+                "random form 'NAME | ...'."
             )
 
 

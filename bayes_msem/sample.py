@@ -15,6 +15,7 @@ import threading
 from collections import OrderedDict
 
 import numpy as np
+import pandas as pd
 
 import pymc as pm
 import xarray as xr
@@ -48,7 +49,7 @@ def nutpie_model(model: pm.Model, structure: str):
         return cached
     _COMPILED.move_to_end(structure)
     data = {var.name: var.get_value() for var in model.data_vars}
-    coords = {**cached.coords, **{name: list(values) for name, values in model.coords.items()}}
+    coords = {**cached.coords, **{name: pd.Index(values) for name, values in model.coords.items()}}
     return dataclasses.replace(cached.with_data(**data), _coords=coords, initial_point_func=_initial_points(model))
 
 

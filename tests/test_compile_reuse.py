@@ -2,6 +2,7 @@
 compiled sampler, swapping only the data, coordinates and starting values."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import bayes_msem as bm
@@ -25,3 +26,21 @@ def test_new_data_reuses_the_compiled_model_and_matches_a_fresh_compile():
     fresh = _fit(second)
     assert fresh.info["seconds_compile"] > reused.info["seconds_compile"]
     np.testing.assert_array_equal(reused.idata.posterior["theta"].values, fresh.idata.posterior["theta"].values)
+
+
+def test_hybrid_model_reuse_takes_the_new_cluster_ids():
+    """With random parameters the compiled model is reused for data with as many clusters; the
+    cluster coordinate follows the new data."""
+    rng = np.random.default_rng(3)
+    syntax = "level: within\n  s | y ~ x\nlevel: between\n  y ~~ s\n"
+
+    def data(ids):
+        cluster = np.repeat(ids, 8)
+        x = rng.normal(size=len(cluster))
+        slope = rng.normal(1.0, 0.3, len(ids)).repeat(8)
+        return pd.DataFrame({"g": cluster, "x": x, "y": slope * x + rng.normal(size=len(cluster))})
+
+    fits = [bm.Model(syntax, data(ids), cluster="g").fit(draws=100, tune=100, chains=1, random_seed=1)
+            for ids in (np.arange(30), np.arange(100, 130))]
+    assert fits[1].info["seconds_compile"] < 2.0
+    assert list(fits[1].cluster_effects("s")["cluster"]) == list(range(100, 130))

@@ -6,11 +6,12 @@
     fit.parameters()
 """
 
-from .data import DataError
+from .data import DataError, group_mean_center
 from .model import Model
 from .priors import PriorError
 from .results import Fit, load
 from .syntax import ModelSyntaxError
 from .table import SpecificationError
+from .templating import template
 
-__all__ = ["Model", "Fit", "load", "DataError", "ModelSyntaxError", "PriorError", "SpecificationError"]
+__all__ = ["Model", "Fit", "load", "DataError", "ModelSyntaxError", "PriorError", "SpecificationError", "template", "group_mean_center"]

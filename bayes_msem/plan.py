@@ -225,23 +225,25 @@ def _level_plan(rows: pd.DataFrame, roles: LevelRoles, random: tuple[RandomParam
     entries: dict[str, list[tuple[int, int, float, int]]] = {"beta": [], "gamma": [], "psi": [], "alpha": []}
     random_entries, random_covariances = _random_entries(rows, random, position, covariate)
     for row in rows[rows["random"].isna()].itertuples(index=False):
-        value, index = row.fixed, row.free - 1
-        if row.op == "=~":
-            entries["beta"].append((position[row.rhs], position[row.lhs], value, index))
-        elif row.op == "~" and row.rhs in covariate:
-            entries["gamma"].append((position[row.lhs], covariate[row.rhs], value, index))
-        elif row.op == "~":
-            entries["beta"].append((position[row.lhs], position[row.rhs], value, index))
-        elif row.op == "~1":
-            entries["alpha"].append((position[row.lhs], 0, value, index))
-        else:
-            a, b = position[row.lhs], position[row.rhs]
-            entries["psi"].append((a, b, value, index))
-            if a != b:
-                entries["psi"].append((b, a, value, index))
+        matrix, r, c = _entry(row.op, row.lhs, row.rhs, position, covariate)
+        entries[matrix].append((r, c, row.fixed, row.free - 1))
+        if matrix == "psi" and r != c:
+            entries[matrix].append((c, r, row.fixed, row.free - 1))
     shapes = {"beta": (m, m), "gamma": (m, q), "psi": (m, m), "alpha": (m, 1)}
     matrices = {k: _matrix(shapes[k], e) for k, e in entries.items()}
     return LevelPlan(roles, **matrices, random=random_entries, random_covariances=random_covariances)
+
+
+def _entry(op: str, lhs: str, rhs: str, position: dict[str, int], covariate: dict[str, int]) -> tuple[str, int, int]:
+    """The matrix entry a relation sets: f =~ y → B[y, f]; y ~ x → Γ[y, x] for a covariate x,
+    else B[y, x]; y ~ 1 → α[y]; a ~~ b → Ψ[a, b]."""
+    if op == "=~":
+        return "beta", position[rhs], position[lhs]
+    if op == "~":
+        return ("gamma", position[lhs], covariate[rhs]) if rhs in covariate else ("beta", position[lhs], position[rhs])
+    if op == "~1":
+        return "alpha", position[lhs], 0
+    return "psi", position[lhs], position[rhs]
 
 
 def _random_entries(rows: pd.DataFrame, random: tuple[RandomParameter, ...], position: dict[str, int],
@@ -252,16 +254,11 @@ def _random_entries(rows: pd.DataFrame, random: tuple[RandomParameter, ...], pos
     found: dict[str, list[tuple[int, int, int, bool]]] = {"beta": [], "gamma": [], "psi": []}
     blocks: dict[str, list[int]] = {}
     for k, r in enumerate(random):
-        if r.kind == "loading":
-            found["beta"].append((position[r.rhs], position[r.lhs], k, False))
-        elif r.kind == "slope" and r.rhs in covariate:
-            found["gamma"].append((position[r.lhs], covariate[r.rhs], k, False))
-        elif r.kind == "slope":
-            found["beta"].append((position[r.lhs], position[r.rhs], k, False))
-        elif r.kind == "log_variance":
-            found["psi"].append((position[r.lhs], position[r.lhs], k, True))
-        else:
+        if r.kind in ("log_sd", "correlation"):
             blocks.setdefault(r.written, []).append(k)
+        else:
+            matrix, row, col = _entry(r.op, r.lhs, r.rhs, position, covariate)
+            found[matrix].append((row, col, k, r.kind == "log_variance"))
     entries = {
         name: RandomEntries(*(np.array([t[i] for t in e], dtype=bool if i == 3 else np.int64) for i in range(4)))
         for name, e in found.items() if e

@@ -197,3 +197,14 @@ def test_between_varies_within(df: pd.DataFrame) -> None:
     assert "cluster mean" in msg and "within level" in msg
     # rounding noise is tolerated
     validate(df.assign(w=df["w"] * (1 + 1e-13 * np.arange(7))), ["w"], cluster="g", between=["w"])
+
+
+def test_group_mean_center_adds_cluster_means_and_deviations():
+    from bayes_msem import group_mean_center
+
+    frame = pd.DataFrame({"g": ["a", "b", "a", "b"], "x": [1.0, 10.0, 3.0, 14.0]})
+    centred = group_mean_center(frame, ["x"], "g")
+    assert centred["x_cm"].tolist() == [2.0, 12.0, 2.0, 12.0]
+    assert centred["x_cwc"].tolist() == [-1.0, -2.0, 1.0, 2.0]
+    with pytest.raises(DataError, match="cluster"):
+        group_mean_center(frame, ["x"], "school")

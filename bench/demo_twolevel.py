@@ -292,15 +292,23 @@ def wait_idle(limit: float, window: float = 5.0, threshold: float = 0.15) -> flo
             return time.monotonic() - start
 
 
-def run_phase(phase: str, env: dict | None = None, idle_limit: float = 0.0, retries: int = 0) -> dict:
+def run_phase(phase: str, cold: bool = False, idle_limit: float = 0.0, retries: int = 0) -> dict:
     """Run one phase in a fresh interpreter; add its wall time and the other processes' CPU load.
 
-    When other processes used more than ``MAX_OTHER_LOAD`` cores during the phase, the phase is run
-    again (at most ``retries`` times) and the least disturbed attempt is kept.
+    ``cold``: with empty compile caches (new ones for every attempt). When other processes used more
+    than ``MAX_OTHER_LOAD`` cores during the phase, the phase is run again (at most ``retries``
+    times) and the least disturbed attempt is kept.
     """
     attempts = []
     for _ in range(retries + 1):
-        attempts.append(_run_phase_once(phase, env, idle_limit))
+        if cold:
+            root = Path(tempfile.mkdtemp(prefix="bench_cold_cache_"))
+            try:
+                attempts.append(_run_phase_once(phase, cold_env(root), idle_limit))
+            finally:
+                shutil.rmtree(root, ignore_errors=True)
+        else:
+            attempts.append(_run_phase_once(phase, None, idle_limit))
         if attempts[-1]["_other_load"] <= MAX_OTHER_LOAD:
             break
     result = min(attempts, key=lambda r: r["_other_load"])
@@ -394,21 +402,17 @@ def main() -> None:
     res: dict[str, dict] = {}
     timed = dict(idle_limit=args.wait_idle, retries=args.retries)
     if not args.skip_cold:
-        root = Path(tempfile.mkdtemp(prefix="bench_cold_cache_"))
-        try:
-            res["cold"] = run_phase("compile", cold_env(root), **timed)
-        finally:
-            shutil.rmtree(root, ignore_errors=True)
+        res["cold"] = run_phase("compile", cold=True, **timed)
     elif RAW.exists() and "cold" in json.loads(RAW.read_text()):
         res["cold"] = json.loads(RAW.read_text())["cold"]
         res["cold"]["_reused"] = True
         print(f"  (reusing the cold-cache compile measured {res['cold'].get('_date', '?')} from {RAW.name})")
     run_phase("compile")  # warm the default caches (untimed)
-    res["warm"] = run_phase("compile", None, **timed)
-    res["first"] = run_phase("first_draw", None, **timed)
-    res["fit"] = run_phase("fit", None, **timed)
+    res["warm"] = run_phase("compile", **timed)
+    res["first"] = run_phase("first_draw", **timed)
+    res["fit"] = run_phase("fit", **timed)
     run_phase("hand_compile")  # warm the caches for the hand-written model (untimed)
-    res["hand"] = run_phase("hand", None, **timed)
+    res["hand"] = run_phase("hand", **timed)
     report = render(info, res, args)
     print()
     print(report)

@@ -56,7 +56,7 @@ def random_slope() -> tuple[dict, dict]:
     with pm.Model() as model:
         mu = pm.Normal("mu", 0, 32, shape=2)
         chol, _, sds = pm.LKJCholeskyCov("chol", n=2, eta=1.0, sd_dist=pm.Gamma.dist(1, 0.5), compute_corr=True)
-        z = pm.Normal("z", 0, 1, shape=(school.max() + 1, 2))
+        z = pm.Normal("z", 0, 1, shape=(int(school.max()) + 1, 2))
         b = mu + z @ chol.T
         sigma = pm.Gamma("sigma", 1, 0.5)
         pm.Normal("y", b[school, 0] + b[school, 1] * data["x"].to_numpy(), sigma, observed=data["y"].to_numpy())
@@ -84,7 +84,7 @@ def random_loading() -> tuple[dict, dict]:
     data = simulate_random_loading()
     cluster = data["cluster"].to_numpy()
     y = data[["y1", "y2", "y3", "y4"]].to_numpy()
-    n_clusters = cluster.max() + 1
+    n_clusters = int(cluster.max()) + 1
     with pm.Model() as model:
         loading = pm.Normal("loading", 0, 10, shape=2, initval=np.ones(2))     # y3, y4
         l2_mean = pm.Normal("l2_mean", 0, 32, initval=1.0)

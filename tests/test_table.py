@@ -77,8 +77,6 @@ def plan_error(syntax: str, **kwargs) -> str:
 
 def lavaan_reference(name: str) -> pd.DataFrame:
     path = REFERENCE / name
-    if not path.exists():
-        pytest.skip(f"{path} not available")
     return pd.read_csv(path, keep_default_na=False)
 
 

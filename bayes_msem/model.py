@@ -21,7 +21,7 @@ from .build import build_model
 from .data import ClusteredData, validate
 from .plan import Plan, check_within_variation, data_variables, make_plan
 from .results import Fit
-from .sample import nutpie_model, run_sampler
+from .sample import check_settings, nutpie_model, run_sampler
 from .syntax import parse
 from .table import assign_roles, build_table, definitions
 
@@ -81,8 +81,6 @@ class Model:
     def fit(self, draws: int = 1000, tune: int = 1000, chains: int = 4, random_seed: int | None = None,
             sampler: str = "nutpie", progressbar: bool = False, target_accept: float = 0.8) -> Fit:
         """Sample the posterior with NUTS and return a :class:`Fit`."""
-        from .sample import check_settings
-
         check_settings(draws, tune, chains, sampler)
         started = time.perf_counter()
         model = self.pymc_model

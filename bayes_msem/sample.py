@@ -91,7 +91,6 @@ def run_sampler(model: pm.Model, compiled, *, draws: int, tune: int, chains: int
 
     ``compiled`` is the nutpie-compiled ``model`` (used only by the nutpie sampler).
     """
-    check_settings(draws, tune, chains, sampler)
     if sampler == "nutpie":
         import nutpie
 

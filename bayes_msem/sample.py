@@ -28,7 +28,8 @@ _COMPILED: OrderedDict = OrderedDict()
 
 def check_settings(draws: int, tune: int, chains: int, sampler: str) -> None:
     """Reject impossible sampler settings before anything is compiled."""
-    for name, value, least in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
+    # nutpie needs at least one warm-up draw (tune=0 aborts inside the sampler)
+    for name, value, least in (("draws", draws, 1), ("tune", tune, 1), ("chains", chains, 1)):
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
             raise ValueError(f"{name} must be an integer >= {least}, got {value!r}.")
     if sampler not in SAMPLERS:

@@ -19,14 +19,7 @@ import bayes_msem as bm
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
-DEMO_MODEL = """
-level: within
-  fw =~ y1 + y2 + y3
-  fw ~ x1 + x2 + x3
-level: between
-  fb =~ y1 + y2 + y3
-  fb ~ w1 + w2
-"""
+DEMO_MODEL = bm.template("twolevel_sem_demo")
 
 HS_MODEL = """
 visual  =~ x1 + x2 + x3

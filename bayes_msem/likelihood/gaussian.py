@@ -16,9 +16,7 @@ import pytensor.tensor as pt
 from ..data import ClusteredData
 from ..plan import Plan
 from ..table import BETWEEN, SINGLE_LEVEL, WITHIN
-
-LOG_2PI = np.log(2 * np.pi)
-
+from .kernel import gaussian_scatter
 
 @dataclass(frozen=True)
 class Layout:
@@ -69,17 +67,12 @@ def within_deviations(layout: Layout, data: ClusteredData) -> np.ndarray:
 
 def normal_loglik(cov: pt.TensorVariable, counts: pt.TensorVariable, coef: pt.TensorVariable,
                   crossprod: pt.TensorVariable) -> pt.TensorVariable:
-    """Σ_g Σ_{j∈g} log N(A D_j; 0, V_g) from Σ_j D_j D_jᵀ:
+    """Σ_g Σ_{j∈g} log N(A D_j; 0, V_g) from M_g = Σ_j D_j D_jᵀ:
 
-    −½ Σ_g [c_g (p log 2π + log|V_g|) + tr(V_g⁻¹ A M_g Aᵀ)]; cov (G, p, p), coef A (p, d), crossprod (G, d, d).
+    −½ Σ_g [c_g (p log 2π + log|V_g|) + tr(V_g⁻¹ A M_g Aᵀ)]; V (p, p) or (G, p, p), A (p, d) or
+    (G, p, d), M (G, d, d), c (G,): one fused operation (:mod:`.kernel`).
     """
-    p = cov.shape[-1]
-    scatter = coef @ crossprod @ coef.mT
-    chol = pt.linalg.cholesky(cov)
-    logdet = 2 * pt.log(pt.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)
-    half = pt.linalg.solve_triangular(chol, scatter, lower=True)
-    whitened = pt.linalg.solve_triangular(chol, half.mT, lower=True)
-    trace = pt.diagonal(whitened, axis1=-2, axis2=-1).sum(-1)
-    return -0.5 * ((counts * (p * LOG_2PI + logdet)).sum() + trace.sum())
-
-
+    groups = crossprod.shape[0]
+    cov = pt.broadcast_to(cov, (groups, *cov.shape[-2:]))
+    coef = pt.broadcast_to(coef, (groups, *coef.shape[-2:]))
+    return gaussian_scatter(cov, coef, crossprod, counts).sum()

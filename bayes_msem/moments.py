@@ -47,13 +47,49 @@ def implied_moments(level: LevelPlan, theta: pt.TensorVariable, random: pt.Tenso
         for block in level.random_covariances:
             psi = _with_random_covariance(psi, block, random)
     select = np.arange(len(level.roles.observed)) if select is None else select
-    m = level.beta.base.shape[0]
-    if level.beta.base.any() or len(level.beta.index) or "beta" in level.random:
-        t = pt.linalg.inv(pt.eye(m) - beta)[..., select, :]
-    else:
-        t = pt.as_tensor_variable(np.eye(m)[select])
-    cov = t @ psi @ t.mT
-    return Moments(0.5 * (cov + cov.mT), (t @ fill(level.alpha, theta))[..., 0], t @ gamma)
+    t = _total_effects(beta, path_length(level))[..., select, :]
+    cov = small_matmul(small_matmul(t, psi), t.mT)
+    return Moments(0.5 * (cov + cov.mT), (t @ fill(level.alpha, theta))[..., 0], small_matmul(t, gamma))
+
+
+def small_matmul(a: pt.TensorVariable, b: pt.TensorVariable) -> pt.TensorVariable:
+    """a @ b; for a batch of small matrices as a broadcast product summed over the shared axis,
+    which compiles to one fused loop instead of a BLAS call per matrix."""
+    if a.ndim <= 2 and b.ndim <= 2:
+        return a @ b
+    return (a[..., :, :, None] * b[..., None, :, :]).sum(-2)
+
+
+def total_effects(level: LevelPlan, theta: pt.TensorVariable) -> pt.TensorVariable:
+    """F (I − B)⁻¹: the total effects of every variable of a level on its observed ones."""
+    return _total_effects(fill(level.beta, theta), path_length(level))[: len(level.roles.observed)]
+
+
+def path_length(level: LevelPlan) -> int | None:
+    """The longest directed path in the level's B (fixed, free and random entries); None if B has a cycle."""
+    edges = level.beta.base != 0
+    edges[level.beta.rows, level.beta.cols] = True
+    if "beta" in level.random:
+        edges[level.random["beta"].rows, level.random["beta"].cols] = True
+    reach, length = edges.copy(), 0
+    while reach.any():  # reach = paths of length length + 1
+        length += 1
+        if length > len(edges):
+            return None
+        reach = (reach.astype(int) @ edges.astype(int)) > 0
+    return length
+
+
+def _total_effects(beta: pt.TensorVariable, length: int | None) -> pt.TensorVariable:
+    """T = (I − B)⁻¹: for an acyclic B with longest path d the finite sum I + B + … + B^d,
+    by Horner's rule T = I + B (I + B (…)); for a non-recursive model, a matrix inverse."""
+    eye = np.eye(beta.type.shape[-1])
+    if length is None:
+        return pt.linalg.inv(eye - beta)
+    t = pt.as_tensor_variable(eye)
+    for step in range(length):
+        t = eye + (beta if step == 0 else small_matmul(beta, t))
+    return t
 
 
 def _with_random(matrix: pt.TensorVariable, entries: RandomEntries | None, random: pt.TensorVariable) -> pt.TensorVariable:
@@ -70,7 +106,7 @@ def _with_random_covariance(psi: pt.TensorVariable, block: RandomCovariance, ran
     k = len(block.log_sd)
     sd = pt.exp(random[:, block.log_sd])
     chol = sd[:, :, None] * correlation_cholesky(pt.tanh(random[:, block.correlation]), k)
-    phi = (chol @ chol.mT).reshape((-1, k * k))
+    phi = small_matmul(chol, chol.mT).reshape((-1, k * k))
     rows, cols = np.meshgrid(block.positions, block.positions, indexing="ij")
     return psi + pt.tensordot(phi, _placement(rows.ravel(), cols.ravel(), psi.type.shape[-2:]), axes=1)
 

@@ -14,6 +14,7 @@ import pytest
 from scipy.stats import multivariate_normal
 
 import bayes_msem as bm
+from bayes_msem.moments import path_length
 from bayes_msem.plan import MatrixSpec
 
 TWO_LEVEL = """
@@ -40,6 +41,12 @@ SINGLE_LEVEL = """
 f =~ y1 + y2 + y3 + y4
 f ~ x1
 y1 ~~ y2
+"""
+
+
+NON_RECURSIVE = """
+y1 ~ y2 + x1
+y2 ~ y1 + w1
 """
 
 
@@ -132,10 +139,13 @@ def test_two_level_matches_dense_reference(syntax, sizes):
         assert loglik == pytest.approx(_dense_two_level(model, theta), abs=1e-8, rel=0)
 
 
-def test_single_level_matches_dense_reference():
+@pytest.mark.parametrize("syntax", [SINGLE_LEVEL, NON_RECURSIVE], ids=["recursive", "non-recursive"])
+def test_single_level_matches_dense_reference(syntax):
+    """(I − B)⁻¹ is a finite sum for the recursive model and a matrix inverse for the other."""
     frame = _data([1] * 40, seed=3)
-    model = bm.Model(SINGLE_LEVEL, frame)
+    model = bm.Model(syntax, frame)
     model._frame = frame
+    assert (path_length(model.plan.levels[""]) is None) == (syntax == NON_RECURSIVE)
     for seed in range(3):
         theta, loglik = _at_random_point(model, seed)
         assert loglik == pytest.approx(_dense_single_level(model, theta), abs=1e-8, rel=0)

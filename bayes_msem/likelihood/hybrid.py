@@ -25,7 +25,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from ..data import ClusteredData
-from ..moments import Moments
+from ..moments import Moments, small_matmul
 from .gaussian import Layout, cluster_design, normal_loglik, within_deviations
 
 
@@ -85,8 +85,9 @@ def hybrid_loglik(layout: Layout, within: Moments, between: BetweenGivenRandom,
     within_coef = pt.broadcast_to(within.coef, (n_clusters, p_w, len(layout.within_covariates)))
     coef = pt.concatenate([pt.broadcast_to(pt.eye(p_w), (n_clusters, p_w, p_w)), -within_coef], axis=-1)
     ll = stats["constant"] + normal_loglik(within.cov, stats["sizes"] - 1, coef, stats["scatter"])
-    within_mean = within.mean + (within_coef @ stats["covariate_means"][:, :, None])[..., 0]
+    within_mean = within.mean + (within_coef * stats["covariate_means"][:, None, :]).sum(-1)
     residual = stats["means"] - within_mean @ e_w.T - between.mean @ e_b.T
-    cov = (e_w @ within.cov @ e_w.T) / stats["sizes"][:, None, None] + e_b @ between.cov @ e_b.T
+    within_cov = small_matmul(small_matmul(e_w, within.cov), e_w.T)  # e_w: a constant embedding
+    cov = within_cov / stats["sizes"][:, None, None] + e_b @ between.cov @ e_b.T
     eye = pt.eye(len(layout.cluster_vector))
     return ll + normal_loglik(cov, pt.ones_like(stats["sizes"]), eye, residual[:, :, None] * residual[:, None, :])

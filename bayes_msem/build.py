@@ -19,7 +19,8 @@ from .data import ClusteredData
 from .likelihood.gaussian import Layout
 from .likelihood.hybrid import ClusterStatistics, hybrid_loglik, split_between
 from .likelihood.marginal import MarginalStatistics, marginal_loglik
-from .moments import implied_moments
+from .likelihood.slopes import RowStatistics, slopes_loglik
+from .moments import implied_moments, total_effects
 from .plan import HYBRID, Plan
 from .priors import lkj_cholesky, prior_vector
 from .table import BETWEEN, WITHIN, RandomParameter
@@ -32,6 +33,8 @@ def build_model(plan: Plan, data: ClusteredData) -> pm.Model:
         layout = Layout.from_plan(plan)
         if plan.strategy == HYBRID:
             loglik = _hybrid(plan, data, layout, theta)
+        elif plan.random:
+            loglik = _integrated_slopes(plan, data, layout, theta)
         else:
             moments = {level: implied_moments(lp, theta) for level, lp in plan.levels.items()}
             loglik = marginal_loglik(layout, moments, MarginalStatistics.from_data(layout, data).register())
@@ -39,18 +42,37 @@ def build_model(plan: Plan, data: ClusteredData) -> pm.Model:
     return model
 
 
+def cluster_ids(data: ClusteredData) -> np.ndarray:
+    """The data's cluster ids as coordinate values (integers, or strings)."""
+    return data.cluster_ids if data.cluster_ids.dtype.kind in "iu" else data.cluster_ids.astype(str)
+
+
+def _between_with_random(plan: Plan, theta: pt.TensorVariable):
+    """Between-level moments of (observed between variables, random parameters), in that order."""
+    between_plan = plan.levels[BETWEEN]
+    position = {v: i for i, v in enumerate(between_plan.variables)}
+    select = np.array([position[v] for v in (*between_plan.roles.observed, *(r.name for r in plan.random))])
+    return implied_moments(between_plan, theta, select=select)
+
+
+def _integrated_slopes(plan: Plan, data: ClusteredData, layout: Layout, theta: pt.TensorVariable) -> pt.TensorVariable:
+    """Random slopes on observed covariates integrated out (:mod:`.likelihood.slopes`)."""
+    within_plan = plan.levels[WITHIN]
+    within = implied_moments(within_plan, theta)
+    stats = RowStatistics.from_data(layout, data).register()
+    return slopes_loglik(layout, within, total_effects(within_plan, theta), _between_with_random(plan, theta),
+                         within_plan.random["gamma"], stats)
+
+
 def _hybrid(plan: Plan, data: ClusteredData, layout: Layout, theta: pt.TensorVariable) -> pt.TensorVariable:
     """Random parameters r_j (deterministic ``random_effects``, dims cluster × random) from
     standard normal ``random_effects_z``; the hybrid log-likelihood given them."""
     model = pm.Model.get_context()
-    ids = data.cluster_ids if data.cluster_ids.dtype.kind in "iu" else data.cluster_ids.astype(str)
-    model.add_coord("cluster", ids)
+    model.add_coord("cluster", cluster_ids(data))
     model.add_coord("random", [r.name for r in plan.random])
     stats = ClusterStatistics.from_data(layout, data).register()
+    between = _between_with_random(plan, theta)
     between_plan = plan.levels[BETWEEN]
-    position = {v: i for i, v in enumerate(between_plan.variables)}
-    select = np.array([position[v] for v in (*between_plan.roles.observed, *(r.name for r in plan.random))])
-    between = implied_moments(between_plan, theta, select=select)
     z = pm.Normal("random_effects_z", 0.0, 1.0, dims=("cluster", "random"))
     split = split_between(between, len(between_plan.roles.observed), z, stats["covariates"])
     pm.Deterministic("random_effects", split.random, dims=("cluster", "random"))

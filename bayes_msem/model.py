@@ -17,8 +17,9 @@ import pandas as pd
 import pymc as pm
 import xarray as xr
 
-from .build import build_model
+from .build import build_model, cluster_ids
 from .data import ClusteredData, validate
+from .likelihood.slopes import CONDITIONAL_MEAN, draw_random_effects
 from .plan import Plan, check_within_variation, data_variables, make_plan
 from .results import Fit
 from .sample import check_settings, nutpie_model, run_sampler
@@ -75,7 +76,7 @@ class Model:
 
     def _structure(self) -> str:
         """A key for everything but the data: models with equal keys share compiled samplers."""
-        shape = self.data.n_clusters if self.plan.strategy != "marginal" else None
+        shape = self.data.n_clusters if self.plan.random else None
         return json.dumps([self.table.to_json(), sorted(self.priors.items()), self.plan.strategy, shape])
 
     def fit(self, draws: int = 1000, tune: int = 1000, chains: int = 4, random_seed: int | None = None,
@@ -89,6 +90,10 @@ class Model:
         idata = run_sampler(model, compiled, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
                             sampler=sampler, progressbar=progressbar, target_accept=target_accept)
         finished = time.perf_counter()
+        if CONDITIONAL_MEAN in idata.posterior:  # random slopes were integrated out: draw them
+            names = [r.name for r in self.plan.random]
+            posterior = draw_random_effects(idata.posterior.to_dataset(), cluster_ids(self.data), names, random_seed)
+            idata["posterior"] = xr.DataTree(posterior)
         idata["observed_data"] = xr.DataTree(self.data.to_dataset())
         info = {
             "version": _version(), "cluster": self.cluster, "n_rows": self.data.n_rows,

@@ -125,25 +125,32 @@ def parameter_name(level: str, lhs: str, op: str, rhs: str) -> str:
     return f"{level}:{name}" if level else name
 
 
-def choose_strategy(table: pd.DataFrame) -> str:
-    """The cheapest exact likelihood: marginal without random parameters, else hybrid.
+def choose_strategy(table: pd.DataFrame, roles: dict[str, LevelRoles], random: tuple[RandomParameter, ...]) -> str:
+    """The cheapest exact likelihood.
 
-    Given the cluster's random parameters the within model is linear and Gaussian,
-    so the hybrid strategy (sample them, integrate everything else) is exact.
+    Marginal without random parameters, and with random slopes on observed within covariates
+    only (they are Gaussian and linear given the rest, so they integrate out as in lme4)
+    unless the between level has cluster-level-only variables; otherwise hybrid: given the
+    cluster's random parameters the within model is linear and Gaussian, so sampling them
+    and integrating everything else is exact.
     """
     if (table["op"] == "|").any():
         raise SpecificationError("thresholds ('y | t1') need ordinal variables, which are not supported yet.")
-    return HYBRID if table["random"].notna().any() else MARGINAL
+    if not random:
+        return MARGINAL
+    within, between = roles[WITHIN], roles[BETWEEN]
+    slopes_only = all(r.kind == "slope" and r.rhs in within.covariates for r in random)
+    return MARGINAL if slopes_only and set(between.observed) <= set(within.observed) else HYBRID
 
 
 def make_plan(table: pd.DataFrame, priors: dict[str, str] | None = None) -> Plan:
     """Derive matrices, free parameters and correlation blocks from a complete table."""
-    strategy = choose_strategy(table)
     kind_priors = default_priors(priors)
     model_rows = table[table["op"].isin(["=~", "~", "~~", "~1"])]
     roles = assign_roles(model_rows)
     parameters = _free_parameters(model_rows, kind_priors)
     random = tuple(random_parameters(model_rows))
+    strategy = choose_strategy(table, roles, random)
     if not random:
         _check_moments(parameters, roles)
     levels = {lev: _level_plan(model_rows[model_rows["level"] == lev], r, random) for lev, r in roles.items()}

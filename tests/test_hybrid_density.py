@@ -1,4 +1,5 @@
-"""The hybrid likelihood equals a slow, obviously correct dense reference.
+"""The hybrid likelihood, and the marginal likelihood with random slopes integrated out, equal
+slow, obviously correct dense references.
 
 Given each cluster's random parameters r_j (read from the model's ``random_effects``
 at the same point), the reference puts r_j into the within matrices B_j, Γ_j, Ψ_j
@@ -12,6 +13,11 @@ of the between level and the placement of slopes, loadings, log-variances and
 covariance blocks are exact. The random effects themselves are checked against
 r_j = μ_r + C_r w_j + L z_j. Each model is compiled once; the balanced data set
 reuses the compiled function by swapping the cluster statistics (``pm.Data``).
+
+Random slopes on observed covariates alone are integrated out (marginal strategy): there the
+reference stacks the cluster with the slopes' design Z (the change in the within mean for a
+unit slope, times x) and the covariance Z G Zᵀ + I ⊗ Σ_W, and checks the conditional mean of
+(u_j, s_j) given the cluster against the textbook formula m + G Zᵀ V⁻¹ (y − E y).
 """
 
 import numpy as np
@@ -95,9 +101,34 @@ level: between
   s ~~ fb
 """
 
-MODELS = {
+SLOPE_AND_LOG_VARIANCE = """
+level: within
+  s | y1 ~ x
+  v | y1 ~~ y1
+level: between
+  y1 ~~ s
+  s ~ w
+"""
+
+TWO_SLOPES_WITH_FACTORS = """
+level: within
+  fw =~ y1 + y2 + y3
+  s1 | fw ~ x
+  s2 | y4 ~ x2
+level: between
+  fb =~ y1 + y2 + y3 + y4
+  s1 ~ w
+  s1 ~~ s2
+"""
+
+INTEGRATED = {
     "random-slope": RANDOM_SLOPE,
     "random-slope-cluster-covariate": RANDOM_SLOPE_COVARIATE,
+    "two-slopes-with-factors": TWO_SLOPES_WITH_FACTORS,
+}
+
+MODELS = {
+    "random-slope-and-log-variance": SLOPE_AND_LOG_VARIANCE,
     "random-slope-on-endogenous": SLOPE_ON_ENDOGENOUS,
     "random-loading-and-log-variance": LOADING_AND_LOG_VARIANCE,
     "covariance-block": COVARIANCE_BLOCK,
@@ -113,7 +144,7 @@ def _data(sizes, seed):
     labels = rng.permutation(len(sizes)) * 7 + 3  # cluster labels out of order
     cluster = np.repeat(labels, sizes)
     n = len(cluster)
-    names = ["y1", "y2", "y3", "y4", "y5", "y6", "x"]
+    names = ["y1", "y2", "y3", "y4", "y5", "y6", "x", "x2"]
     frame = pd.DataFrame(rng.normal(size=(n, len(names))), columns=names)
     frame += rng.normal(size=(len(sizes), len(names)))[np.repeat(np.arange(len(sizes)), sizes)]
     frame["w"] = np.repeat(rng.normal(size=len(sizes)), sizes)
@@ -297,3 +328,52 @@ def test_reference_correlation_matches_two_variable_tanh():
     # ρ_{12|0} from r by the partial-correlation formula equals the input
     partial = (r[1, 2] - r[0, 1] * r[0, 2]) / np.sqrt((1 - r[0, 1] ** 2) * (1 - r[0, 2] ** 2))
     assert partial == pytest.approx(np.tanh(0.3))
+
+
+def _dense_integrated(model, frame, theta):
+    """Σ_j log N(y_j; E y_j, Z_j G Z_jᵀ + I ⊗ Σ_W) and E[(u_j, s_j) | y_j] per cluster."""
+    plan = model.plan
+    rw, rb = plan.levels["within"].roles, plan.levels["between"].roles
+    observed = np.arange(len(rw.observed))
+    alpha_w = _fill(plan.levels["within"].alpha, theta)
+    sb, mb, cb = _between(plan, theta)
+    k_r, p_w, p_b = len(plan.random), len(rw.observed), len(rb.observed)
+    sw, mw, cw = _moments(*_within_matrices(plan, theta, np.zeros(k_r)), alpha_w, observed)
+    unit = [_moments(*_within_matrices(plan, theta, np.eye(k_r)[k]), alpha_w, observed)[2] - cw for k in range(k_r)]
+    total, conditional = 0.0, {}
+    for label, rows in frame.groupby("cluster"):
+        n, x = len(rows), rows[list(rw.covariates)].to_numpy()
+        z = np.zeros((n * p_w, p_b + k_r))
+        mean = np.zeros(n * p_w)
+        for i in range(n):
+            block = slice(i * p_w, (i + 1) * p_w)
+            mean[block] = mw + cw @ x[i]
+            for a, v in enumerate(rw.observed):
+                if v in rb.observed:
+                    z[i * p_w + a, rb.observed.index(v)] = 1.0
+            for k in range(k_r):
+                z[block, p_b + k] = unit[k] @ x[i]
+        m = mb + cb @ rows[list(rb.covariates)].to_numpy()[0]
+        cov = z @ sb @ z.T + np.kron(np.eye(n), sw)
+        residual = rows[list(rw.observed)].to_numpy().ravel() - mean - z @ m
+        total += multivariate_normal(np.zeros(n * p_w), cov).logpdf(residual)
+        conditional[label] = m + sb @ z.T @ np.linalg.solve(cov, residual)
+    return total, conditional
+
+
+@pytest.mark.parametrize("syntax", INTEGRATED.values(), ids=INTEGRATED.keys())
+def test_integrated_slopes_match_dense_reference(syntax):
+    frame = _data(SIZES["unbalanced"], seed=11)
+    model = bm.Model(syntax, frame, cluster="cluster")
+    assert model.plan.strategy == "marginal"
+    pm_model = model.pymc_model
+    names = ["theta", "loglik", "random_effects_mean"]
+    evaluate = pm_model.compile_fn(pm_model.replace_rvs_by_values([pm_model[n] for n in names]), inputs=pm_model.value_vars)
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        point = {k: v + rng.normal(scale=0.4, size=np.shape(v)) for k, v in pm_model.initial_point().items()}
+        theta, loglik, conditional_mean = (np.asarray(v) for v in evaluate(point))
+        dense, conditional = _dense_integrated(model, frame, theta)
+        assert float(loglik) == pytest.approx(dense, abs=1e-8, rel=0)
+        expected = np.stack([conditional[label] for label in model.data.cluster_ids])
+        np.testing.assert_allclose(conditional_mean, expected, rtol=0, atol=1e-8)

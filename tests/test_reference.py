@@ -52,7 +52,9 @@ def _check(fit, reference):
 @pytest.fixture(scope="module")
 def demo_fit():
     data = pd.read_csv(REFERENCE / "demo_twolevel.csv")
-    return bm.Model(DEMO_MODEL, data, cluster="cluster").fit(draws=1000, tune=1000, chains=2, random_seed=1)
+    # four chains, the number for which R-hat < 1.01 is the recommended bar (Vehtari et al. 2021);
+    # with two chains of 1000 draws it exceeds 1.01 by chance alone
+    return bm.Model(DEMO_MODEL, data, cluster="cluster").fit(draws=1000, tune=1000, chains=4, random_seed=1)
 
 
 def _lavaan_demo() -> pd.DataFrame:
@@ -112,8 +114,7 @@ level: between
 def random_slope_fit():
     data = pd.read_csv(REFERENCE / "random_slope.csv")
     model = bm.Model(RANDOM_SLOPE_MODEL, data, cluster="school")
-    # the non-centred random slopes mix more slowly than the marginal models: more draws
-    return model.fit(draws=2000, tune=1500, chains=2, random_seed=1)
+    return model.fit(draws=1000, tune=1000, chains=4, random_seed=1)
 
 
 def test_random_slope_matches_lme4(random_slope_fit):
@@ -130,7 +131,7 @@ def test_random_slope_matches_lme4(random_slope_fit):
         ("y", "~~", "y", "within", lme4["var_residual"]),
     ], columns=["lhs", "op", "rhs", "level", "est"])
     _check(random_slope_fit, reference)
-    assert "hybrid" in random_slope_fit.summary()
+    assert "marginal" in random_slope_fit.summary()  # the slopes are integrated out, not sampled
 
 
 def test_cluster_specific_slopes(random_slope_fit, tmp_path):

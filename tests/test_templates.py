@@ -24,7 +24,7 @@ from bayes_msem.templating import available_templates
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = ("ansari_jedidi", "contextual_effect", "random_loadings", "random_slopes", "random_variances",
              "twolevel_cfa", "twolevel_sem_demo")
-HYBRID = {"ansari_jedidi", "random_loadings", "random_slopes", "random_variances"}
+HYBRID = {"ansari_jedidi", "random_loadings", "random_variances"}
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,117 @@
+"""Random slopes on observed within covariates, integrated out analytically (as lme4 does).
+
+When every random parameter is a slope on an observed within covariate, the cluster's
+between vector b_j = (u_j, s_j) (the between parts of the within variables and the random
+slopes) is normal, b_j ~ N(m_j, G) with m_j = μ_b + C_b w_j and G = L Lᵀ, and each unit's
+within variables are linear in it:
+
+    y_ij = μ_W + Π_W x_ij + Z_ij b_j + e_ij,   e_ij ~ N(0, Σ_W),   Z_ij = Σ_l Q_l ξ_ijl,
+
+with ξ_ij = (1, x_ij), Q_0 placing the random intercepts and Q_{1+c} the slopes on covariate c
+(column T e_ℓ for a slope of ℓ: its total effect on y). With r_ij = y_ij − μ_W − Π_W x_ij − Z_ij m_j,
+M_j = Σ_i Z_ijᵀ Σ_W⁻¹ Z_ij, h_j = Σ_i Z_ijᵀ Σ_W⁻¹ r_ij, K_j = I + Lᵀ M_j L and v_j = Lᵀ h_j
+(Woodbury and the matrix determinant lemma),
+
+    log p(y_j) = Σ_i log N(r_ij; 0, Σ_W) − ½ log|K_j| + ½ v_jᵀ K_j⁻¹ v_j,
+
+and b_j | y_j ~ N(m_j + L K_j⁻¹ v_j, L K_j⁻¹ Lᵀ), from which the clusters' slopes are drawn
+after sampling. Everything is a function of each cluster's cross-products of (y, 1, x), so
+nothing per cluster is sampled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+import xarray as xr
+
+from ..data import ClusteredData
+from ..moments import Moments
+from ..plan import RandomEntries
+from .gaussian import Layout, normal_loglik
+from .kernel import LOG_2PI
+
+CONDITIONAL_MEAN, CONDITIONAL_CHOL = "random_effects_mean", "random_effects_chol"
+
+
+@dataclass(frozen=True)
+class RowStatistics:
+    """Per cluster: n_j, the cross-products Σ_i (y, 1, x)_ij (y, 1, x)_ijᵀ and the covariates w_j."""
+
+    sizes: np.ndarray
+    crossprod: np.ndarray
+    covariates: np.ndarray
+
+    @classmethod
+    def from_data(cls, layout: Layout, data: ClusteredData) -> RowStatistics:
+        rows = np.hstack([data.matrix(list(layout.within)), np.ones((data.n_rows, 1)),
+                          data.matrix(list(layout.within_covariates))])
+        crossprod = np.zeros((data.n_clusters, rows.shape[1], rows.shape[1]))
+        np.add.at(crossprod, data.cluster_index, rows[:, :, None] * rows[:, None, :])
+        return cls(data.sizes.astype(float), crossprod, data.cluster_values(list(layout.top_covariates)))
+
+    def register(self) -> dict[str, pt.TensorVariable]:
+        """The statistics as ``pm.Data`` in the current model."""
+        return {name: pm.Data(f"stat_{name}", np.asarray(getattr(self, name), dtype=float))
+                for name in ("sizes", "crossprod", "covariates")}
+
+
+def _designs(layout: Layout, total_effects: pt.TensorVariable, slopes: RandomEntries, n_between: int) -> pt.TensorVariable:
+    """Q (1 + q, p_w, n_b): Q_0 maps each random intercept u to its within variable, Q_{1+c} each
+    slope on covariate c to the column of total effects T e_ℓ of its outcome ℓ."""
+    p, q, n_u = len(layout.within), len(layout.within_covariates), len(layout.top)
+    intercepts = np.zeros((1 + q, p, n_between))
+    intercepts[0, [layout.within.index(v) for v in layout.top], np.arange(n_u)] = 1.0
+    return pt.set_subtensor(pt.as_tensor_variable(intercepts)[1 + slopes.cols, :, n_u + slopes.index],
+                            total_effects[:, slopes.rows].T)
+
+
+def slopes_loglik(layout: Layout, within: Moments, total_effects: pt.TensorVariable, between: Moments,
+                  slopes: RandomEntries, stats: dict[str, pt.TensorVariable]) -> pt.TensorVariable:
+    """Σ_j log p(y_j) with the random intercepts and slopes integrated out (module docstring).
+
+    ``between`` holds the moments of (random intercepts, random slopes), in that order;
+    adds the deterministics of b_j | y_j used to draw the clusters' values after sampling.
+    """
+    p = len(layout.within)
+    design = _designs(layout, total_effects, slopes, len(layout.top) + len(slopes.index))
+    mean = between.mean[None, :] + stats["covariates"] @ between.coef.T               # m_j
+    fixed = pt.concatenate([within.mean[:, None], within.coef], axis=1)               # (μ_W, Π_W)
+    coef = pt.concatenate([pt.broadcast_to(pt.eye(p), (mean.shape[0], p, p)),
+                           -(fixed + pt.einsum("lpb,jb->jpl", design, mean))], axis=2)  # r_ij = A_j (y, ξ)_ij
+    rows = normal_loglik(within.cov, stats["sizes"], coef, stats["crossprod"])
+    weighted = pt.einsum("pr,lrb->lpb", pt.linalg.inv(within.cov), design)             # Σ_W⁻¹ Q_l
+    xi = stats["crossprod"][:, p:, p:]                                                  # Σ_i ξ ξᵀ
+    m = pt.einsum("jlm,lpa,mpb->jab", xi, design, weighted)
+    residual_xi = (coef[:, :, :, None] * stats["crossprod"][:, None, :, p:]).sum(2)   # Σ_i r_ij ξ_ijᵀ
+    h = pt.einsum("lpb,jpl->jb", weighted, residual_xi)
+    chol = pt.linalg.cholesky(between.cov)
+    n_b = design.type.shape[-1]
+    k = np.eye(n_b) + pt.einsum("ba,jbc,cd->jad", chol, m, chol)
+    v = h @ chol
+    # −½ log|K| + ½ vᵀK⁻¹v is the Gaussian kernel with scatter −v vᵀ, up to its constant
+    correction = normal_loglik(k, pt.ones_like(stats["sizes"]), np.eye(n_b), -(v[:, :, None] * v[:, None, :]))
+    _conditional(mean, chol, k, v)
+    return rows + correction + 0.5 * n_b * LOG_2PI * stats["sizes"].shape[0]
+
+
+def _conditional(mean, chol, k, v) -> None:
+    """Deterministics of b_j | y_j: its mean m_j + L K_j⁻¹ v_j and a Cholesky factor L chol(K_j⁻¹)."""
+    k_inverse = pt.linalg.inv(k)
+    pm.Deterministic(CONDITIONAL_MEAN, mean + pt.einsum("ab,jbc,jc->ja", chol, k_inverse, v))
+    pm.Deterministic(CONDITIONAL_CHOL, pt.einsum("ab,jbc->jac", chol, pt.linalg.cholesky(k_inverse)))
+
+
+def draw_random_effects(posterior: xr.Dataset, clusters: np.ndarray, names: list[str], seed: int | None) -> xr.Dataset:
+    """One draw of each cluster's random slopes (the last ``len(names)`` entries of b_j) from
+    b_j | y_j per posterior draw, as ``random_effects`` (chain, draw, cluster, random); the helper
+    deterministics are dropped."""
+    mean, chol = posterior[CONDITIONAL_MEAN].values, posterior[CONDITIONAL_CHOL].values
+    noise = np.random.default_rng(seed).standard_normal(mean.shape)
+    draws = (mean + (chol @ noise[..., None])[..., 0])[..., -len(names):]
+    effects = xr.DataArray(draws, dims=("chain", "draw", "cluster", "random"),
+                           coords={"cluster": clusters, "random": names})
+    return posterior.drop_vars([CONDITIONAL_MEAN, CONDITIONAL_CHOL]).assign(random_effects=effects)

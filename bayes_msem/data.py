@@ -13,7 +13,7 @@ data), plus the per-row cluster index and cluster sizes used by the model stages
 from __future__ import annotations
 
 import difflib
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np

@@ -8,15 +8,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
+import pymc as pm
 import pytensor.tensor as pt
 
 from ..data import ClusteredData
 from ..plan import Plan
 from ..table import BETWEEN, SINGLE_LEVEL, WITHIN
 from .kernel import gaussian_scatter
+
+class Statistics:
+    """Base of the strategies' sufficient-statistic dataclasses."""
+
+    def register(self) -> dict[str, pt.TensorVariable]:
+        """Every field as ``pm.Data`` named ``stat_<field>`` in the current model, so a model of the
+        same structure on new data reuses the compiled sampler with its own statistics."""
+        return {f.name: pm.Data(f"stat_{f.name}", np.asarray(getattr(self, f.name), dtype=float))
+                for f in fields(self)}
+
 
 @dataclass(frozen=True)
 class Layout:

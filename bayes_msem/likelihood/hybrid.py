@@ -21,16 +21,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pymc as pm
 import pytensor.tensor as pt
 
 from ..data import ClusteredData
 from ..moments import Moments, small_matmul
-from .gaussian import Layout, cluster_design, normal_loglik, within_deviations
+from .gaussian import Layout, Statistics, cluster_design, normal_loglik, within_deviations
 
 
 @dataclass(frozen=True)
-class ClusterStatistics:
+class ClusterStatistics(Statistics):
     """Per cluster: size n_j, d_j, x̄_j, w_j and the within scatter S_j of (y, x)."""
 
     sizes: np.ndarray
@@ -49,10 +48,6 @@ class ClusterStatistics:
         return cls(data.sizes.astype(float), d, covariate_means, covariates, scatter,
                    -0.5 * len(layout.within) * float(np.log(data.sizes).sum()))
 
-    def register(self) -> dict[str, pt.TensorVariable]:
-        """The statistics as ``pm.Data`` in the current model."""
-        return {name: pm.Data(f"stat_{name}", np.asarray(getattr(self, name), dtype=float))
-                for name in ("sizes", "means", "covariate_means", "covariates", "scatter", "constant")}
 
 
 @dataclass(frozen=True)

@@ -23,17 +23,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pymc as pm
 import pytensor.tensor as pt
 
 from ..data import ClusteredData
 from ..moments import Moments
 from ..table import BETWEEN, SINGLE_LEVEL, WITHIN
-from .gaussian import Layout, cluster_design, normal_loglik, within_deviations
+from .gaussian import Layout, Statistics, cluster_design, normal_loglik, within_deviations
 
 
 @dataclass(frozen=True)
-class MarginalStatistics:
+class MarginalStatistics(Statistics):
     """Sufficient statistics: per distinct cluster size n_g, the count c_g and Σ_j D_j D_jᵀ;
     the pooled within scatter of (y, x) and its degrees of freedom N − J; the constant
     −(p_w/2) Σ_j log n_j."""
@@ -59,10 +58,6 @@ class MarginalStatistics:
             constant=-0.5 * len(layout.within) * float(np.log(data.sizes).sum()),
         )
 
-    def register(self) -> dict[str, pt.TensorVariable]:
-        """The statistics as ``pm.Data`` in the current model, so new data reuse the compiled model."""
-        return {name: pm.Data(f"stat_{name}", np.asarray(getattr(self, name), dtype=float))
-                for name in ("sizes", "counts", "crossprod", "within_scatter", "within_count", "constant")}
 
 
 def marginal_loglik(layout: Layout, moments: dict[str, Moments], stats: dict[str, pt.TensorVariable]) -> pt.TensorVariable:

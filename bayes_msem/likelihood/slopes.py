@@ -31,14 +31,14 @@ import xarray as xr
 from ..data import ClusteredData
 from ..moments import Moments
 from ..plan import RandomEntries
-from .gaussian import Layout, normal_loglik
+from .gaussian import Layout, Statistics, normal_loglik
 from .kernel import LOG_2PI
 
 CONDITIONAL_MEAN, CONDITIONAL_CHOL = "random_effects_mean", "random_effects_chol"
 
 
 @dataclass(frozen=True)
-class RowStatistics:
+class RowStatistics(Statistics):
     """Per cluster: n_j, the cross-products Σ_i (y, 1, x)_ij (y, 1, x)_ijᵀ and the covariates w_j."""
 
     sizes: np.ndarray
@@ -53,10 +53,6 @@ class RowStatistics:
         np.add.at(crossprod, data.cluster_index, rows[:, :, None] * rows[:, None, :])
         return cls(data.sizes.astype(float), crossprod, data.cluster_values(list(layout.top_covariates)))
 
-    def register(self) -> dict[str, pt.TensorVariable]:
-        """The statistics as ``pm.Data`` in the current model."""
-        return {name: pm.Data(f"stat_{name}", np.asarray(getattr(self, name), dtype=float))
-                for name in ("sizes", "crossprod", "covariates")}
 
 
 def _designs(layout: Layout, total_effects: pt.TensorVariable, slopes: RandomEntries, n_between: int) -> pt.TensorVariable:

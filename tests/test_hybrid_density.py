@@ -127,8 +127,19 @@ INTEGRATED = {
     "two-slopes-with-factors": TWO_SLOPES_WITH_FACTORS,
 }
 
+SLOPE_BETWEEN_FACTORS = """
+level: within
+  f1 =~ y1 + y2
+  f2 =~ y3 + y4
+  s | f2 ~ f1
+level: between
+  fb =~ y1 + y2 + y3 + y4
+  s ~~ fb
+"""
+
 MODELS = {
     "random-slope-and-log-variance": SLOPE_AND_LOG_VARIANCE,
+    "random-slope-between-latent-factors": SLOPE_BETWEEN_FACTORS,
     "random-slope-on-endogenous": SLOPE_ON_ENDOGENOUS,
     "random-loading-and-log-variance": LOADING_AND_LOG_VARIANCE,
     "covariance-block": COVARIANCE_BLOCK,

@@ -29,7 +29,7 @@ from scipy.stats import multivariate_normal
 import bayes_msem as bm
 from bayes_msem.likelihood.gaussian import Layout
 from bayes_msem.likelihood.hybrid import ClusterStatistics
-from bayes_msem.plan import MatrixSpec
+from dense_reference import fill, level_moments, ram_moments
 
 RANDOM_SLOPE = """
 level: within
@@ -164,12 +164,6 @@ def _data(sizes, seed):
     return frame.sample(frac=1.0, random_state=seed)  # rows out of cluster order
 
 
-def _fill(spec: MatrixSpec, theta):
-    m = spec.base.copy()
-    m[spec.rows, spec.cols] = theta[spec.index]
-    return m
-
-
 def _correlation(partial, k):
     """Correlation matrix from canonical partial correlations ρ_{ab|0..a−1} (pairs a < b in
     order (0,1), (0,2), …, (1,2), …) by the C-vine recursion
@@ -192,7 +186,7 @@ def _within_matrices(plan, theta, r):
     level = plan.levels["within"]
     pos = {v: i for i, v in enumerate(level.variables)}
     cov = {v: i for i, v in enumerate(level.roles.covariates)}
-    b, g, psi = _fill(level.beta, theta), _fill(level.gamma, theta), _fill(level.psi, theta)
+    b, g, psi = fill(level.beta, theta), fill(level.gamma, theta), fill(level.psi, theta)
     blocks = {}
     for k, p in enumerate(plan.random):
         if p.kind == "slope" and p.rhs in cov:
@@ -216,25 +210,18 @@ def _within_matrices(plan, theta, r):
     return b, g, psi
 
 
-def _moments(b, g, psi, alpha, select):
-    """Σ, mean and covariate coefficients of the variables at ``select`` (RAM formula)."""
-    t = np.linalg.inv(np.eye(len(b)) - b)[select]
-    return t @ psi @ t.T, (t @ alpha)[:, 0], t @ g
-
-
 def _between(plan, theta):
     """Joint moments of (observed between parts, random parameters) given w."""
     level = plan.levels["between"]
     pos = {v: i for i, v in enumerate(level.variables)}
     select = [pos[v] for v in (*level.roles.observed, *(p.name for p in plan.random))]
-    return _moments(_fill(level.beta, theta), _fill(level.gamma, theta), _fill(level.psi, theta),
-                    _fill(level.alpha, theta), select)
+    return level_moments(level, theta, select)
 
 
 def _dense_hybrid(model, frame, theta, random, cluster_ids):
     plan = model.plan
     rw, rb = plan.levels["within"].roles, plan.levels["between"].roles
-    alpha_w = _fill(plan.levels["within"].alpha, theta)
+    alpha_w = fill(plan.levels["within"].alpha, theta)
     sb, mb, cb = _between(plan, theta)
     p_b = len(rb.observed)
     row_of = {c: j for j, c in enumerate(cluster_ids)}
@@ -248,7 +235,7 @@ def _dense_hybrid(model, frame, theta, random, cluster_ids):
         mean_u = mean_all[:p_b] + s_ur @ np.linalg.solve(s_rr, r - mean_all[p_b:])
         cov_u = sb[:p_b, :p_b] - s_ur @ np.linalg.solve(s_rr, s_ur.T)
         b, g, psi = _within_matrices(plan, theta, r)
-        sw, mw, cw = _moments(b, g, psi, alpha_w, np.arange(len(rw.observed)))
+        sw, mw, cw = ram_moments(b, g, psi, alpha_w, np.arange(len(rw.observed)))
         n, p_w = len(rows), len(rw.observed)
         z_names = [v for v in rb.observed if v not in rw.observed]
         dim = n * p_w + len(z_names)
@@ -346,11 +333,11 @@ def _dense_integrated(model, frame, theta):
     plan = model.plan
     rw, rb = plan.levels["within"].roles, plan.levels["between"].roles
     observed = np.arange(len(rw.observed))
-    alpha_w = _fill(plan.levels["within"].alpha, theta)
+    alpha_w = fill(plan.levels["within"].alpha, theta)
     sb, mb, cb = _between(plan, theta)
     k_r, p_w, p_b = len(plan.random), len(rw.observed), len(rb.observed)
-    sw, mw, cw = _moments(*_within_matrices(plan, theta, np.zeros(k_r)), alpha_w, observed)
-    unit = [_moments(*_within_matrices(plan, theta, np.eye(k_r)[k]), alpha_w, observed)[2] - cw for k in range(k_r)]
+    sw, mw, cw = ram_moments(*_within_matrices(plan, theta, np.zeros(k_r)), alpha_w, observed)
+    unit = [ram_moments(*_within_matrices(plan, theta, np.eye(k_r)[k]), alpha_w, observed)[2] - cw for k in range(k_r)]
     total, conditional = 0.0, {}
     for label, rows in frame.groupby("cluster"):
         n, x = len(rows), rows[list(rw.covariates)].to_numpy()

@@ -15,7 +15,7 @@ from scipy.stats import multivariate_normal
 
 import bayes_msem as bm
 from bayes_msem.moments import path_length
-from bayes_msem.plan import MatrixSpec
+from dense_reference import level_moments
 
 TWO_LEVEL = """
 level: within
@@ -62,24 +62,10 @@ def _data(sizes, seed):
     return frame.sample(frac=1.0, random_state=seed)  # rows out of cluster order
 
 
-def _fill(spec: MatrixSpec, theta):
-    m = spec.base.copy()
-    m[spec.rows, spec.cols] = theta[spec.index]
-    return m
-
-
-def _level(level_plan, theta):
-    """Σ, mean, coef of one level by the RAM formula, in numpy."""
-    b, psi = _fill(level_plan.beta, theta), _fill(level_plan.psi, theta)
-    p = len(level_plan.roles.observed)
-    t = np.linalg.inv(np.eye(len(b)) - b)[:p]
-    return t @ psi @ t.T, (t @ _fill(level_plan.alpha, theta))[:, 0], t @ _fill(level_plan.gamma, theta)
-
-
 def _dense_two_level(model, theta):
     plan, frame = model.plan, model._frame
-    sw, mw, cw = _level(plan.levels["within"], theta)
-    sb, mb, cb = _level(plan.levels["between"], theta)
+    sw, mw, cw = level_moments(plan.levels["within"], theta)
+    sb, mb, cb = level_moments(plan.levels["between"], theta)
     rw, rb = plan.levels["within"].roles, plan.levels["between"].roles
     total = 0.0
     for _, rows in frame.groupby("cluster"):
@@ -111,7 +97,7 @@ def _dense_two_level(model, theta):
 
 
 def _dense_single_level(model, theta):
-    s, m, c = _level(model.plan.levels[""], theta)
+    s, m, c = level_moments(model.plan.levels[""], theta)
     roles = model.plan.levels[""].roles
     frame = model._frame
     y, x = frame[list(roles.observed)].to_numpy(), frame[list(roles.covariates)].to_numpy()

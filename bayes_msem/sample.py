@@ -97,6 +97,7 @@ def run_sampler(model: pm.Model, compiled, *, draws: int, tune: int, chains: int
 
         return nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=random_seed,
                              progress_bar=progressbar, target_accept=target_accept, save_warmup=False)
+    own_init = {"init": "adapt_diag"} if sampler == "pymc" else {}  # the JAX samplers initialise themselves
     return pm.sample(draws=draws, tune=tune, chains=chains, random_seed=random_seed, progressbar=progressbar,
                      nuts_sampler=sampler, model=model, target_accept=target_accept,
-                     compute_convergence_checks=False, cores=min(chains, 2), init="adapt_diag")
+                     compute_convergence_checks=False, cores=min(chains, 2), **own_init)

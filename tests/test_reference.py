@@ -121,8 +121,13 @@ def test_random_slope_matches_lme4(random_slope_fit):
     """lmer(y ~ x + (1 + x | school), REML = FALSE): the fixed effects are the between-level means
     of the random intercept (y ~ 1) and slope (s ~ 1); the variance components are the between
     variances and covariance; the residual variance is the within variance of y."""
+    _check(random_slope_fit, _lme4_random_slope())
+    assert "marginal" in random_slope_fit.summary()  # the slopes are integrated out, not sampled
+
+
+def _lme4_random_slope() -> pd.DataFrame:
     lme4 = pd.read_csv(REFERENCE / "random_slope_lme4.csv").set_index("param")["est"]
-    reference = pd.DataFrame([
+    return pd.DataFrame([
         ("y", "~1", "", "between", lme4["intercept"]),
         ("s", "~1", "", "between", lme4["slope_x"]),
         ("y", "~~", "y", "between", lme4["var_intercept"]),
@@ -130,8 +135,15 @@ def test_random_slope_matches_lme4(random_slope_fit):
         ("y", "~~", "s", "between", lme4["cov_intercept_slope"]),
         ("y", "~~", "y", "within", lme4["var_residual"]),
     ], columns=["lhs", "op", "rhs", "level", "est"])
-    _check(random_slope_fit, reference)
-    assert "marginal" in random_slope_fit.summary()  # the slopes are integrated out, not sampled
+
+
+@pytest.mark.parametrize("sampler", ["numpyro", "blackjax"])
+def test_jax_samplers_match_lme4(sampler):
+    """The JAX path (the fused kernel's JAX version, numpyro or blackjax NUTS) meets the same bar."""
+    data = pd.read_csv(REFERENCE / "random_slope.csv")
+    fit = bm.Model(RANDOM_SLOPE_MODEL, data, cluster="school").fit(draws=1000, tune=1000, chains=2, random_seed=1, sampler=sampler)
+    _check(fit, _lme4_random_slope())
+    assert fit.cluster_effects("s")["cluster"].nunique() == 100
 
 
 def test_cluster_specific_slopes(random_slope_fit, tmp_path):

@@ -2,7 +2,8 @@
 
 * :class:`Layout`: where each variable sits in a cluster's vector d_j (cluster means of
   the within variables, then the values of the cluster-level variables).
-* :func:`cluster_design`, :func:`within_deviations`: the data pieces every strategy needs.
+* :func:`cluster_design`, :func:`within_deviations`, :func:`group_crossprod`: the data
+  pieces every strategy needs; :class:`Statistics` registers a strategy's statistics as ``pm.Data``.
 * :func:`normal_loglik`: Σ log N(A D; 0, V) from cross-products, batched over groups or clusters.
 """
 
@@ -18,6 +19,7 @@ from ..data import ClusteredData
 from ..plan import Plan
 from ..table import BETWEEN, SINGLE_LEVEL, WITHIN
 from .kernel import gaussian_scatter
+
 
 class Statistics:
     """Base of the strategies' sufficient-statistic dataclasses."""
@@ -74,6 +76,13 @@ def within_deviations(layout: Layout, data: ClusteredData) -> np.ndarray:
         return np.zeros((0, 0))
     names = list(layout.within + layout.within_covariates)
     return data.matrix(names) - data.cluster_means(names)[data.cluster_index]
+
+
+def group_crossprod(rows: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
+    """Σ_{i in g} r_i r_iᵀ for each group g (n_groups, d, d) of the rows r_i (n, d)."""
+    crossprod = np.zeros((n_groups, rows.shape[1], rows.shape[1]))
+    np.add.at(crossprod, group, rows[:, :, None] * rows[:, None, :])
+    return crossprod
 
 
 def normal_loglik(cov: pt.TensorVariable, counts: pt.TensorVariable, coef: pt.TensorVariable,

@@ -25,7 +25,7 @@ import pytensor.tensor as pt
 
 from ..data import ClusteredData
 from ..moments import Moments, small_matmul
-from .gaussian import Layout, Statistics, cluster_design, normal_loglik, within_deviations
+from .gaussian import Layout, Statistics, cluster_design, group_crossprod, normal_loglik, within_deviations
 
 
 @dataclass(frozen=True)
@@ -43,11 +43,9 @@ class ClusterStatistics(Statistics):
     def from_data(cls, layout: Layout, data: ClusteredData) -> ClusterStatistics:
         d, covariate_means, covariates = cluster_design(layout, data)
         deviations = within_deviations(layout, data)
-        scatter = np.zeros((data.n_clusters, deviations.shape[1], deviations.shape[1]))
-        np.add.at(scatter, data.cluster_index, deviations[:, :, None] * deviations[:, None, :])
+        scatter = group_crossprod(deviations, data.cluster_index, data.n_clusters)
         return cls(data.sizes.astype(float), d, covariate_means, covariates, scatter,
                    -0.5 * len(layout.within) * float(np.log(data.sizes).sum()))
-
 
 
 @dataclass(frozen=True)

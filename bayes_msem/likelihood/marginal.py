@@ -28,7 +28,7 @@ import pytensor.tensor as pt
 from ..data import ClusteredData
 from ..moments import Moments
 from ..table import BETWEEN, SINGLE_LEVEL, WITHIN
-from .gaussian import Layout, Statistics, cluster_design, normal_loglik, within_deviations
+from .gaussian import Layout, Statistics, cluster_design, group_crossprod, normal_loglik, within_deviations
 
 
 @dataclass(frozen=True)
@@ -50,14 +50,12 @@ class MarginalStatistics(Statistics):
         design = np.hstack([d, np.ones((len(d), 1)), covariate_means, covariates])
         deviations = within_deviations(layout, data)
         sizes, group = np.unique(data.sizes, return_inverse=True)
-        crossprod = np.zeros((len(sizes), design.shape[1], design.shape[1]))
-        np.add.at(crossprod, group, design[:, :, None] * design[:, None, :])
+        crossprod = group_crossprod(design, group, len(sizes))
         return cls(
             sizes=sizes.astype(float), counts=np.bincount(group).astype(float), crossprod=crossprod,
             within_scatter=deviations.T @ deviations, within_count=float(data.n_rows - data.n_clusters),
             constant=-0.5 * len(layout.within) * float(np.log(data.sizes).sum()),
         )
-
 
 
 def marginal_loglik(layout: Layout, moments: dict[str, Moments], stats: dict[str, pt.TensorVariable]) -> pt.TensorVariable:

@@ -31,7 +31,7 @@ import xarray as xr
 from ..data import ClusteredData
 from ..moments import Moments
 from ..plan import RandomEntries
-from .gaussian import Layout, Statistics, normal_loglik
+from .gaussian import Layout, Statistics, group_crossprod, normal_loglik
 from .kernel import LOG_2PI
 
 CONDITIONAL_MEAN, CONDITIONAL_CHOL = "random_effects_mean", "random_effects_chol"
@@ -49,10 +49,8 @@ class RowStatistics(Statistics):
     def from_data(cls, layout: Layout, data: ClusteredData) -> RowStatistics:
         rows = np.hstack([data.matrix(list(layout.within)), np.ones((data.n_rows, 1)),
                           data.matrix(list(layout.within_covariates))])
-        crossprod = np.zeros((data.n_clusters, rows.shape[1], rows.shape[1]))
-        np.add.at(crossprod, data.cluster_index, rows[:, :, None] * rows[:, None, :])
+        crossprod = group_crossprod(rows, data.cluster_index, data.n_clusters)
         return cls(data.sizes.astype(float), crossprod, data.cluster_values(list(layout.top_covariates)))
-
 
 
 def _designs(layout: Layout, total_effects: pt.TensorVariable, slopes: RandomEntries, n_between: int) -> pt.TensorVariable:

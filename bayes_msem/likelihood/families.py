@@ -1,0 +1,231 @@
+"""Response families of a generalized linear (latent) model: log p(y | η) for a linear predictor η.
+
+* :class:`Family` (from :func:`parse_family`): the name and link, which extra parameters the
+  family needs (:attr:`Family.has_scale`, :attr:`Family.has_thresholds`,
+  :attr:`Family.has_dispersion`), the elementwise :meth:`Family.logp` and the check of the
+  observed values, :meth:`Family.codes`.
+* :func:`log_cdf`: log F(x) of the logit and probit links, finite and accurate in both tails.
+
+Every log-probability is written in log space (softplus, erfcx, log1mexp) so that it and
+its gradient stay finite and accurate for |η| far beyond the data, e.g. η = ±30.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pytensor.tensor as pt
+from pytensor.tensor import TensorLike
+
+from ..data import DataError
+from ..table import SpecificationError
+
+LINKS: dict[str, tuple[str, ...]] = {
+    "gaussian": ("identity",),
+    "bernoulli": ("logit", "probit"),
+    "ordinal": ("logit", "probit"),
+    "poisson": ("log",),
+    "negbinomial": ("log",),
+}
+"""The valid links of each family; the first is the default."""
+
+ALIASES = {"binary": "bernoulli", "negative_binomial": "negbinomial"}
+
+_LOG_2PI = float(np.log(2 * np.pi))
+_SQRT_2 = float(np.sqrt(2))
+_SHOW = 6  # distinct values shown in messages
+_SYNTAX = re.compile(r"([a-z_]+)\s*(?:\(\s*([a-z_]+)\s*\))?")
+
+
+def _choices() -> str:
+    names = [f"{name} ({', '.join(links)})" for name, links in LINKS.items()]
+    return "; ".join(names) + f"; aliases: {', '.join(f'{a} = {n}' for a, n in ALIASES.items())}"
+
+
+@dataclass(frozen=True)
+class Family:
+    """A response family and its link, e.g. ``Family("ordinal", "probit")``."""
+
+    name: str
+    link: str
+
+    def __post_init__(self) -> None:
+        if self.name not in LINKS:
+            raise SpecificationError(f"unknown family {self.name!r}; the families (links) are: {_choices()}")
+        if self.link not in LINKS[self.name]:
+            raise SpecificationError(f"{self.name} has no link {self.link!r}; "
+                                     f"its links are: {', '.join(LINKS[self.name])}")
+
+    def __str__(self) -> str:
+        return f"{self.name}({self.link})"
+
+    @property
+    def has_scale(self) -> bool:
+        """Whether the family has a residual standard deviation (gaussian only)."""
+        return self.name == "gaussian"
+
+    @property
+    def has_thresholds(self) -> bool:
+        """Whether the family has thresholds τ_1 < … < τ_{K−1} (ordinal)."""
+        return self.name == "ordinal"
+
+    @property
+    def has_dispersion(self) -> bool:
+        """Whether the family has a dispersion φ > 0 (negbinomial)."""
+        return self.name == "negbinomial"
+
+    def logp(self, y: TensorLike, eta: TensorLike, *, sd: TensorLike | None = None,
+             thresholds: TensorLike | None = None, dispersion: TensorLike | None = None) -> pt.TensorVariable:
+        """Elementwise log p(y | η), y and η broadcastable; ``sd`` (gaussian), ``thresholds`` (ordinal,
+        a vector of length K − 1) and ``dispersion`` (negbinomial) as the family needs them."""
+        if self.name == "gaussian":
+            return gaussian_logp(y, eta, _needed(sd, "sd", self))
+        if self.name == "bernoulli":
+            return bernoulli_logp(y, eta, self.link)
+        if self.name == "ordinal":
+            return ordinal_logp(y, eta, _needed(thresholds, "thresholds", self), self.link)
+        if self.name == "poisson":
+            return poisson_logp(y, eta)
+        return negbinomial_logp(y, eta, _needed(dispersion, "dispersion", self))
+
+    def codes(self, values: np.ndarray, name: str) -> np.ndarray:
+        """The observed ``values`` of variable ``name`` as float64 codes for this family, NaN (missing)
+        kept: 0/1 (bernoulli), 0..K−1 in the order of :func:`ordinal_levels` (ordinal), the values
+        themselves otherwise.  Raises :class:`DataError` for values the family cannot take."""
+        x = _numeric(values, name, self)
+        observed = x[~np.isnan(x)]
+        if np.isinf(observed).any():
+            raise DataError(f"{name!r} has infinite values; recode them or set them to missing (NaN)")
+        whole = observed == np.round(observed)
+        if self.name == "bernoulli" and not np.isin(observed, (0.0, 1.0)).all():
+            other = "ordinal" if whole.all() else "gaussian"
+            raise DataError(f"{name!r} is declared bernoulli but takes values {_show(observed)}; "
+                            f"recode it to 0/1 or declare it {other}")
+        if self.name in ("ordinal", "poisson", "negbinomial") and not whole.all():
+            what = "categories as integers in their order (e.g. 1, 2, 3)" if self.has_thresholds else "counts as whole numbers"
+            raise DataError(f"{name!r} is declared {self.name} but has non-integer values "
+                            f"{_show(observed[~whole])}; code the {what} or declare it gaussian")
+        if self.name in ("poisson", "negbinomial") and (observed < 0).any():
+            raise DataError(f"{name!r} is declared {self.name} but has negative values {_show(observed[observed < 0])}; "
+                            f"counts must be non-negative: recode it or declare it gaussian")
+        if self.has_thresholds:
+            levels = ordinal_levels(x)
+            if len(levels) < 2:
+                what = f"only the category {levels[0]:g}" if len(levels) else "no observed values"
+                raise DataError(f"{name!r} is declared ordinal but has {what}; an ordinal variable needs at "
+                                f"least two categories: check its coding or drop it from the model")
+            x[~np.isnan(x)] = np.searchsorted(levels, observed)
+        return x
+
+
+def parse_family(text: str) -> Family:
+    """``name`` or ``name(link)``, case-insensitive, e.g. ``"bernoulli"``, ``"Ordinal( probit )"``."""
+    match = _SYNTAX.fullmatch(text.strip().lower())
+    if match is None:
+        raise SpecificationError(f"cannot read the family {text!r}; write name or name(link), "
+                                 f"with the families (links): {_choices()}")
+    name = ALIASES.get(match[1], match[1])
+    if name not in LINKS:
+        raise SpecificationError(f"unknown family {match[1]!r}; the families (links) are: {_choices()}")
+    return Family(name, match[2] or LINKS[name][0])
+
+
+def ordinal_levels(values: np.ndarray) -> np.ndarray:
+    """The sorted distinct observed (non-NaN) values; K = their number, code k is the k-th of them."""
+    x = np.asarray(values, dtype=np.float64)
+    return np.unique(x[~np.isnan(x)])
+
+
+def log_cdf(x: TensorLike, link: str) -> pt.TensorVariable:
+    """log F(x) with F the logistic (logit) or standard normal (probit) cdf.
+
+    logit: −log(1 + e^{−x}); probit: log(1 − erfc(x/√2)/2) for x ≥ −1 and
+    log(erfcx(−x/√2)/2) − x²/2 below, which does not underflow.  Each branch is evaluated on
+    its own side of −1 only, so the gradient stays finite everywhere.
+    """
+    x = _float(x)
+    if link == "logit":
+        return -pt.softplus(-x)
+    if link != "probit":
+        raise ValueError(f"log_cdf has no link {link!r}; use logit or probit")
+    upper, lower = pt.maximum(x, -1.0), pt.minimum(x, -1.0)
+    return pt.switch(x >= -1.0, pt.log1p(-0.5 * pt.erfc(upper / _SQRT_2)),
+                     pt.log(0.5 * pt.erfcx(-lower / _SQRT_2)) - 0.5 * lower**2)
+
+
+def gaussian_logp(y: TensorLike, eta: TensorLike, sd: TensorLike) -> pt.TensorVariable:
+    """log N(y; η, sd²) = −½ log 2π − log sd − ½ ((y − η)/sd)²."""
+    y, eta, sd = _float(y), _float(eta), _float(sd)
+    return -0.5 * _LOG_2PI - pt.log(sd) - 0.5 * pt.square((y - eta) / sd)
+
+
+def bernoulli_logp(y: TensorLike, eta: TensorLike, link: str) -> pt.TensorVariable:
+    """log p(y | η) for y ∈ {0, 1}: log F((2y − 1) η) (= y η − log(1 + e^η) for the logit link)."""
+    return log_cdf((2 * _float(y) - 1) * _float(eta), link)
+
+
+def ordinal_logp(y: TensorLike, eta: TensorLike, thresholds: TensorLike, link: str) -> pt.TensorVariable:
+    """Cumulative model, y coded 0..K−1 and τ (K − 1,) increasing, τ_0 = −∞, τ_K = +∞:
+
+    log P(y = k) = log[F(b) − F(a)],  a = τ_k − η,  b = τ_{k+1} − η,
+
+    as log F(b) + log(1 − exp(log F(a) − log F(b))), on the reflected pair (−b, −a) (F(−x) = 1 − F(x))
+    when a + b > 0, so that the difference is always taken in the lower tail; at the end
+    categories F(a) = 0 and the second term is dropped.
+    """
+    eta, infinity = _float(eta), pt.as_tensor([np.inf])
+    bounds = pt.concatenate([-infinity, _float(thresholds), infinity])
+    k = pt.cast(y, "int64")
+    a, b = bounds[k] - eta, bounds[k + 1] - eta
+    reflect = a + b > 0
+    low, high = pt.switch(reflect, -b, a), pt.switch(reflect, -a, b)
+    end = pt.isinf(low)
+    log_high = log_cdf(high, link)
+    log_low = log_cdf(pt.switch(end, high - 1.0, low), link)  # finite stand-in, discarded at the ends
+    return log_high + pt.switch(end, 0.0, pt.log1mexp(log_low - log_high))
+
+
+def poisson_logp(y: TensorLike, eta: TensorLike) -> pt.TensorVariable:
+    """log Poisson(y; μ = e^η) = y η − e^η − log y!."""
+    y, eta = _float(y), _float(eta)
+    return y * eta - pt.exp(eta) - pt.gammaln(y + 1.0)
+
+
+def negbinomial_logp(y: TensorLike, eta: TensorLike, dispersion: TensorLike) -> pt.TensorVariable:
+    """NB2 with mean μ = e^η and variance μ + μ²/φ:
+
+    log Γ(y + φ) − log Γ(φ) − log y! + φ log(φ/(φ + μ)) + y log(μ/(φ + μ)), with
+    log(φ/(φ + μ)) = −log(1 + e^{η − log φ}) and log(μ/(φ + μ)) = −log(1 + e^{log φ − η}).
+    """
+    y, phi = _float(y), _float(dispersion)
+    shift = _float(eta) - pt.log(phi)
+    return (pt.gammaln(y + phi) - pt.gammaln(phi) - pt.gammaln(y + 1.0)
+            - phi * pt.softplus(shift) - y * pt.softplus(-shift))
+
+
+def _float(x: TensorLike) -> pt.TensorVariable:
+    """``x`` as a float64 tensor (PyTensor makes float32 constants of Python floats such as 2.5)."""
+    return pt.as_tensor_variable(x).astype("float64")
+
+
+def _needed(value: TensorLike | None, what: str, family: Family) -> TensorLike:
+    if value is None:
+        raise TypeError(f"the logp of {family} needs {what}")
+    return value
+
+
+def _numeric(values: np.ndarray, name: str, family: Family) -> np.ndarray:
+    """A float64 copy of ``values`` (booleans become 0/1)."""
+    try:
+        return np.array(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"{name!r} is declared {family.name} but is not numeric; "
+                        f"recode it as numbers or drop it from the model") from None
+
+
+def _show(values: np.ndarray) -> str:
+    distinct = np.unique(values)
+    shown = ", ".join(f"{v:g}" for v in distinct[:_SHOW])
+    return shown + (", …" if len(distinct) > _SHOW else "")

@@ -1,0 +1,209 @@
+"""Response families against scipy (in log space in the tails, η up to ±30), their gradients
+(finite at extreme η, equal to finite differences at moderate η), the ordinal normalisation,
+parsing and the checks of the observed values."""
+
+import functools
+import re
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+import pytest
+from scipy import stats
+from scipy.special import expit, gammaln, logsumexp
+
+from bayes_msem.data import DataError
+from bayes_msem.likelihood.families import Family, log_cdf, ordinal_levels, parse_family
+from bayes_msem.table import SpecificationError
+
+FAMILIES = [Family("gaussian", "identity"), Family("bernoulli", "logit"), Family("bernoulli", "probit"),
+            Family("ordinal", "logit"), Family("ordinal", "probit"), Family("poisson", "log"),
+            Family("negbinomial", "log")]
+SUPPORT = {"gaussian": [-1.3, 0.0, 2.2], "bernoulli": [0, 1], "ordinal": [0, 1, 2, 3],
+           "poisson": [0, 1, 3, 12], "negbinomial": [0, 1, 3, 12]}
+ETA = np.array([-30.0, -8.0, -2.5, -0.3, 0.0, 0.7, 3.0, 8.0, 30.0])
+MODERATE = np.array([-2.5, -0.3, 0.7, 1.9])
+SD, TAU, PHI = 1.7, np.array([-1.2, 0.4, 1.5]), 2.5
+DIST = {"logit": stats.logistic, "probit": stats.norm}
+
+
+@functools.cache
+def _compiled(family):
+    """(y, η, sd, τ, φ) ↦ log p(y | η) and the gradients of Σ log p w.r.t. η, sd, τ and φ."""
+    y, eta, sd, tau, phi = pt.dmatrix("y"), pt.dmatrix("eta"), pt.dscalar("sd"), pt.dvector("tau"), pt.dscalar("phi")
+    logp = family.logp(y, eta, sd=sd, thresholds=tau, dispersion=phi)
+    grads = pytensor.grad(logp.sum(), [eta, sd, tau, phi], disconnected_inputs="ignore")
+    return pytensor.function([y, eta, sd, tau, phi], [logp, *grads], on_unused_input="ignore")
+
+
+def _evaluate(family, eta, y=None, sd=SD, tau=TAU, phi=PHI):
+    """The compiled outputs on the grid of y (default: the family's support) × η."""
+    y = np.asarray(SUPPORT[family.name] if y is None else y, float)
+    y, eta = (np.array(v) for v in np.broadcast_arrays(y[:, None], eta[None, :]))
+    return y, eta, _compiled(family)(y, eta, sd, tau, phi)
+
+
+def _log_interval(a, b, dist):
+    """log(F(b) − F(a)) from scipy's log cdf / log sf, each in the tail where it does not cancel."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lower = dist.logcdf(b) + np.log(-np.expm1(dist.logcdf(a) - dist.logcdf(b)))
+        upper = dist.logsf(a) + np.log(-np.expm1(dist.logsf(b) - dist.logsf(a)))
+    return np.where(a + b > 0, upper, lower)
+
+
+def _reference(family, y, eta):
+    """log p(y | η) from scipy, in log space throughout."""
+    if family.name == "gaussian":
+        return stats.norm.logpdf(y, eta, SD)
+    if family.name == "bernoulli":
+        return DIST[family.link].logcdf((2 * y - 1) * eta)
+    if family.name == "ordinal":
+        bounds = np.concatenate([[-np.inf], TAU, [np.inf]])
+        k = y.astype(int)
+        return _log_interval(bounds[k] - eta, bounds[k + 1] - eta, DIST[family.link])
+    if family.name == "poisson":
+        return stats.poisson.logpmf(y, np.exp(eta))
+    mu = np.exp(eta)
+    return gammaln(y + PHI) - gammaln(PHI) - gammaln(y + 1) - PHI * np.log1p(mu / PHI) - y * np.log1p(PHI / mu)
+
+
+def _plain(family, y, eta):
+    """log p(y | η) from scipy's probability-space distributions (accurate at moderate η only)."""
+    if family.name == "bernoulli":
+        p = expit(eta) if family.link == "logit" else stats.norm.cdf(eta)
+        return stats.bernoulli.logpmf(y, p)
+    if family.name == "ordinal":
+        bounds, cdf = np.concatenate([[-np.inf], TAU, [np.inf]]), DIST[family.link].cdf
+        k = y.astype(int)
+        return np.log(cdf(bounds[k + 1] - eta) - cdf(bounds[k] - eta))
+    if family.name == "negbinomial":
+        mu = np.exp(eta)
+        return stats.nbinom.logpmf(y, PHI, PHI / (PHI + mu))
+    return _reference(family, y, eta)
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=str)
+def test_logp_matches_scipy_at_moderate_eta(family):
+    y, eta, (logp, *_) = _evaluate(family, MODERATE)
+    np.testing.assert_allclose(logp, _plain(family, y, eta), rtol=1e-10)
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=str)
+def test_logp_is_accurate_in_log_space_up_to_extreme_eta(family):
+    y, eta, (logp, *_) = _evaluate(family, ETA)
+    # log Γ(y + φ) − log Γ(φ) carries absolute rounding ~1e-17, visible where log p(0 | η = −30) ≈ −1e-13
+    atol = 1e-15 if family.has_dispersion else 0.0
+    np.testing.assert_allclose(logp, _reference(family, y, eta), rtol=1e-8, atol=atol)
+
+
+@pytest.mark.parametrize("link", ["logit", "probit"])
+def test_log_cdf_matches_scipy_in_both_tails(link):
+    x = np.concatenate([-np.geomspace(1e3, 1e-3, 40), [0.0], np.geomspace(1e-3, 37, 40)])
+    np.testing.assert_allclose(log_cdf(x, link).eval(), DIST[link].logcdf(x), rtol=1e-8, atol=0)
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=str)
+def test_gradients_are_finite_at_extreme_eta(family):
+    outputs = _evaluate(family, np.array([-100.0, -30.0, 30.0, 100.0]))[2]
+    assert all(np.isfinite(out).all() for out in outputs)
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=str)
+def test_gradients_match_finite_differences(family):
+    h, params = 1e-6, {"sd": SD, "tau": TAU, "phi": PHI}
+    _, _, (_, d_eta, *d_params) = _evaluate(family, MODERATE)
+    up, down = _evaluate(family, MODERATE + h)[2][0], _evaluate(family, MODERATE - h)[2][0]
+    np.testing.assert_allclose(d_eta, (up - down) / (2 * h), rtol=1e-6, atol=1e-8)
+    for (key, value), grad in zip(params.items(), d_params):
+        numeric = []
+        for step in np.eye(np.size(value)) * h:
+            shifted = [{**params, key: value + s.reshape(np.shape(value))} for s in (step, -step)]
+            totals = [_evaluate(family, MODERATE, **p)[2][0].sum() for p in shifted]
+            numeric.append((totals[0] - totals[1]) / (2 * h))
+        np.testing.assert_allclose(np.atleast_1d(grad), numeric, rtol=1e-6, atol=1e-6, err_msg=key)
+
+
+@pytest.mark.parametrize("link", ["logit", "probit"])
+@pytest.mark.parametrize("tau", [np.array([0.3]), TAU, np.array([-4.0, -1.0, -0.9, 2.0, 6.0])], ids=["K2", "K4", "K6"])
+def test_ordinal_probabilities_sum_to_one(link, tau):
+    _, _, (logp, *_) = _evaluate(Family("ordinal", link), ETA, y=np.arange(len(tau) + 1), tau=tau)
+    np.testing.assert_allclose(logsumexp(logp, axis=0), 0.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=str)
+def test_y_and_eta_broadcast(family):
+    y = np.asarray(SUPPORT[family.name][:2], float)
+    logp = family.logp(y[:, None], MODERATE[None, :], sd=SD, thresholds=TAU, dispersion=PHI).eval()
+    np.testing.assert_allclose(logp, _evaluate(family, MODERATE, y=y)[2][0], rtol=1e-14)
+
+
+def test_logp_asks_for_the_parameters_it_needs():
+    with pytest.raises(TypeError, match="thresholds"):
+        Family("ordinal", "logit").logp(0.0, 0.0)
+
+
+@pytest.mark.parametrize("text, name, link", [
+    ("gaussian", "gaussian", "identity"), ("Bernoulli", "bernoulli", "logit"), ("binary", "bernoulli", "logit"),
+    ("bernoulli(logit)", "bernoulli", "logit"), (" bernoulli ( Probit ) ", "bernoulli", "probit"),
+    ("ordinal", "ordinal", "logit"), ("ORDINAL(logit)", "ordinal", "logit"), ("ordinal(probit)", "ordinal", "probit"),
+    ("poisson", "poisson", "log"), ("negbinomial", "negbinomial", "log"),
+    ("negative_binomial", "negbinomial", "log"), ("NegBinomial(log)", "negbinomial", "log"),
+])
+def test_parse_family_accepts(text, name, link):
+    assert parse_family(text) == Family(name, link)
+
+
+@pytest.mark.parametrize("text, listed", [
+    ("gamma", "gaussian (identity); bernoulli (logit, probit)"), ("bernoulli(log)", "logit, probit"),
+    ("ordinal(cloglog)", "logit, probit"), ("poisson(logit)", "its links are: log"),
+    ("bernoulli(", "name(link)"), ("bernoulli()", "name(link)"), ("", "negbinomial (log)"),
+])
+def test_parse_family_rejects_with_the_valid_choices(text, listed):
+    with pytest.raises(SpecificationError, match=re.escape(listed)):
+        parse_family(text)
+
+
+@pytest.mark.parametrize("text, scale, thresholds, dispersion", [
+    ("gaussian", True, False, False), ("bernoulli", False, False, False), ("ordinal(probit)", False, True, False),
+    ("poisson", False, False, False), ("negbinomial", False, False, True),
+])
+def test_extra_parameters(text, scale, thresholds, dispersion):
+    family = parse_family(text)
+    assert (family.has_scale, family.has_thresholds, family.has_dispersion) == (scale, thresholds, dispersion)
+
+
+NAN = np.nan
+
+
+@pytest.mark.parametrize("family, values, codes", [
+    ("bernoulli", [True, False, True], [1, 0, 1]), ("bernoulli", [0, NAN, 1], [0, NAN, 1]),
+    ("ordinal", [5, 2, NAN, 9, 2], [1, 0, NAN, 2, 0]), ("poisson", [0, 3, NAN, 12], [0, 3, NAN, 12]),
+    ("negbinomial", [0, 7], [0, 7]), ("gaussian", [-1.5, NAN, 2.0], [-1.5, NAN, 2.0]),
+])
+def test_codes(family, values, codes):
+    values = np.array(values)
+    original = values.copy()
+    out = parse_family(family).codes(values, "y")
+    assert out.dtype == np.float64
+    np.testing.assert_array_equal(out, codes)
+    np.testing.assert_array_equal(values, original)
+
+
+def test_ordinal_levels_are_the_sorted_observed_values():
+    np.testing.assert_array_equal(ordinal_levels(np.array([5.0, 2.0, NAN, 9.0, 2.0])), [2.0, 5.0, 9.0])
+
+
+@pytest.mark.parametrize("family, values, fragments", [
+    ("bernoulli", [0, 1, 2, NAN], ["declared bernoulli but takes values 0, 1, 2", "recode it to 0/1 or declare it ordinal"]),
+    ("bernoulli", [0, 0.5], ["takes values 0, 0.5", "declare it gaussian"]),
+    ("ordinal", [1, 1.5, 2], ["non-integer values 1.5", "code the categories as integers"]),
+    ("ordinal", [3, 3, NAN], ["only the category 3", "at least two categories"]),
+    ("poisson", [0, -2, 4], ["negative values -2", "non-negative", "declare it gaussian"]),
+    ("negbinomial", [0.5, 2], ["non-integer values 0.5", "whole numbers"]),
+    ("poisson", [1, np.inf], ["infinite values", "missing (NaN)"]),
+    ("gaussian", ["a", "b"], ["not numeric", "recode it as numbers"]),
+])
+def test_codes_reject_values_the_family_cannot_take(family, values, fragments):
+    with pytest.raises(DataError) as err:
+        parse_family(family).codes(np.array(values), "y4")
+    assert all(f in str(err.value) for f in ["'y4'", *fragments]), str(err.value)

@@ -19,6 +19,7 @@ from .data import ClusteredData
 from .likelihood.gaussian import Layout
 from .likelihood.hybrid import ClusterStatistics, hybrid_loglik, split_between
 from .likelihood.marginal import MarginalStatistics, marginal_loglik
+from .likelihood.patterns import PatternStatistics, pattern_loglik
 from .likelihood.slopes import RowStatistics, slopes_loglik
 from .moments import implied_moments, total_effects
 from .plan import HYBRID, Plan
@@ -37,7 +38,10 @@ def build_model(plan: Plan, data: ClusteredData) -> pm.Model:
             loglik = _integrated_slopes(plan, data, layout, theta)
         else:
             moments = {level: implied_moments(lp, theta) for level, lp in plan.levels.items()}
-            loglik = marginal_loglik(layout, moments, MarginalStatistics.from_data(layout, data).register())
+            if data.has_missing:
+                loglik = pattern_loglik(layout, moments, PatternStatistics.from_data(layout, data).register())
+            else:
+                loglik = marginal_loglik(layout, moments, MarginalStatistics.from_data(layout, data).register())
         pm.Potential("loglik", loglik)
     return model
 
@@ -166,6 +170,6 @@ def _level_moments(plan: Plan, data: ClusteredData) -> tuple[dict, dict]:
             values = data.cluster_means(names)
         else:
             values = data.matrix(names)
-        for name, m, v in zip(names, values.mean(axis=0), values.var(axis=0)):
+        for name, m, v in zip(names, np.nanmean(values, axis=0), np.nanvar(values, axis=0)):
             mean[(level, name)], variance[(level, name)] = m, max(v, 1e-3)
     return mean, variance

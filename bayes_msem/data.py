@@ -1,7 +1,8 @@
 """Data stage: validate a DataFrame for a (multi)level model and group it by cluster.
 
 `validate` checks that every variable the model uses is a finite, non-constant,
-numeric column without missing values, that the cluster column (if any) is
+numeric column without missing values (except the modelled variables of the lowest
+level, whose missing cells the likelihood integrates out), that the cluster column (if any) is
 complete and defines at least two clusters that are not all singletons, and that
 cluster-level variables are constant within each cluster.  Every problem raises
 `DataError` with a message naming the cause and the fix; nothing is dropped or
@@ -70,10 +71,20 @@ class ClusteredData:
             out[:, j] = self.values[name]
         return out
 
+    @property
+    def has_missing(self) -> bool:
+        """Whether any variable has missing (NaN) cells."""
+        return any(np.isnan(v).any() for v in self.values.values())
+
     def cluster_means(self, names: Sequence[str]) -> np.ndarray:
-        """Per-cluster means (J, len(names)) of the named variables."""
-        sums = np.add.reduceat(self.matrix(names), self._starts(), axis=0)
-        return sums / self.sizes[:, None]
+        """Per-cluster means (J, len(names)) of the observed cells of the named variables (NaN where
+        a cluster has none)."""
+        values = self.matrix(names)
+        observed = ~np.isnan(values)
+        sums = np.add.reduceat(np.where(observed, values, 0.0), self._starts(), axis=0)
+        counts = np.add.reduceat(observed.astype(float), self._starts(), axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return sums / counts
 
     def to_dataset(self) -> xr.Dataset:
         """The validated variables over dimension ``row`` (sorted order), with each row's cluster id."""
@@ -143,25 +154,33 @@ def _check_columns(data: pd.DataFrame, used: list[str], cluster: str | None) -> 
                             f"rename or drop the duplicates.")
 
 
-def _to_float(data: pd.DataFrame, used: list[str]) -> dict[str, np.ndarray]:
-    """Check dtypes and values of the variables and return them as float64 arrays (original order)."""
+def _to_float(data: pd.DataFrame, used: list[str], missing_ok: Sequence[str]) -> dict[str, np.ndarray]:
+    """Check dtypes and values of the variables and return them as float64 arrays (original order);
+    only the variables in ``missing_ok`` may have missing cells, and none may be missing entirely."""
     problems = [fix for n in used if (fix := _dtype_fix(n, data[n])) is not None]
     if problems:
         raise DataError("Model variables must be numeric (or boolean): " + "; ".join(problems) + ".")
     values = {n: data[n].to_numpy(dtype=np.float64, na_value=np.nan) for n in used}
     labels = data.index.to_numpy()
-    missing = [f"{n!r}: {m.sum()} missing (rows {_show(labels, m)})"
-               for n, v in values.items() if (m := np.isnan(v)).any()]
-    if missing:
+    empty = [n for n, v in values.items() if np.isnan(v).all()]
+    if empty:
+        raise DataError(f"Variable(s) {', '.join(map(repr, empty))} have no observed values; "
+                        "remove them from the model or check the column.")
+    incomplete = [n for n in used if n not in missing_ok and np.isnan(values[n]).any()]
+    if incomplete:
+        missing = [f"{n!r}: {(m := np.isnan(values[n])).sum()} missing (rows {_show(labels, m)})" for n in incomplete]
         raise DataError(
-            "Missing values in model variables: " + "; ".join(missing) + ". Missing-data estimation is "
-            "not available yet for these models; decide how to handle them yourself, e.g. "
-            f"data.dropna(subset={[n for n in used if np.isnan(values[n]).any()]!r}).")
+            "Missing values in " + "; ".join(missing) + ". Missing cells are integrated out (missing at random) "
+            "only in the modelled variables of the lowest level; covariates (variables only on the right of "
+            "'~', which are conditioned on) and cluster-level variables must be complete. Model a covariate "
+            "to integrate its missing values out, by giving it a variance in each level block where it "
+            f"appears (e.g. '{incomplete[0]} ~~ {incomplete[0]}'), or drop those rows: "
+            f"data.dropna(subset={incomplete!r}).")
     infinite = [f"{n!r} (rows {_show(labels, m)})" for n, v in values.items() if (m := np.isinf(v)).any()]
     if infinite:
         raise DataError("Infinite values in model variables: " + "; ".join(infinite)
                         + ". Replace or drop those rows (e.g. check for division by zero or log(0)).")
-    constant = [n for n, v in values.items() if np.ptp(v) == 0]
+    constant = [n for n, v in values.items() if np.nanmax(v) == np.nanmin(v)]
     if constant:
         raise DataError(f"Constant variable(s) {', '.join(map(repr, constant))}: a constant column carries "
                         "no information (zero variance); remove it from the model.")
@@ -185,8 +204,9 @@ def _check_between(grouped: ClusteredData, between: Sequence[str]) -> None:
 
 
 def validate(data: pd.DataFrame, variables: Sequence[str], cluster: str | None = None,
-             between: Sequence[str] = ()) -> ClusteredData:
-    """Check `data` for a model using `variables` (with cluster-level `between`) and group it by `cluster`."""
+             between: Sequence[str] = (), missing_ok: Sequence[str] = ()) -> ClusteredData:
+    """Check `data` for a model using `variables` (with cluster-level `between`; `missing_ok` may have
+    missing cells) and group it by `cluster`."""
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"The data must be a pandas DataFrame, got {type(data).__name__}; "
                         "pass a DataFrame, e.g. pd.DataFrame(data).")
@@ -198,7 +218,7 @@ def validate(data: pd.DataFrame, variables: Sequence[str], cluster: str | None =
         raise DataError(f"The cluster column {cluster!r} has {na.sum()} missing value(s) "
                         f"(rows {_show(data.index.to_numpy(), na)}); "
                         "drop those rows or assign them a cluster.")
-    values = _to_float(data, used)
+    values = _to_float(data, used, missing_ok)
     n = len(data)
     if cluster is None:
         order = np.arange(n)

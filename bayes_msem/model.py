@@ -20,7 +20,7 @@ import xarray as xr
 from .build import build_model, cluster_ids
 from .data import ClusteredData, validate
 from .likelihood.slopes import CONDITIONAL_MEAN, draw_random_effects
-from .plan import Plan, check_within_variation, data_variables, make_plan
+from .plan import Plan, check_missing, check_within_variation, data_variables, make_plan, missing_allowed
 from .results import Fit
 from .sample import check_settings, nutpie_model, run_sampler
 from .syntax import parse
@@ -49,8 +49,9 @@ class Model:
         self.table = build_table(user, cluster, std_lv)
         self.definitions = definitions(user)
         model_rows = self.table[self.table["op"].isin(["=~", "~", "~~", "~1"])]
-        variables, between = data_variables(assign_roles(model_rows))
-        self.data: ClusteredData = validate(data, variables, cluster, between)
+        roles = assign_roles(model_rows)
+        variables, between = data_variables(roles)
+        self.data: ClusteredData = validate(data, variables, cluster, between, missing_allowed(roles))
         self._plan: Plan | None = None
         self._pymc_model: pm.Model | None = None
 
@@ -64,6 +65,7 @@ class Model:
         if self._plan is None:
             plan = make_plan(self.table, self.priors)
             check_within_variation(plan, self.data)
+            check_missing(plan, self.data)
             self._plan = plan
         return self._plan
 
@@ -77,7 +79,8 @@ class Model:
     def _structure(self) -> str:
         """A key for everything but the data: models with equal keys share compiled samplers."""
         shape = self.data.n_clusters if self.plan.random else None
-        return json.dumps([self.table.to_json(), sorted(self.priors.items()), self.plan.strategy, shape])
+        return json.dumps([self.table.to_json(), sorted(self.priors.items()), self.plan.strategy, shape,
+                           self.data.has_missing])
 
     def fit(self, draws: int = 1000, tune: int = 1000, chains: int = 4, random_seed: int | None = None,
             sampler: str = "nutpie", progressbar: bool = False, target_accept: float = 0.8) -> Fit:

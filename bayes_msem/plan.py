@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .data import ClusteredData
+from .data import ClusteredData, DataError
 from .priors import Prior, default_priors, parse_prior
-from .table import BETWEEN, WITHIN, LevelRoles, RandomParameter, SpecificationError, assign_roles, random_parameters
+from .table import BETWEEN, SINGLE_LEVEL, WITHIN, LevelRoles, RandomParameter, SpecificationError, assign_roles, random_parameters
 
 MARGINAL, HYBRID = "marginal", "hybrid"
 
@@ -167,6 +167,22 @@ def data_variables(roles: dict[str, LevelRoles]) -> tuple[list[str], list[str]]:
     return used, [v for v in used if v not in within]
 
 
+def missing_allowed(roles: dict[str, LevelRoles]) -> list[str]:
+    """The variables whose missing cells the likelihood integrates out: the modelled observed
+    variables of the lowest level."""
+    return list(roles[WITHIN if WITHIN in roles else SINGLE_LEVEL].observed)
+
+
+def check_missing(plan: Plan, data: ClusteredData) -> None:
+    """Missing cells are integrated out by the marginal strategy; the others need complete data."""
+    if plan.random and data.has_missing:
+        names = [n for n, v in data.values.items() if np.isnan(v).any()]
+        raise DataError(
+            f"missing values in {', '.join(map(repr, names))}: models with random parameters do not handle "
+            "missing responses yet (only models without random parameters integrate them out); drop those rows, "
+            f"e.g. data.dropna(subset={names!r}).")
+
+
 def check_within_variation(plan: Plan, data: ClusteredData) -> None:
     """A within-level variable must vary inside clusters, or Σ_W would be singular."""
     if not plan.two_level:
@@ -174,7 +190,7 @@ def check_within_variation(plan: Plan, data: ClusteredData) -> None:
     roles = plan.levels[WITHIN].roles
     names = [*roles.observed, *roles.covariates]
     deviations = data.matrix(names) - data.cluster_means(names)[data.cluster_index]
-    for name, spread in zip(names, np.abs(deviations).max(axis=0)):
+    for name, spread in zip(names, np.nanmax(np.abs(deviations), axis=0)):
         if spread <= 1e-12 * max(1.0, np.abs(data.column(name)).max()):
             raise SpecificationError(
                 f"{name!r} is used at the within level but does not vary inside any cluster "

@@ -172,12 +172,21 @@ def test_non_numeric(df: pd.DataFrame, values, words: list[str]) -> None:
 
 
 def test_missing_values(df: pd.DataFrame) -> None:
-    data = df.assign(y=[1.0, np.nan, 3.0, 4.0, 5.0, 6.0, 7.0], x=[None] * 7)
+    data = df.assign(y=[1.0, np.nan, 3.0, 4.0, 5.0, 6.0, 7.0], x=[None] * 6 + [1.0])
     data["x"] = data["x"].astype(float)
     msg = errmsg(data, ["y", "x"])
     assert "'y': 1 missing (rows 'r1')" in msg
-    assert "'x': 7 missing (rows 'r0', 'r1', 'r2', 'r3', 'r4', ...)" in msg
-    assert "not available yet" in msg and "data.dropna(subset=['y', 'x'])" in msg
+    assert "'x': 6 missing (rows 'r0', 'r1', 'r2', 'r3', 'r4', ...)" in msg
+    assert "covariates" in msg and "'y ~~ y'" in msg and "data.dropna(subset=['y', 'x'])" in msg
+
+
+def test_missing_cells_allowed_where_integrated_out(df: pd.DataFrame) -> None:
+    data = df.assign(y=[1.0, np.nan, 3.0, 4.0, 5.0, 6.0, 7.0])
+    d = validate(data, ["y", "x"], cluster="g", missing_ok=["y"])
+    assert d.has_missing and np.isnan(d.column("y")).sum() == 1
+    assert np.isfinite(d.cluster_means(["y"])).all()
+    with pytest.raises(DataError, match="'y'.* no observed values"):
+        validate(data.assign(y=np.nan), ["y", "x"], cluster="g", missing_ok=["y"])
 
 
 def test_infinite_values(df: pd.DataFrame) -> None:

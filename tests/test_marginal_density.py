@@ -8,13 +8,18 @@ pooled within scatter, one factorisation per distinct cluster size, embeddings,
 covariates at both levels, constants) is exact.
 """
 
+from dataclasses import fields
+
 import numpy as np
 import pandas as pd
+import pytensor.tensor as pt
 import pytest
 from scipy.stats import multivariate_normal
 
 import bayes_msem as bm
-from bayes_msem.moments import path_length
+from bayes_msem.likelihood.gaussian import Layout
+from bayes_msem.likelihood.patterns import PatternStatistics, pattern_loglik
+from bayes_msem.moments import implied_moments, path_length
 from dense_reference import level_moments
 
 TWO_LEVEL = """
@@ -48,6 +53,17 @@ NON_RECURSIVE = """
 y1 ~ y2 + x1
 y2 ~ y1 + w1
 """
+
+
+def _remove_cells(frame, names, share, seed):
+    """Set a share of the cells of ``names`` to NaN at random, and one row's cells all at once."""
+    rng = np.random.default_rng(seed)
+    frame = frame.copy()
+    cells = frame[names].to_numpy(copy=True)
+    cells[rng.random(cells.shape) < share] = np.nan
+    cells[0] = np.nan
+    frame[names] = cells
+    return frame
 
 
 def _data(sizes, seed):
@@ -92,8 +108,14 @@ def _dense_two_level(model, theta):
         mean += k @ between_mean
         cov = k @ sb @ k.T + e_cov
         y = np.concatenate([rows[list(rw.observed)].to_numpy().ravel(), rows[z_names].to_numpy()[0]])
-        total += multivariate_normal(mean, cov).logpdf(y)
+        total += _observed_logpdf(y, mean, cov)
     return total
+
+
+def _observed_logpdf(y, mean, cov):
+    """log N of the observed (non-NaN) entries of y: the marginal of a normal is its sub-vector."""
+    o = ~np.isnan(y)
+    return multivariate_normal(mean[o], cov[np.ix_(o, o)]).logpdf(y[o]) if o.any() else 0.0
 
 
 def _dense_single_level(model, theta):
@@ -101,7 +123,7 @@ def _dense_single_level(model, theta):
     roles = model.plan.levels[""].roles
     frame = model._frame
     y, x = frame[list(roles.observed)].to_numpy(), frame[list(roles.covariates)].to_numpy()
-    return sum(multivariate_normal(m + c @ xi, s).logpdf(yi) for yi, xi in zip(y, x))
+    return sum(_observed_logpdf(yi, m + c @ xi, s) for yi, xi in zip(y, x))
 
 
 def _at_random_point(model, seed):
@@ -135,3 +157,41 @@ def test_single_level_matches_dense_reference(syntax):
     for seed in range(3):
         theta, loglik = _at_random_point(model, seed)
         assert loglik == pytest.approx(_dense_single_level(model, theta), abs=1e-8, rel=0)
+
+
+@pytest.mark.parametrize(("syntax", "names"), [(TWO_LEVEL, ["y1", "y2", "y3", "y4"]), (LATENT_COVARIATE, ["y1", "y2", "x1"])],
+                         ids=["within-only-and-between-only", "latent-covariate"])
+def test_missing_cells_match_dense_reference(syntax, names):
+    """With cells missing at random (pattern-grouped Woodbury form) the likelihood is the dense
+    normal of the observed entries of each stacked cluster; a modelled covariate may miss cells too."""
+    frame = _remove_cells(_data([1, 2, 5, 3, 3, 1, 4, 6], seed=11), names, 0.25, seed=1)
+    model = bm.Model(syntax, frame, cluster="cluster")
+    model._frame = frame
+    assert model.data.has_missing
+    for seed in range(3):
+        theta, loglik = _at_random_point(model, seed)
+        assert loglik == pytest.approx(_dense_two_level(model, theta), abs=1e-8, rel=0)
+
+
+def test_missing_cells_single_level_match_dense_reference():
+    frame = _remove_cells(_data([1] * 40, seed=3), ["y1", "y2", "y3", "y4"], 0.25, seed=2)
+    model = bm.Model(SINGLE_LEVEL, frame)
+    model._frame = frame
+    for seed in range(3):
+        theta, loglik = _at_random_point(model, seed)
+        assert loglik == pytest.approx(_dense_single_level(model, theta), abs=1e-8, rel=0)
+
+
+def test_complete_data_pattern_form_equals_size_form():
+    """On complete data the pattern form (one pattern) gives the per-cluster-size form's value."""
+    frame = _data([1, 2, 5, 3, 3, 1, 4], seed=5)
+    model = bm.Model(TWO_LEVEL, frame, cluster="cluster")
+    theta, loglik = _at_random_point(model, 0)
+    layout, plan = Layout.from_plan(model.plan), model.plan
+    moments = {level: implied_moments(lp, pt.as_tensor_variable(theta)) for level, lp in plan.levels.items()}
+
+    def constants(stats):
+        return {f.name: pt.as_tensor_variable(np.asarray(getattr(stats, f.name), dtype=float)) for f in fields(stats)}
+
+    value = pattern_loglik(layout, moments, constants(PatternStatistics.from_data(layout, model.data))).eval()
+    assert value == pytest.approx(loglik, abs=1e-8, rel=0)

@@ -10,7 +10,7 @@ within variables are linear in it:
 with ξ_ij = (1, x_ij), Q_0 placing the random intercepts and Q_{1+c} the slopes on covariate c
 (column T e_ℓ for a slope of ℓ: its total effect on y). With r_ij = y_ij − μ_W − Π_W x_ij − Z_ij m_j,
 M_j = Σ_i Z_ijᵀ Σ_W⁻¹ Z_ij, h_j = Σ_i Z_ijᵀ Σ_W⁻¹ r_ij, K_j = I + Lᵀ M_j L and v_j = Lᵀ h_j
-(Woodbury and the matrix determinant lemma),
+(:mod:`.woodbury`),
 
     log p(y_j) = Σ_i log N(r_ij; 0, Σ_W) − ½ log|K_j| + ½ v_jᵀ K_j⁻¹ v_j,
 
@@ -32,7 +32,7 @@ from ..data import ClusteredData
 from ..moments import Moments
 from ..plan import RandomEntries
 from .gaussian import Layout, Statistics, group_crossprod, normal_loglik
-from .kernel import LOG_2PI
+from .woodbury import effect_correction
 
 CONDITIONAL_MEAN, CONDITIONAL_CHOL = "random_effects_mean", "random_effects_chol"
 
@@ -83,13 +83,9 @@ def slopes_loglik(layout: Layout, within: Moments, total_effects: pt.TensorVaria
     residual_xi = (coef[:, :, :, None] * stats["crossprod"][:, None, :, p:]).sum(2)   # Σ_i r_ij ξ_ijᵀ
     h = pt.einsum("lpb,jpl->jb", weighted, residual_xi)
     chol = pt.linalg.cholesky(between.cov)
-    n_b = design.type.shape[-1]
-    k = np.eye(n_b) + pt.einsum("ba,jbc,cd->jad", chol, m, chol)
-    v = h @ chol
-    # −½ log|K| + ½ vᵀK⁻¹v is the Gaussian kernel with scatter −v vᵀ, up to its constant
-    correction = normal_loglik(k, pt.ones_like(stats["sizes"]), np.eye(n_b), -(v[:, :, None] * v[:, None, :]))
+    correction, k, v = effect_correction(chol, m, h)
     _conditional(mean, chol, k, v)
-    return rows + correction + 0.5 * n_b * LOG_2PI * stats["sizes"].shape[0]
+    return rows + correction
 
 
 def _conditional(mean, chol, k, v) -> None:

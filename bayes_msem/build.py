@@ -12,6 +12,7 @@ and the chosen likelihood strategy adds the log-likelihood.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 
@@ -19,6 +20,7 @@ from .data import ClusteredData
 from .likelihood.gaussian import Layout
 from .likelihood.hybrid import ClusterStatistics, hybrid_loglik, split_between
 from .likelihood.marginal import MarginalStatistics, marginal_loglik
+from .likelihood.nested import NestedLayout, NestedStatistics, nested_loglik
 from .likelihood.patterns import PatternStatistics, pattern_loglik
 from .likelihood.slopes import RowStatistics, slopes_loglik
 from .moments import implied_moments, total_effects
@@ -31,6 +33,11 @@ def build_model(plan: Plan, data: ClusteredData) -> pm.Model:
     """The PyMC model of a planned MSEM with its data registered as ``pm.Data``."""
     with pm.Model(coords={"parameter": plan.parameters["name"].to_list()}) as model:
         theta = parameter_vector(plan, starting_values(plan, data))
+        if plan.three_level:
+            nested = NestedLayout.from_plan(plan)
+            moments = [implied_moments(lp, theta) for lp in plan.levels.values()]
+            pm.Potential("loglik", nested_loglik(nested, moments, NestedStatistics.from_data(nested, data).register()))
+            return model
         layout = Layout.from_plan(plan)
         if plan.strategy == HYBRID:
             loglik = _hybrid(plan, data, layout, theta)
@@ -160,13 +167,16 @@ def _random_start(random: RandomParameter, kind: str, variance: dict) -> float:
 
 def _level_moments(plan: Plan, data: ClusteredData) -> tuple[dict, dict]:
     """Observed mean and variance of each modelled variable at each level (within: pooled
-    within-cluster variance; between: variance of the cluster means)."""
+    within-cluster variance; upper levels: variance of the cluster means, of the three-level
+    model's upper clusters at its top level)."""
     mean, variance = {}, {}
-    for level, lp in plan.levels.items():
+    for rank, (level, lp) in enumerate(plan.levels.items()):
         names = list(lp.roles.observed)
         if level == WITHIN:
             values = data.matrix(names) - data.cluster_means(names)[data.cluster_index]
-        elif level == BETWEEN:
+        elif rank == 2:
+            values = pd.DataFrame(data.matrix(names)).groupby(data.upper.parent[data.cluster_index]).mean().to_numpy()
+        elif rank == 1:
             values = data.cluster_means(names)
         else:
             values = data.matrix(names)

@@ -30,6 +30,20 @@ class DataError(ValueError):
 
 
 @dataclass(frozen=True, eq=False)
+class UpperLevel:
+    """The clusters of a third level: their ``column``, ``ids`` and, per lowest-level cluster,
+    the index of the upper cluster it belongs to (``parent``, (J,))."""
+
+    column: str
+    ids: np.ndarray
+    parent: np.ndarray
+
+    @property
+    def n_clusters(self) -> int:
+        return len(self.ids)
+
+
+@dataclass(frozen=True, eq=False)
 class ClusteredData:
     """Validated data sorted by cluster (stable sort: original order within a cluster).
 
@@ -44,6 +58,7 @@ class ClusteredData:
     cluster_ids: np.ndarray
     cluster_index: np.ndarray
     sizes: np.ndarray
+    upper: UpperLevel | None = None
 
     @property
     def n_rows(self) -> int:
@@ -142,9 +157,9 @@ def _dtype_fix(name: str, series: pd.Series) -> str | None:
             f"or data[{name!r}].astype('category').cat.codes")
 
 
-def _check_columns(data: pd.DataFrame, used: list[str], cluster: str | None) -> None:
-    """Raise if a variable or the cluster column is missing or duplicated."""
-    for name, role in [(n, "variable") for n in used] + ([(cluster, "cluster column")] if cluster else []):
+def _check_columns(data: pd.DataFrame, used: list[str], clusters: list[str]) -> None:
+    """Raise if a variable or a cluster column is missing or duplicated."""
+    for name, role in [(n, "variable") for n in used] + [(c, "cluster column") for c in clusters]:
         count = int((data.columns == name).sum())
         if count == 0:
             raise DataError(f"The {role} {name!r} is not a column of the data.{_suggest(name, data)}"
@@ -187,37 +202,72 @@ def _to_float(data: pd.DataFrame, used: list[str], missing_ok: Sequence[str]) ->
     return values
 
 
-def _check_between(grouped: ClusteredData, between: Sequence[str]) -> None:
-    """Raise if a cluster-level variable varies within a cluster (up to rounding, rtol 1e-9)."""
-    index = grouped.cluster_index
+def _check_between(grouped: ClusteredData, between: Sequence[str], upper: bool = False) -> None:
+    """Raise if a cluster-level variable varies within a cluster (up to rounding, rtol 1e-9): of the
+    lowest clusters, or with ``upper`` of the third level's."""
+    index, ids = grouped.cluster_index, grouped.cluster_ids
+    if upper:
+        index, ids = grouped.upper.parent[index], grouped.upper.ids
+    first_row = np.unique(index, return_index=True)[1]
     for name in between:
         v = grouped.column(name)
-        first = grouped.cluster_values([name])[index, 0]
+        first = v[first_row][index]
         differ = ~np.isclose(v, first, rtol=1e-9, atol=0.0)
         if differ.any():
             i = int(np.argmax(differ))
             raise DataError(
                 f"Cluster-level variable {name!r} varies within {len(np.unique(index[differ]))} "
-                f"cluster(s), e.g. cluster {_show(grouped.cluster_ids, index[[i]])} has values "
+                f"cluster(s), e.g. cluster {_show(ids, index[[i]])} has values "
                 f"{first[i]:g} and {v[i]:g}. "
                 "Aggregate it to the cluster level (e.g. the cluster mean) or model it at the within level.")
 
 
-def validate(data: pd.DataFrame, variables: Sequence[str], cluster: str | None = None,
-             between: Sequence[str] = (), missing_ok: Sequence[str] = ()) -> ClusteredData:
-    """Check `data` for a model using `variables` (with cluster-level `between`; `missing_ok` may have
-    missing cells) and group it by `cluster`."""
+def _upper_level(data: pd.DataFrame, column: str, lower: str, order: np.ndarray, index: np.ndarray) -> UpperLevel:
+    """The third level's clusters; raise unless each lower cluster lies in one upper cluster."""
+    codes, uniques = pd.factorize(data[column])
+    codes = codes[order]
+    parent = np.full(index.max() + 1, -1)
+    parent[index] = codes
+    crossed = index[codes != parent[index]]
+    if len(crossed):
+        example = data[lower].to_numpy()[order][index == crossed[0]][0]
+        schools = sorted(set(codes[index == crossed[0]].tolist()))
+        raise DataError(
+            f"The clusters of {lower!r} are not nested in {column!r}: {lower} {example!r} appears in "
+            f"{len(schools)} different {column} clusters ({_show(np.asarray(uniques), np.array(schools))}). "
+            f"If the ids restart in each {column}, make them unique, e.g. "
+            f"data[{lower!r}] = data[{column!r}].astype(str) + '/' + data[{lower!r}].astype(str).")
+    if len(uniques) < 2:
+        raise DataError(f"The cluster column {column!r} has {len(uniques)} distinct cluster(s); a three-level "
+                        "model needs many (at least 2 to run, 30+ advisable). Check the column or drop the level.")
+    if np.bincount(parent).max() == 1:
+        raise DataError(f"Every {column} cluster holds a single {lower} cluster, so the two levels cannot be "
+                        "separated; check the cluster columns or drop one level.")
+    return UpperLevel(column, np.asarray(uniques), parent)
+
+
+def validate(data: pd.DataFrame, variables: Sequence[str], cluster: str | Sequence[str] | None = None,
+             between: Sequence[str] = (), missing_ok: Sequence[str] = (), top: Sequence[str] = ()) -> ClusteredData:
+    """Check `data` for a model using `variables` and group it by `cluster` (a column, or the columns
+    of the lower and upper clusters of a three-level model, which must nest).
+
+    `between` must be constant within the (lowest) clusters, `top` within the upper ones;
+    `missing_ok` may have missing cells.
+    """
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"The data must be a pandas DataFrame, got {type(data).__name__}; "
                         "pass a DataFrame, e.g. pd.DataFrame(data).")
     if len(data) == 0:
         raise DataError("The data has no rows; pass a DataFrame with observations.")
-    used = list(dict.fromkeys([*variables, *between]))
-    _check_columns(data, used, cluster)
-    if cluster is not None and (na := data[cluster].isna().to_numpy()).any():
-        raise DataError(f"The cluster column {cluster!r} has {na.sum()} missing value(s) "
-                        f"(rows {_show(data.index.to_numpy(), na)}); "
-                        "drop those rows or assign them a cluster.")
+    clusters = [] if cluster is None else [cluster] if isinstance(cluster, str) else list(cluster)
+    cluster = clusters[0] if clusters else None
+    used = list(dict.fromkeys([*variables, *between, *top]))
+    _check_columns(data, used, clusters)
+    for column in clusters:
+        if (na := data[column].isna().to_numpy()).any():
+            raise DataError(f"The cluster column {column!r} has {na.sum()} missing value(s) "
+                            f"(rows {_show(data.index.to_numpy(), na)}); "
+                            "drop those rows or assign them a cluster.")
     values = _to_float(data, used, missing_ok)
     n = len(data)
     if cluster is None:
@@ -238,11 +288,14 @@ def validate(data: pd.DataFrame, variables: Sequence[str], cluster: str | None =
         if sizes.max() == 1:
             raise DataError(f"Every cluster in {cluster!r} has a single member, so within and between "
                             "variation cannot be separated; check that the cluster column is the right one.")
+    upper = _upper_level(data, clusters[1], cluster, order, index) if len(clusters) == 2 else None
     result = ClusteredData({k: v[order] for k, v in values.items()}, data.index.to_numpy()[order],
-                           cluster, ids, index, sizes)
+                           cluster, ids, index, sizes, upper)
     for arr in [*result.values.values(), result.row_labels, ids, index, sizes]:
         arr.setflags(write=False)
-    _check_between(result, between)
+    _check_between(result, [*between, *top])
+    if upper is not None:
+        _check_between(result, top, upper=True)
     return result
 
 

@@ -34,12 +34,13 @@ class Model:
     ----------
     syntax : lavaan model syntax, with ``level:`` blocks for two-level models.
     data : a DataFrame with one row per unit (the lowest level).
-    cluster : the column that identifies clusters (two-level models).
+    cluster : the column that identifies clusters (two-level models), or the columns of the lower and
+        upper clusters, lowest first (three-level models, e.g. ``["class", "school"]``).
     std_lv : identify factors by fixing their variances to 1 instead of their first loading.
     priors : default priors per kind of parameter, e.g. ``{"loading": "normal(0, 5)"}``.
     """
 
-    def __init__(self, syntax: str, data: pd.DataFrame, cluster: str | None = None, *,
+    def __init__(self, syntax: str, data: pd.DataFrame, cluster: str | list[str] | None = None, *,
                  std_lv: bool = False, priors: Mapping[str, str] | None = None):
         self.syntax = syntax
         self.cluster = cluster
@@ -50,8 +51,8 @@ class Model:
         self.definitions = definitions(user)
         model_rows = self.table[self.table["op"].isin(["=~", "~", "~~", "~1"])]
         roles = assign_roles(model_rows)
-        variables, between = data_variables(roles)
-        self.data: ClusteredData = validate(data, variables, cluster, between, missing_allowed(roles))
+        variables, between, top = data_variables(roles)
+        self.data: ClusteredData = validate(data, variables, cluster, between, missing_allowed(roles), top)
         self._plan: Plan | None = None
         self._pymc_model: pm.Model | None = None
 
@@ -100,7 +101,8 @@ class Model:
         idata["observed_data"] = xr.DataTree(self.data.to_dataset())
         info = {
             "version": _version(), "cluster": self.cluster, "n_rows": self.data.n_rows,
-            "n_clusters": self.data.n_clusters, "strategy": self.plan.strategy, "sampler": sampler,
+            "n_clusters": self.data.n_clusters,
+            "n_upper_clusters": self.data.upper.n_clusters if self.data.upper else None, "strategy": self.plan.strategy, "sampler": sampler,
             "syntax": self.syntax, "std_lv": self.std_lv, "seconds_compile": compiled_at - started,
             "seconds_sample": finished - compiled_at,
         }

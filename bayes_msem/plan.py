@@ -109,7 +109,12 @@ class Plan:
 
     @property
     def two_level(self) -> bool:
+        """Whether the model has two levels (or more)."""
         return WITHIN in self.levels
+
+    @property
+    def three_level(self) -> bool:
+        return len(self.levels) == 3
 
 
 def parameter_kind(op: str, lhs: str, rhs: str) -> str:
@@ -150,6 +155,9 @@ def make_plan(table: pd.DataFrame, priors: dict[str, str] | None = None) -> Plan
     roles = assign_roles(model_rows)
     parameters = _free_parameters(model_rows, kind_priors)
     random = tuple(random_parameters(model_rows))
+    if random and len(roles) > 2:
+        raise SpecificationError("random parameters ('NAME | ...') in three-level models are not supported yet; "
+                                 "fit the random parameters in a two-level model.")
     strategy = choose_strategy(table, roles, random)
     if not random:
         _check_moments(parameters, roles)
@@ -158,13 +166,16 @@ def make_plan(table: pd.DataFrame, priors: dict[str, str] | None = None) -> Plan
     return Plan(table, parameters, levels, blocks, strategy, random)
 
 
-def data_variables(roles: dict[str, LevelRoles]) -> tuple[list[str], list[str]]:
-    """All observed variables the model uses, and those that live at the cluster level only."""
-    used = list(dict.fromkeys(v for r in roles.values() for v in (*r.observed, *r.covariates)))
+def data_variables(roles: dict[str, LevelRoles]) -> tuple[list[str], list[str], list[str]]:
+    """All observed variables the model uses; those absent from the within level (constant within
+    clusters); those of a three-level model's top level only (constant within its clusters)."""
+    names = [[v for v in (*r.observed, *r.covariates)] for r in roles.values()]  # levels lowest first
+    used = list(dict.fromkeys(v for level in names for v in level))
     if WITHIN not in roles:
-        return used, []
-    within = set(roles[WITHIN].observed) | set(roles[WITHIN].covariates)
-    return used, [v for v in used if v not in within]
+        return used, [], []
+    between = [v for v in used if v not in names[0]]
+    top = [v for v in between if v not in names[1]] if len(names) == 3 else []
+    return used, between, top
 
 
 def missing_allowed(roles: dict[str, LevelRoles]) -> list[str]:
@@ -175,11 +186,12 @@ def missing_allowed(roles: dict[str, LevelRoles]) -> list[str]:
 
 def check_missing(plan: Plan, data: ClusteredData) -> None:
     """Missing cells are integrated out by the marginal strategy; the others need complete data."""
-    if plan.random and data.has_missing:
+    if (plan.random or plan.three_level) and data.has_missing:
         names = [n for n, v in data.values.items() if np.isnan(v).any()]
         raise DataError(
-            f"missing values in {', '.join(map(repr, names))}: models with random parameters do not handle "
-            "missing responses yet (only models without random parameters integrate them out); drop those rows, "
+            f"missing values in {', '.join(map(repr, names))}: models with random parameters or three levels do not "
+            "handle missing responses yet (two-level and single-level models without random parameters integrate "
+            "them out); drop those rows, "
             f"e.g. data.dropna(subset={names!r}).")
 
 
@@ -223,15 +235,15 @@ def _check_moments(parameters: pd.DataFrame, roles: dict[str, LevelRoles]) -> No
     """More free parameters than sample moments cannot be identified.
 
     Each level gives the (co)variances of its observed variables and their
-    covariate effects; each variable's mean counts once: at the between level,
-    or at the within level for within-only variables.
+    covariate effects; each variable's mean counts once, at the highest level
+    where it has a part.
     """
-    between = roles.get(BETWEEN)
+    levels = list(roles.values())  # lowest first
     moments = 0
-    for r in roles.values():
+    for k, r in enumerate(levels):
         p, q = len(r.observed), len(r.covariates)
-        means = sum(v not in between.observed for v in r.observed) if r.level == WITHIN and between else p
-        moments += p * (p + 1) // 2 + p * q + means
+        higher = {v for upper in levels[k + 1:] for v in upper.observed}
+        moments += p * (p + 1) // 2 + p * q + sum(v not in higher for v in r.observed)
     if len(parameters) > moments:
         raise SpecificationError(
             f"the model has {len(parameters)} free parameters but the data give only {moments} "

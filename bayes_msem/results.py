@@ -113,13 +113,15 @@ class Fit:
             verdict.append(f"R-hat {d['max_r_hat']:.3f} > 1.01: chains disagree, run more tuning and draws")
         if d["min_ess_bulk"] < 100 * post.sizes["chain"]:
             verdict.append(f"bulk ESS {d['min_ess_bulk']:.0f} is low: draw more")
+        columns = [] if not info.get("cluster") else [info["cluster"]] if isinstance(info["cluster"], str) else info["cluster"]
         lines = [
-            f"bayes_msem {info.get('version', '')} — Bayesian {'two-level' if info.get('cluster') else 'single-level'} SEM",
+            f"bayes_msem {info.get('version', '')} — Bayesian "
+            f"{['single-level', 'two-level', 'three-level'][len(columns)]} SEM",
             "",
             f"  Observations                 {info['n_rows']}",
         ]
-        if info.get("cluster"):
-            lines.append(f"  Clusters ({info['cluster']}){' ' * max(1, 18 - len(info['cluster']))}{info['n_clusters']}")
+        for column, count in zip(columns, [info["n_clusters"], info.get("n_upper_clusters")]):
+            lines.append(f"  Clusters ({column}){' ' * max(1, 18 - len(column))}{count}")
         lines += [
             f"  Free parameters              {int((self.table['free'].max()) if len(self.table) else 0)}",
             f"  Likelihood strategy          {info['strategy']} ({_STRATEGIES.get(info['strategy'], '')})",

@@ -14,9 +14,10 @@ the value of a fixed row. Default rows (``user == False``) follow lavaan's
   (dependent variables that predict nothing);
 * exogenous observed covariates that live at one level only are conditioned
   on (lavaan's ``fixed.x``): they get no rows at all;
-* single level: observed intercepts free, factor means 0. Two levels: the
-  means live at the between level; variables with a between part have their
-  within intercepts fixed to 0, within-only variables keep a free intercept.
+* single level: observed intercepts free, factor means 0. Two or more levels:
+  a variable's mean lives at the highest level where it has a part; its
+  intercepts at the levels below are fixed to 0 (within-only variables keep a
+  free within intercept).
 
 Identification problems that the syntax alone reveals raise
 :class:`SpecificationError` here; the data-dependent ones are checked in
@@ -60,7 +61,12 @@ class LevelRoles:
 
 
 def level_names(blocks: list[str | None], cluster: str | list[str] | None) -> dict[str | None, str]:
-    """Map the raw block names of the syntax to level labels (``within``/``between``)."""
+    """Map the raw block names of the syntax to level labels, lowest level first.
+
+    Two levels: ``within``/``between`` (also 1/2, or the cluster column's name for the upper
+    one). Three levels, ``cluster=[lower, upper]``: ``within`` (or 1), then the cluster
+    columns' names (or 2, 3), which become the level labels.
+    """
     distinct = list(dict.fromkeys(blocks))
     if distinct == [None]:
         if cluster is not None:
@@ -75,33 +81,39 @@ def level_names(blocks: list[str | None], cluster: str | list[str] | None) -> di
             "the syntax has level blocks but no cluster column was given; pass cluster='COLUMN'."
         )
     clusters = [cluster] if isinstance(cluster, str) else list(cluster)
-    if len(clusters) != 1:
+    if len(clusters) > 2:
         raise SpecificationError(
             f"models with {len(clusters) + 1} levels (cluster={clusters!r}) are not supported yet; "
-            "two-level models take one cluster column."
+            "two- and three-level models take one or two cluster columns."
         )
+    labels = [WITHIN, BETWEEN] if len(clusters) == 1 else [WITHIN, *clusters]
+    aliases = {"within": 0, "1": 0} | {str(k + 2): k + 1 for k in range(len(clusters))}
+    aliases |= {c: k + 1 for k, c in enumerate(clusters)} | ({"between": 1} if len(clusters) == 1 else {})
     mapping = {}
     for block in distinct:
         key = str(block)
-        label = _LEVEL_ALIASES.get(key.lower(), BETWEEN if key == clusters[0] else None)
-        if label is None:
-            raise SpecificationError(
-                f"unknown level {block!r}; a two-level model has 'level: within' (or 1) and "
-                f"'level: between' (or 2, or the cluster column name {clusters[0]!r})."
-            )
-        mapping[block] = label
-    if sorted(mapping.values()) != [BETWEEN, WITHIN]:
-        raise SpecificationError(
-            "a two-level model needs both a 'level: within' and a 'level: between' block "
-            f"(found {sorted(set(mapping.values()))})."
-        )
+        rank = aliases.get(key, aliases.get(key.lower()))
+        if rank is None:
+            upper = (f"'level: between' (or 2, or the cluster column name {clusters[0]!r})" if len(clusters) == 1
+                     else " and ".join(f"'level: {c}' (or {k + 2})" for k, c in enumerate(clusters)))
+            raise SpecificationError(f"unknown level {block!r}; this model's level blocks are 'level: within' (or 1) "
+                                     f"and {upper}, lowest first.")
+        mapping[block] = labels[rank]
+    if sorted(set(mapping.values()), key=labels.index) != labels:
+        needed = " and ".join(repr("level: " + n) for n in labels)
+        raise SpecificationError(f"a {len(labels)}-level model needs both a {needed} block"
+                                 if len(labels) == 2 else f"a {len(labels)}-level model needs a block for each level: "
+                                 f"{needed} (found {sorted(set(mapping.values()))}).")
     return mapping
 
 
 def build_table(user: pd.DataFrame, cluster: str | list[str] | None = None, std_lv: bool = False) -> pd.DataFrame:
     """Complete a parsed user table with default rows and number the free parameters."""
     user = user.copy()
-    user["level"] = user["block"].map(level_names(list(user["block"]), cluster))
+    mapping = level_names(list(user["block"]), cluster)
+    order = list(dict.fromkeys(mapping[b] for b in sorted(mapping, key=lambda b: _rank(mapping[b], cluster))))
+    user["level"] = user["block"].map(mapping)
+    user = user.sort_values("level", key=lambda s: s.map(order.index), kind="stable")  # lowest level first
     rows = user[user["op"].isin(MODEL_OPS) | (user["op"] == "|")]
     _check_latent_levels(rows)
     _check_random_duplicates(rows)
@@ -115,6 +127,12 @@ def build_table(user: pd.DataFrame, cluster: str | list[str] | None = None, std_
     table = _number_free(table)
     _check_scales(table, roles)
     return table[COLUMNS].reset_index(drop=True)
+
+
+def _rank(label: str, cluster: str | list[str] | None) -> int:
+    """Position of a level label from the lowest level up."""
+    clusters = [] if cluster is None else [cluster] if isinstance(cluster, str) else list(cluster)
+    return ([SINGLE_LEVEL, WITHIN, BETWEEN] if len(clusters) < 2 else [WITHIN, *clusters]).index(label)
 
 
 def definitions(user: pd.DataFrame) -> pd.DataFrame:
@@ -273,7 +291,6 @@ def _check_latent_levels(rows: pd.DataFrame) -> None:
 def _level_rows(user: pd.DataFrame, roles: LevelRoles, all_roles: dict[str, LevelRoles], std_lv: bool) -> list[dict]:
     """The user's rows of one level plus its default rows."""
     level = roles.level
-    two_level = level != SINGLE_LEVEL
     rows = [_user_row(r) for r in user.itertuples(index=False)]
     given = {(r["lhs"], r["op"], r["rhs"]) for r in rows}
     given |= {(r["rhs"], r["op"], r["lhs"]) for r in rows if r["op"] == "~~"}
@@ -301,10 +318,10 @@ def _level_rows(user: pd.DataFrame, roles: LevelRoles, all_roles: dict[str, Leve
     for a, b in itertools.chain(itertools.combinations(exogenous_lv, 2), itertools.combinations(pure_outcomes, 2)):
         add(a, "~~", b)
 
-    between = all_roles.get(BETWEEN)
+    levels = list(all_roles)
+    higher = {v for r in levels[levels.index(level) + 1:] for v in all_roles[r].observed}
     for v in roles.observed:
-        has_between_part = two_level and level == WITHIN and between is not None and v in between.observed
-        add(v, "~1", "", 0.0 if has_between_part else np.nan)
+        add(v, "~1", "", 0.0 if v in higher else np.nan)
     for v in roles.latent:
         add(v, "~1", "", 0.0)
     for v in roles.random:

@@ -217,3 +217,32 @@ def test_group_mean_center_adds_cluster_means_and_deviations():
     assert centred["x_cwc"].tolist() == [-1.0, -2.0, 1.0, 2.0]
     with pytest.raises(DataError, match="cluster"):
         group_mean_center(frame, ["x"], "school")
+
+
+def _three_level(class_ids):
+    return pd.DataFrame({"y": np.arange(8.0) ** 1.5, "x": np.arange(8.0) % 3, "w": [1.0] * 4 + [2.0] * 4,
+                         "class": class_ids, "school": ["s1"] * 4 + ["s2"] * 4})
+
+
+def test_three_levels_nested():
+    d = validate(_three_level(["a", "a", "b", "b", "c", "c", "d", "d"]), ["y", "x"], cluster=["class", "school"],
+                 top=["w"])
+    assert d.upper.column == "school" and d.upper.n_clusters == 2
+    np.testing.assert_array_equal(d.upper.ids[d.upper.parent], ["s1", "s1", "s2", "s2"])
+
+
+def test_three_levels_not_nested():
+    msg = errmsg(_three_level(["a", "a", "b", "b", "a", "a", "b", "b"]), ["y"], cluster=["class", "school"])
+    assert "not nested in 'school'" in msg and "class 'a' appears in 2 different school clusters" in msg
+    assert "make them unique" in msg and "data['school'].astype(str) + '/' + data['class'].astype(str)" in msg
+
+
+def test_three_levels_upper_variable_varies():
+    data = _three_level(["a", "a", "b", "b", "c", "c", "d", "d"]).assign(w=[1.0] * 2 + [3.0] * 2 + [2.0] * 4)
+    msg = errmsg(data, ["y"], cluster=["class", "school"], top=["w"])
+    assert "'w' varies within 1 cluster(s)" in msg and "cluster 's1'" in msg
+
+
+def test_three_levels_one_class_per_school():
+    msg = errmsg(_three_level(["a"] * 4 + ["b"] * 4), ["y"], cluster=["class", "school"])
+    assert "single class cluster" in msg

@@ -158,6 +158,35 @@ def _lme4_random_slope() -> pd.DataFrame:
     ], columns=["lhs", "op", "rhs", "level", "est"])
 
 
+THREE_LEVEL_MODEL = """
+level: within
+  y ~ x
+level: class
+  y ~~ y
+level: school
+  y ~~ y
+"""
+
+
+def test_three_level_matches_lme4():
+    """lmer(y ~ x + (1 | school) + (1 | class), REML = FALSE): the intercept is y's mean at the top
+    level, the variance components are y's variances at the school and class levels."""
+    data = pd.read_csv(REFERENCE / "three_level.csv")
+    fit = bm.Model(THREE_LEVEL_MODEL, data, cluster=["class", "school"]).fit(draws=1000, tune=1000, chains=4,
+                                                                             random_seed=1)
+    lme4 = pd.read_csv(REFERENCE / "three_level_lme4.csv").set_index("param")["est"]
+    _check(fit, pd.DataFrame([
+        ("y", "~1", "", "school", lme4["intercept"]),
+        ("y", "~", "x", "within", lme4["slope_x"]),
+        ("y", "~~", "y", "school", lme4["var_school"]),
+        ("y", "~~", "y", "class", lme4["var_class"]),
+        ("y", "~~", "y", "within", lme4["var_residual"]),
+    ], columns=["lhs", "op", "rhs", "level", "est"]))
+    text = fit.summary()
+    assert "Level: class" in text and "Level: school" in text and "marginal" in text and "three-level" in text
+    assert "Clusters (class)             180" in text and "Clusters (school)            60" in text
+
+
 @pytest.mark.parametrize("sampler", ["numpyro", "blackjax"])
 def test_jax_samplers_match_lme4(sampler):
     """The JAX path (the fused kernel's JAX version, numpyro or blackjax NUTS) meets the same bar."""

@@ -414,9 +414,39 @@ def test_only_one_level_block():
     assert "both" in message and "'within'" not in message and "between" in message
 
 
-def test_three_levels_not_supported():
-    message = spec_error(DEMO, cluster=("class", "school"))
-    assert "not supported" in message and "one cluster column" in message
+def test_four_levels_not_supported():
+    message = spec_error(DEMO, cluster=("class", "school", "district"))
+    assert "4 levels" in message and "not supported" in message and "two cluster columns" in message
+
+
+THREE_LEVEL = """
+level: school
+  y ~ w
+level: within
+  y ~ x
+level: class
+  y ~~ y
+"""
+
+
+def test_three_level_blocks_named_after_cluster_columns():
+    """Blocks are ordered lowest level first whatever the written order; y's mean lives at the
+    top level (school), its intercepts below are fixed to 0."""
+    result = table(THREE_LEVEL, cluster=("class", "school"))
+    assert list(dict.fromkeys(result["level"])) == ["within", "class", "school"]
+    intercepts = result[result["op"] == "~1"].set_index("level")
+    assert intercepts.loc["within", "fixed"] == 0 and intercepts.loc["class", "fixed"] == 0
+    assert intercepts.loc["school", "free"] > 0
+    numbered = table(THREE_LEVEL.replace("school", "3").replace("within", "1").replace("class", "2"),
+                    cluster=("class", "school"))
+    pd.testing.assert_frame_equal(numbered, result)
+
+
+def test_three_level_unknown_or_missing_block():
+    message = spec_error(THREE_LEVEL.replace("level: class", "level: between"), cluster=("class", "school"))
+    assert "'between'" in message and "'level: class' (or 2)" in message and "'level: school' (or 3)" in message
+    message = spec_error("level: within\ny ~ x\nlevel: school\ny ~ w", cluster=("class", "school"))
+    assert "needs a block for each level" in message and "'level: class'" in message
 
 
 def test_random_slope_is_a_between_level_variable_and_plans_as_hybrid():

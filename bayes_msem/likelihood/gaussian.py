@@ -4,7 +4,8 @@
   the within variables, then the values of the cluster-level variables).
 * :func:`cluster_design`, :func:`within_deviations`, :func:`group_crossprod`: the data
   pieces every strategy needs; :class:`Statistics` registers a strategy's statistics as ``pm.Data``.
-* :func:`normal_loglik`: Σ log N(A D; 0, V) from cross-products, batched over groups or clusters.
+* :func:`normal_loglik`: Σ log N(A D; 0, V) from cross-products, batched over groups or clusters;
+  :func:`pooled_within_loglik`, its within-cluster share.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from ..data import ClusteredData
+from ..moments import Moments
 from ..plan import Plan
 from ..table import BETWEEN, SINGLE_LEVEL, WITHIN
 from .kernel import gaussian_scatter
@@ -83,6 +85,13 @@ def group_crossprod(rows: np.ndarray, group: np.ndarray, n_groups: int) -> np.nd
     crossprod = np.zeros((n_groups, rows.shape[1], rows.shape[1]))
     np.add.at(crossprod, group, rows[:, :, None] * rows[:, None, :])
     return crossprod
+
+
+def pooled_within_loglik(within: Moments, scatter: pt.TensorVariable, count: pt.TensorVariable) -> pt.TensorVariable:
+    """−½ [c (p log 2π + log|Σ_W|) + tr(Σ_W⁻¹ A S Aᵀ)] with A = [I, −Π_W]: the within-cluster
+    scatter S of (y, x) pooled over clusters, with c = N − J degrees of freedom."""
+    coef = pt.concatenate([pt.eye(within.cov.type.shape[-1]), -within.coef], axis=1)
+    return normal_loglik(within.cov[None], count[None], coef, scatter[None])
 
 
 def normal_loglik(cov: pt.TensorVariable, counts: pt.TensorVariable, coef: pt.TensorVariable,

@@ -28,7 +28,8 @@ import pytensor.tensor as pt
 from ..data import ClusteredData
 from ..moments import Moments
 from ..table import BETWEEN, SINGLE_LEVEL, WITHIN
-from .gaussian import Layout, Statistics, cluster_design, group_crossprod, normal_loglik, within_deviations
+from .gaussian import (Layout, Statistics, cluster_design, group_crossprod, normal_loglik, pooled_within_loglik,
+                       within_deviations)
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,6 @@ def marginal_loglik(layout: Layout, moments: dict[str, Moments], stats: dict[str
         cov = cov + (e_w @ w.cov @ e_w.T)[None] / stats["sizes"][:, None, None]
         mean = mean + e_w @ w.mean
         coef_x = [e_w @ w.coef, *coef_x]
-        within_coef = pt.concatenate([pt.eye(len(layout.within)), -w.coef], axis=1)
-        ll = ll + normal_loglik(w.cov[None], stats["within_count"][None], within_coef, stats["within_scatter"][None])
+        ll = ll + pooled_within_loglik(w, stats["within_scatter"], stats["within_count"])
     coef = pt.concatenate([pt.eye(len(layout.cluster_vector)), -mean[:, None], *(-c for c in coef_x)], axis=1)
     return ll + normal_loglik(cov, stats["counts"], coef, stats["crossprod"])

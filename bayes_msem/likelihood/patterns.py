@@ -14,10 +14,9 @@ in D_ij = (y_ij, 1, x_ij, w_j, z_j) (missing cells set to 0), and u_j integrates
     log p(y_j, z_j) = Σ_i log N(r_ij; 0, Σ_W,oo) − ½ log|K_j| + ½ v_jᵀ K_j⁻¹ v_j + log N(z_j; μ_z + C_z w_j, Σ_zz).
 
 Units of one pattern t share Σ_W,oo, padded to full size as P_t Σ_W P_t + (I − P_t) with
-P_t = diag(o_t) (each missing cell adds −½ log 2π, returned by the constant), so
-Σ_i log N(r_ij; 0, Σ_W,oo) needs per pattern only Σ D Dᵀ, and the Woodbury terms
-M_j = Σ_t n_jt Eᵀ Σ_t⁺ E and h_j = Σ_t Eᵀ Σ_t⁺ A_t Σ_{i∈(j,t)} D_ij per cluster only counts and
-sums (Σ_t⁺ the padded inverse with missing rows and columns zeroed). A single-level model
+P_t = diag(o_t) (each missing cell adds −½ log 2π, returned by the constant), so the
+patterns are the unit types of :func:`.woodbury.typed_units_loglik`, with Σ_t⁺ (the padded
+inverse, missing rows and columns zeroed) in the Woodbury terms. A single-level model
 has no u_j: its rows are the units.
 """
 
@@ -33,7 +32,7 @@ from ..moments import Moments
 from ..table import BETWEEN, SINGLE_LEVEL, WITHIN
 from .gaussian import Layout, Statistics, group_crossprod, normal_loglik
 from .kernel import LOG_2PI
-from .woodbury import effect_correction
+from .woodbury import typed_units_loglik
 
 
 def _unit_names(layout: Layout) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -112,15 +111,9 @@ def pattern_loglik(layout: Layout, moments: dict[str, Moments], stats: dict[str,
     f = pt.concatenate(effect_mean, axis=1)
     coef = pt.concatenate([pt.eye(len(layout.within)), -within.mean[:, None] - embed @ f[:, :1], -within.coef,
                            -embed @ f[:, 1:]], axis=1)
-    coef = observed[:, :, None] * coef
     cov = mask * within.cov + _eye_where_missing(observed)
-    ll = ll + normal_loglik(cov, stats["counts"], coef, stats["crossprod"])
-    precision = mask * pt.linalg.inv(cov)
-    weighted = pt.einsum("pa,tpr->tar", embed, precision)                             # Eᵀ Σ_t⁺
-    m = pt.einsum("jt,tar,rb->jab", stats["unit_counts"], weighted, embed)
-    h = pt.einsum("tar,trd,jtd->ja", weighted, coef, stats["unit_sums"])
-    correction, _, _ = effect_correction(pt.linalg.cholesky(effect_cov), m, h)
-    return ll + correction
+    return ll + typed_units_loglik(cov, observed[:, :, None] * coef, mask * pt.linalg.inv(cov), embed,
+                                   pt.linalg.cholesky(effect_cov), stats)
 
 
 def _eye_where_missing(observed: pt.TensorVariable) -> pt.TensorVariable:

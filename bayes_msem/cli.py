@@ -1,6 +1,6 @@
 """The ``bayes-msem`` command line program.
 
-    bayes-msem fit MODEL DATA.csv [--cluster COL] [--draws 1000] [--tune 1000] [--chains 4]
+    bayes-msem fit MODEL DATA.csv [--cluster COL [UPPER]] [--draws 1000] [--tune 1000] [--chains 4]
                                   [--seed N] [--sampler nutpie|pymc|numpyro|blackjax]
                                   [--std-lv] [--out DIR] [--progress]
     bayes-msem --version
@@ -48,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Fit a model written in lavaan syntax to the data in a CSV file.")
     fit.add_argument("model", metavar="MODEL", type=Path, help="text file with the lavaan model syntax")
     fit.add_argument("data", metavar="DATA.csv", type=Path, help="CSV file with one row per unit")
-    fit.add_argument("--cluster", metavar="COL", help="column that identifies clusters (two-level models)")
+    fit.add_argument("--cluster", metavar="COL", nargs="+",
+                     help="column that identifies clusters (two-level models); two columns, lowest first, "
+                          "for three-level models")
     fit.add_argument("--draws", type=int, default=1000, help="posterior draws per chain (default 1000)")
     fit.add_argument("--tune", type=int, default=1000, help="warm-up iterations per chain (default 1000)")
     fit.add_argument("--chains", type=int, default=4, help="number of chains (default 4)")
@@ -98,7 +100,8 @@ def fit_command(args: argparse.Namespace) -> None:
     syntax = _read_model(args.model)
     data = _read_data(args.data)
     try:
-        model = Model(syntax, data, cluster=args.cluster, std_lv=args.std_lv)
+        cluster = args.cluster[0] if args.cluster and len(args.cluster) == 1 else args.cluster
+        model = Model(syntax, data, cluster=cluster, std_lv=args.std_lv)
     except ModelSyntaxError as error:
         raise UserError(f"{args.model}: {_reason(error)}") from error
     check_settings(args.draws, args.tune, args.chains, args.sampler)

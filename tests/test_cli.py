@@ -107,3 +107,12 @@ def test_end_to_end(inputs: tuple[Path, Path], tmp_path: Path, capsys: pytest.Ca
     assert list(written["lhs"] + written["op"] + written["rhs"].fillna("")) == list(loaded["lhs"] + loaded["op"] + loaded["rhs"])
     assert written["free"].sum() == 9  # 2 loadings, 3 residual variances, the factor variance, 3 intercepts
     np.testing.assert_allclose(loaded["mean"].to_numpy(float), written["mean"].to_numpy(float), rtol=1e-9)
+
+
+def test_three_level_cluster_columns(inputs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """``--cluster class school`` passes both columns, lowest first: the missing upper column is named."""
+    model, csv = inputs
+    pd.read_csv(csv).assign(klass=np.repeat(np.arange(50), 4)).to_csv(csv, index=False)
+    model.write_text("level: within\n  y1 ~ y2\nlevel: klass\n  y1 ~~ y1\nlevel: school\n  y1 ~~ y1\n")
+    assert main(["fit", str(model), str(csv), "--cluster", "klass", "school", "--out", str(tmp_path / "out")]) == 2
+    assert "cluster column 'school' is not a column" in _error(capsys)

@@ -34,21 +34,13 @@ def build_model(plan: Plan, data: ClusteredData) -> pm.Model:
     with pm.Model(coords={"parameter": plan.parameters["name"].to_list()}) as model:
         theta = parameter_vector(plan, starting_values(plan, data))
         if plan.three_level:
-            nested = NestedLayout.from_plan(plan)
-            moments = [implied_moments(lp, theta) for lp in plan.levels.values()]
-            pm.Potential("loglik", nested_loglik(nested, moments, NestedStatistics.from_data(nested, data).register()))
-            return model
-        layout = Layout.from_plan(plan)
-        if plan.strategy == HYBRID:
-            loglik = _hybrid(plan, data, layout, theta)
+            loglik = _three_level(plan, data, theta)
+        elif plan.strategy == HYBRID:
+            loglik = _hybrid(plan, data, Layout.from_plan(plan), theta)
         elif plan.random:
-            loglik = _integrated_slopes(plan, data, layout, theta)
+            loglik = _integrated_slopes(plan, data, Layout.from_plan(plan), theta)
         else:
-            moments = {level: implied_moments(lp, theta) for level, lp in plan.levels.items()}
-            if data.has_missing:
-                loglik = pattern_loglik(layout, moments, PatternStatistics.from_data(layout, data).register())
-            else:
-                loglik = marginal_loglik(layout, moments, MarginalStatistics.from_data(layout, data).register())
+            loglik = _marginal(plan, data, Layout.from_plan(plan), theta)
         pm.Potential("loglik", loglik)
     return model
 
@@ -64,6 +56,21 @@ def _between_with_random(plan: Plan, theta: pt.TensorVariable):
     position = {v: i for i, v in enumerate(between_plan.variables)}
     select = np.array([position[v] for v in (*between_plan.roles.observed, *(r.name for r in plan.random))])
     return implied_moments(between_plan, theta, select=select)
+
+
+def _marginal(plan: Plan, data: ClusteredData, layout: Layout, theta: pt.TensorVariable) -> pt.TensorVariable:
+    """Every latent variable integrated out: per cluster size, or per missingness pattern."""
+    moments = {level: implied_moments(lp, theta) for level, lp in plan.levels.items()}
+    if data.has_missing:
+        return pattern_loglik(layout, moments, PatternStatistics.from_data(layout, data).register())
+    return marginal_loglik(layout, moments, MarginalStatistics.from_data(layout, data).register())
+
+
+def _three_level(plan: Plan, data: ClusteredData, theta: pt.TensorVariable) -> pt.TensorVariable:
+    """Both upper levels integrated out (:mod:`.likelihood.nested`)."""
+    layout = NestedLayout.from_plan(plan)
+    moments = [implied_moments(lp, theta) for lp in plan.levels.values()]
+    return nested_loglik(layout, moments, NestedStatistics.from_data(layout, data).register())
 
 
 def _integrated_slopes(plan: Plan, data: ClusteredData, layout: Layout, theta: pt.TensorVariable) -> pt.TensorVariable:

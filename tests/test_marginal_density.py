@@ -195,3 +195,10 @@ def test_complete_data_pattern_form_equals_size_form():
 
     value = pattern_loglik(layout, moments, constants(PatternStatistics.from_data(layout, model.data))).eval()
     assert value == pytest.approx(loglik, abs=1e-8, rel=0)
+
+
+def test_missing_cells_with_random_parameters_are_an_error():
+    frame = _remove_cells(_data([3] * 6, seed=2), ["y1"], 0.2, seed=3)
+    model = bm.Model("level: within\n  s | y1 ~ x1\nlevel: between\n  y1 ~~ s\n", frame, cluster="cluster")
+    with pytest.raises(bm.DataError, match=r"missing values in 'y1'.*random parameters.*dropna"):
+        model.plan

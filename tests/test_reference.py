@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 import bayes_msem as bm
+from test_nested_density import RANDOM_INTERCEPTS
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
@@ -158,21 +159,11 @@ def _lme4_random_slope() -> pd.DataFrame:
     ], columns=["lhs", "op", "rhs", "level", "est"])
 
 
-THREE_LEVEL_MODEL = """
-level: within
-  y ~ x
-level: class
-  y ~~ y
-level: school
-  y ~~ y
-"""
-
-
 def test_three_level_matches_lme4():
     """lmer(y ~ x + (1 | school) + (1 | class), REML = FALSE): the intercept is y's mean at the top
     level, the variance components are y's variances at the school and class levels."""
     data = pd.read_csv(REFERENCE / "three_level.csv")
-    fit = bm.Model(THREE_LEVEL_MODEL, data, cluster=["class", "school"]).fit(draws=1000, tune=1000, chains=4,
+    fit = bm.Model(RANDOM_INTERCEPTS, data, cluster=["class", "school"]).fit(draws=1000, tune=1000, chains=4,
                                                                              random_seed=1)
     lme4 = pd.read_csv(REFERENCE / "three_level_lme4.csv").set_index("param")["est"]
     _check(fit, pd.DataFrame([

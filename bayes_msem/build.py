@@ -17,6 +17,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from .data import ClusteredData
+from .likelihood.conditional import ResponseStatistics, conditional_loglik
 from .likelihood.gaussian import Layout
 from .likelihood.hybrid import ClusterStatistics, hybrid_loglik, split_between
 from .likelihood.marginal import MarginalStatistics, marginal_loglik
@@ -24,8 +25,8 @@ from .likelihood.nested import NestedLayout, NestedStatistics, nested_loglik
 from .likelihood.patterns import PatternStatistics, pattern_loglik
 from .likelihood.slopes import RowStatistics, slopes_loglik
 from .moments import implied_moments, total_effects
-from .plan import HYBRID, Plan
-from .priors import lkj_cholesky, prior_vector
+from .plan import CONDITIONAL, HYBRID, Plan
+from .priors import lkj_cholesky, ordered_vector, prior_vector
 from .table import BETWEEN, WITHIN, RandomParameter
 
 
@@ -35,6 +36,8 @@ def build_model(plan: Plan, data: ClusteredData) -> pm.Model:
         theta = parameter_vector(plan, starting_values(plan, data))
         if plan.three_level:
             loglik = _three_level(plan, data, theta)
+        elif plan.strategy == CONDITIONAL:
+            loglik = _conditional(plan, data, theta)
         elif plan.strategy == HYBRID:
             loglik = _hybrid(plan, data, Layout.from_plan(plan), theta)
         elif plan.random:
@@ -64,6 +67,15 @@ def _marginal(plan: Plan, data: ClusteredData, layout: Layout, theta: pt.TensorV
     if data.has_missing:
         return pattern_loglik(layout, moments, PatternStatistics.from_data(layout, data).register())
     return marginal_loglik(layout, moments, MarginalStatistics.from_data(layout, data).register())
+
+
+def _conditional(plan: Plan, data: ClusteredData, theta: pt.TensorVariable) -> pt.TensorVariable:
+    """Latent variables sampled per row and cluster, responses of any family (:mod:`.likelihood.conditional`)."""
+    model = pm.Model.get_context()
+    model.add_coord("row", np.arange(data.n_rows))
+    model.add_coord("cluster", cluster_ids(data))
+    layout = Layout.from_plan(plan)
+    return conditional_loglik(plan, layout, theta, ResponseStatistics.from_data(layout, data).register())
 
 
 def _three_level(plan: Plan, data: ClusteredData, theta: pt.TensorVariable) -> pt.TensorVariable:
@@ -105,7 +117,7 @@ def parameter_vector(plan: Plan, starts: np.ndarray) -> pt.TensorVariable:
     """
     params = plan.parameters.assign(index=np.arange(len(plan.parameters)))
     theta = pt.zeros(len(params))
-    plain = params[params["kind"] != "covariance"].copy()
+    plain = params[~params["kind"].isin(["covariance", "threshold"])].copy()
     plain["group"] = [(k, p.family, p.scale) for k, p in zip(plain["kind"], plain["prior"])]
     groups = list(plain.groupby("group", sort=False))
     for (kind, family, scale), rows in groups:
@@ -119,6 +131,9 @@ def parameter_vector(plan: Plan, starts: np.ndarray) -> pt.TensorVariable:
         if scale == "sd":
             value = value**2
         theta = pt.set_subtensor(theta[rows["index"].to_numpy()], value)
+    for name, rows in params[params["kind"] == "threshold"].groupby("lhs", sort=False):
+        index = rows["index"].to_numpy()
+        theta = pt.set_subtensor(theta[index], ordered_vector(f"thresholds_{name}", rows["prior"].to_list(), starts[index]))
     for block in plan.blocks:
         chol = lkj_cholesky(block.name, block.prior, len(block.variables))
         corr = chol @ chol.T
@@ -148,6 +163,9 @@ def starting_values(plan: Plan, data: ClusteredData) -> np.ndarray:
             starts.append(_random_start(random[row.lhs], row.kind, variance))
         elif row.kind == "loading":
             starts.append(1.0)
+        elif row.kind == "threshold":  # the logit of the share of responses below the threshold
+            share = np.nanmean(data.column(row.lhs) < int(row.rhs[1:]))
+            starts.append(float(np.log(share / (1 - share))))
         elif row.kind == "intercept":
             starts.append(mean.get(key, 0.0))
         elif row.kind == "variance":

@@ -13,8 +13,9 @@ data), plus the per-row cluster index and cluster sizes used by the model stages
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -297,6 +298,18 @@ def validate(data: pd.DataFrame, variables: Sequence[str], cluster: str | Sequen
     if upper is not None:
         _check_between(result, top, upper=True)
     return result
+
+
+def recode(data: ClusteredData, coders: Mapping[str, Callable[[np.ndarray, str], np.ndarray]]) -> ClusteredData:
+    """``data`` with each named variable replaced by ``coder(values, name)`` (e.g. a response family's
+    codes: 0/1, or 0..K−1 for ordinal categories), read-only like the rest."""
+    if not coders:
+        return data
+    values = dict(data.values)
+    for name, coder in coders.items():
+        values[name] = coder(values[name].copy(), name)
+        values[name].setflags(write=False)
+    return dataclasses.replace(data, values=values)
 
 
 def group_mean_center(data: pd.DataFrame, columns: Sequence[str], cluster: str) -> pd.DataFrame:

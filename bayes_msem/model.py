@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 import pandas as pd
@@ -18,13 +18,14 @@ import pymc as pm
 import xarray as xr
 
 from .build import build_model, cluster_ids
-from .data import ClusteredData, validate
+from .data import ClusteredData, recode, validate
+from .likelihood.families import Family, ordinal_levels, parse_family
 from .likelihood.slopes import CONDITIONAL_MEAN, draw_random_effects
 from .plan import Plan, check_missing, check_within_variation, data_variables, make_plan, missing_allowed
 from .results import Fit
 from .sample import check_settings, nutpie_model, run_sampler
 from .syntax import parse
-from .table import assign_roles, build_table, definitions
+from .table import SpecificationError, assign_roles, build_table, definitions
 
 
 class Model:
@@ -38,21 +39,29 @@ class Model:
         upper clusters, lowest first (three-level models, e.g. ``["class", "school"]``).
     std_lv : identify factors by fixing their variances to 1 instead of their first loading.
     priors : default priors per kind of parameter, e.g. ``{"loading": "normal(0, 5)"}``.
+    family : the response family of non-Gaussian variables, e.g. ``{"y4": "bernoulli"}`` (links:
+        ``"bernoulli(probit)"``, ``"ordinal(logit)"``; also ``"poisson"``); the others are Gaussian.
+    ordered : ordinal variables, as in lavaan (cumulative probit with thresholds ``y | t1 + ...``).
     """
 
     def __init__(self, syntax: str, data: pd.DataFrame, cluster: str | list[str] | None = None, *,
-                 std_lv: bool = False, priors: Mapping[str, str] | None = None):
+                 std_lv: bool = False, priors: Mapping[str, str] | None = None,
+                 family: Mapping[str, str] | None = None, ordered: Sequence[str] = ()):
         self.syntax = syntax
         self.cluster = cluster
         self.std_lv = std_lv
         self.priors = dict(priors or {})
+        self.families = response_families(family, ordered)
         user = parse(syntax)
-        self.table = build_table(user, cluster, std_lv)
+        categories = {v: len(ordinal_levels(pd.to_numeric(data[v], errors="coerce").to_numpy(float)))
+                      for v, f in self.families.items() if f.has_thresholds and v in getattr(data, "columns", ())}
+        self.table = build_table(user, cluster, std_lv, {v: f.name for v, f in self.families.items()}, categories)
         self.definitions = definitions(user)
         model_rows = self.table[self.table["op"].isin(["=~", "~", "~~", "~1"])]
         roles = assign_roles(model_rows)
         variables, between, top = data_variables(roles)
-        self.data: ClusteredData = validate(data, variables, cluster, between, missing_allowed(roles), top)
+        validated = validate(data, variables, cluster, between, missing_allowed(roles), top)
+        self.data: ClusteredData = recode(validated, {v: f.codes for v, f in self.families.items()})
         self._plan: Plan | None = None
         self._pymc_model: pm.Model | None = None
 
@@ -64,7 +73,7 @@ class Model:
     def plan(self) -> Plan:
         """Matrices, free parameters and likelihood strategy (raises for unsupported features)."""
         if self._plan is None:
-            plan = make_plan(self.table, self.priors)
+            plan = make_plan(self.table, self.priors, {v: str(f) for v, f in self.families.items()})
             check_within_variation(plan, self.data)
             check_missing(plan, self.data)
             self._plan = plan
@@ -81,7 +90,8 @@ class Model:
         """A key for everything but the data: models with equal keys share compiled samplers."""
         shape = self.data.n_clusters if self.plan.random else None
         return json.dumps([self.table.to_json(), sorted(self.priors.items()), self.plan.strategy, shape,
-                           self.data.has_missing])
+                           self.data.has_missing, sorted(self.plan.families.items()),
+                           self.data.n_rows if self.plan.families else None])
 
     def fit(self, draws: int = 1000, tune: int = 1000, chains: int = 4, random_seed: int | None = None,
             sampler: str = "nutpie", progressbar: bool = False, target_accept: float = 0.8) -> Fit:
@@ -107,6 +117,18 @@ class Model:
             "seconds_sample": finished - compiled_at,
         }
         return Fit.from_draws(idata, self.table, self.definitions, info)
+
+
+def response_families(family: Mapping[str, str] | None, ordered: Sequence[str]) -> dict[str, Family]:
+    """The non-Gaussian variables and their families: ``family`` entries, and ``ordered`` ones as
+    cumulative probit (lavaan's ordinal model) unless ``family`` says otherwise."""
+    families = {name: Family("ordinal", "probit") for name in ordered}
+    families |= {name: parse_family(text) for name, text in (family or {}).items()}
+    for name, f in families.items():
+        if f.has_dispersion:
+            raise SpecificationError(f"{name!r}: negative binomial responses are not available in models yet; "
+                                     "use 'poisson', or model a log-transformed count as gaussian.")
+    return {name: f for name, f in families.items() if not f.has_scale}
 
 
 def _version() -> str:

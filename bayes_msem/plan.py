@@ -18,6 +18,7 @@ R_ab √(ψ_aa ψ_bb).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,7 +28,7 @@ from .data import ClusteredData, DataError
 from .priors import Prior, default_priors, parse_prior
 from .table import BETWEEN, SINGLE_LEVEL, WITHIN, LevelRoles, RandomParameter, SpecificationError, assign_roles, random_parameters
 
-MARGINAL, HYBRID = "marginal", "hybrid"
+MARGINAL, HYBRID, CONDITIONAL = "marginal", "hybrid", "conditional"
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,7 @@ class Plan:
     blocks: tuple[CorrelationBlock, ...]
     strategy: str
     random: tuple[RandomParameter, ...] = ()
+    families: dict[str, str] = field(default_factory=dict)  # non-Gaussian variable → family text
 
     @property
     def two_level(self) -> bool:
@@ -121,7 +123,7 @@ def parameter_kind(op: str, lhs: str, rhs: str) -> str:
     """The prior class of a table row: loading, regression, intercept, variance or covariance."""
     if op == "~~":
         return "variance" if lhs == rhs else "covariance"
-    return {"=~": "loading", "~": "regression", "~1": "intercept"}[op]
+    return {"=~": "loading", "~": "regression", "~1": "intercept", "|": "threshold"}[op]
 
 
 def parameter_name(level: str, lhs: str, op: str, rhs: str) -> str:
@@ -130,17 +132,22 @@ def parameter_name(level: str, lhs: str, op: str, rhs: str) -> str:
     return f"{level}:{name}" if level else name
 
 
-def choose_strategy(table: pd.DataFrame, roles: dict[str, LevelRoles], random: tuple[RandomParameter, ...]) -> str:
+def choose_strategy(roles: dict[str, LevelRoles], random: tuple[RandomParameter, ...],
+                    families: Mapping[str, str] | None = None) -> str:
     """The cheapest exact likelihood.
 
+    Conditional with non-Gaussian responses (nothing non-Gaussian integrates in closed form).
     Marginal without random parameters, and with random slopes on observed within covariates
     only (they are Gaussian and linear given the rest, so they integrate out as in lme4)
     unless the between level has cluster-level-only variables; otherwise hybrid: given the
     cluster's random parameters the within model is linear and Gaussian, so sampling them
     and integrating everything else is exact.
     """
-    if (table["op"] == "|").any():
-        raise SpecificationError("thresholds ('y | t1') need ordinal variables, which are not supported yet.")
+    if families:
+        if random or len(roles) > 2:
+            raise SpecificationError("non-Gaussian responses are supported in single- and two-level models without "
+                                     "random parameters ('NAME | ...') for now.")
+        return CONDITIONAL
     if not random:
         return MARGINAL
     within, between = roles[WITHIN], roles[BETWEEN]
@@ -148,22 +155,24 @@ def choose_strategy(table: pd.DataFrame, roles: dict[str, LevelRoles], random: t
     return MARGINAL if slopes_only and set(between.observed) <= set(within.observed) else HYBRID
 
 
-def make_plan(table: pd.DataFrame, priors: dict[str, str] | None = None) -> Plan:
-    """Derive matrices, free parameters and correlation blocks from a complete table."""
+def make_plan(table: pd.DataFrame, priors: dict[str, str] | None = None,
+              families: Mapping[str, str] | None = None) -> Plan:
+    """Derive matrices, free parameters and correlation blocks from a complete table
+    (``families``: the family text of each non-Gaussian variable)."""
     kind_priors = default_priors(priors)
     model_rows = table[table["op"].isin(["=~", "~", "~~", "~1"])]
     roles = assign_roles(model_rows)
-    parameters = _free_parameters(model_rows, kind_priors)
+    parameters = _free_parameters(table[table["op"].isin(["=~", "~", "~~", "~1", "|"])], kind_priors)
     random = tuple(random_parameters(model_rows))
     if random and len(roles) > 2:
         raise SpecificationError("random parameters ('NAME | ...') in three-level models are not supported yet; "
                                  "fit the random parameters in a two-level model.")
-    strategy = choose_strategy(table, roles, random)
+    strategy = choose_strategy(roles, random, families)
     if not random:
         _check_moments(parameters, roles)
     levels = {lev: _level_plan(model_rows[model_rows["level"] == lev], r, random) for lev, r in roles.items()}
     blocks = _correlation_blocks(model_rows, parameters)
-    return Plan(table, parameters, levels, blocks, strategy, random)
+    return Plan(table, parameters, levels, blocks, strategy, random, dict(families or {}))
 
 
 def data_variables(roles: dict[str, LevelRoles]) -> tuple[list[str], list[str], list[str]]:
@@ -236,10 +245,11 @@ def _check_moments(parameters: pd.DataFrame, roles: dict[str, LevelRoles]) -> No
 
     Each level gives the (co)variances of its observed variables and their
     covariate effects; each variable's mean counts once, at the highest level
-    where it has a part.
+    where it has a part; an ordinal variable's category proportions give one moment per
+    threshold.
     """
     levels = list(roles.values())  # lowest first
-    moments = 0
+    moments = int((parameters["kind"] == "threshold").sum())
     for k, r in enumerate(levels):
         p, q = len(r.observed), len(r.covariates)
         higher = {v for upper in levels[k + 1:] for v in upper.observed}

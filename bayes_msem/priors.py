@@ -13,6 +13,7 @@ regression     normal(0, 10)        β, γ in ``y ~ x``
 intercept      normal(0, 32)        ν, α in ``y ~ 1``
 variance       gamma(1, 0.5)[sd]    the SD √θ of ``y ~~ y`` (rate 0.5: mean SD 2)
 covariance     lkj(1)               the correlation block of free covariances
+threshold      normal(0, 10)        τ in ``y | t1`` (ordinal variables; kept ordered)
 =============  ===================  ==========================================
 """
 
@@ -25,8 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 import pymc as pm
 
-KINDS = ("loading", "regression", "intercept", "variance", "covariance")
+KINDS = ("loading", "regression", "intercept", "variance", "covariance", "threshold")
 DEFAULT_PRIORS = {
+    "threshold": "normal(0, 10)",
     "loading": "normal(0, 10)",
     "regression": "normal(0, 10)",
     "intercept": "normal(0, 32)",
@@ -105,6 +107,8 @@ def parse_prior(text: str, kind: str) -> Prior:
             raise PriorError(f"free covariances take an LKJ prior on their correlation block, e.g. 'lkj(2)'; got {text!r}.")
     elif family == "lkj":
         raise PriorError(f"'lkj' is a prior for correlation blocks (covariances), not for a {kind}.")
+    if kind == "threshold" and support != "real":
+        raise PriorError(f"a threshold needs a prior on the real line (e.g. 'normal(0, 5)'); got {text!r}.")
     if kind == "variance":
         if support != "positive":
             raise PriorError(f"a variance needs a prior on positive numbers (e.g. 'gamma(1, 0.5)[sd]' or 'inverse_gamma(1, 1)[var]'); got {text!r}.")
@@ -128,6 +132,13 @@ def prior_vector(name: str, priors: Sequence[Prior], dims: str, initval: np.ndar
     dist, arg_names, _ = _FAMILIES[priors[0].family]
     args = {arg: np.array([p.args[i] for p in priors]) for i, arg in enumerate(arg_names)}
     return dist(name, **args, dims=dims, initval=initval)
+
+
+def ordered_vector(name: str, priors: Sequence[Prior], initval: np.ndarray):
+    """A vector with the priors given whose elements stay in increasing order (thresholds)."""
+    dist, arg_names, _ = _FAMILIES[priors[0].family]
+    args = {arg: np.array([p.args[i] for p in priors]) for i, arg in enumerate(arg_names)}
+    return dist(name, **args, shape=len(priors), initval=initval, transform=pm.distributions.transforms.ordered)
 
 
 def lkj_cholesky(name: str, prior: Prior, n: int):

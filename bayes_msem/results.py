@@ -28,7 +28,8 @@ INTERVAL = 0.95
 _LOWER, _UPPER = "eti_2.5%", "eti_97.5%"
 _STAT_COLUMNS = ["mean", "sd", _LOWER, _UPPER, "r_hat", "ess_bulk", "ess_tail"]
 _STRATEGIES = {"marginal": "all latent variables integrated out",
-               "hybrid": "random parameters sampled per cluster, all other latent variables integrated out"}
+               "hybrid": "random parameters sampled per cluster, all other latent variables integrated out",
+               "conditional": "latent variables sampled per row and cluster, responses of any family"}
 _TABLE_COLUMNS = ["lhs", "op", "rhs", "level", "label", "free", "fixed", "start", "prior", "random", "user"]
 
 

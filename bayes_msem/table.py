@@ -27,6 +27,7 @@ Identification problems that the syntax alone reveals raise
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,8 +108,15 @@ def level_names(blocks: list[str | None], cluster: str | list[str] | None) -> di
     return mapping
 
 
-def build_table(user: pd.DataFrame, cluster: str | list[str] | None = None, std_lv: bool = False) -> pd.DataFrame:
-    """Complete a parsed user table with default rows and number the free parameters."""
+def build_table(user: pd.DataFrame, cluster: str | list[str] | None = None, std_lv: bool = False,
+                families: Mapping[str, str] | None = None, categories: Mapping[str, int] | None = None) -> pd.DataFrame:
+    """Complete a parsed user table with default rows and number the free parameters.
+
+    ``families`` names the response family of each non-Gaussian variable and ``categories`` the
+    number of categories of each ordinal one: such a variable has no residual variance at the
+    lowest level (the family supplies the noise), an ordinal one has thresholds ``y | t1 + ...``
+    there and its intercepts fixed to 0.
+    """
     user = user.copy()
     mapping = level_names(list(user["block"]), cluster)
     order = list(dict.fromkeys(mapping[b] for b in sorted(mapping, key=lambda b: _rank(mapping[b], cluster))))
@@ -118,10 +126,12 @@ def build_table(user: pd.DataFrame, cluster: str | list[str] | None = None, std_
     _check_latent_levels(rows)
     _check_random_duplicates(rows)
     roles = assign_roles(rows)
+    families, categories = dict(families or {}), dict(categories or {})
+    _check_families(rows, roles, families, categories)
     table_rows: list[dict] = []
     for level, level_roles in roles.items():
         level_user = rows[rows["level"] == level]
-        table_rows += _level_rows(level_user, level_roles, roles, std_lv)
+        table_rows += _level_rows(level_user, level_roles, roles, std_lv, families, categories)
     table = pd.DataFrame(table_rows, columns=COLUMNS[:4] + ["label", "fixed", "start", "prior", "random", "user", "free_forced"])
     table = _apply_equalities(table, user[user["op"].isin(["==", "<", ">"])])
     table = _number_free(table)
@@ -288,9 +298,30 @@ def _check_latent_levels(rows: pd.DataFrame) -> None:
                 )
 
 
-def _level_rows(user: pd.DataFrame, roles: LevelRoles, all_roles: dict[str, LevelRoles], std_lv: bool) -> list[dict]:
+def _check_families(rows: pd.DataFrame, roles: dict[str, LevelRoles], families: dict[str, str],
+                    categories: dict[str, int]) -> None:
+    """A family belongs to a modelled variable of the lowest level; thresholds to an ordinal one,
+    one fewer than its categories."""
+    lowest = next(iter(roles.values()))
+    for name in families:
+        if name not in lowest.observed:
+            where = "a covariate (conditioned on)" if name in lowest.covariates else "not a modelled variable of the lowest level"
+            raise SpecificationError(f"a family is given for {name!r}, which is {where}; families apply to the modelled "
+                                     f"(outcome or indicator) variables of the {lowest.level or 'single'} level.")
+    for name, written in rows[rows["op"] == "|"].groupby("lhs", sort=False):
+        if families.get(name) != "ordinal":
+            raise SpecificationError(f"thresholds '{name} | t1 + ...' are for ordinal variables; declare {name!r} "
+                                     f"ordinal (ordered=[{name!r}] or family={{{name!r}: 'ordinal'}}).")
+        if len(written) != categories[name] - 1:
+            raise SpecificationError(f"{name!r} has {categories[name]} categories in the data, so it takes "
+                                     f"{categories[name] - 1} thresholds; {len(written)} are written.")
+
+
+def _level_rows(user: pd.DataFrame, roles: LevelRoles, all_roles: dict[str, LevelRoles], std_lv: bool,
+                families: dict[str, str], categories: dict[str, int]) -> list[dict]:
     """The user's rows of one level plus its default rows."""
     level = roles.level
+    lowest = level == next(iter(all_roles))
     rows = [_user_row(r) for r in user.itertuples(index=False)]
     given = {(r["lhs"], r["op"], r["rhs"]) for r in rows}
     given |= {(r["rhs"], r["op"], r["lhs"]) for r in rows if r["op"] == "~~"}
@@ -307,21 +338,25 @@ def _level_rows(user: pd.DataFrame, roles: LevelRoles, all_roles: dict[str, Leve
             if np.isnan(first["fixed"]) and not first["free_forced"] and first["random"] is None:
                 first["fixed"] = 1.0
     for v in roles.observed + roles.latent:
-        add(v, "~~", v, 1.0 if std_lv and v in roles.latent else np.nan)
+        add(v, "~~", v, 1.0 if std_lv and v in roles.latent else 0.0 if lowest and v in families else np.nan)
+    for v in roles.observed:
+        if lowest and families.get(v) == "ordinal":
+            for k in range(1, categories[v]):
+                add(v, "|", f"t{k}")
 
     dependent = {r["lhs"] for r in rows if r["op"] == "~"}
     predictors = {r["rhs"] for r in rows if r["op"] == "~"}
     indicators = {r["rhs"] for r in rows if r["op"] == "=~"}
     exogenous_lv = [v for v in roles.latent if v not in dependent and v not in indicators]
     pure_outcomes = [v for v in roles.observed + roles.latent
-                     if v in dependent and v not in predictors and v not in indicators]
+                     if v in dependent and v not in predictors and v not in indicators and not (lowest and v in families)]
     for a, b in itertools.chain(itertools.combinations(exogenous_lv, 2), itertools.combinations(pure_outcomes, 2)):
         add(a, "~~", b)
 
     levels = list(all_roles)
     higher = {v for r in levels[levels.index(level) + 1:] for v in all_roles[r].observed}
     for v in roles.observed:
-        add(v, "~1", "", 0.0 if v in higher else np.nan)
+        add(v, "~1", "", 0.0 if v in higher or families.get(v) == "ordinal" else np.nan)
     for v in roles.latent:
         add(v, "~1", "", 0.0)
     for v in roles.random:

@@ -178,6 +178,22 @@ def test_three_level_matches_lme4():
     assert "Clusters (class)             180" in text and "Clusters (school)            60" in text
 
 
+def test_logit_random_intercept_matches_glmer():
+    """glmer(y ~ x + (1 | cluster), binomial, nAGQ = 25): the conditional strategy samples the
+    clusters' random intercepts (non-centred); y's intercept lives at the between level."""
+    data = pd.read_csv(REFERENCE / "logit_random_intercept.csv")
+    syntax = "level: within\n  y ~ x\nlevel: between\n  y ~~ y\n"
+    fit = bm.Model(syntax, data, cluster="cluster", family={"y": "bernoulli"}).fit(draws=1000, tune=1000, chains=4,
+                                                                                  random_seed=1)
+    glmer = pd.read_csv(REFERENCE / "logit_random_intercept_lme4.csv").set_index("param")["est"]
+    _check(fit, pd.DataFrame([
+        ("y", "~1", "", "between", glmer["intercept"]),
+        ("y", "~", "x", "within", glmer["slope_x"]),
+        ("y", "~~", "y", "between", glmer["var_cluster"]),
+    ], columns=["lhs", "op", "rhs", "level", "est"]))
+    assert "conditional" in fit.summary()
+
+
 @pytest.mark.parametrize("sampler", ["numpyro", "blackjax"])
 def test_jax_samplers_match_lme4(sampler):
     """The JAX path (the fused kernel's JAX version, numpyro or blackjax NUTS) meets the same bar."""

@@ -463,11 +463,14 @@ def test_random_slope_is_a_between_level_variable_and_plans_as_hybrid():
     assert plan(syntax, cluster="c").strategy == "marginal"  # a slope on an observed covariate integrates out
 
 
-def test_thresholds_do_not_plan():
-    t = table("f =~ y1 + y2 + y3\ny1 | t1")
-    assert len(t[t["op"] == "|"]) == 1
-    message = plan_error("f =~ y1 + y2 + y3\ny1 | t1")
-    assert "thresholds" in message and "not supported yet" in message
+def test_thresholds_need_an_ordinal_variable_with_matching_categories():
+    message = spec_error("f =~ y1 + y2 + y3\ny1 | t1")
+    assert "thresholds" in message and "declare 'y1' ordinal" in message
+    user = parse("f =~ y1 + y2 + y3\ny1 | t1")
+    t = build_table(user, families={"y1": "ordinal"}, categories={"y1": 2})
+    assert t.query("op == '|'")[["lhs", "rhs"]].values.tolist() == [["y1", "t1"]]
+    with pytest.raises(SpecificationError, match="3 categories in the data, so it takes 2 thresholds; 1 are written"):
+        build_table(user, families={"y1": "ordinal"}, categories={"y1": 3})
 
 
 # --- correlation blocks --------------------------------------------------------------------

@@ -1,0 +1,129 @@
+"""The conditional strategy: non-Gaussian responses, with the latent variables sampled.
+
+Nothing non-Gaussian integrates in closed form, so each level's latent part is sampled,
+non-centred. A level's variables are v = T (α + Γ x + ζ) with T = (I − B)⁻¹; the
+disturbances ζ_S = L z_n, z_n ~ N(0, I), L Lᵀ = Ψ_SS, are sampled per unit n (row, or
+cluster) for the set S of the level's latent variables whose variance is not fixed to 0
+(at the between level these include the between parts of the within variables: the
+random intercepts). The level's observed variables are its outcomes: nothing is regressed
+on them and their residuals are independent of ζ_S, so given the sampled part each
+response has linear predictor η_ijv = v_ij[v] + b_j[v] (its within value plus its
+cluster's between part) and
+
+    log p(y | sampled part) = Σ_ij Σ_{v observed in row ij} log p_v(y_ijv | η_ijv),
+
+with the family of each variable (Gaussian ones: residual SD √ψ_vv; ordinal ones: their
+thresholds). Cluster-level observed variables are Gaussian outcomes of the between level.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+from ..data import ClusteredData
+from ..moments import fill, total_effects
+from ..plan import LevelPlan, Plan
+from ..table import BETWEEN, SINGLE_LEVEL, WITHIN, SpecificationError
+from .families import Family, parse_family
+from .gaussian import Layout, Statistics
+
+
+@dataclass(frozen=True)
+class ResponseStatistics(Statistics):
+    """Per row: the responses (missing cells 0), which are observed, the covariates x and the
+    cluster index; per cluster: the covariates w and the cluster-level outcomes z."""
+
+    responses: np.ndarray
+    observed: np.ndarray
+    covariates: np.ndarray
+    cluster: np.ndarray
+    cluster_covariates: np.ndarray
+    cluster_outcomes: np.ndarray
+
+    @classmethod
+    def from_data(cls, layout: Layout, data: ClusteredData) -> ResponseStatistics:
+        names, covariates = (layout.within, layout.within_covariates) if layout.within else (layout.top, layout.top_covariates)
+        y = data.matrix(list(names))
+        outcomes = [v for v in layout.top if v not in layout.within] if layout.within else []
+        return cls(np.nan_to_num(y), (~np.isnan(y)).astype(float), data.matrix(list(covariates)),
+                   data.cluster_index.astype(float), data.cluster_values(list(layout.top_covariates)),
+                   data.cluster_values(outcomes))
+
+
+def sampled_disturbances(level: LevelPlan, outcomes: list[int]) -> np.ndarray:
+    """S: the positions of the level's non-outcome variables whose variance is not fixed to 0;
+    raises unless the outcomes are endpoints with residuals independent of ζ_S (module docstring)."""
+    psi, beta = level.psi, level.beta
+    free_variance = set(psi.rows[psi.rows == psi.cols].tolist())
+    m = len(level.variables)
+    sampled = [k for k in range(m) if k not in outcomes and (k in free_variance or psi.base[k, k] != 0)]
+    predictors = set(beta.cols.tolist()) | set(np.flatnonzero(beta.base.any(axis=0)).tolist())
+    covaries = {(r, c) for r, c in zip(psi.rows, psi.cols) if r != c} | set(zip(*np.nonzero(psi.base - np.diag(np.diag(psi.base)))))
+    for k in outcomes:
+        name = level.variables[k]
+        if k in predictors:
+            raise SpecificationError(f"{name!r} predicts another variable at the {level.roles.level or 'single'} level; "
+                                     "with non-Gaussian responses observed variables can be outcomes and indicators only, "
+                                     "for now.")
+        if any(k in pair for pair in covaries):
+            raise SpecificationError(f"{name!r} has a residual covariance at the {level.roles.level or 'single'} level; "
+                                     "with non-Gaussian responses residual covariances of observed variables are not "
+                                     "supported yet.")
+    return np.array(sampled, dtype=np.int64)
+
+
+def level_values(level: LevelPlan, theta: pt.TensorVariable, covariates: pt.TensorVariable, sampled: np.ndarray,
+                 name: str, dim: str) -> pt.TensorVariable:
+    """v_n = T (α + Γ x_n + ζ_n) for every unit n (n, m), with ζ_S = L z_n sampled as ``name`` (dims
+    ``dim`` × the sampled variables) and the other disturbances 0."""
+    psi = fill(level.psi, theta)
+    disturbance = pt.zeros((covariates.shape[0], len(level.variables)))
+    if len(sampled):
+        model = pm.Model.get_context()
+        model.add_coord(f"{name}_variable", [level.variables[k] for k in sampled])
+        z = pm.Normal(name, 0.0, 1.0, dims=(dim, f"{name}_variable"))
+        chol = pt.linalg.cholesky(psi[sampled][:, sampled])
+        disturbance = pt.set_subtensor(disturbance[:, sampled], z @ chol.T)
+    inner = fill(level.alpha, theta)[:, 0][None, :] + covariates @ fill(level.gamma, theta).T + disturbance
+    return inner @ total_effects(level, theta).T
+
+
+def conditional_loglik(plan: Plan, layout: Layout, theta: pt.TensorVariable,
+                       stats: dict[str, pt.TensorVariable]) -> pt.TensorVariable:
+    """Σ log p(y | sampled latent part) (module docstring)."""
+    lowest = plan.levels[WITHIN if plan.two_level else SINGLE_LEVEL]
+    names = lowest.roles.observed
+    values = level_values(lowest, theta, stats["covariates"], sampled_disturbances(lowest, list(range(len(names)))),
+                          "within_z" if plan.two_level else "latent_z", "row")
+    eta = values[:, :len(names)]
+    psi = fill(lowest.psi, theta)
+    ll = 0.0
+    if plan.two_level:
+        between = plan.levels[BETWEEN]
+        outcomes = [k for k, v in enumerate(between.roles.observed) if v not in names]
+        cluster_values = level_values(between, theta, stats["cluster_covariates"],
+                                      sampled_disturbances(between, outcomes), "between_z", "cluster")
+        parts = [between.roles.observed.index(v) for v in names if v in between.roles.observed]
+        with_part = [k for k, v in enumerate(names) if v in between.roles.observed]
+        index = pt.cast(stats["cluster"], "int64")
+        eta = pt.inc_subtensor(eta[:, with_part], cluster_values[index][:, parts])
+        if outcomes:
+            sd = pt.sqrt(pt.diagonal(fill(between.psi, theta))[outcomes])
+            ll = ll + Family("gaussian", "identity").logp(stats["cluster_outcomes"], cluster_values[:, outcomes], sd=sd).sum()
+    for k, name in enumerate(names):
+        family = parse_family(plan.families.get(name, "gaussian"))
+        logp = family.logp(stats["responses"][:, k], eta[:, k], sd=pt.sqrt(psi[k, k]),
+                           thresholds=_thresholds(plan, name, theta) if family.has_thresholds else None)
+        ll = ll + (stats["observed"][:, k] * logp).sum()
+    return ll
+
+
+def _thresholds(plan: Plan, name: str, theta: pt.TensorVariable) -> pt.TensorVariable:
+    """τ_1 < … < τ_{K−1} of an ordinal variable from θ (free) or the table (fixed)."""
+    rows = plan.table[(plan.table["op"] == "|") & (plan.table["lhs"] == name)]
+    return pt.stack([theta[f - 1] if f > 0 else pt.constant(fixed, dtype="float64")
+                     for f, fixed in zip(rows["free"], rows["fixed"])])

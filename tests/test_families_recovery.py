@@ -1,0 +1,75 @@
+"""Recovery of known parameters by the conditional strategy, on data simulated from the model.
+
+Each design is fitted once (4 chains x 1000 draws after 1000 warm-up) and every free
+parameter must lie within 3 posterior SD of its true value (a 0.3% miss rate per parameter
+if the posterior is calibrated), with no divergences and R-hat below 1.05.
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import expit
+
+import bayes_msem as bm
+
+pytestmark = pytest.mark.slow
+
+TWO_LEVEL = "level: within\n  y ~ x\nlevel: between\n  y ~~ y\n"
+
+
+def _clusters(rng, n_clusters=150, size=8):
+    cluster = np.repeat(np.arange(n_clusters), size)
+    return cluster, rng.normal(size=len(cluster))
+
+
+def _check(fit, truth: dict[tuple[str, str, str, str], float]) -> None:
+    table = fit.parameters().set_index(["lhs", "op", "rhs", "level"])
+    free = table[table["free"]]
+    assert set(free.index) == set(truth), set(free.index) ^ set(truth)
+    distance = {key: abs(free.loc[key, "mean"] - value) / free.loc[key, "sd"] for key, value in truth.items()}
+    assert max(distance.values()) < 3, distance
+    assert fit.diagnostics()["divergences"] == 0 and fit.diagnostics()["max_r_hat"] < 1.05
+
+
+def _fit(syntax, frame, **kwargs):
+    return bm.Model(syntax, frame, cluster="cluster", **kwargs).fit(draws=1000, tune=1000, chains=4, random_seed=2)
+
+
+def test_ordinal_probit_random_intercept():
+    rng = np.random.default_rng(11)
+    cluster, x = _clusters(rng)
+    latent = 0.8 * x + rng.normal(scale=np.sqrt(0.5), size=150)[cluster] + rng.normal(size=len(x))
+    thresholds = [-0.5, 0.4, 1.2]
+    frame = pd.DataFrame({"y": np.digitize(latent, thresholds) + 1, "x": x, "cluster": cluster})
+    _check(_fit(TWO_LEVEL, frame, ordered=["y"]), {
+        ("y", "~", "x", "within"): 0.8, ("y", "~~", "y", "between"): 0.5,
+        **{("y", "|", f"t{k + 1}", "within"): t for k, t in enumerate(thresholds)}})
+
+
+def test_poisson_random_intercept():
+    rng = np.random.default_rng(12)
+    cluster, x = _clusters(rng)
+    rate = np.exp(0.3 + 0.5 * x + rng.normal(scale=np.sqrt(0.4), size=150)[cluster])
+    frame = pd.DataFrame({"y": rng.poisson(rate), "x": x, "cluster": cluster})
+    _check(_fit(TWO_LEVEL, frame, family={"y": "poisson"}), {
+        ("y", "~", "x", "within"): 0.5, ("y", "~~", "y", "between"): 0.4, ("y", "~1", "", "between"): 0.3})
+
+
+def test_multilevel_logit_factor_model():
+    """Four binary items measuring a within factor, with random item intercepts (multilevel IRT)."""
+    rng = np.random.default_rng(13)
+    cluster, _ = _clusters(rng, n_clusters=100, size=10)
+    loadings, intercepts, between = [1.0, 0.8, 1.2, 0.9], [-0.5, 0.0, 0.5, 0.2], [0.3, 0.2, 0.4, 0.25]
+    factor = rng.normal(size=len(cluster))
+    frame = pd.DataFrame({"cluster": cluster})
+    for k in range(4):
+        u = rng.normal(scale=np.sqrt(between[k]), size=100)[cluster]
+        frame[f"u{k + 1}"] = rng.random(len(cluster)) < expit(intercepts[k] + loadings[k] * factor + u)
+    syntax = "level: within\n  f =~ u1 + u2 + u3 + u4\nlevel: between\n  u1 ~~ u1\n  u2 ~~ u2\n  u3 ~~ u3\n  u4 ~~ u4\n"
+    truth = {("f", "~~", "f", "within"): 1.0}
+    for k in range(4):
+        if k:
+            truth[("f", "=~", f"u{k + 1}", "within")] = loadings[k] / loadings[0]
+        truth[(f"u{k + 1}", "~~", f"u{k + 1}", "between")] = between[k]
+        truth[(f"u{k + 1}", "~1", "", "between")] = intercepts[k]
+    _check(_fit(syntax, frame, family={f"u{k + 1}": "bernoulli" for k in range(4)}), truth)

@@ -16,7 +16,7 @@ import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 
-from .data import ClusteredData
+from .data import ClusteredData, coordinate
 from .likelihood.conditional import ResponseStatistics, conditional_loglik
 from .likelihood.gaussian import Layout
 from .likelihood.hybrid import ClusterStatistics, hybrid_loglik, split_between
@@ -50,7 +50,7 @@ def build_model(plan: Plan, data: ClusteredData) -> pm.Model:
 
 def cluster_ids(data: ClusteredData) -> np.ndarray:
     """The data's cluster ids as coordinate values (integers, or strings)."""
-    return data.cluster_ids if data.cluster_ids.dtype.kind in "iu" else data.cluster_ids.astype(str)
+    return coordinate(data.cluster_ids)
 
 
 def _between_with_random(plan: Plan, theta: pt.TensorVariable):

@@ -103,11 +103,19 @@ class ClusteredData:
             return sums / counts
 
     def to_dataset(self) -> xr.Dataset:
-        """The validated variables over dimension ``row`` (sorted order), with each row's cluster id."""
-        ids = self.cluster_ids[self.cluster_index]
-        ids = ids if ids.dtype.kind in "iuf" else ids.astype(str)
+        """The validated variables over dimension ``row`` (sorted order), with each row's label and
+        cluster id (:meth:`from_dataset` reads it back)."""
         return xr.Dataset({name: ("row", values) for name, values in self.values.items()},
-                          coords={"row": np.arange(self.n_rows), "cluster": ("row", ids)})
+                          coords={"row": np.arange(self.n_rows), "label": ("row", coordinate(self.row_labels)),
+                                  "cluster": ("row", coordinate(self.cluster_ids[self.cluster_index]))})
+
+    @classmethod
+    def from_dataset(cls, dataset: xr.Dataset, cluster: str | None) -> ClusteredData:
+        """The data of a (single- or two-level) model back from :meth:`to_dataset` (rows sorted by cluster)."""
+        codes, ids = pd.factorize(dataset["cluster"].values)
+        values = {name: dataset[name].values for name in dataset.data_vars}
+        return cls(values, dataset["label"].values, cluster, np.asarray(ids), codes.astype(np.int64),
+                   np.bincount(codes).astype(np.int64))
 
     def cluster_values(self, names: Sequence[str]) -> np.ndarray:
         """Value (J, len(names)) of cluster-level variables: the first row of each cluster."""
@@ -116,6 +124,11 @@ class ClusteredData:
     def _starts(self) -> np.ndarray:
         """Index of the first (sorted) row of each cluster."""
         return np.concatenate(([0], np.cumsum(self.sizes)[:-1]))
+
+
+def coordinate(values: np.ndarray) -> np.ndarray:
+    """Ids as coordinate values: numbers as they are, anything else as strings."""
+    return values if values.dtype.kind in "iuf" else values.astype(str)
 
 
 def _suggest(name: str, data: pd.DataFrame) -> str:

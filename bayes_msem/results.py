@@ -22,7 +22,9 @@ import pandas as pd
 import xarray as xr
 
 from . import clusters
-from .plan import parameter_name
+from .data import ClusteredData
+from .plan import make_plan, parameter_name
+from .scores import latent_scores
 
 INTERVAL = 0.95
 _LOWER, _UPPER = "eti_2.5%", "eti_97.5%"
@@ -85,6 +87,19 @@ class Fit:
         """Per cluster: posterior mean, SD and 95% interval of the random parameter ``name``
         (a variance for a random log-variance; every entry of Φ_j for a covariance block)."""
         return clusters.summarise(clusters.cluster_draws(self.idata, self.table, name))
+
+    def latent_scores(self, level: str | None = None, seed: int | None = None) -> pd.DataFrame:
+        """Per unit (row label or cluster id) and latent variable (factors; at the between level also
+        the random intercepts, named after their variable): posterior mean, SD and 95% interval, for
+        one level or all. Latent variables a marginal fit integrated out are drawn from their
+        conditional distribution given the data, once per posterior draw (:mod:`.scores`)."""
+        data = ClusteredData.from_dataset(self.idata.observed_data.to_dataset(), self.info.get("cluster"))
+        scores = latent_scores(self.idata.posterior.to_dataset(), make_plan(self.table), data, seed)
+        if level is None:
+            return scores
+        if level not in set(scores["level"]):
+            raise ValueError(f"no latent variables at level {level!r}; levels with scores: {sorted(set(scores['level']))}.")
+        return scores[scores["level"] == level].reset_index(drop=True)
 
     def plot_cluster_effects(self, name: str, path: str | Path | None = None):
         """Forest plot of the cluster-specific values of ``name``; saved to ``path`` if given."""

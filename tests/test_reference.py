@@ -192,6 +192,9 @@ def test_logit_random_intercept_matches_glmer():
         ("y", "~~", "y", "between", glmer["var_cluster"]),
     ], columns=["lhs", "op", "rhs", "level", "est"]))
     assert "conditional" in fit.summary()
+    scores = fit.latent_scores("between")  # the clusters' sampled random intercepts
+    assert len(scores) == 80 and list(scores["unit"]) == list(pd.unique(data["cluster"]))
+    assert abs(scores["mean"].mean() - glmer["intercept"]) < 0.2
 
 
 @pytest.mark.parametrize("sampler", ["numpyro", "blackjax"])

@@ -99,6 +99,7 @@ def conditional_loglik(plan: Plan, layout: Layout, theta: pt.TensorVariable,
     names = lowest.roles.observed
     values = level_values(lowest, theta, stats["covariates"], sampled_disturbances(lowest, list(range(len(names)))),
                           "within_z" if plan.two_level else "latent_z", "row")
+    _scores(lowest, values, range(len(names), len(lowest.variables)), "row")
     eta = values[:, :len(names)]
     psi = fill(lowest.psi, theta)
     ll = 0.0
@@ -107,6 +108,7 @@ def conditional_loglik(plan: Plan, layout: Layout, theta: pt.TensorVariable,
         outcomes = [k for k, v in enumerate(between.roles.observed) if v not in names]
         cluster_values = level_values(between, theta, stats["cluster_covariates"],
                                       sampled_disturbances(between, outcomes), "between_z", "cluster")
+        _scores(between, cluster_values, [k for k in range(len(between.variables)) if k not in outcomes], "cluster")
         parts = [between.roles.observed.index(v) for v in names if v in between.roles.observed]
         with_part = [k for k, v in enumerate(names) if v in between.roles.observed]
         index = pt.cast(stats["cluster"], "int64")
@@ -120,6 +122,15 @@ def conditional_loglik(plan: Plan, layout: Layout, theta: pt.TensorVariable,
                            thresholds=_thresholds(plan, name, theta) if family.has_thresholds else None)
         ll = ll + (stats["observed"][:, k] * logp).sum()
     return ll
+
+
+def _scores(level: LevelPlan, values: pt.TensorVariable, positions, unit: str) -> None:
+    """The level's latent values per unit as the deterministic ``scores_<level>`` (unit × variable)."""
+    positions = list(positions)
+    if positions:
+        name = f"scores_{level.roles.level or 'single'}"
+        pm.Model.get_context().add_coord(f"{name}_variable", [level.variables[k] for k in positions])
+        pm.Deterministic(name, values[:, positions], dims=(unit, f"{name}_variable"))
 
 
 def _thresholds(plan: Plan, name: str, theta: pt.TensorVariable) -> pt.TensorVariable:

@@ -1,0 +1,109 @@
+"""Latent scores of the marginal strategy against dense Gaussian conditioning.
+
+For one θ, the reference stacks a cluster's between variables b_j and every unit's within
+variables v_ij into one normal vector, observes the linear map (y_ij = v_ij[observed] + b_j's
+parts, z_j = b_j[z]) and conditions on it with the textbook formula. The score draws are
+the two-step conditional (b_j | y_j, then η_ij | y_ij, b_j): with zero noise they must give
+the exact conditional means, and their spread the conditional variances.
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayes_msem as bm
+from bayes_msem.likelihood.gaussian import Layout
+from bayes_msem.scores import _draw_between, _draw_within, _moments_function
+from dense_reference import level_moments
+
+SYNTAX = """
+level: within
+  fw =~ y1 + y2 + y3
+  fw ~ x
+level: between
+  fb =~ y1 + y2 + y3
+  fb ~ w
+  z ~ fb
+"""
+
+
+class _Zeros:
+    """A generator whose normal draws are all zero: the draws become conditional means."""
+
+    def standard_normal(self, shape):
+        return np.zeros(shape)
+
+
+def _model():
+    rng = np.random.default_rng(2)
+    cluster = np.repeat(np.arange(6), [2, 4, 1, 3, 5, 2])
+    frame = pd.DataFrame(rng.normal(size=(len(cluster), 4)), columns=["y1", "y2", "y3", "x"])
+    frame += rng.normal(size=(6, 4))[cluster]
+    frame["w"], frame["z"], frame["cluster"] = rng.normal(size=6)[cluster], rng.normal(size=6)[cluster], cluster
+    return bm.Model(SYNTAX, frame, cluster="cluster")
+
+
+def _theta(model):
+    kinds = model.plan.parameters["kind"].to_numpy()
+    return np.where(kinds == "variance", 0.8, 0.6)
+
+
+def _dense(model, theta):
+    """Conditional mean and covariance of (b_j, η_i1, …) for every cluster, by dense conditioning."""
+    plan, data = model.plan, model.data
+    within, between = plan.levels["within"], plan.levels["between"]
+    h, mu_w, pi_w = level_moments(within, theta, np.arange(len(within.variables)))
+    g, mu_b, c_b = level_moments(between, theta, np.arange(len(between.variables)))
+    p, m_w, m_b = len(within.roles.observed), len(within.variables), len(between.variables)
+    results = []
+    for j in range(data.n_clusters):
+        rows = np.flatnonzero(data.cluster_index == j)
+        n = len(rows)
+        mean = np.concatenate([mu_b + c_b @ data.matrix(["w"])[rows[0]]]
+                              + [mu_w + pi_w @ data.matrix(["x"])[i] for i in rows])
+        cov = np.zeros((m_b + n * m_w,) * 2)
+        cov[:m_b, :m_b] = g
+        for k in range(n):
+            cov[m_b + k * m_w:m_b + (k + 1) * m_w, m_b + k * m_w:m_b + (k + 1) * m_w] = h
+        observe = np.zeros((n * p + 1, len(mean)))
+        for k in range(n):
+            for a, v in enumerate(within.roles.observed):
+                observe[k * p + a, m_b + k * m_w + a] = 1.0
+                observe[k * p + a, between.variables.index(v)] = 1.0
+        observe[-1, between.variables.index("z")] = 1.0
+        y = np.concatenate([data.matrix(list(within.roles.observed))[rows].ravel(), data.matrix(["z"])[rows[0]]])
+        gain = np.linalg.solve(observe @ cov @ observe.T, observe @ cov).T
+        results.append((mean + gain @ (y - observe @ mean), cov - gain @ observe @ cov, rows))
+    return results
+
+
+def test_score_draws_match_dense_conditioning():
+    model = _model()
+    theta = _theta(model)
+    plan, data = model.plan, model.data
+    levels = dict(zip(plan.levels, (_moments_function(plan)(theta)[3 * k:3 * k + 3] for k in range(2))))
+    layout = Layout.from_plan(plan)
+    b = _draw_between(levels, layout, data, _Zeros())
+    shift = b[data.cluster_index][:, [layout.top.index(v) for v in layout.within]]
+    eta = _draw_within(levels["within"], 3, data, plan.levels["within"], shift, _Zeros())
+    rng = np.random.default_rng(0)
+    b_draws = np.stack([_draw_between(levels, layout, data, rng) for _ in range(4000)])
+    m_b, m_w = len(plan.levels["between"].variables), len(plan.levels["within"].variables)
+    for j, (mean, cov, rows) in enumerate(_dense(model, theta)):
+        np.testing.assert_allclose(b[j], mean[:m_b], atol=1e-10)
+        np.testing.assert_allclose(eta[rows, 0], mean[m_b + 3::m_w], atol=1e-10)  # fw of each unit
+        latent = [k for k, v in enumerate(plan.levels["between"].variables) if v != "z"]
+        np.testing.assert_allclose(b_draws[:, j, latent].var(0), np.diag(cov)[latent], rtol=0.1)
+
+
+def test_fit_latent_scores_every_level():
+    model = _model()
+    fit = model.fit(draws=200, tune=200, chains=2, random_seed=1)
+    scores = fit.latent_scores(seed=1)
+    assert set(scores.groupby("level")["variable"].unique().map(tuple).items()) == {
+        ("within", ("fw",)), ("between", ("y1", "y2", "y3", "fb"))}
+    assert len(scores.query("level == 'within'")) == model.data.n_rows
+    assert (scores["eti_2.5%"] < scores["mean"]).all() and (scores["mean"] < scores["eti_97.5%"]).all()
+    assert sorted(scores.query("level == 'within'")["unit"]) == sorted(model.data.row_labels)
+    with pytest.raises(ValueError, match="no latent variables at level 'school'"):
+        fit.latent_scores("school")

@@ -62,7 +62,12 @@ def small_matmul(a: pt.TensorVariable, b: pt.TensorVariable) -> pt.TensorVariabl
 
 def total_effects(level: LevelPlan, theta: pt.TensorVariable) -> pt.TensorVariable:
     """F (I − B)⁻¹: the total effects of every variable of a level on its observed ones."""
-    return _total_effects(fill(level.beta, theta), path_length(level))[: len(level.roles.observed)]
+    return all_effects(level, theta)[: len(level.roles.observed)]
+
+
+def all_effects(level: LevelPlan, theta: pt.TensorVariable) -> pt.TensorVariable:
+    """(I − B)⁻¹: the total effects among all the variables of a level."""
+    return _total_effects(fill(level.beta, theta), path_length(level))
 
 
 def path_length(level: LevelPlan) -> int | None:

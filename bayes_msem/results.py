@@ -62,7 +62,9 @@ class Fit:
         stats = self._summary("theta", "parameter")
         table = self.table
         names = [parameter_name(*r) for r in table[["level", "lhs", "op", "rhs"]].itertuples(index=False)]
-        free_names = dict(zip(table["free"], names))
+        free_names = {}
+        for free, name in zip(table["free"], names):  # a shared label's parameter is named after its first row
+            free_names.setdefault(free, name)
         out = table[["lhs", "op", "rhs", "level", "label", "random"]].copy()
         out["free"] = table["free"] > 0
         for column in _STAT_COLUMNS:

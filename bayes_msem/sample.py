@@ -68,18 +68,22 @@ def _initial_points(model: pm.Model):
     return initial
 
 
+JITTERED = ("random_effects_z", "within_z", "between_z", "latent_z")
+
+
 def _jittered(model: pm.Model) -> set:
-    """Only the standardised random effects are jittered (see :func:`compile_nutpie`)."""
-    return {rv for rv in model.free_RVs if rv.name == "random_effects_z"}
+    """Only the standardised random effects and latent disturbances are jittered (see :func:`compile_nutpie`)."""
+    return {rv for rv in model.free_RVs if rv.name in JITTERED}
 
 
 def compile_nutpie(model: pm.Model):
     """Compile a PyMC model for nutpie (numba backend): the slow step that refits reuse.
 
     Chains start at the model's starting values (see ``build.starting_values``), which keeps
-    them out of reflected and marker-dropping modes; only the standardised random effects
-    are jittered: at z = 0 the gradient of a correlation between a random parameter and a
-    random intercept is exactly zero, and nutpie's initial mass matrix needs it non-zero.
+    them out of reflected and marker-dropping modes; only the standardised random effects and
+    latent disturbances z are jittered: at z = 0 the gradient of a loading, or of a correlation
+    between a random parameter and a random intercept, is exactly zero, and nutpie's initial
+    mass matrix needs it non-zero.
     """
     import nutpie
 

@@ -76,7 +76,9 @@ def _reference(model, theta, within_z, between_z):
     ])
     k = between.variables.index("z")
     cluster_z = stats.norm.logpdf(data.cluster_values(["z"])[:, 0], b_values[:, k], np.sqrt(b_psi[k, k]))
-    return np.where(np.isnan(y), 0.0, logp).sum() + cluster_z.sum()
+    scores = (w_values[:, [within.variables.index("f")]],
+              b_values[:, [between.variables.index(v) for v in ["y1", "y2", "y3", "y4", "fb"]]])
+    return np.where(np.isnan(y), 0.0, logp).sum() + cluster_z.sum(), scores
 
 
 def test_conditional_matches_scipy_reference():
@@ -85,13 +87,16 @@ def test_conditional_matches_scipy_reference():
     pm_model = model.pymc_model
     assert pm_model.named_vars_to_dims["within_z"] == ("row", "within_z_variable")
     rng = np.random.default_rng(0)
-    outputs = pm_model.replace_rvs_by_values([pm_model["theta"], pm_model["loglik"], pm_model["within_z"],
-                                              pm_model["between_z"]])
+    names = ["theta", "loglik", "within_z", "between_z", "scores_within", "scores_between"]
+    outputs = pm_model.replace_rvs_by_values([pm_model[name] for name in names])
     evaluate = pm_model.compile_fn(outputs, inputs=pm_model.value_vars)
     for _ in range(3):
         point = {k: v + rng.normal(scale=0.4, size=np.shape(v)) for k, v in pm_model.initial_point().items()}
-        theta, loglik, within_z, between_z = evaluate(point)
-        assert loglik == pytest.approx(_reference(model, theta, within_z, between_z), abs=1e-8, rel=0)
+        theta, loglik, within_z, between_z, *scores = evaluate(point)
+        reference, reference_scores = _reference(model, theta, within_z, between_z)
+        assert loglik == pytest.approx(reference, abs=1e-8, rel=0)
+        for ours, theirs in zip(scores, reference_scores):  # the latent scores are the sampled values
+            np.testing.assert_allclose(ours, theirs, atol=1e-10)
 
 
 def test_ordinal_codes_and_thresholds():

@@ -61,3 +61,16 @@ def test_bad_definitions_name_the_problem(expression, message):
     theta = _theta(table, np.ones((1, 2, int(table["free"].max()))))
     with pytest.raises(ValueError, match=message):
         evaluate_definitions(theta, table, definitions(user))
+
+
+def test_parameters_of_shared_labels():
+    """Rows that share a label report the one parameter (named after its first row) on every row."""
+    from bayes_msem.results import Fit
+
+    table = build_table(parse("f =~ y1 + a*y2 + a*y3"))
+    theta = _theta(table, np.random.default_rng(3).normal(size=(2, 40, int(table["free"].max()))))
+    tree = xr.DataTree.from_dict({"posterior": xr.Dataset({"theta": theta}),
+                                  "sample_stats": xr.Dataset({"diverging": (("chain", "draw"), np.zeros((2, 40)))})})
+    table_out = Fit(tree, table, definitions(parse("f =~ y1")), {}).parameters().set_index(["lhs", "op", "rhs"])
+    shared = table_out.loc[[("f", "=~", "y2"), ("f", "=~", "y3")], "mean"]
+    assert shared.iloc[0] == shared.iloc[1] == pytest.approx(float(_value(theta, "f=~y2").mean()))

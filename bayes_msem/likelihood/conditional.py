@@ -25,7 +25,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from ..data import ClusteredData
-from ..moments import fill, total_effects
+from ..moments import all_effects, fill
 from ..plan import LevelPlan, Plan
 from ..table import BETWEEN, SINGLE_LEVEL, WITHIN, SpecificationError
 from .families import Family, parse_family
@@ -89,7 +89,7 @@ def level_values(level: LevelPlan, theta: pt.TensorVariable, covariates: pt.Tens
         chol = pt.linalg.cholesky(psi[sampled][:, sampled])
         disturbance = pt.set_subtensor(disturbance[:, sampled], z @ chol.T)
     inner = fill(level.alpha, theta)[:, 0][None, :] + covariates @ fill(level.gamma, theta).T + disturbance
-    return inner @ total_effects(level, theta).T
+    return inner @ all_effects(level, theta).T
 
 
 def conditional_loglik(plan: Plan, layout: Layout, theta: pt.TensorVariable,

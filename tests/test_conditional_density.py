@@ -121,3 +121,13 @@ def test_family_errors(kwargs, message):
     frame = _data()
     with pytest.raises((bm.SpecificationError, bm.DataError), match=message):
         bm.Model(SYNTAX, frame, cluster="cluster", **kwargs)
+
+
+@pytest.mark.parametrize(("syntax", "message"), [
+    ("f =~ y1 + y2 + y3\ny3 ~ y2", "'y2' predicts another variable"),
+    ("f =~ y1 + y2 + y3\ny1 ~~ y2", "'y1' has a residual covariance"),
+])
+def test_conditional_structure_errors(syntax, message):
+    model = bm.Model(syntax, _data(), family={"y2": "bernoulli"})
+    with pytest.raises(bm.SpecificationError, match=message):
+        model.pymc_model

@@ -26,7 +26,7 @@ import pytensor.tensor as pt
 
 from ..data import ClusteredData
 from ..moments import all_effects, fill
-from ..plan import LevelPlan, Plan
+from ..plan import LevelPlan, MatrixSpec, Plan
 from ..table import BETWEEN, SINGLE_LEVEL, WITHIN, SpecificationError
 from .families import Family, parse_family
 from .gaussian import Layout, Statistics
@@ -57,23 +57,25 @@ class ResponseStatistics(Statistics):
 def sampled_disturbances(level: LevelPlan, outcomes: list[int]) -> np.ndarray:
     """S: the positions of the level's non-outcome variables whose variance is not fixed to 0;
     raises unless the outcomes are endpoints with residuals independent of ζ_S (module docstring)."""
-    psi, beta = level.psi, level.beta
-    free_variance = set(psi.rows[psi.rows == psi.cols].tolist())
-    m = len(level.variables)
-    sampled = [k for k in range(m) if k not in outcomes and (k in free_variance or psi.base[k, k] != 0)]
-    predictors = set(beta.cols.tolist()) | set(np.flatnonzero(beta.base.any(axis=0)).tolist())
-    covaries = {(r, c) for r, c in zip(psi.rows, psi.cols) if r != c} | set(zip(*np.nonzero(psi.base - np.diag(np.diag(psi.base)))))
+    psi, beta = _pattern(level.psi), _pattern(level.beta)
+    where = level.roles.level or "single"
     for k in outcomes:
-        name = level.variables[k]
-        if k in predictors:
-            raise SpecificationError(f"{name!r} predicts another variable at the {level.roles.level or 'single'} level; "
-                                     "with non-Gaussian responses observed variables can be outcomes and indicators only, "
+        if beta[:, k].any():
+            raise SpecificationError(f"{level.variables[k]!r} predicts another variable at the {where} level; with "
+                                     "non-Gaussian responses observed variables can be outcomes and indicators only, "
                                      "for now.")
-        if any(k in pair for pair in covaries):
-            raise SpecificationError(f"{name!r} has a residual covariance at the {level.roles.level or 'single'} level; "
-                                     "with non-Gaussian responses residual covariances of observed variables are not "
+        if psi[k].sum() > psi[k, k]:
+            raise SpecificationError(f"{level.variables[k]!r} has a residual covariance at the {where} level; with "
+                                     "non-Gaussian responses residual covariances of observed variables are not "
                                      "supported yet.")
-    return np.array(sampled, dtype=np.int64)
+    return np.array([k for k in range(len(level.variables)) if k not in outcomes and psi[k, k]], dtype=np.int64)
+
+
+def _pattern(spec: MatrixSpec) -> np.ndarray:
+    """Where a matrix can be non-zero: its fixed non-zero entries and its free ones."""
+    nonzero = spec.base != 0
+    nonzero[spec.rows, spec.cols] = True
+    return nonzero
 
 
 def level_values(level: LevelPlan, theta: pt.TensorVariable, covariates: pt.TensorVariable, sampled: np.ndarray,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import threading
 from collections import OrderedDict
 
 import numpy as np
@@ -54,26 +53,22 @@ def nutpie_model(model: pm.Model, structure: str):
     return dataclasses.replace(cached.with_data(**data), _coords=coords, initial_point_func=_initial_points(model))
 
 
+JITTERED = ("random_effects_z", "within_z", "between_z", "latent_z")
+JITTER_SD = 0.1
+
+
 def _initial_points(model: pm.Model):
-    """The model's starting values as nutpie's flat unconstrained vector (jittered as in compile_nutpie)."""
-    point_fn = make_initial_point_fn(model=model, jitter_rvs=_jittered(model), return_transformed=True)
+    """The model's starting values as nutpie's flat unconstrained vector, with the standardised
+    random effects and latent disturbances z jittered by N(0, JITTER_SD²) (see :func:`compile_nutpie`)."""
+    point = make_initial_point_fn(model=model, jitter_rvs=set(), return_transformed=True)(None)
     names = [model.rvs_to_values[rv].name for rv in model.free_RVs]
-    lock = threading.Lock()
+    start = np.concatenate([np.ravel(point[name]) for name in names]).astype(float)
+    jittered = np.concatenate([np.full(np.size(point[name]), name in JITTERED) for name in names])
 
     def initial(seed) -> np.ndarray:
-        with lock:
-            point = point_fn(seed)
-        return np.concatenate([np.ravel(point[name]) for name in names]).astype(float)
+        return start + jittered * np.random.default_rng(seed).normal(scale=JITTER_SD, size=start.shape)
 
     return initial
-
-
-JITTERED = ("random_effects_z", "within_z", "between_z", "latent_z")
-
-
-def _jittered(model: pm.Model) -> set:
-    """Only the standardised random effects and latent disturbances are jittered (see :func:`compile_nutpie`)."""
-    return {rv for rv in model.free_RVs if rv.name in JITTERED}
 
 
 def compile_nutpie(model: pm.Model):
@@ -81,13 +76,14 @@ def compile_nutpie(model: pm.Model):
 
     Chains start at the model's starting values (see ``build.starting_values``), which keeps
     them out of reflected and marker-dropping modes; only the standardised random effects and
-    latent disturbances z are jittered: at z = 0 the gradient of a loading, or of a correlation
-    between a random parameter and a random intercept, is exactly zero, and nutpie's initial
-    mass matrix needs it non-zero.
+    latent disturbances z get a small jitter: at z = 0 the gradient of a loading, or of a
+    correlation between a random parameter and a random intercept, is exactly zero, and
+    nutpie's initial mass matrix needs it non-zero, while a large jitter can start a chain in
+    a marker-dropping mode (a factor's variance near 0 with huge loadings).
     """
     import nutpie
 
-    return nutpie.compile_pymc_model(model, jitter_rvs=_jittered(model))
+    return dataclasses.replace(nutpie.compile_pymc_model(model), initial_point_func=_initial_points(model))
 
 
 def run_sampler(model: pm.Model, compiled, *, draws: int, tune: int, chains: int, random_seed: int | None,

@@ -48,6 +48,9 @@ class Fit:
     def from_draws(cls, idata: xr.DataTree, table: pd.DataFrame, definitions: pd.DataFrame, info: dict) -> Fit:
         """Align factor signs and evaluate defined parameters on every draw."""
         posterior = idata.posterior.to_dataset().map(lambda v: v.copy(data=np.asarray(v.values)))
+        signs = factor_signs(posterior["theta"], table)
+        for name in [v for v in posterior.data_vars if str(v).startswith("scores_")]:
+            posterior[name] = align_scores(posterior[name], signs)
         posterior["theta"] = align_signs(posterior["theta"], table)
         if len(definitions):
             posterior["defined"] = evaluate_definitions(posterior["theta"], table, definitions)
@@ -190,19 +193,36 @@ def load(path: str | Path) -> Fit:
     return Fit(tree, table[_TABLE_COLUMNS], definitions, meta["info"])
 
 
-def align_signs(theta: xr.DataArray, table: pd.DataFrame) -> xr.DataArray:
-    """Undo reflection of factors without a fixed loading: their first loading becomes positive.
-
-    With s_f = sign(first loading of f) per draw, every parameter is multiplied by
-    s_lhs · s_rhs (s = 1 for observed variables; variances are unchanged).
-    """
-    loadings = table[table["op"] == "=~"]
+def factor_signs(theta: xr.DataArray, table: pd.DataFrame) -> dict[tuple[str, str], np.ndarray]:
+    """s_f = sign of the first loading per draw (chain, draw), for each factor (level, name) without
+    a fixed loading."""
     signs = {}
-    for (level, factor), rows in loadings.groupby(["level", "lhs"], sort=False):
+    for (level, factor), rows in table[table["op"] == "=~"].groupby(["level", "lhs"], sort=False):
         if (rows["fixed"].fillna(0) != 0).any():
             continue
         first = rows.iloc[0]
         signs[(level, factor)] = np.where(theta.isel(parameter=first["free"] - 1).transpose("chain", "draw").values < 0, -1.0, 1.0)
+    return signs
+
+
+def align_scores(scores: xr.DataArray, signs: dict[tuple[str, str], np.ndarray]) -> xr.DataArray:
+    """The sampled scores (chain, draw, unit, variable) of each reflected factor times its s_f."""
+    level = str(scores.name).removeprefix("scores_").replace("single", "")
+    variable = scores.dims[3]
+    factor = np.ones((scores.sizes["chain"], scores.sizes["draw"], 1, scores.sizes[variable]))
+    for k, name in enumerate(scores[variable].values):
+        factor[..., 0, k] = signs.get((level, str(name)), 1.0)
+    scores = scores.transpose("chain", "draw", ...)
+    return scores.copy(data=scores.values * factor)
+
+
+def align_signs(theta: xr.DataArray, table: pd.DataFrame) -> xr.DataArray:
+    """Undo reflection of factors without a fixed loading: their first loading becomes positive.
+
+    With s_f = sign(first loading of f) per draw (:func:`factor_signs`), every parameter is
+    multiplied by s_lhs · s_rhs (s = 1 for observed variables; variances are unchanged).
+    """
+    signs = factor_signs(theta, table)
     if not signs:
         return theta
     theta = theta.transpose("chain", "draw", "parameter")

@@ -74,3 +74,15 @@ def test_parameters_of_shared_labels():
     table_out = Fit(tree, table, definitions(parse("f =~ y1")), {}).parameters().set_index(["lhs", "op", "rhs"])
     shared = table_out.loc[[("f", "=~", "y2"), ("f", "=~", "y3")], "mean"]
     assert shared.iloc[0] == shared.iloc[1] == pytest.approx(float(_value(theta, "f=~y2").mean()))
+
+
+def test_sampled_scores_follow_their_factors_reflection():
+    from bayes_msem.results import align_scores, factor_signs
+
+    table = build_table(parse("f =~ y1 + y2 + y3"), std_lv=True)
+    values = np.ones((1, 4, int(table["free"].max())))
+    values[0, :2, 0] = -1.0  # f reflected in the first two draws
+    signs = factor_signs(_theta(table, values), table)
+    scores = xr.DataArray(np.ones((1, 4, 3, 1)), dims=("chain", "draw", "row", "v"), coords={"v": ["f"]},
+                          name="scores_single")
+    np.testing.assert_array_equal(align_scores(scores, signs).values[0, :, 0, 0], [-1, -1, 1, 1])

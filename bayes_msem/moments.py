@@ -72,8 +72,7 @@ def all_effects(level: LevelPlan, theta: pt.TensorVariable) -> pt.TensorVariable
 
 def path_length(level: LevelPlan) -> int | None:
     """The longest directed path in the level's B (fixed, free and random entries); None if B has a cycle."""
-    edges = level.beta.base != 0
-    edges[level.beta.rows, level.beta.cols] = True
+    edges = level.beta.pattern
     if "beta" in level.random:
         edges[level.random["beta"].rows, level.random["beta"].cols] = True
     reach, length = edges.copy(), 0

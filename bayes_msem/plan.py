@@ -40,6 +40,13 @@ class MatrixSpec:
     cols: np.ndarray
     index: np.ndarray
 
+    @property
+    def pattern(self) -> np.ndarray:
+        """Where the matrix can be non-zero: its fixed non-zero entries and its free ones."""
+        nonzero = self.base != 0
+        nonzero[self.rows, self.cols] = True
+        return nonzero
+
 
 @dataclass(frozen=True)
 class RandomEntries:

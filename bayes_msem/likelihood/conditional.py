@@ -26,7 +26,7 @@ import pytensor.tensor as pt
 
 from ..data import ClusteredData
 from ..moments import all_effects, fill
-from ..plan import LevelPlan, MatrixSpec, Plan
+from ..plan import LevelPlan, Plan
 from ..table import BETWEEN, SINGLE_LEVEL, WITHIN, SpecificationError
 from .families import Family, parse_family
 from .gaussian import Layout, Statistics
@@ -46,18 +46,17 @@ class ResponseStatistics(Statistics):
 
     @classmethod
     def from_data(cls, layout: Layout, data: ClusteredData) -> ResponseStatistics:
-        names, covariates = (layout.within, layout.within_covariates) if layout.within else (layout.top, layout.top_covariates)
+        names, covariates = layout.units
         y = data.matrix(list(names))
-        outcomes = [v for v in layout.top if v not in layout.within] if layout.within else []
         return cls(np.nan_to_num(y), (~np.isnan(y)).astype(float), data.matrix(list(covariates)),
                    data.cluster_index.astype(float), data.cluster_values(list(layout.top_covariates)),
-                   data.cluster_values(outcomes))
+                   data.cluster_values(list(layout.cluster_only)))
 
 
 def sampled_disturbances(level: LevelPlan, outcomes: list[int]) -> np.ndarray:
     """S: the positions of the level's non-outcome variables whose variance is not fixed to 0;
     raises unless the outcomes are endpoints with residuals independent of ζ_S (module docstring)."""
-    psi, beta = _pattern(level.psi), _pattern(level.beta)
+    psi, beta = level.psi.pattern, level.beta.pattern
     where = level.roles.level or "single"
     for k in outcomes:
         if beta[:, k].any():
@@ -69,13 +68,6 @@ def sampled_disturbances(level: LevelPlan, outcomes: list[int]) -> np.ndarray:
                                      "non-Gaussian responses residual covariances of observed variables are not "
                                      "supported yet.")
     return np.array([k for k in range(len(level.variables)) if k not in outcomes and psi[k, k]], dtype=np.int64)
-
-
-def _pattern(spec: MatrixSpec) -> np.ndarray:
-    """Where a matrix can be non-zero: its fixed non-zero entries and its free ones."""
-    nonzero = spec.base != 0
-    nonzero[spec.rows, spec.cols] = True
-    return nonzero
 
 
 def level_values(level: LevelPlan, theta: pt.TensorVariable, covariates: pt.TensorVariable, sampled: np.ndarray,

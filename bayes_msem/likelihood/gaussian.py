@@ -51,6 +51,16 @@ class Layout:
         return cls(w.observed, w.covariates, b.observed, b.covariates)
 
     @property
+    def units(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The variables and covariates of a unit (a row): the within level's, or the single level's."""
+        return (self.within, self.within_covariates) if self.within else (self.top, self.top_covariates)
+
+    @property
+    def cluster_only(self) -> tuple[str, ...]:
+        """The cluster-level variables that have no within part (none in a single-level model)."""
+        return tuple(v for v in self.top if v not in self.within) if self.within else ()
+
+    @property
     def cluster_vector(self) -> tuple[str, ...]:
         """d_j: cluster means of the within variables, then the cluster-level-only variables."""
         return self.within + tuple(v for v in self.top if v not in self.within)

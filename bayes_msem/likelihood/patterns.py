@@ -35,15 +35,6 @@ from .kernel import LOG_2PI
 from .woodbury import typed_units_loglik
 
 
-def _unit_names(layout: Layout) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The variables and covariates of a unit (a row): the within level's, or the single level's."""
-    return (layout.within, layout.within_covariates) if layout.within else (layout.top, layout.top_covariates)
-
-
-def _cluster_only(layout: Layout) -> list[str]:
-    return [v for v in layout.top if v not in layout.within] if layout.within else []
-
-
 @dataclass(frozen=True)
 class PatternStatistics(Statistics):
     """Per missingness pattern t: its observed cells o_t, count n_t and Σ D Dᵀ; per cluster and
@@ -60,11 +51,11 @@ class PatternStatistics(Statistics):
 
     @classmethod
     def from_data(cls, layout: Layout, data: ClusteredData) -> PatternStatistics:
-        names, covariates = _unit_names(layout)
+        names, covariates = layout.units
         y = data.matrix(list(names))
         observed = ~np.isnan(y)
         rows = [np.where(observed, y, 0.0), np.ones((data.n_rows, 1)), data.matrix(list(covariates))]
-        z = _cluster_only(layout)
+        z = list(layout.cluster_only)
         top = np.hstack([data.cluster_values(z), np.ones((data.n_clusters, 1)),
                          data.cluster_values(list(layout.top_covariates))])
         if layout.within:

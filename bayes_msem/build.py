@@ -147,7 +147,8 @@ def parameter_vector(plan: Plan, starts: np.ndarray) -> pt.TensorVariable:
 def starting_values(plan: Plan, data: ClusteredData) -> np.ndarray:
     """Simple starting values (as lavaan's): written start() values first; loadings 1, regressions
     and covariances 0, intercepts at the observed mean, residual variances half the observed
-    variance at the level, factor variances half their first indicator's.
+    variance at the level, factor variances half their first indicator's, dispersions from the
+    counts' mean and variance.
 
     Starting every chain here keeps chains out of reflected or marker-dropping modes.
     """
@@ -168,6 +169,10 @@ def starting_values(plan: Plan, data: ClusteredData) -> np.ndarray:
             starts.append(float(np.log(share / (1 - share))))
         elif row.kind == "intercept":
             starts.append(mean.get(key, 0.0))
+        elif row.kind == "dispersion":  # α of var = μ + α μ², from the marginal moments, at least 0.05
+            counts = data.column(row.lhs)
+            m, v = np.nanmean(counts), np.nanvar(counts)
+            starts.append(float(np.clip((v - m) / max(m, 1e-3) ** 2, 0.05, 5.0)))
         elif row.kind == "variance":
             indicators = table[(table["level"] == row.level) & (table["op"] == "=~") & (table["lhs"] == row.lhs)]
             first = (row.level, indicators["rhs"].iloc[0]) if len(indicators) else key

@@ -25,7 +25,7 @@ from .plan import Plan, check_missing, check_within_variation, data_variables, m
 from .results import Fit
 from .sample import check_settings, nutpie_model, run_sampler
 from .syntax import parse
-from .table import SpecificationError, assign_roles, build_table, definitions
+from .table import assign_roles, build_table, definitions
 
 
 class Model:
@@ -113,7 +113,7 @@ class Model:
             "version": _version(), "cluster": self.cluster, "n_rows": self.data.n_rows,
             "n_clusters": self.data.n_clusters,
             "n_upper_clusters": self.data.upper.n_clusters if self.data.upper else None, "strategy": self.plan.strategy, "sampler": sampler,
-            "syntax": self.syntax, "std_lv": self.std_lv, "seconds_compile": compiled_at - started,
+            "syntax": self.syntax, "std_lv": self.std_lv, "families": dict(self.plan.families), "seconds_compile": compiled_at - started,
             "seconds_sample": finished - compiled_at,
         }
         return Fit.from_draws(idata, self.table, self.definitions, info)
@@ -124,10 +124,6 @@ def response_families(family: Mapping[str, str] | None, ordered: Sequence[str]) 
     cumulative probit (lavaan's ordinal model) unless ``family`` says otherwise."""
     families = {name: Family("ordinal", "probit") for name in ordered}
     families |= {name: parse_family(text) for name, text in (family or {}).items()}
-    for name, f in families.items():
-        if f.has_dispersion:
-            raise SpecificationError(f"{name!r}: negative binomial responses are not available in models yet; "
-                                     "use 'poisson', or model a log-transformed count as gaussian.")
     return {name: f for name, f in families.items() if not f.has_scale}
 
 

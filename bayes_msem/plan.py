@@ -126,10 +126,11 @@ class Plan:
         return len(self.levels) == 3
 
 
-def parameter_kind(op: str, lhs: str, rhs: str) -> str:
-    """The prior class of a table row: loading, regression, intercept, variance or covariance."""
+def parameter_kind(op: str, lhs: str, rhs: str, dispersion: bool = False) -> str:
+    """The prior class of a table row: loading, regression, intercept, variance, covariance,
+    threshold, or dispersion (``y ~~ y`` of a negative binomial y at the lowest level)."""
     if op == "~~":
-        return "variance" if lhs == rhs else "covariance"
+        return "dispersion" if dispersion else "variance" if lhs == rhs else "covariance"
     return {"=~": "loading", "~": "regression", "~1": "intercept", "|": "threshold"}[op]
 
 
@@ -169,7 +170,9 @@ def make_plan(table: pd.DataFrame, priors: dict[str, str] | None = None,
     kind_priors = default_priors(priors)
     model_rows = table[table["op"].isin(["=~", "~", "~~", "~1"])]
     roles = assign_roles(model_rows)
-    parameters = _free_parameters(table[table["op"].isin(["=~", "~", "~~", "~1", "|"])], kind_priors)
+    lowest = next(iter(roles))
+    dispersions = {(lowest, v) for v, f in (families or {}).items() if f.startswith("negbinomial")}
+    parameters = _free_parameters(table[table["op"].isin(["=~", "~", "~~", "~1", "|"])], kind_priors, dispersions)
     random = tuple(random_parameters(model_rows))
     if random and len(roles) > 2:
         raise SpecificationError("random parameters ('NAME | ...') in three-level models are not supported yet; "
@@ -226,13 +229,16 @@ def check_within_variation(plan: Plan, data: ClusteredData) -> None:
             )
 
 
-def _free_parameters(rows: pd.DataFrame, kind_priors: dict[str, Prior]) -> pd.DataFrame:
-    """One row per distinct free parameter (θ element) with its kind, prior and name."""
+def _free_parameters(rows: pd.DataFrame, kind_priors: dict[str, Prior],
+                     dispersions: set[tuple[str, str]] = frozenset()) -> pd.DataFrame:
+    """One row per distinct free parameter (θ element) with its kind, prior and name
+    (``dispersions``: the (level, variable) pairs whose variance row is a dispersion)."""
     free = rows[rows["free"] > 0]
     records = []
     for fid, group in free.groupby("free", sort=True):
         first = group.iloc[0]
-        kind = parameter_kind(first["op"], first["lhs"], first["rhs"])
+        dispersion = first["op"] == "~~" and first["lhs"] == first["rhs"] and (first["level"], first["lhs"]) in dispersions
+        kind = parameter_kind(first["op"], first["lhs"], first["rhs"], dispersion)
         written = group["prior"].dropna().unique()
         if len(written) > 1:
             raise SpecificationError(f"parameters sharing the label {first['label']!r} have different priors {list(written)}.")

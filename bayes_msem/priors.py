@@ -14,7 +14,11 @@ intercept      normal(0, 32)        ν, α in ``y ~ 1``
 variance       gamma(1, 0.5)[sd]    the SD √θ of ``y ~~ y`` (rate 0.5: mean SD 2)
 covariance     lkj(1)               the correlation block of free covariances
 threshold      normal(0, 10)        τ in ``y | t1`` (ordinal variables; kept ordered)
+dispersion     half_normal(1)[sd]   √α of a negative binomial y's ``y ~~ y`` (var = μ + α μ²)
 =============  ===================  ==========================================
+
+The dispersion prior follows the Stan prior recommendations: a half-normal on 1/√φ = √α
+shrinks towards the Poisson model (α = 0) without ruling overdispersion out.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 import pymc as pm
 
-KINDS = ("loading", "regression", "intercept", "variance", "covariance", "threshold")
+KINDS = ("loading", "regression", "intercept", "variance", "covariance", "threshold", "dispersion")
+POSITIVE_KINDS = ("variance", "dispersion")  # a prior on positive numbers, by default on the square root ([sd])
 DEFAULT_PRIORS = {
     "threshold": "normal(0, 10)",
     "loading": "normal(0, 10)",
@@ -34,6 +39,7 @@ DEFAULT_PRIORS = {
     "intercept": "normal(0, 32)",
     "variance": "gamma(1, 0.5)[sd]",
     "covariance": "lkj(1)",
+    "dispersion": "half_normal(1)[sd]",
 }
 
 # family → (PyMC distribution, argument names, support); the support of each argument is checked.
@@ -109,12 +115,12 @@ def parse_prior(text: str, kind: str) -> Prior:
         raise PriorError(f"'lkj' is a prior for correlation blocks (covariances), not for a {kind}.")
     if kind == "threshold" and support != "real":
         raise PriorError(f"a threshold needs a prior on the real line (e.g. 'normal(0, 5)'); got {text!r}.")
-    if kind == "variance":
+    if kind in POSITIVE_KINDS:
         if support != "positive":
-            raise PriorError(f"a variance needs a prior on positive numbers (e.g. 'gamma(1, 0.5)[sd]' or 'inverse_gamma(1, 1)[var]'); got {text!r}.")
+            raise PriorError(f"a {kind} needs a prior on positive numbers (e.g. 'gamma(1, 0.5)[sd]' or 'inverse_gamma(1, 1)[var]'); got {text!r}.")
         scale = scale or "sd"
     elif scale is not None:
-        raise PriorError(f"the [{scale}] suffix of {text!r} applies only to variances.")
+        raise PriorError(f"the [{scale}] suffix of {text!r} applies only to variances and dispersions.")
     return Prior(family, args, scale)
 
 

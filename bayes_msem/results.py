@@ -134,6 +134,7 @@ class Fit:
             verdict.append(f"R-hat {d['max_r_hat']:.3f} > 1.01: chains disagree, run more tuning and draws")
         if d["min_ess_bulk"] < 100 * post.sizes["chain"]:
             verdict.append(f"bulk ESS {d['min_ess_bulk']:.0f} is low: draw more")
+        families = info.get("families") or {}
         columns = [] if not info.get("cluster") else [info["cluster"]] if isinstance(info["cluster"], str) else info["cluster"]
         lines = [
             f"bayes_msem {info.get('version', '')} — Bayesian "
@@ -146,6 +147,7 @@ class Fit:
         lines += [
             f"  Free parameters              {int((self.table['free'].max()) if len(self.table) else 0)}",
             f"  Likelihood strategy          {info['strategy']} ({_STRATEGIES.get(info['strategy'], '')})",
+            *([f"  Response families            {', '.join(f'{v}: {f}' for v, f in families.items())}"] if families else []),
             f"  Sampler                      {info['sampler']}: {post.sizes['chain']} chains x {post.sizes['draw']} draws",
             f"  Divergent transitions        {d['divergences']}",
             f"  Worst R-hat                  {d['max_r_hat']:.3f}",
@@ -154,7 +156,9 @@ class Fit:
             "",
         ]
         table = self.parameters()
-        shown = table.assign(name=[f"{l} {o} {r}".strip() for l, o, r in table[["lhs", "op", "rhs"]].itertuples(index=False)])
+        lowest = table["level"].iloc[0] if len(table) else ""
+        shown = table.assign(name=[f"{l} {o} {r}".strip() + (" (dispersion)" if _is_dispersion(families, l, o, r, v, lowest) else "")
+                                   for l, o, r, v in table[["lhs", "op", "rhs", "level"]].itertuples(index=False)])
         for level, rows in shown.groupby("level", sort=False):
             if level:
                 lines.append(f"Level: {level}")
@@ -174,6 +178,11 @@ class Fit:
         })}
         tree.to_netcdf(path)
         return path
+
+
+def _is_dispersion(families: dict, lhs: str, op: str, rhs: str, level: str, lowest: str) -> bool:
+    """Whether a row is a negative binomial variable's dispersion α (its lowest-level ``y ~~ y``)."""
+    return op == "~~" and lhs == rhs and level == lowest and families.get(lhs, "").startswith("negbinomial")
 
 
 def load(path: str | Path) -> Fit:

@@ -114,7 +114,8 @@ def build_table(user: pd.DataFrame, cluster: str | list[str] | None = None, std_
 
     ``families`` names the response family of each non-Gaussian variable and ``categories`` the
     number of categories of each ordinal one: such a variable has no residual variance at the
-    lowest level (the family supplies the noise), an ordinal one has thresholds ``y | t1 + ...``
+    lowest level (the family supplies the noise) except a negative binomial one, whose ``y ~~ y``
+    there is its dispersion α (as in Mplus); an ordinal one has thresholds ``y | t1 + ...``
     there and its intercepts fixed to 0.
     """
     user = user.copy()
@@ -338,7 +339,8 @@ def _level_rows(user: pd.DataFrame, roles: LevelRoles, all_roles: dict[str, Leve
             if np.isnan(first["fixed"]) and not first["free_forced"] and first["random"] is None:
                 first["fixed"] = 1.0
     for v in roles.observed + roles.latent:
-        add(v, "~~", v, 1.0 if std_lv and v in roles.latent else 0.0 if lowest and v in families else np.nan)
+        no_noise = lowest and v in families and families[v] != "negbinomial"
+        add(v, "~~", v, 1.0 if std_lv and v in roles.latent else 0.0 if no_noise else np.nan)
     for v in roles.observed:
         if lowest and families.get(v) == "ordinal":
             for k in range(1, categories[v]):

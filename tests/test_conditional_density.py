@@ -3,7 +3,7 @@
 The reference rebuilds each level in numpy from θ and the standard-normal draws z (the RAM
 form v = (I − B)⁻¹(α + Γx + ζ) with ζ_S = chol(Ψ_SS) z) and sums scipy's log-pmfs and
 log-pdfs of the observed cells: a two-level factor model whose indicators are Gaussian,
-bernoulli (probit), ordinal (logit) and poisson, with a cluster-level Gaussian outcome, a
+bernoulli (probit), ordinal (logit), poisson and negative binomial, with a cluster-level Gaussian outcome, a
 within covariate and missing cells.
 """
 
@@ -21,13 +21,15 @@ level: within
   f =~ y1 + y2 + y3
   f ~ x
   y4 ~ x
+  y5 ~ x
 level: between
   fb =~ y1 + y2 + y3
   y4 ~~ y4
+  y5 ~~ y5
   z ~ fb
 """
 
-FAMILIES = {"y2": "bernoulli(probit)", "y3": "ordinal(logit)", "y4": "poisson"}
+FAMILIES = {"y2": "bernoulli(probit)", "y3": "ordinal(logit)", "y4": "poisson", "y5": "negbinomial"}
 
 
 def _data(seed=5):
@@ -38,7 +40,8 @@ def _data(seed=5):
     frame = pd.DataFrame({
         "y1": rng.normal(size=n) + u, "y2": (rng.normal(size=n) + u > 0).astype(float),
         "y3": np.digitize(rng.normal(size=n) + u, [-0.5, 0.3, 1.0]).astype(float) + 1,
-        "y4": rng.poisson(np.exp(0.3 * u)).astype(float), "x": rng.normal(size=n),
+        "y4": rng.poisson(np.exp(0.3 * u)).astype(float), "y5": rng.negative_binomial(2.0, 0.4, size=n).astype(float),
+        "x": rng.normal(size=n),
         "z": rng.normal(size=8)[cluster], "cluster": cluster})
     frame.loc[rng.random(n) < 0.2, "y1"] = np.nan
     frame.loc[rng.random(n) < 0.2, "y3"] = np.nan
@@ -60,9 +63,10 @@ def _reference(model, theta, within_z, between_z):
     plan, data = model.plan, model.data
     within, between = plan.levels["within"], plan.levels["between"]
     w_values, w_psi = _level(within, theta, data.matrix(["x"]), within_z, ["f"])
-    b_values, b_psi = _level(between, theta, np.zeros((data.n_clusters, 0)), between_z, ["y1", "y2", "y3", "y4", "fb"])
-    names = ["y1", "y2", "y3", "y4"]
-    eta = w_values[:, :4] + b_values[data.cluster_index][:, [between.variables.index(v) for v in names]]
+    b_values, b_psi = _level(between, theta, np.zeros((data.n_clusters, 0)), between_z,
+                             ["y1", "y2", "y3", "y4", "y5", "fb"])
+    names = ["y1", "y2", "y3", "y4", "y5"]
+    eta = w_values[:, :5] + b_values[data.cluster_index][:, [between.variables.index(v) for v in names]]
     y = data.matrix(names)
     table = plan.table
     tau = table[(table["op"] == "|") & (table["lhs"] == "y3")]["free"].to_numpy() - 1
@@ -73,11 +77,13 @@ def _reference(model, theta, within_z, between_z):
         np.log(expit(tau[np.nan_to_num(y[:, 2]).astype(int) + 1] - eta[:, 2])
                - expit(tau[np.nan_to_num(y[:, 2]).astype(int)] - eta[:, 2])),
         stats.poisson.logpmf(y[:, 3], np.exp(eta[:, 3])),
+        # NB2 with dispersion α = ψ_55: scipy's n = φ = 1/α successes, p = φ/(φ + μ)
+        stats.nbinom.logpmf(y[:, 4], 1 / w_psi[4, 4], 1 / (1 + w_psi[4, 4] * np.exp(eta[:, 4]))),
     ])
     k = between.variables.index("z")
     cluster_z = stats.norm.logpdf(data.cluster_values(["z"])[:, 0], b_values[:, k], np.sqrt(b_psi[k, k]))
     scores = (w_values[:, [within.variables.index("f")]],
-              b_values[:, [between.variables.index(v) for v in ["y1", "y2", "y3", "y4", "fb"]]])
+              b_values[:, [between.variables.index(v) for v in ["y1", "y2", "y3", "y4", "y5", "fb"]]])
     return np.where(np.isnan(y), 0.0, logp).sum() + cluster_z.sum(), scores
 
 
@@ -101,20 +107,24 @@ def test_conditional_matches_scipy_reference():
 
 def test_ordinal_codes_and_thresholds():
     """Ordinal categories become codes 0..K−1 and K − 1 thresholds, reported as 'y3 | t1' ...; the
-    ordinal intercept is fixed to 0 and no non-Gaussian variable has a residual variance."""
+    ordinal intercept is fixed to 0 and no non-Gaussian variable has a residual variance except the
+    negative binomial's dispersion, a parameter of its own kind."""
     model = bm.Model(SYNTAX, _data(), cluster="cluster", family=FAMILIES)
     assert set(np.unique(model.data.column("y3")[~np.isnan(model.data.column("y3"))])) == {0.0, 1.0, 2.0, 3.0}
     table = model.parameter_table()
     assert table.query("op == '|'")["rhs"].to_list() == ["t1", "t2", "t3"]
     residual = table.query("op == '~~' and lhs == rhs and level == 'within'").set_index("lhs")
-    assert residual.loc[["y2", "y3", "y4"], "fixed"].eq(0).all() and residual.loc["y1", "free"] > 0
+    assert residual.loc[["y2", "y3", "y4"], "fixed"].eq(0).all() and (residual.loc[["y1", "y5"], "free"] > 0).all()
+    kinds = model.plan.parameters.set_index("name")["kind"]
+    assert kinds["within:y5~~y5"] == "dispersion" and kinds["between:y5~~y5"] == "variance"
+    assert kinds["within:y1~~y1"] == "variance"
     assert table.query("lhs == 'y3' and op == '~1'")["fixed"].eq(0).all()
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"family": {"x": "bernoulli"}}, "'x', which is a covariate"),
     ({"family": {"y2": "binomial"}}, "unknown family 'binomial'"),
-    ({"family": {"y4": "negbinomial"}}, "negative binomial responses are not available"),
+    ({"family": {"y5": "negbinomial(logit)"}}, "negbinomial has no link 'logit'"),
     ({"family": {"y1": "bernoulli"}}, "'y1' is declared bernoulli but takes values"),
 ])
 def test_family_errors(kwargs, message):

@@ -60,6 +60,18 @@ def test_poisson_random_intercept():
         ("y", "~", "x", "within"): 0.5, ("y", "~~", "y", "between"): 0.4, ("y", "~1", "", "between"): 0.3})
 
 
+def test_negative_binomial_random_intercept():
+    """NB2 counts with dispersion α = 0.5 (variance μ + α μ², reported as the within y ~~ y)."""
+    rng = np.random.default_rng(14)
+    cluster, x = _clusters(rng)
+    mean = np.exp(0.8 + 0.5 * x + rng.normal(scale=np.sqrt(0.3), size=150)[cluster])
+    alpha = 0.5
+    frame = pd.DataFrame({"y": rng.negative_binomial(1 / alpha, 1 / (1 + alpha * mean)), "x": x, "cluster": cluster})
+    _check(_fit(TWO_LEVEL, frame, family={"y": "negbinomial"}), {
+        ("y", "~", "x", "within"): 0.5, ("y", "~~", "y", "within"): alpha,
+        ("y", "~~", "y", "between"): 0.3, ("y", "~1", "", "between"): 0.8})
+
+
 def test_multilevel_logit_factor_model():
     """Four binary items measuring a within factor (variance 1), with random item intercepts
     (multilevel IRT)."""

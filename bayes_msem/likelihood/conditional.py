@@ -12,8 +12,8 @@ cluster's between part) and
 
     log p(y | sampled part) = Σ_ij Σ_{v observed in row ij} log p_v(y_ijv | η_ijv),
 
-with the family of each variable (Gaussian ones: residual SD √ψ_vv; ordinal ones: their
-thresholds). Cluster-level observed variables are Gaussian outcomes of the between level.
+with the family of each variable (Gaussian ones: residual SD √ψ_vv; negative binomial ones:
+φ = 1/ψ_vv, ψ_vv being the dispersion α of var = μ + α μ²; ordinal ones: their thresholds). Cluster-level observed variables are Gaussian outcomes of the between level.
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def conditional_loglik(plan: Plan, layout: Layout, theta: pt.TensorVariable,
             ll = ll + Family("gaussian", "identity").logp(stats["cluster_outcomes"], cluster_values[:, outcomes], sd=sd).sum()
     for k, name in enumerate(names):
         family = parse_family(plan.families.get(name, "gaussian"))
-        logp = family.logp(stats["responses"][:, k], eta[:, k], sd=pt.sqrt(psi[k, k]),
+        logp = family.logp(stats["responses"][:, k], eta[:, k], sd=pt.sqrt(psi[k, k]), dispersion=1.0 / psi[k, k],
                            thresholds=_thresholds(plan, name, theta) if family.has_thresholds else None)
         ll = ll + (stats["observed"][:, k] * logp).sum()
     return ll

@@ -103,19 +103,27 @@ class ClusteredData:
             return sums / counts
 
     def to_dataset(self) -> xr.Dataset:
-        """The validated variables over dimension ``row`` (sorted order), with each row's label and
-        cluster id (:meth:`from_dataset` reads it back)."""
-        return xr.Dataset({name: ("row", values) for name, values in self.values.items()},
-                          coords={"row": np.arange(self.n_rows), "label": ("row", coordinate(self.row_labels)),
-                                  "cluster": ("row", coordinate(self.cluster_ids[self.cluster_index]))})
+        """The validated variables over dimension ``row`` (sorted order), with each row's label,
+        cluster id and upper cluster id (three levels) (:meth:`from_dataset` reads it back)."""
+        coords = {"row": np.arange(self.n_rows), "label": ("row", coordinate(self.row_labels)),
+                  "cluster": ("row", coordinate(self.cluster_ids[self.cluster_index]))}
+        if self.upper is not None:
+            coords["upper"] = ("row", coordinate(self.upper.ids[self.upper.parent[self.cluster_index]]))
+        return xr.Dataset({name: ("row", values) for name, values in self.values.items()}, coords=coords)
 
     @classmethod
-    def from_dataset(cls, dataset: xr.Dataset, cluster: str | None) -> ClusteredData:
-        """The data of a (single- or two-level) model back from :meth:`to_dataset` (rows sorted by cluster)."""
+    def from_dataset(cls, dataset: xr.Dataset, cluster: str | list[str] | None) -> ClusteredData:
+        """The data of a model back from :meth:`to_dataset` (rows sorted by cluster)."""
         codes, ids = pd.factorize(dataset["cluster"].values)
         values = {name: dataset[name].values for name in dataset.data_vars}
-        return cls(values, dataset["label"].values, cluster, np.asarray(ids), codes.astype(np.int64),
-                   np.bincount(codes).astype(np.int64))
+        upper = None
+        if "upper" in dataset.coords:
+            upper_codes, upper_ids = pd.factorize(dataset["upper"].values)
+            parent = np.zeros(len(ids), dtype=np.int64)
+            parent[codes] = upper_codes
+            upper = UpperLevel(cluster[1], np.asarray(upper_ids), parent)
+        return cls(values, dataset["label"].values, cluster if upper is None else cluster[0], np.asarray(ids),
+                   codes.astype(np.int64), np.bincount(codes).astype(np.int64), upper)
 
     def cluster_values(self, names: Sequence[str]) -> np.ndarray:
         """Value (J, len(names)) of cluster-level variables: the first row of each cluster."""

@@ -176,6 +176,12 @@ def test_three_level_matches_lme4():
     text = fit.summary()
     assert "Level: class" in text and "Level: school" in text and "marginal" in text and "three-level" in text
     assert "Clusters (class)             180" in text and "Clusters (school)            60" in text
+    # latent scores at both upper levels (checked against dense conditioning in test_scores.py)
+    scores = fit.latent_scores(seed=1)
+    assert scores.groupby("level").size().to_dict() == {"class": 180, "school": 60}
+    assert set(scores.query("level == 'school'")["unit"]) == set(data["school"])
+    school = scores.query("level == 'school'").set_index("unit")["mean"]
+    assert school.mean() == pytest.approx(lme4["intercept"], abs=0.15)  # school scores include the intercept
 
 
 def test_logit_random_intercept_matches_glmer():

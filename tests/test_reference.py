@@ -77,6 +77,13 @@ def test_demo_twolevel_missing_at_random_matches_complete_data(demo_fit):
     distance = (ours["mean"] - complete["mean"]).abs() / ours["sd"]
     assert distance.max() < 1.0, ours.assign(complete=complete["mean"], distance=distance)
     assert fit.diagnostics()["divergences"] == 0 and fit.diagnostics()["max_r_hat"] < 1.01
+    # factor scores given the observed cells: every row and cluster scored, in line with the
+    # complete data's (y1 and the other indicators still carry most of the information)
+    for level in ["within", "between"]:
+        with_missing, full = fit.latent_scores(level, seed=1), demo_fit.latent_scores(level, seed=1)
+        assert len(with_missing) == len(full) and with_missing["sd"].gt(0).all()
+        correlation = np.corrcoef(with_missing["mean"], full["mean"])[0, 1]
+        assert correlation > 0.95, (level, correlation)
 
 
 def _lavaan_demo() -> pd.DataFrame:

@@ -12,8 +12,7 @@ import pandas as pd
 import pytest
 
 import bayes_msem as bm
-from bayes_msem.likelihood.gaussian import Layout
-from bayes_msem.scores import _draw_between, _draw_within, _moments_function, _three_level_draw
+from bayes_msem.scores import _moments_function, _three_level_draw, _two_level_draw
 from dense_reference import level_moments
 
 SYNTAX = """
@@ -34,12 +33,17 @@ class _Zeros:
         return np.zeros(shape)
 
 
-def _model():
+def _model(missing: bool = False):
     rng = np.random.default_rng(2)
     cluster = np.repeat(np.arange(6), [2, 4, 1, 3, 5, 2])
     frame = pd.DataFrame(rng.normal(size=(len(cluster), 4)), columns=["y1", "y2", "y3", "x"])
     frame += rng.normal(size=(6, 4))[cluster]
     frame["w"], frame["z"], frame["cluster"] = rng.normal(size=6)[cluster], rng.normal(size=6)[cluster], cluster
+    if missing:  # a cell or two in most clusters, a whole row of cluster 3, all of y2 in cluster 0
+        frame.loc[[0, 1], "y2"] = np.nan
+        frame.loc[[3, 9, 14], "y1"] = np.nan
+        frame.loc[[6], ["y1", "y2", "y3"]] = np.nan
+        frame.loc[[12], "y3"] = np.nan
     return bm.Model(SYNTAX, frame, cluster="cluster")
 
 
@@ -72,22 +76,21 @@ def _dense(model, theta):
                 observe[k * p + a, between.variables.index(v)] = 1.0
         observe[-1, between.variables.index("z")] = 1.0
         y = np.concatenate([data.matrix(list(within.roles.observed))[rows].ravel(), data.matrix(["z"])[rows[0]]])
+        observe, y = observe[~np.isnan(y)], y[~np.isnan(y)]  # condition on the observed cells only
         gain = np.linalg.solve(observe @ cov @ observe.T, observe @ cov).T
         results.append((mean + gain @ (y - observe @ mean), cov - gain @ observe @ cov, rows))
     return results
 
 
-def test_score_draws_match_dense_conditioning():
-    model = _model()
+@pytest.mark.parametrize("missing", [False, True])
+def test_score_draws_match_dense_conditioning(missing):
+    model = _model(missing)
     theta = _theta(model)
     plan, data = model.plan, model.data
-    levels = dict(zip(plan.levels, (_moments_function(plan)(theta)[3 * k:3 * k + 3] for k in range(2))))
-    layout = Layout.from_plan(plan)
-    b = _draw_between(levels, layout, data, _Zeros())
-    shift = b[data.cluster_index][:, [layout.top.index(v) for v in layout.within]]
-    eta = _draw_within(levels["within"], 3, data, plan.levels["within"], shift, _Zeros())
+    moments = _moments_function(plan)(theta)
+    eta, b = _two_level_draw(plan, data, moments, _Zeros())
     rng = np.random.default_rng(0)
-    b_draws = np.stack([_draw_between(levels, layout, data, rng) for _ in range(4000)])
+    b_draws = np.stack([_two_level_draw(plan, data, moments, rng)[1] for _ in range(4000)])
     m_b, m_w = len(plan.levels["between"].variables), len(plan.levels["within"].variables)
     for j, (mean, cov, rows) in enumerate(_dense(model, theta)):
         np.testing.assert_allclose(b[j], mean[:m_b], atol=1e-10)

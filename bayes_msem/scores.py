@@ -63,21 +63,27 @@ def _marginal_draws(posterior: xr.Dataset, plan: Plan, data: ClusteredData, rng:
                     ) -> dict[str, xr.DataArray]:
     """Per level (lowest first) the draws (chain, draw, unit, variable) of its latent variables
     (lowest level: those after the observed ones; upper levels: all but the level's own
-    observed variables), one per used draw of θ."""
-    if plan.random:
-        raise ValueError("latent scores are not available yet for models with random parameters; their random "
-                         "parameters are in fit.cluster_effects(name).")
+    observed variables), one per used draw of θ (and of the random parameters, given which
+    the rest is Gaussian)."""
     theta = posterior["theta"].transpose("chain", "draw", "parameter")
     step = -(-theta.sizes["chain"] * theta.sizes["draw"] // MAX_DRAWS)
     theta = theta.isel(draw=slice(None, None, step))
     moments = _moments_function(plan)
     draw = {1: _single_level_draw, 2: _two_level_draw, 3: _three_level_draw}[len(plan.levels)]
-    draws = [draw(plan, data, moments(point), rng) for point in theta.values.reshape(-1, theta.sizes["parameter"])]
+    points = theta.values.reshape(-1, theta.sizes["parameter"])
+    if plan.random:
+        effects = posterior["random_effects"].transpose("chain", "draw", "cluster", "random").isel(draw=slice(None, None, step))
+        effects = effects.values.reshape(len(points), *effects.shape[2:])
+        draws = [draw(plan, data, moments(point, r), rng, r) for point, r in zip(points, effects)]
+    else:
+        draws = [draw(plan, data, moments(point), rng) for point in points]
     lowest = next(iter(plan.levels.values())).roles
     out = {}
     for k, (label, level) in enumerate(plan.levels.items()):
         names = level.variables[len(level.roles.observed):] if k == 0 else level.variables  # the columns of d[k]
-        keep = [i for i, v in enumerate(names) if k == 0 or v not in level.roles.observed or v in lowest.observed]
+        random = {r.name for r in plan.random}
+        keep = [i for i, v in enumerate(names)
+                if k == 0 or (v not in random and (v not in level.roles.observed or v in lowest.observed))]
         if keep:
             values = np.stack([d[k][:, keep] for d in draws])
             out[label or "single"] = xr.DataArray(
@@ -93,33 +99,38 @@ def _single_level_draw(plan: Plan, data: ClusteredData, moments: list[np.ndarray
     return [_draw_within(moments[:3], data, level, 0.0, rng)]
 
 
-def _two_level_draw(plan: Plan, data: ClusteredData, moments: list[np.ndarray], rng) -> list[np.ndarray]:
+def _two_level_draw(plan: Plan, data: ClusteredData, moments: list[np.ndarray], rng,
+                    random: np.ndarray | None = None) -> list[np.ndarray]:
     """One draw of every cluster's between variables b_j and then of every row's within latent
-    variables (module docstring)."""
-    (h, mu_w, pi_w), (g, mu_b, pi_b) = moments[:3], moments[3:]
+    variables (module docstring), given the clusters' random parameters ``random`` (J, K) if any:
+    the within moments are then cluster-specific, and b_j is conditioned on r_j."""
+    (h, mu_w, pi_w), (g, mu_b, pi_b) = _per_cluster(moments[:3]), moments[3:]
     within, between = plan.levels.values()
     p = len(within.roles.observed)
     z = _placement(within.roles.observed, between.variables)
     mean = mu_b + data.cluster_values(list(between.roles.covariates)) @ pi_b.T
-    only = [k for k, v in enumerate(between.variables) if v in between.roles.observed and v not in within.roles.observed]
-    if only:  # cluster-level variables are observed without noise: condition on them exactly
-        gain = np.linalg.solve(g[np.ix_(only, only)], g[only]).T
-        mean = mean + (data.cluster_values([between.variables[k] for k in only]) - mean[:, only]) @ gain.T
-        g = g - gain @ g[only]
+    only = [v for v in between.roles.observed if v not in within.roles.observed]
+    known = [between.variables.index(v) for v in (*only, *(r.name for r in plan.random))]
+    if known:  # cluster-level variables and random parameters are given: condition on them exactly
+        values = np.hstack([data.cluster_values(only), np.zeros((data.n_clusters, 0)) if random is None else random])
+        gain = np.linalg.solve(g[np.ix_(known, known)], g[known]).T
+        mean = mean + (values - mean[:, known]) @ gain.T
+        g = g - gain @ g[known]
     y = data.matrix(list(within.roles.observed))
     observed = ~np.isnan(y)
-    expected = mu_w[:p] + data.matrix(list(within.roles.covariates)) @ pi_w[:p].T + (mean @ z.T)[data.cluster_index]
+    key = _key(h, data.cluster_index)
+    expected = _mean(mu_w, pi_w, data, within, key)[:, :p] + (mean @ z.T)[data.cluster_index]
     residual = np.where(observed, y - expected, 0.0)
     patterns, pattern = np.unique(observed, axis=0, return_inverse=True)
-    precision = np.stack([_observed_inverse(h[:p, :p], o) for o in patterns])
-    units, unit = np.unique(np.column_stack([data.cluster_index, pattern.ravel()]), axis=0, return_inverse=True)
+    precision = np.stack([_observed_inverse(h[:, :p, :p], o) for o in patterns])          # (patterns, J or 1, p, p)
+    units, unit = np.unique(np.column_stack([data.cluster_index, pattern.ravel(), key]), axis=0, return_inverse=True)
     unit = unit.ravel()
     counts = np.bincount(unit).astype(float)
     sums = np.zeros((len(units), p))
     np.add.at(sums, unit, residual)
-    b = mean + _effect_draw(_root(g), z, counts[:, None, None] * precision[units[:, 1]], sums / counts[:, None],
-                            units[:, 0], rng)
-    return [_draw_within(moments[:3], data, within, (b @ z.T)[data.cluster_index], rng), b]
+    b = mean + _effect_draw(_root(g), z, counts[:, None, None] * precision[units[:, 1], units[:, 2]],
+                            sums / counts[:, None], units[:, 0], rng)
+    return [_draw_within((h, mu_w, pi_w), data, within, (b @ z.T)[data.cluster_index], rng), b]
 
 
 def _three_level_draw(plan: Plan, data: ClusteredData, moments: list[np.ndarray], rng) -> list[np.ndarray]:
@@ -139,32 +150,55 @@ def _three_level_draw(plan: Plan, data: ClusteredData, moments: list[np.ndarray]
     classes = _effect_draw(_root(g_2), z_2, np.linalg.inv(noise), residual - schools[school] @ z_3.T,
                            np.arange(data.n_clusters), rng)
     shift = ((class_mean + classes) @ z_2.T + (school_mean + schools)[school] @ z_3.T)[data.cluster_index]
-    return [_draw_within((h, mu_1, pi_1), data, within, shift, rng), class_mean + classes, school_mean + schools]
+    return [_draw_within(_per_cluster((h, mu_1, pi_1)), data, within, shift, rng), class_mean + classes,
+            school_mean + schools]
+
+
+def _per_cluster(moments) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(cov, mean, coef) with a common leading cluster axis: of length J when any of them depends on
+    the random parameters, else of length 1, shared by every cluster."""
+    cov, mean, coef = (m if m.ndim == rank + 1 else m[None] for m, rank in zip(moments, (2, 1, 2)))
+    n = max(len(cov), len(mean), len(coef))
+    return tuple(np.broadcast_to(m, (n, *m.shape[1:])) for m in (cov, mean, coef))
+
+
+def _key(cov: np.ndarray, cluster_index: np.ndarray) -> np.ndarray:
+    """Per row, the index of its moments along the leading axis (its cluster, or 0 when shared)."""
+    return cluster_index if len(cov) > 1 else np.zeros_like(cluster_index)
+
+
+def _mean(mu: np.ndarray, pi: np.ndarray, data: ClusteredData, level: LevelPlan, key: np.ndarray) -> np.ndarray:
+    """E[v_i | x_i] = μ + Π x_i per row (N, m), with each row's moments."""
+    return mu[key] + np.einsum("nmq,nq->nm", pi[key], data.matrix(list(level.roles.covariates)))
 
 
 def _draw_within(moments: tuple, data: ClusteredData, level: LevelPlan, shift: np.ndarray | float,
                  rng: np.random.Generator) -> np.ndarray:
     """One draw of every row's latent variables η_i | y_io, upper parts (N, m − p), per missingness
-    pattern o; ``shift`` is the rows' upper-level parts of the observed variables."""
-    h, mu, pi = moments
-    p = len(level.roles.observed)
-    mean = mu + data.matrix(list(level.roles.covariates)) @ pi.T
+    pattern o; ``moments`` with a leading cluster axis (:func:`_per_cluster`), ``shift`` the rows'
+    upper-level parts of the observed variables."""
+    h, mu, pi = _per_cluster(moments)
+    p, key = len(level.roles.observed), _key(h, data.cluster_index)
+    mean = _mean(mu, pi, data, level, key)
     y = data.matrix(list(level.roles.observed))
     observed = ~np.isnan(y)
     residual = np.where(observed, y - shift - mean[:, :p], 0.0)
-    draws = np.empty((data.n_rows, len(h) - p))
+    draws = np.empty((data.n_rows, h.shape[-1] - p))
     patterns, pattern = np.unique(observed, axis=0, return_inverse=True)
     for o, rows in zip(patterns, (pattern.ravel() == k for k in range(len(patterns)))):
-        gain = (_observed_inverse(h[:p, :p], o) @ h[:p, p:]).T
-        root = _root(h[p:, p:] - gain @ h[:p, p:])
-        draws[rows] = mean[rows, p:] + residual[rows] @ gain.T + rng.standard_normal((rows.sum(), len(h) - p)) @ root.T
+        gain = np.swapaxes(_observed_inverse(h[:, :p, :p], o) @ h[:, :p, p:], 1, 2)     # (J or 1, m − p, p)
+        root = _root(h[:, p:, p:] - gain @ h[:, :p, p:])
+        noise = rng.standard_normal((rows.sum(), h.shape[-1] - p))
+        draws[rows] = (mean[rows, p:] + np.einsum("nab,nb->na", gain[key[rows]], residual[rows])
+                       + np.einsum("nab,nb->na", root[key[rows]], noise))
     return draws
 
 
 def _observed_inverse(cov: np.ndarray, observed: np.ndarray) -> np.ndarray:
-    """The inverse of ``cov`` over the ``observed`` positions, zero in the other rows and columns."""
+    """The inverse of ``cov`` (..., p, p) over the ``observed`` positions, zero in the other rows and columns."""
     out = np.zeros_like(cov)
-    out[np.ix_(observed, observed)] = np.linalg.inv(cov[np.ix_(observed, observed)])
+    at = np.flatnonzero(observed)
+    out[..., at[:, None], at] = np.linalg.inv(cov[..., at[:, None], at])
     return out
 
 
@@ -202,17 +236,18 @@ def _effect_draw(root: np.ndarray, z: np.ndarray, precision: np.ndarray, residua
 
 
 def _moments_function(plan: Plan):
-    """θ → [cov, mean, coef] of all variables of each level, lowest first, compiled once."""
-    theta = pt.vector("theta")
+    """(θ, random parameters r (J, K) if the model has them) → [cov, mean, coef] of all variables
+    of each level, lowest first (the lowest level's per cluster given r), compiled once."""
+    theta, random = pt.vector("theta"), pt.matrix("random")
     outputs = []
-    for level in plan.levels.values():
-        m = implied_moments(level, theta, select=np.arange(len(level.variables)))
+    for k, level in enumerate(plan.levels.values()):
+        m = implied_moments(level, theta, random if k == 0 and plan.random else None, select=np.arange(len(level.variables)))
         outputs += [m.cov, m.mean, m.coef]
-    function = pytensor.function([theta], outputs)
-    return lambda point: function(np.asarray(point, dtype=float))
+    function = pytensor.function([theta, random] if plan.random else [theta], outputs, on_unused_input="ignore")
+    return lambda point, *r: function(np.asarray(point, dtype=float), *r)
 
 
 def _root(cov: np.ndarray) -> np.ndarray:
     """A square root R (R Rᵀ = cov) of a covariance that may be singular (an observed component)."""
-    values, vectors = np.linalg.eigh(0.5 * (cov + cov.T))
-    return vectors * np.sqrt(np.clip(values, 0.0, None))
+    values, vectors = np.linalg.eigh(0.5 * (cov + np.swapaxes(cov, -1, -2)))
+    return vectors * np.sqrt(np.clip(values, 0.0, None))[..., None, :]

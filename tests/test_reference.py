@@ -228,6 +228,11 @@ def test_cluster_specific_slopes(random_slope_fit, tmp_path):
     # the average cluster slope sits near the population mean slope
     mean_slope = random_slope_fit.parameters().query("lhs == 's' and op == '~1'")["mean"].item()
     assert abs(effects["mean"].mean() - mean_slope) < 0.05
+    # the random intercepts as latent scores, drawn given each draw's cluster slopes
+    scores = random_slope_fit.latent_scores("between", seed=1)
+    assert list(scores["unit"]) == list(pd.unique(data["school"])) and set(scores["variable"]) == {"y"}
+    intercept = random_slope_fit.parameters().query("lhs == 'y' and op == '~1' and level == 'between'")["mean"].item()
+    assert abs(scores["mean"].mean() - intercept) < 0.05
     random_slope_fit.plot_cluster_effects("s", tmp_path / "forest.png")
     assert (tmp_path / "forest.png").stat().st_size > 0
     with pytest.raises(ValueError, match="not a random parameter"):

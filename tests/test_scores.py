@@ -26,6 +26,19 @@ level: between
 """
 
 
+RANDOM_LOADING = """
+level: within
+  fw =~ y1 + y2
+  l3 | fw =~ y3
+  fw ~ x
+level: between
+  fb =~ y1 + y2 + y3
+  fb ~ w
+  z ~ fb
+  l3 ~ fb
+"""
+
+
 class _Zeros:
     """A generator whose normal draws are all zero: the draws become conditional means."""
 
@@ -33,7 +46,7 @@ class _Zeros:
         return np.zeros(shape)
 
 
-def _model(missing: bool = False):
+def _model(missing: bool = False, syntax: str = SYNTAX):
     rng = np.random.default_rng(2)
     cluster = np.repeat(np.arange(6), [2, 4, 1, 3, 5, 2])
     frame = pd.DataFrame(rng.normal(size=(len(cluster), 4)), columns=["y1", "y2", "y3", "x"])
@@ -44,7 +57,7 @@ def _model(missing: bool = False):
         frame.loc[[3, 9, 14], "y1"] = np.nan
         frame.loc[[6], ["y1", "y2", "y3"]] = np.nan
         frame.loc[[12], "y3"] = np.nan
-    return bm.Model(SYNTAX, frame, cluster="cluster")
+    return bm.Model(syntax, frame, cluster="cluster")
 
 
 def _theta(model):
@@ -52,30 +65,40 @@ def _theta(model):
     return np.where(kinds == "variance", 0.8, 0.6)
 
 
-def _dense(model, theta):
-    """Conditional mean and covariance of (b_j, η_i1, …) for every cluster, by dense conditioning."""
+def _dense(model, theta, random=None):
+    """Conditional mean and covariance of (b_j, η_i1, …) for every cluster, by dense conditioning;
+    with ``random`` (J, K), also on each cluster's random parameters (between variables), and with
+    each cluster's within moments given them (those of the hybrid likelihood, tested in its own
+    density tests: here the conditioning is under test)."""
     plan, data = model.plan, model.data
     within, between = plan.levels["within"], plan.levels["between"]
-    h, mu_w, pi_w = level_moments(within, theta, np.arange(len(within.variables)))
+    if random is None:
+        h, mu_w, pi_w = (np.broadcast_to(m, (data.n_clusters, *m.shape))
+                         for m in level_moments(within, theta, np.arange(len(within.variables))))
+    else:
+        h, mu_w, pi_w = _moments_function(plan)(theta, random)[:3]
     g, mu_b, c_b = level_moments(between, theta, np.arange(len(between.variables)))
+    names = [r.name for r in plan.random]
     p, m_w, m_b = len(within.roles.observed), len(within.variables), len(between.variables)
     results = []
     for j in range(data.n_clusters):
         rows = np.flatnonzero(data.cluster_index == j)
         n = len(rows)
         mean = np.concatenate([mu_b + c_b @ data.matrix(["w"])[rows[0]]]
-                              + [mu_w + pi_w @ data.matrix(["x"])[i] for i in rows])
+                              + [mu_w[j] + pi_w[j] @ data.matrix(["x"])[i] for i in rows])
         cov = np.zeros((m_b + n * m_w,) * 2)
         cov[:m_b, :m_b] = g
         for k in range(n):
-            cov[m_b + k * m_w:m_b + (k + 1) * m_w, m_b + k * m_w:m_b + (k + 1) * m_w] = h
-        observe = np.zeros((n * p + 1, len(mean)))
+            cov[m_b + k * m_w:m_b + (k + 1) * m_w, m_b + k * m_w:m_b + (k + 1) * m_w] = h[j]
+        observe = np.zeros((n * p + 1 + len(names), len(mean)))
         for k in range(n):
             for a, v in enumerate(within.roles.observed):
                 observe[k * p + a, m_b + k * m_w + a] = 1.0
                 observe[k * p + a, between.variables.index(v)] = 1.0
-        observe[-1, between.variables.index("z")] = 1.0
-        y = np.concatenate([data.matrix(list(within.roles.observed))[rows].ravel(), data.matrix(["z"])[rows[0]]])
+        for a, v in enumerate(["z", *names]):
+            observe[n * p + a, between.variables.index(v)] = 1.0
+        y = np.concatenate([data.matrix(list(within.roles.observed))[rows].ravel(), data.matrix(["z"])[rows[0]],
+                            [] if random is None else random[j]])
         observe, y = observe[~np.isnan(y)], y[~np.isnan(y)]  # condition on the observed cells only
         gain = np.linalg.solve(observe @ cov @ observe.T, observe @ cov).T
         results.append((mean + gain @ (y - observe @ mean), cov - gain @ observe @ cov, rows))
@@ -97,6 +120,22 @@ def test_score_draws_match_dense_conditioning(missing):
         np.testing.assert_allclose(eta[rows, 0], mean[m_b + 3::m_w], atol=1e-10)  # fw of each unit
         latent = [k for k, v in enumerate(plan.levels["between"].variables) if v != "z"]
         np.testing.assert_allclose(b_draws[:, j, latent].var(0), np.diag(cov)[latent], rtol=0.1)
+
+
+def test_score_draws_given_random_parameters_match_dense_conditioning():
+    """A random loading (regressed on the between factor): given each cluster's loading the
+    scores condition on it, with that cluster's within moments."""
+    model = _model(syntax=RANDOM_LOADING)
+    theta = _theta(model)
+    plan, data = model.plan, model.data
+    assert plan.strategy == "hybrid"
+    random = np.random.default_rng(1).normal(1.0, 0.3, size=(data.n_clusters, 1))
+    moments = _moments_function(plan)(theta, random)
+    eta, b = _two_level_draw(plan, data, moments, _Zeros(), random)
+    m_b, m_w = len(plan.levels["between"].variables), len(plan.levels["within"].variables)
+    for j, (mean, _, rows) in enumerate(_dense(model, theta, random)):
+        np.testing.assert_allclose(b[j], mean[:m_b], atol=1e-10)
+        np.testing.assert_allclose(eta[rows, 0], mean[m_b + 3::m_w], atol=1e-10)
 
 
 def test_fit_latent_scores_every_level():

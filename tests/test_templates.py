@@ -366,3 +366,9 @@ def test_template_recovers_its_simulated_truth(name: str) -> None:
     # (mean - truth) / sd is roughly standard normal. |z| < 4 fails by chance with probability
     # ~6e-5 per parameter (under 2e-3 over a template's <= 20): a failure signals bias.
     assert (z < 4).all(), f"{name}: parameters far from the truth:\n{z[z >= 4]}"
+    # latent scores of every unit at each level (given the random parameters of each draw)
+    scores = fit.latent_scores(seed=1)
+    units = {"within": len(sim.data), "between": sim.data["cluster"].nunique()}
+    for level, rows in scores.groupby("level"):
+        assert rows.groupby("variable").size().eq(units[level]).all(), (level, rows.groupby("variable").size())
+    assert np.isfinite(scores[["mean", "sd"]].to_numpy()).all() and scores["sd"].gt(0).all()

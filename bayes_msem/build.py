@@ -19,11 +19,12 @@ import pytensor.tensor as pt
 from .data import ClusteredData, coordinate
 from .likelihood.conditional import ResponseStatistics, conditional_loglik
 from .likelihood.gaussian import Layout
-from .likelihood.hybrid import ClusterStatistics, hybrid_loglik, split_between
+from .likelihood.hybrid import ClusterStatistics, hybrid_loglik, hybrid_units_loglik, split_between
 from .likelihood.marginal import MarginalStatistics, marginal_loglik
 from .likelihood.nested import NestedLayout, NestedStatistics, nested_loglik
 from .likelihood.patterns import PatternStatistics, pattern_loglik
-from .likelihood.slopes import RowStatistics, slopes_loglik
+from .likelihood.slopes import slopes_loglik
+from .likelihood.woodbury import UnitStatistics
 from .moments import implied_moments, total_effects
 from .plan import CONDITIONAL, HYBRID, Plan
 from .priors import lkj_cholesky, ordered_vector, prior_vector
@@ -89,25 +90,30 @@ def _integrated_slopes(plan: Plan, data: ClusteredData, layout: Layout, theta: p
     """Random slopes on observed covariates integrated out (:mod:`.likelihood.slopes`)."""
     within_plan = plan.levels[WITHIN]
     within = implied_moments(within_plan, theta)
-    stats = RowStatistics.from_data(layout, data).register()
+    stats = UnitStatistics.from_data(data, layout.within, layout.within_covariates, layout.top_covariates).register()
     return slopes_loglik(layout, within, total_effects(within_plan, theta), _between_with_random(plan, theta),
-                         within_plan.random["gamma"], stats)
+                         within_plan.random["gamma"], stats, data.has_missing)
 
 
 def _hybrid(plan: Plan, data: ClusteredData, layout: Layout, theta: pt.TensorVariable) -> pt.TensorVariable:
     """Random parameters r_j (deterministic ``random_effects``, dims cluster × random) from
-    standard normal ``random_effects_z``; the hybrid log-likelihood given them."""
+    standard normal ``random_effects_z``; the hybrid log-likelihood given them (over the
+    observed cells where some are missing)."""
     model = pm.Model.get_context()
     model.add_coord("cluster", cluster_ids(data))
     model.add_coord("random", [r.name for r in plan.random])
-    stats = ClusterStatistics.from_data(layout, data).register()
+    if data.has_missing:
+        stats = UnitStatistics.from_data(data, layout.within, layout.within_covariates, layout.top_covariates,
+                                         layout.cluster_only).register()
+    else:
+        stats = ClusterStatistics.from_data(layout, data).register()
     between = _between_with_random(plan, theta)
     between_plan = plan.levels[BETWEEN]
     z = pm.Normal("random_effects_z", 0.0, 1.0, dims=("cluster", "random"))
     split = split_between(between, len(between_plan.roles.observed), z, stats["covariates"])
     pm.Deterministic("random_effects", split.random, dims=("cluster", "random"))
     within = implied_moments(plan.levels[WITHIN], theta, random=split.random)
-    return hybrid_loglik(layout, within, split, stats)
+    return (hybrid_units_loglik if data.has_missing else hybrid_loglik)(layout, within, split, stats)
 
 
 def parameter_vector(plan: Plan, starts: np.ndarray) -> pt.TensorVariable:

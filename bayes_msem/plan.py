@@ -204,13 +204,13 @@ def missing_allowed(roles: dict[str, LevelRoles]) -> list[str]:
 
 
 def check_missing(plan: Plan, data: ClusteredData) -> None:
-    """Missing cells are integrated out by the marginal strategy; the others need complete data."""
-    if (plan.random or plan.three_level) and data.has_missing:
+    """Missing cells are integrated out by the single- and two-level strategies; three-level
+    models need complete data."""
+    if plan.three_level and data.has_missing:
         names = [n for n, v in data.values.items() if np.isnan(v).any()]
         raise DataError(
-            f"missing values in {', '.join(map(repr, names))}: models with random parameters or three levels do not "
-            "handle missing responses yet (two-level and single-level models without random parameters integrate "
-            "them out); drop those rows, "
+            f"missing values in {', '.join(map(repr, names))}: three-level models do not handle missing responses "
+            "yet (single- and two-level models integrate them out); drop those rows, "
             f"e.g. data.dropna(subset={names!r}).")
 
 

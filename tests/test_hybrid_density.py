@@ -254,7 +254,8 @@ def _dense_hybrid(model, frame, theta, random, cluster_ids):
         mean += k @ mean_u
         cov += k @ cov_u @ k.T
         y = np.concatenate([rows[list(rw.observed)].to_numpy().ravel(), rows[z_names].to_numpy()[0]])
-        total += multivariate_normal(mean, cov).logpdf(y)
+        o = ~np.isnan(y)  # the observed cells
+        total += multivariate_normal(mean[o], cov[np.ix_(o, o)]).logpdf(y[o]) if o.any() else 0.0
     return total
 
 
@@ -318,6 +319,22 @@ def test_hybrid_matches_dense_reference(syntax):
             assert float(loglik) == pytest.approx(dense, abs=1e-8, rel=0)
 
 
+@pytest.mark.parametrize("syntax", MODELS.values(), ids=MODELS.keys())
+def test_hybrid_with_missing_cells_matches_dense_reference(syntax):
+    """Missing cells (a fifth of each response, a whole row, one cluster without its first
+    response): the units of one cluster and pattern against the dense density of the observed cells."""
+    responses = [v for v in ("y1", "y2", "y3", "y4", "y5", "y6") if v in syntax]
+    frame = _remove_cells(_data(SIZES["unbalanced"], seed=6), responses, seed=3)
+    model = bm.Model(syntax, frame, cluster="cluster")
+    assert model.plan.strategy == "hybrid" and model.data.has_missing
+    evaluate, initial = _evaluator(model), model.pymc_model.initial_point()
+    for seed in range(3):
+        point = _random_point(initial, model.data.n_clusters, seed)
+        theta, random, loglik = (np.asarray(v) for v in evaluate(point))
+        dense = _dense_hybrid(model, frame, theta, random, model.data.cluster_ids)
+        assert float(loglik) == pytest.approx(dense, abs=1e-8, rel=0)
+
+
 def test_reference_correlation_matches_two_variable_tanh():
     """The vine recursion reduces to ρ = tanh(c) for two variables and gives a valid matrix for more."""
     assert _correlation([np.tanh(0.7)], 2)[0, 1] == pytest.approx(np.tanh(0.7))
@@ -329,7 +346,8 @@ def test_reference_correlation_matches_two_variable_tanh():
 
 
 def _dense_integrated(model, frame, theta):
-    """Σ_j log N(y_j; E y_j, Z_j G Z_jᵀ + I ⊗ Σ_W) and E[(u_j, s_j) | y_j] per cluster."""
+    """Σ_j log N(y_j; E y_j, Z_j G Z_jᵀ + I ⊗ Σ_W) and E[(u_j, s_j) | y_j] per cluster, over the
+    observed cells of y_j."""
     plan = model.plan
     rw, rb = plan.levels["within"].roles, plan.levels["between"].roles
     observed = np.arange(len(rw.observed))
@@ -354,14 +372,31 @@ def _dense_integrated(model, frame, theta):
         m = mb + cb @ rows[list(rb.covariates)].to_numpy()[0]
         cov = z @ sb @ z.T + np.kron(np.eye(n), sw)
         residual = rows[list(rw.observed)].to_numpy().ravel() - mean - z @ m
-        total += multivariate_normal(np.zeros(n * p_w), cov).logpdf(residual)
+        o = ~np.isnan(residual)
+        cov, residual, z = cov[np.ix_(o, o)], residual[o], z[o]
+        total += multivariate_normal(np.zeros(o.sum()), cov).logpdf(residual) if o.any() else 0.0
         conditional[label] = m + sb @ z.T @ np.linalg.solve(cov, residual)
     return total, conditional
 
 
+def _remove_cells(frame, names, seed):
+    """Missing cells in about a fifth of each named column, a whole row of them, and every value
+    of the first name in one cluster."""
+    frame = frame.copy()
+    rng = np.random.default_rng(seed)
+    for name in names:
+        frame.loc[rng.random(len(frame)) < 0.2, name] = np.nan
+    frame.loc[frame.index[3], names] = np.nan
+    frame.loc[frame["cluster"] == frame["cluster"].iloc[0], names[0]] = np.nan
+    return frame
+
+
+@pytest.mark.parametrize("missing", [False, True], ids=["complete", "missing-cells"])
 @pytest.mark.parametrize("syntax", INTEGRATED.values(), ids=INTEGRATED.keys())
-def test_integrated_slopes_match_dense_reference(syntax):
+def test_integrated_slopes_match_dense_reference(syntax, missing):
     frame = _data(SIZES["unbalanced"], seed=11)
+    if missing:
+        frame = _remove_cells(frame, [v for v in ("y1", "y2", "y3", "y4") if v in syntax], seed=2)
     model = bm.Model(syntax, frame, cluster="cluster")
     assert model.plan.strategy == "marginal"
     pm_model = model.pymc_model

@@ -197,8 +197,9 @@ def test_complete_data_pattern_form_equals_size_form():
     assert value == pytest.approx(loglik, abs=1e-8, rel=0)
 
 
-def test_missing_cells_with_random_parameters_are_an_error():
-    frame = _remove_cells(_data([3] * 6, seed=2), ["y1"], 0.2, seed=3)
-    model = bm.Model("level: within\n  s | y1 ~ x1\nlevel: between\n  y1 ~~ s\n", frame, cluster="cluster")
-    with pytest.raises(bm.DataError, match=r"missing values in 'y1'.*random parameters.*dropna"):
+def test_missing_cells_in_three_level_models_are_an_error():
+    frame = _remove_cells(_data([3] * 6, seed=2), ["y1"], 0.2, seed=3).assign(school=lambda f: f["cluster"] // 2)
+    syntax = "level: within\n  y1 ~ x1\nlevel: cluster\n  y1 ~~ y1\nlevel: school\n  y1 ~~ y1\n"
+    model = bm.Model(syntax, frame, cluster=["cluster", "school"])
+    with pytest.raises(bm.DataError, match=r"missing values in 'y1'.*three-level.*dropna"):
         model.plan

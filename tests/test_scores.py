@@ -122,10 +122,11 @@ def test_score_draws_match_dense_conditioning(missing):
         np.testing.assert_allclose(b_draws[:, j, latent].var(0), np.diag(cov)[latent], rtol=0.1)
 
 
-def test_score_draws_given_random_parameters_match_dense_conditioning():
+@pytest.mark.parametrize("missing", [False, True])
+def test_score_draws_given_random_parameters_match_dense_conditioning(missing):
     """A random loading (regressed on the between factor): given each cluster's loading the
     scores condition on it, with that cluster's within moments."""
-    model = _model(syntax=RANDOM_LOADING)
+    model = _model(missing, RANDOM_LOADING)
     theta = _theta(model)
     plan, data = model.plan, model.data
     assert plan.strategy == "hybrid"

@@ -13,7 +13,9 @@ so the marginal formula of :mod:`.marginal` holds cluster by cluster:
     log p(y_j | r_j) = −½ [(n_j − 1)(p_w log 2π + log|Σ_Wj|) + tr(Σ_Wj⁻¹ A_j S_j A_jᵀ)]
                        − (p_w/2) log n_j + log N(d_j; m_j, E_w Σ_Wj E_wᵀ / n_j + E_b Σ_u|r E_bᵀ)
 
-with S_j the cluster's within scatter of (y, x) and A_j = [I, −C_Wj].
+with S_j the cluster's within scatter of (y, x) and A_j = [I, −C_Wj]. With missing cells
+(:func:`hybrid_units_loglik`) the between parts integrate out by Woodbury instead, over units
+of one cluster and missingness pattern.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import pytensor.tensor as pt
 from ..data import ClusteredData
 from ..moments import Moments, small_matmul
 from .gaussian import Layout, Statistics, cluster_design, group_crossprod, normal_loglik, within_deviations
+from .woodbury import effect_correction, padded, scatter_add
 
 
 @dataclass(frozen=True)
@@ -84,3 +87,41 @@ def hybrid_loglik(layout: Layout, within: Moments, between: BetweenGivenRandom,
     cov = within_cov / stats["sizes"][:, None, None] + e_b @ between.cov @ e_b.T
     eye = pt.eye(len(layout.cluster_vector))
     return ll + normal_loglik(cov, pt.ones_like(stats["sizes"]), eye, residual[:, :, None] * residual[:, None, :])
+
+
+def hybrid_units_loglik(layout: Layout, within: Moments, between: BetweenGivenRandom,
+                        stats: dict[str, pt.TensorVariable]) -> pt.TensorVariable:
+    """Σ_j log p(y_j, z_j | r_j) over the observed cells (missing at random), by units of one
+    cluster and missingness pattern (:class:`.woodbury.UnitStatistics`).
+
+    Given r_j the cluster-level-only variables z_j are normal, and the between parts u_j of the
+    within variables normal given them, u_j | z_j, r_j ~ N(m_j, G) (as in :mod:`.patterns`);
+    each row's observed cells are y_ij = μ_Wj + Π_Wj x_ij + E u_j + e_ij, e_ij ~ N(0, Σ_Wj), so
+    u_j integrates out by :mod:`.woodbury` with each unit's V = Σ_Wj over its observed cells.
+    """
+    p, n_clusters = len(layout.within), stats["covariates"].shape[0]
+    u = np.array([k for k, v in enumerate(layout.top) if v in layout.within], dtype=np.int64)
+    z = np.array([k for k, v in enumerate(layout.top) if v not in layout.within], dtype=np.int64)
+    mean, cov, ll = between.mean[:, u], between.cov[u][:, u], stats["constant"]
+    if len(z):
+        gain = pt.linalg.solve(between.cov[z][:, z], between.cov[z][:, u]).T
+        residual_z = stats["cluster_values"] - between.mean[:, z]
+        mean, cov = mean + residual_z @ gain.T, cov - gain @ between.cov[z][:, u]
+        ll = ll + normal_loglik(between.cov[z][:, z][None], pt.as_tensor([1.0]) * n_clusters, pt.eye(len(z))[None],
+                                (residual_z.T @ residual_z)[None])
+    embed = np.zeros((p, len(u)))
+    embed[[layout.within.index(layout.top[k]) for k in u], np.arange(len(u))] = 1.0
+    within_coef = pt.broadcast_to(within.coef, (n_clusters, p, len(layout.within_covariates)))
+    within_mean = pt.broadcast_to(within.mean, (n_clusters, p)) + mean @ embed.T
+    coef = pt.concatenate([pt.broadcast_to(pt.eye(p), (n_clusters, p, p)), -within_mean[:, :, None], -within_coef], axis=2)
+    cluster, pattern = (pt.cast(stats[k], "int64") for k in ("unit_cluster", "unit_pattern"))
+    observed = stats["observed"][pattern]
+    unit_cov, precision = padded(pt.broadcast_to(within.cov, (n_clusters, p, p))[cluster], observed)
+    unit_coef = observed[:, :, None] * coef[cluster]
+    ll = ll + normal_loglik(unit_cov, stats["unit_counts"], unit_coef, stats["unit_crossprod"])
+    if not len(u):
+        return ll
+    weighted = pt.einsum("pa,upr->uar", embed, precision)                                   # Eᵀ V⁺
+    m = scatter_add(stats["unit_counts"][:, None, None] * (weighted @ embed), cluster, n_clusters)
+    h = scatter_add(pt.einsum("uar,urd,ud->ua", weighted, unit_coef, stats["unit_sums"]), cluster, n_clusters)
+    return ll + effect_correction(pt.linalg.cholesky(cov), m, h)[0]

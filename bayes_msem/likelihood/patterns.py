@@ -13,10 +13,8 @@ in D_ij = (y_ij, 1, x_ij, w_j, z_j) (missing cells set to 0), and u_j integrates
 
     log p(y_j, z_j) = Σ_i log N(r_ij; 0, Σ_W,oo) − ½ log|K_j| + ½ v_jᵀ K_j⁻¹ v_j + log N(z_j; μ_z + C_z w_j, Σ_zz).
 
-Units of one pattern t share Σ_W,oo, padded to full size as P_t Σ_W P_t + (I − P_t) with
-P_t = diag(o_t) (each missing cell adds −½ log 2π, returned by the constant), so the
-patterns are the unit types of :func:`.woodbury.typed_units_loglik`, with Σ_t⁺ (the padded
-inverse, missing rows and columns zeroed) in the Woodbury terms. A single-level model
+Units of one pattern t share Σ_W,oo, padded to full size (:func:`.woodbury.padded`), so the
+patterns are the unit types of :func:`.woodbury.typed_units_loglik`. A single-level model
 has no u_j: its rows are the units.
 """
 
@@ -32,7 +30,7 @@ from ..moments import Moments
 from ..table import BETWEEN, SINGLE_LEVEL, WITHIN
 from .gaussian import Layout, Statistics, group_crossprod, normal_loglik
 from .kernel import LOG_2PI
-from .woodbury import typed_units_loglik
+from .woodbury import padded, typed_units_loglik
 
 
 @dataclass(frozen=True)
@@ -79,11 +77,10 @@ class PatternStatistics(Statistics):
 def pattern_loglik(layout: Layout, moments: dict[str, Moments], stats: dict[str, pt.TensorVariable]) -> pt.TensorVariable:
     """The log-likelihood of the observed cells of all clusters (module docstring)."""
     observed = stats["observed"]
-    mask = observed[:, :, None] * observed[:, None, :]
     if not layout.within:
         unit = moments[SINGLE_LEVEL]
         coef = pt.concatenate([pt.eye(len(layout.top)), -unit.mean[:, None], -unit.coef], axis=1)
-        cov = mask * unit.cov + _eye_where_missing(observed)
+        cov, _ = padded(unit.cov, observed)
         return stats["constant"] + normal_loglik(cov, stats["counts"], observed[:, :, None] * coef, stats["crossprod"])
     within, top = moments[WITHIN], moments[BETWEEN]
     u = np.array([k for k, v in enumerate(layout.top) if v in layout.within], dtype=np.int64)
@@ -102,11 +99,6 @@ def pattern_loglik(layout: Layout, moments: dict[str, Moments], stats: dict[str,
     f = pt.concatenate(effect_mean, axis=1)
     coef = pt.concatenate([pt.eye(len(layout.within)), -within.mean[:, None] - embed @ f[:, :1], -within.coef,
                            -embed @ f[:, 1:]], axis=1)
-    cov = mask * within.cov + _eye_where_missing(observed)
-    return ll + typed_units_loglik(cov, observed[:, :, None] * coef, mask * pt.linalg.inv(cov), embed,
-                                   pt.linalg.cholesky(effect_cov), stats)
-
-
-def _eye_where_missing(observed: pt.TensorVariable) -> pt.TensorVariable:
-    """(I − P_t) per pattern: ones on the diagonal at the missing cells."""
-    return (1.0 - observed)[:, :, None] * pt.eye(observed.shape[1])[None]
+    cov, precision = padded(within.cov, observed)
+    return ll + typed_units_loglik(cov, observed[:, :, None] * coef, precision, embed, pt.linalg.cholesky(effect_cov),
+                                   stats)

@@ -16,41 +16,24 @@ M_j = Σ_i Z_ijᵀ Σ_W⁻¹ Z_ij, h_j = Σ_i Z_ijᵀ Σ_W⁻¹ r_ij, K_j = I + 
 
 and b_j | y_j ~ N(m_j + L K_j⁻¹ v_j, L K_j⁻¹ Lᵀ), from which the clusters' slopes are drawn
 after sampling. Everything is a function of each cluster's cross-products of (y, 1, x), so
-nothing per cluster is sampled.
+nothing per cluster is sampled. With missing cells the sums run over each row's observed
+cells (units of one cluster and missingness pattern, :mod:`.woodbury`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 
-from ..data import ClusteredData
 from ..moments import Moments
 from ..plan import RandomEntries
-from .gaussian import Layout, Statistics, group_crossprod, normal_loglik
-from .woodbury import effect_correction
+from .gaussian import Layout, normal_loglik
+from .woodbury import effect_correction, padded, scatter_add
 
 CONDITIONAL_MEAN, CONDITIONAL_CHOL = "random_effects_mean", "random_effects_chol"
-
-
-@dataclass(frozen=True)
-class RowStatistics(Statistics):
-    """Per cluster: n_j, the cross-products Σ_i (y, 1, x)_ij (y, 1, x)_ijᵀ and the covariates w_j."""
-
-    sizes: np.ndarray
-    crossprod: np.ndarray
-    covariates: np.ndarray
-
-    @classmethod
-    def from_data(cls, layout: Layout, data: ClusteredData) -> RowStatistics:
-        rows = np.hstack([data.matrix(list(layout.within)), np.ones((data.n_rows, 1)),
-                          data.matrix(list(layout.within_covariates))])
-        crossprod = group_crossprod(rows, data.cluster_index, data.n_clusters)
-        return cls(data.sizes.astype(float), crossprod, data.cluster_values(list(layout.top_covariates)))
 
 
 def _designs(layout: Layout, total_effects: pt.TensorVariable, slopes: RandomEntries, n_between: int) -> pt.TensorVariable:
@@ -64,8 +47,11 @@ def _designs(layout: Layout, total_effects: pt.TensorVariable, slopes: RandomEnt
 
 
 def slopes_loglik(layout: Layout, within: Moments, total_effects: pt.TensorVariable, between: Moments,
-                  slopes: RandomEntries, stats: dict[str, pt.TensorVariable]) -> pt.TensorVariable:
-    """Σ_j log p(y_j) with the random intercepts and slopes integrated out (module docstring).
+                  slopes: RandomEntries, stats: dict[str, pt.TensorVariable], missing: bool) -> pt.TensorVariable:
+    """Σ_j log p(y_j) with the random intercepts and slopes integrated out (module docstring),
+    from the cross-products of the units of :class:`.woodbury.UnitStatistics`: the clusters, or
+    with ``missing`` cells each cluster's rows of one pattern, whose V is Σ_W over their observed
+    cells (:func:`.woodbury.padded`).
 
     ``between`` holds the moments of (random intercepts, random slopes), in that order;
     adds the deterministics of b_j | y_j used to draw the clusters' values after sampling.
@@ -76,12 +62,23 @@ def slopes_loglik(layout: Layout, within: Moments, total_effects: pt.TensorVaria
     fixed = pt.concatenate([within.mean[:, None], within.coef], axis=1)               # (μ_W, Π_W)
     coef = pt.concatenate([pt.broadcast_to(pt.eye(p), (mean.shape[0], p, p)),
                            -(fixed + pt.einsum("lpb,jb->jpl", design, mean))], axis=2)  # r_ij = A_j (y, ξ)_ij
-    rows = normal_loglik(within.cov, stats["sizes"], coef, stats["crossprod"])
-    weighted = pt.einsum("pr,lrb->lpb", pt.linalg.inv(within.cov), design)             # Σ_W⁻¹ Q_l
-    xi = stats["crossprod"][:, p:, p:]                                                  # Σ_i ξ ξᵀ
-    m = pt.einsum("jlm,lpa,mpb->jab", xi, design, weighted)
-    residual_xi = (coef[:, :, :, None] * stats["crossprod"][:, None, :, p:]).sum(2)   # Σ_i r_ij ξ_ijᵀ
-    h = pt.einsum("lpb,jpl->jb", weighted, residual_xi)
+    crossprod = stats["unit_crossprod"]
+    xi = crossprod[:, p:, p:]                                                          # Σ_i ξ ξᵀ
+    if missing:
+        cluster, pattern = (pt.cast(stats[k], "int64") for k in ("unit_cluster", "unit_pattern"))
+        coef = stats["observed"][pattern][:, :, None] * coef[cluster]
+        cov, precision = padded(within.cov, stats["observed"])
+        cov, weighted = cov[pattern], pt.einsum("tpr,lrb->tlpb", precision, design)[pattern]   # V⁺ Q_l per unit
+        m = scatter_add(pt.einsum("ulm,lpa,umpb->uab", xi, design, weighted), cluster, mean.shape[0])
+    else:  # the units are the clusters, in order, with V = Σ_W
+        cov, weighted = within.cov, pt.einsum("pr,lrb->lpb", pt.linalg.inv(within.cov), design)
+        m = pt.einsum("jlm,lpa,mpb->jab", xi, design, weighted)
+    rows = stats["constant"] + normal_loglik(cov, stats["unit_counts"], coef, crossprod)
+    residual_xi = (coef[:, :, :, None] * crossprod[:, None, :, p:]).sum(2)            # Σ_i r_ij ξ_ijᵀ
+    if missing:
+        h = scatter_add(pt.einsum("ulpb,upl->ub", weighted, residual_xi), cluster, mean.shape[0])
+    else:
+        h = pt.einsum("lpb,jpl->jb", weighted, residual_xi)
     chol = pt.linalg.cholesky(between.cov)
     correction, k, v = effect_correction(chol, m, h)
     _conditional(mean, chol, k, v)

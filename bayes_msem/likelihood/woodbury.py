@@ -9,15 +9,69 @@ K_j = I + Lᵀ M_j L and v_j = Lᵀ h_j (Woodbury and the matrix determinant lem
 and b_j | r_j ~ N(L K_j⁻¹ v_j, L K_j⁻¹ Lᵀ). The strategies compute Σ_i log N(r_i; 0, V_i)
 from cross-products; this module adds the effect's share (:func:`effect_correction`), and
 does both for units of a few types t that share V_t, A_t and Z_i = E (:func:`typed_units_loglik`).
+
+With missing cells a unit's V_i is the covariance of its observed cells o, padded to full
+size as P V P + (I − P), P = diag(o) (:func:`padded`), its residual zero at the missing cells;
+each missing cell then adds −½ log 2π, which :class:`UnitStatistics` returns as a constant,
+and V⁺ = P V⁻¹ P (the padded inverse, missing rows and columns zeroed) enters M_j and h_j.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pytensor.tensor as pt
 
-from .gaussian import normal_loglik
+from ..data import ClusteredData
+from .gaussian import Statistics, group_crossprod, normal_loglik
 from .kernel import LOG_2PI
+
+
+@dataclass(frozen=True)
+class UnitStatistics(Statistics):
+    """Units: each cluster's rows of one missingness pattern of the variables y (with complete
+    data, the clusters). Per pattern t its observed cells; per unit its cluster, pattern, count
+    and Σ D Dᵀ, Σ D of the rows' D = (y with missing cells 0, 1, x); per cluster its covariates
+    w_j and cluster-level values z_j; the constant ½ log 2π · #missing cells."""
+
+    observed: np.ndarray
+    unit_cluster: np.ndarray
+    unit_pattern: np.ndarray
+    unit_counts: np.ndarray
+    unit_crossprod: np.ndarray
+    unit_sums: np.ndarray
+    covariates: np.ndarray
+    cluster_values: np.ndarray
+    constant: float
+
+    @classmethod
+    def from_data(cls, data: ClusteredData, names: tuple[str, ...], covariates: tuple[str, ...],
+                  cluster_covariates: tuple[str, ...] = (), cluster_values: tuple[str, ...] = ()) -> UnitStatistics:
+        y = data.matrix(list(names))
+        observed = ~np.isnan(y)
+        design = np.hstack([np.where(observed, y, 0.0), np.ones((data.n_rows, 1)), data.matrix(list(covariates))])
+        patterns, pattern = np.unique(observed, axis=0, return_inverse=True)
+        units, unit = np.unique(np.column_stack([data.cluster_index, pattern.ravel()]), axis=0, return_inverse=True)
+        unit = unit.ravel()
+        sums = np.zeros((len(units), design.shape[1]))
+        np.add.at(sums, unit, design)
+        return cls(patterns.astype(float), units[:, 0].astype(float), units[:, 1].astype(float),
+                   np.bincount(unit).astype(float), group_crossprod(design, unit, len(units)), sums,
+                   data.cluster_values(list(cluster_covariates)), data.cluster_values(list(cluster_values)),
+                   0.5 * LOG_2PI * float((~observed).sum()))
+
+
+def padded(cov: pt.TensorVariable, observed: pt.TensorVariable) -> tuple[pt.TensorVariable, pt.TensorVariable]:
+    """P V P + (I − P) and P V⁻¹ P per pattern (observed (T, p); ``cov`` (..., p, p) broadcasting)."""
+    mask = observed[:, :, None] * observed[:, None, :]
+    full = mask * cov + (1.0 - observed)[:, :, None] * pt.eye(observed.shape[1])[None]
+    return full, mask * pt.linalg.inv(full)
+
+
+def scatter_add(values: pt.TensorVariable, index: pt.TensorVariable, n: pt.TensorVariable) -> pt.TensorVariable:
+    """Σ over the units u with index[u] = j of values[u], for j = 0..n−1."""
+    return pt.inc_subtensor(pt.zeros((n, *values.shape[1:]))[index], values)
 
 
 def effect_correction(chol: pt.TensorVariable, precision: pt.TensorVariable, score: pt.TensorVariable

@@ -39,6 +39,18 @@ def implied_moments(level: LevelPlan, theta: pt.TensorVariable, random: pt.Tenso
     ``random`` (J, K), the cluster values r_j of the random parameters, B, Γ and Ψ get
     cluster-specific entries and the moments a leading cluster axis.
     """
+    beta, gamma, psi = level_matrices(level, theta, random)
+    select = np.arange(len(level.roles.observed)) if select is None else select
+    t = _total_effects(beta, path_length(level))[..., select, :]
+    cov = small_matmul(small_matmul(t, psi), t.mT)
+    return Moments(0.5 * (cov + cov.mT), (t @ fill(level.alpha, theta))[..., 0], small_matmul(t, gamma))
+
+
+def level_matrices(level: LevelPlan, theta: pt.TensorVariable, random: pt.TensorVariable | None = None
+                   ) -> tuple[pt.TensorVariable, pt.TensorVariable, pt.TensorVariable]:
+    """B, Γ and Ψ of a level from θ; with ``random`` (J, K) per cluster (a leading cluster axis on
+    those with random entries): random slopes and loadings, exp of random log-variances, and the
+    covariance blocks Φ_j."""
     beta, gamma, psi = fill(level.beta, theta), fill(level.gamma, theta), fill(level.psi, theta)
     if random is not None:
         beta = _with_random(beta, level.random.get("beta"), random)
@@ -46,10 +58,7 @@ def implied_moments(level: LevelPlan, theta: pt.TensorVariable, random: pt.Tenso
         psi = _with_random(psi, level.random.get("psi"), random)
         for block in level.random_covariances:
             psi = _with_random_covariance(psi, block, random)
-    select = np.arange(len(level.roles.observed)) if select is None else select
-    t = _total_effects(beta, path_length(level))[..., select, :]
-    cov = small_matmul(small_matmul(t, psi), t.mT)
-    return Moments(0.5 * (cov + cov.mT), (t @ fill(level.alpha, theta))[..., 0], small_matmul(t, gamma))
+    return beta, gamma, psi
 
 
 def small_matmul(a: pt.TensorVariable, b: pt.TensorVariable) -> pt.TensorVariable:
@@ -65,9 +74,9 @@ def total_effects(level: LevelPlan, theta: pt.TensorVariable) -> pt.TensorVariab
     return all_effects(level, theta)[: len(level.roles.observed)]
 
 
-def all_effects(level: LevelPlan, theta: pt.TensorVariable) -> pt.TensorVariable:
-    """(I − B)⁻¹: the total effects among all the variables of a level."""
-    return _total_effects(fill(level.beta, theta), path_length(level))
+def all_effects(level: LevelPlan, theta: pt.TensorVariable, random: pt.TensorVariable | None = None) -> pt.TensorVariable:
+    """(I − B)⁻¹: the total effects among all the variables of a level (per cluster with ``random``)."""
+    return _total_effects(level_matrices(level, theta, random)[0], path_length(level))
 
 
 def path_length(level: LevelPlan) -> int | None:

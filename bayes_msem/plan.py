@@ -144,7 +144,8 @@ def choose_strategy(roles: dict[str, LevelRoles], random: tuple[RandomParameter,
                     families: Mapping[str, str] | None = None) -> str:
     """The cheapest exact likelihood.
 
-    Conditional with non-Gaussian responses (nothing non-Gaussian integrates in closed form).
+    Conditional with non-Gaussian responses (nothing non-Gaussian integrates in closed form),
+    random parameters included.
     Marginal without random parameters, and with random slopes on observed within covariates
     only (they are Gaussian and linear given the rest, so they integrate out as in lme4)
     unless the between level has cluster-level-only variables; otherwise hybrid: given the
@@ -152,9 +153,8 @@ def choose_strategy(roles: dict[str, LevelRoles], random: tuple[RandomParameter,
     and integrating everything else is exact.
     """
     if families:
-        if random or len(roles) > 2:
-            raise SpecificationError("non-Gaussian responses are supported in single- and two-level models without "
-                                     "random parameters ('NAME | ...') for now.")
+        if len(roles) > 2:
+            raise SpecificationError("non-Gaussian responses are supported in single- and two-level models for now.")
         return CONDITIONAL
     if not random:
         return MARGINAL

@@ -48,7 +48,8 @@ def nutpie_model(model: pm.Model, structure: str):
             _COMPILED.popitem(last=False)
         return cached
     _COMPILED.move_to_end(structure)
-    data = {var.name: var.get_value() for var in model.data_vars}
+    known = {var.name for var in cached.shared_var_keys}  # data the compiled graph uses (unused ones are pruned)
+    data = {var.name: var.get_value() for var in model.data_vars if var.name in known}
     coords = {**cached.coords, **{name: pd.Index(values) for name, values in model.coords.items()}}
     return dataclasses.replace(cached.with_data(**data), _coords=coords, initial_point_func=_initial_points(model))
 

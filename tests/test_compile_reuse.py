@@ -44,3 +44,21 @@ def test_hybrid_model_reuse_takes_the_new_cluster_ids():
             for ids in (np.arange(30), np.arange(100, 130))]
     assert fits[1].info["seconds_compile"] < 2.0
     assert list(fits[1].cluster_effects("s")["cluster"]) == list(range(100, 130))
+
+
+def test_conditional_model_reuse_with_unused_data():
+    """A conditional model registers statistics its graph may not use (no cluster-level outcomes
+    here); a refit on new data passes the compiled sampler only those it uses."""
+    rng = np.random.default_rng(4)
+
+    def data():
+        cluster = np.repeat(np.arange(40), 6)
+        x = rng.normal(size=len(cluster))
+        u = rng.normal(scale=0.5, size=40)[cluster]
+        return pd.DataFrame({"g": cluster, "x": x, "y": (rng.random(len(x)) < 1 / (1 + np.exp(-u - x))).astype(float)})
+
+    syntax = "level: within\n  y ~ x\nlevel: between\n  y ~~ y\n"
+    fits = [bm.Model(syntax, data(), cluster="g", family={"y": "bernoulli"}).fit(draws=100, tune=100, chains=1,
+                                                                               random_seed=1) for _ in range(2)]
+    assert fits[1].info["seconds_compile"] < 2.0
+    assert not np.array_equal(fits[0].idata.posterior["theta"].values, fits[1].idata.posterior["theta"].values)

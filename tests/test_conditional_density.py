@@ -141,3 +141,63 @@ def test_conditional_structure_errors(syntax, message):
     model = bm.Model(syntax, _data(), family={"y2": "bernoulli"})
     with pytest.raises(bm.SpecificationError, match=message):
         model.pymc_model
+
+
+RANDOM = """
+level: within
+  f =~ y1 + y3
+  l2 | f =~ y2
+  s | y4 ~ x
+  v | y1 ~~ y1
+level: between
+  fb =~ y1 + y2 + y3
+  y4 ~~ s
+  l2 ~ fb
+"""
+
+
+def test_conditional_with_random_parameters_matches_scipy_reference():
+    """A random loading of a probit item, a random slope of a poisson count and a random residual
+    log-variance of a Gaussian indicator (y3 Gaussian too): each row's within matrices are its cluster's, with the
+    random parameters (sampled between variables) put in by the hybrid tests' numpy placement."""
+    from test_hybrid_density import _within_matrices
+
+    families = {"y2": "bernoulli(probit)", "y4": "poisson"}
+    model = bm.Model(RANDOM, _data(), cluster="cluster", family=families)
+    plan, data = model.plan, model.data
+    assert plan.strategy == "conditional" and [r.name for r in plan.random] == ["l2", "s", "v"]
+    pm_model = model.pymc_model
+    names = ["theta", "loglik", "within_z", "between_z", "random_effects"]
+    evaluate = pm_model.compile_fn(pm_model.replace_rvs_by_values([pm_model[n] for n in names]),
+                                   inputs=pm_model.value_vars)
+    within, between = plan.levels["within"], plan.levels["between"]
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        point = {k: v + rng.normal(scale=0.4, size=np.shape(v)) for k, v in pm_model.initial_point().items()}
+        theta, loglik, within_z, between_z, random = evaluate(point)
+        b_values, _ = _level(between, theta, np.zeros((data.n_clusters, 0)), between_z,
+                             list(pm_model.coords["between_z_variable"]))
+        np.testing.assert_allclose(random, b_values[:, [between.variables.index(r) for r in ("l2", "s", "v")]])
+        sampled = [within.variables.index(v) for v in pm_model.coords["within_z_variable"]]
+        order = [within.variables.index(v) for v in ("y1", "y2", "y3", "y4")]
+        x, y = data.matrix(["x"]), data.matrix(["y1", "y2", "y3", "y4"])
+        eta, sd = np.empty((data.n_rows, 4)), np.empty((data.n_rows, 2))
+        for i, j in enumerate(data.cluster_index):
+            b, g, psi = _within_matrices(plan, theta, random[j])
+            zeta = np.zeros(len(b))
+            zeta[sampled] = np.linalg.cholesky(psi[np.ix_(sampled, sampled)]) @ within_z[i]
+            values = np.linalg.solve(np.eye(len(b)) - b, fill(within.alpha, theta)[:, 0] + g @ x[i] + zeta)
+            eta[i] = values[order] + b_values[j, [between.variables.index(v) for v in ("y1", "y2", "y3", "y4")]]
+            sd[i] = np.sqrt(psi[order, order][[0, 2]])
+        logp = np.column_stack([stats.norm.logpdf(y[:, 0], eta[:, 0], sd[:, 0]),
+                                stats.norm.logcdf(np.where(y[:, 1] == 1, eta[:, 1], -eta[:, 1])),
+                                stats.norm.logpdf(y[:, 2], eta[:, 2], sd[:, 1]),
+                                stats.poisson.logpmf(y[:, 3], np.exp(eta[:, 3]))])
+        assert loglik == pytest.approx(np.where(np.isnan(y), 0.0, logp).sum(), abs=1e-8, rel=0)
+
+
+def test_random_variance_of_a_non_gaussian_response_is_an_error():
+    syntax = "level: within\n  f =~ y1 + y2\n  v | y2 ~~ y2\nlevel: between\n  y2 ~~ y2\n"
+    model = bm.Model(syntax, _data(), cluster="cluster", family={"y2": "bernoulli"})
+    with pytest.raises(bm.SpecificationError, match="'y2' is bernoulli.*no residual variance to vary"):
+        model.pymc_model

@@ -35,10 +35,10 @@ def build_model(plan: Plan, data: ClusteredData) -> pm.Model:
     """The PyMC model of a planned MSEM with its data registered as ``pm.Data``."""
     with pm.Model(coords={"parameter": plan.parameters["name"].to_list()}) as model:
         theta = parameter_vector(plan, starting_values(plan, data))
-        if plan.three_level:
-            loglik = _three_level(plan, data, theta)
-        elif plan.strategy == CONDITIONAL:
+        if plan.strategy == CONDITIONAL:
             loglik = _conditional(plan, data, theta)
+        elif plan.three_level:
+            loglik = _three_level(plan, data, theta)
         elif plan.strategy == HYBRID:
             loglik = _hybrid(plan, data, Layout.from_plan(plan), theta)
         elif plan.random:
@@ -71,12 +71,14 @@ def _marginal(plan: Plan, data: ClusteredData, layout: Layout, theta: pt.TensorV
 
 
 def _conditional(plan: Plan, data: ClusteredData, theta: pt.TensorVariable) -> pt.TensorVariable:
-    """Latent variables sampled per row and cluster, responses of any family (:mod:`.likelihood.conditional`)."""
+    """Latent variables sampled per row and cluster (and upper cluster), responses of any family
+    (:mod:`.likelihood.conditional`)."""
     model = pm.Model.get_context()
     model.add_coord("row", np.arange(data.n_rows))
     model.add_coord("cluster", cluster_ids(data))
-    layout = Layout.from_plan(plan)
-    return conditional_loglik(plan, layout, theta, ResponseStatistics.from_data(layout, data).register())
+    if data.upper is not None:
+        model.add_coord("upper", coordinate(data.upper.ids))
+    return conditional_loglik(plan, theta, ResponseStatistics.from_data(plan, data).register())
 
 
 def _three_level(plan: Plan, data: ClusteredData, theta: pt.TensorVariable) -> pt.TensorVariable:

@@ -129,6 +129,12 @@ class ClusteredData:
         """Value (J, len(names)) of cluster-level variables: the first row of each cluster."""
         return self.matrix(names)[self._starts()]
 
+    def upper_values(self, names: Sequence[str]) -> np.ndarray:
+        """Value (upper clusters, len(names)) of upper-level variables: the first row of each upper cluster."""
+        first = np.full(self.upper.n_clusters, -1)
+        first[self.upper.parent[::-1]] = np.arange(self.n_clusters)[::-1]
+        return self.cluster_values(names)[first]
+
     def _starts(self) -> np.ndarray:
         """Index of the first (sorted) row of each cluster."""
         return np.concatenate(([0], np.cumsum(self.sizes)[:-1]))

@@ -21,7 +21,7 @@ from .build import build_model, cluster_ids
 from .data import ClusteredData, recode, validate
 from .likelihood.families import Family, ordinal_levels, parse_family
 from .likelihood.slopes import CONDITIONAL_MEAN, draw_random_effects
-from .plan import Plan, check_missing, check_within_variation, data_variables, make_plan, missing_allowed
+from .plan import Plan, check_within_variation, data_variables, make_plan, missing_allowed
 from .results import Fit
 from .sample import check_settings, nutpie_model, run_sampler
 from .syntax import parse
@@ -73,9 +73,9 @@ class Model:
     def plan(self) -> Plan:
         """Matrices, free parameters and likelihood strategy (raises for unsupported features)."""
         if self._plan is None:
-            plan = make_plan(self.table, self.priors, {v: str(f) for v, f in self.families.items()})
+            plan = make_plan(self.table, self.priors, {v: str(f) for v, f in self.families.items()},
+                             self.data.has_missing)
             check_within_variation(plan, self.data)
-            check_missing(plan, self.data)
             self._plan = plan
         return self._plan
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .data import ClusteredData, DataError
+from .data import ClusteredData
 from .priors import Prior, default_priors, parse_prior
 from .table import BETWEEN, SINGLE_LEVEL, WITHIN, LevelRoles, RandomParameter, SpecificationError, assign_roles, random_parameters
 
@@ -141,21 +141,24 @@ def parameter_name(level: str, lhs: str, op: str, rhs: str) -> str:
 
 
 def choose_strategy(roles: dict[str, LevelRoles], random: tuple[RandomParameter, ...],
-                    families: Mapping[str, str] | None = None) -> str:
+                    families: Mapping[str, str] | None = None, missing: bool = False) -> str:
     """The cheapest exact likelihood.
 
     Conditional with non-Gaussian responses (nothing non-Gaussian integrates in closed form),
-    random parameters included.
-    Marginal without random parameters, and with random slopes on observed within covariates
-    only (they are Gaussian and linear given the rest, so they integrate out as in lme4)
-    unless the between level has cluster-level-only variables; otherwise hybrid: given the
-    cluster's random parameters the within model is linear and Gaussian, so sampling them
-    and integrating everything else is exact.
+    random parameters included; and for three levels with random parameters, missing cells
+    or variables observed at an upper level only. Marginal without random parameters, and
+    with random slopes on observed within covariates only (they are Gaussian and linear given
+    the rest, so they integrate out as in lme4) unless the between level has
+    cluster-level-only variables; otherwise hybrid: given the cluster's random parameters
+    the within model is linear and Gaussian, so sampling them and integrating everything
+    else is exact.
     """
+    levels = list(roles.values())
     if families:
-        if len(roles) > 2:
-            raise SpecificationError("non-Gaussian responses are supported in single- and two-level models for now.")
         return CONDITIONAL
+    if len(levels) == 3:
+        upper_only = any(v not in levels[0].observed for r in levels[1:] for v in r.observed)
+        return CONDITIONAL if random or missing or upper_only else MARGINAL
     if not random:
         return MARGINAL
     within, between = roles[WITHIN], roles[BETWEEN]
@@ -164,9 +167,10 @@ def choose_strategy(roles: dict[str, LevelRoles], random: tuple[RandomParameter,
 
 
 def make_plan(table: pd.DataFrame, priors: dict[str, str] | None = None,
-              families: Mapping[str, str] | None = None) -> Plan:
+              families: Mapping[str, str] | None = None, missing: bool = False) -> Plan:
     """Derive matrices, free parameters and correlation blocks from a complete table
-    (``families``: the family text of each non-Gaussian variable)."""
+    (``families``: the family text of each non-Gaussian variable; ``missing``: whether the
+    data have missing cells)."""
     kind_priors = default_priors(priors)
     model_rows = table[table["op"].isin(["=~", "~", "~~", "~1"])]
     roles = assign_roles(model_rows)
@@ -174,10 +178,7 @@ def make_plan(table: pd.DataFrame, priors: dict[str, str] | None = None,
     dispersions = {(lowest, v) for v, f in (families or {}).items() if f.startswith("negbinomial")}
     parameters = _free_parameters(table[table["op"].isin(["=~", "~", "~~", "~1", "|"])], kind_priors, dispersions)
     random = tuple(random_parameters(model_rows))
-    if random and len(roles) > 2:
-        raise SpecificationError("random parameters ('NAME | ...') in three-level models are not supported yet; "
-                                 "fit the random parameters in a two-level model.")
-    strategy = choose_strategy(roles, random, families)
+    strategy = choose_strategy(roles, random, families, missing)
     if not random:
         _check_moments(parameters, roles)
     levels = {lev: _level_plan(model_rows[model_rows["level"] == lev], r, random) for lev, r in roles.items()}
@@ -201,17 +202,6 @@ def missing_allowed(roles: dict[str, LevelRoles]) -> list[str]:
     """The variables whose missing cells the likelihood integrates out: the modelled observed
     variables of the lowest level."""
     return list(roles[WITHIN if WITHIN in roles else SINGLE_LEVEL].observed)
-
-
-def check_missing(plan: Plan, data: ClusteredData) -> None:
-    """Missing cells are integrated out by the single- and two-level strategies; three-level
-    models need complete data."""
-    if plan.three_level and data.has_missing:
-        names = [n for n, v in data.values.items() if np.isnan(v).any()]
-        raise DataError(
-            f"missing values in {', '.join(map(repr, names))}: three-level models do not handle missing responses "
-            "yet (single- and two-level models integrate them out); drop those rows, "
-            f"e.g. data.dropna(subset={names!r}).")
 
 
 def check_within_variation(plan: Plan, data: ClusteredData) -> None:

@@ -201,3 +201,74 @@ def test_random_variance_of_a_non_gaussian_response_is_an_error():
     model = bm.Model(syntax, _data(), cluster="cluster", family={"y2": "bernoulli"})
     with pytest.raises(bm.SpecificationError, match="'y2' is bernoulli.*no residual variance to vary"):
         model.pymc_model
+
+
+THREE_LEVEL = """
+level: within
+  f =~ y1 + y2 + y3
+  s | y4 ~ x
+level: cluster
+  fc =~ y1 + y2 + y3
+  y4 ~~ s
+  z ~ fc
+level: school
+  y1 ~~ y1
+  y4 ~~ y4
+  s ~~ s
+  z ~~ z
+"""
+
+
+def test_three_level_conditional_matches_scipy_reference():
+    """Three levels (rows in clusters in schools): a probit and a poisson response, a random
+    slope that varies over clusters and schools, a cluster-level outcome with a school part, and
+    missing cells; each level's values from its own sampled disturbances, the parts of the
+    levels above added."""
+    from test_hybrid_density import _within_matrices
+
+    frame = _data().assign(school=lambda f: f["cluster"] // 2)
+    model = bm.Model(THREE_LEVEL, frame, cluster=["cluster", "school"], family={"y2": "bernoulli(probit)", "y4": "poisson"})
+    plan, data = model.plan, model.data
+    assert plan.strategy == "conditional" and plan.three_level
+    pm_model = model.pymc_model
+    names = ["theta", "loglik", "within_z", "between_z", "upper_z", "random_effects"]
+    evaluate = pm_model.compile_fn(pm_model.replace_rvs_by_values([pm_model[n] for n in names]),
+                                   inputs=pm_model.value_vars)
+    within, middle, top = plan.levels.values()
+    school = data.upper.parent
+    rng = np.random.default_rng(2)
+    for _ in range(3):
+        point = {k: v + rng.normal(scale=0.4, size=np.shape(v)) for k, v in pm_model.initial_point().items()}
+        theta, loglik, within_z, between_z, upper_z, random = evaluate(point)
+        s_values, s_psi = _level(top, theta, np.zeros((data.upper.n_clusters, 0)), upper_z,
+                                 list(pm_model.coords["upper_z_variable"]))
+        c_values, c_psi = _level(middle, theta, np.zeros((data.n_clusters, 0)), between_z,
+                                 list(pm_model.coords["between_z_variable"]))
+
+        def total(v, rows_cluster):  # a variable's class value plus its school part, per cluster given
+            value = c_values[rows_cluster, middle.variables.index(v)]
+            return value + (s_values[school[rows_cluster], top.variables.index(v)] if v in top.variables else 0.0)
+
+        clusters = np.arange(data.n_clusters)
+        np.testing.assert_allclose(random[:, 0], total("s", clusters), atol=1e-10)
+        k = middle.variables.index("z")
+        logp = stats.norm.logpdf(data.cluster_values(["z"])[:, 0], total("z", clusters), np.sqrt(c_psi[k, k])).sum()
+        sampled = [within.variables.index(v) for v in pm_model.coords["within_z_variable"]]
+        order = [within.variables.index(v) for v in ("y1", "y2", "y3", "y4")]
+        y, x = data.matrix(["y1", "y2", "y3", "y4"]), data.matrix(["x"])
+        eta, sd = np.empty((data.n_rows, 4)), np.empty((data.n_rows, 2))
+        for i, j in enumerate(data.cluster_index):
+            b, g, psi = _within_matrices(plan, theta, random[j])
+            zeta = np.zeros(len(b))
+            zeta[sampled] = np.linalg.cholesky(psi[np.ix_(sampled, sampled)]) @ within_z[i]
+            values = np.linalg.solve(np.eye(len(b)) - b, fill(within.alpha, theta)[:, 0] + g @ x[i] + zeta)
+            parts = [c_values[j, middle.variables.index(v)]
+                     + (s_values[school[j], top.variables.index(v)] if v in top.variables else 0.0)
+                     for v in ("y1", "y2", "y3", "y4")]
+            eta[i] = values[order] + parts
+            sd[i] = np.sqrt(psi[order, order][[0, 2]])
+        cells = np.column_stack([stats.norm.logpdf(y[:, 0], eta[:, 0], sd[:, 0]),
+                                 stats.norm.logcdf(np.where(y[:, 1] == 1, eta[:, 1], -eta[:, 1])),
+                                 stats.norm.logpdf(y[:, 2], eta[:, 2], sd[:, 1]),
+                                 stats.poisson.logpmf(y[:, 3], np.exp(eta[:, 3]))])
+        assert loglik == pytest.approx(logp + np.where(np.isnan(y), 0.0, cells).sum(), abs=1e-8, rel=0)

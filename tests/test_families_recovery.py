@@ -112,3 +112,21 @@ def test_logit_random_intercept_and_slope():
     _check(fit, {("y", "~1", "", "between"): -0.3, ("s", "~1", "", "between"): 0.8,
                  ("y", "~~", "y", "between"): 0.5, ("s", "~~", "s", "between"): 0.25, ("y", "~~", "s", "between"): 0.1})
     assert fit.cluster_effects("s")["mean"].corr(pd.Series(effects[:, 1])) > 0.5
+
+
+def test_three_level_logit_random_intercepts():
+    """Binary responses of pupils in classes in schools (60 schools x 3 classes x 8 pupils):
+    random intercepts at both upper levels, sampled by the conditional strategy."""
+    rng = np.random.default_rng(17)
+    school = np.repeat(np.arange(60), 24)
+    klass = np.repeat(np.arange(180), 8)
+    x = rng.normal(size=len(klass))
+    eta = -0.2 + 0.7 * x + rng.normal(scale=np.sqrt(0.6), size=60)[school] + rng.normal(scale=np.sqrt(0.3), size=180)[klass]
+    frame = pd.DataFrame({"y": (rng.random(len(x)) < expit(eta)).astype(float), "x": x, "class": klass, "school": school})
+    syntax = "level: within\n  y ~ x\nlevel: class\n  y ~~ y\nlevel: school\n  y ~~ y\n"
+    fit = bm.Model(syntax, frame, cluster=["class", "school"], family={"y": "bernoulli"}).fit(
+        draws=1000, tune=1000, chains=4, random_seed=2)
+    _check(fit, {("y", "~", "x", "within"): 0.7, ("y", "~~", "y", "class"): 0.3, ("y", "~~", "y", "school"): 0.6,
+                 ("y", "~1", "", "school"): -0.2})
+    scores = fit.latent_scores()
+    assert scores.groupby("level").size().to_dict() == {"class": 180, "school": 60}

@@ -197,9 +197,11 @@ def test_complete_data_pattern_form_equals_size_form():
     assert value == pytest.approx(loglik, abs=1e-8, rel=0)
 
 
-def test_missing_cells_in_three_level_models_are_an_error():
-    frame = _remove_cells(_data([3] * 6, seed=2), ["y1"], 0.2, seed=3).assign(school=lambda f: f["cluster"] // 2)
+def test_missing_cells_in_three_level_models_plan_as_conditional():
+    """The three-level marginal strategy needs complete data; with missing cells the upper levels'
+    effects are sampled (the conditional strategy, tested in test_conditional_density.py)."""
+    frame = _data([3] * 6, seed=2).assign(school=lambda f: f["cluster"] // 2)
     syntax = "level: within\n  y1 ~ x1\nlevel: cluster\n  y1 ~~ y1\nlevel: school\n  y1 ~~ y1\n"
-    model = bm.Model(syntax, frame, cluster=["cluster", "school"])
-    with pytest.raises(bm.DataError, match=r"missing values in 'y1'.*three-level.*dropna"):
-        model.plan
+    assert bm.Model(syntax, frame, cluster=["cluster", "school"]).plan.strategy == "marginal"
+    missing = _remove_cells(frame, ["y1"], 0.2, seed=3)
+    assert bm.Model(syntax, missing, cluster=["cluster", "school"]).plan.strategy == "conditional"

@@ -29,15 +29,20 @@ import pytensor.tensor as pt
 from ..data import ClusteredData
 from ..moments import all_effects, fill, level_matrices
 from ..plan import LevelPlan, Plan
-from ..table import BETWEEN, SINGLE_LEVEL, WITHIN, SpecificationError
+from ..table import SpecificationError
 from .families import Family, parse_family
-from .gaussian import Layout, Statistics
+from .gaussian import Statistics
+
+
+UNITS = ("row", "cluster", "upper")
+"""The unit of each level, lowest first: rows, (lowest-level) clusters, upper clusters."""
 
 
 @dataclass(frozen=True)
 class ResponseStatistics(Statistics):
     """Per row: the responses (missing cells 0), which are observed, the covariates x and the
-    cluster index; per cluster: the covariates w and the cluster-level outcomes z."""
+    cluster index; per cluster: the covariates and the outcomes of the level above (variables
+    observed first there), and its upper cluster; per upper cluster (three levels) the same."""
 
     responses: np.ndarray
     observed: np.ndarray
@@ -45,14 +50,29 @@ class ResponseStatistics(Statistics):
     cluster: np.ndarray
     cluster_covariates: np.ndarray
     cluster_outcomes: np.ndarray
+    parent: np.ndarray
+    upper_covariates: np.ndarray
+    upper_outcomes: np.ndarray
 
     @classmethod
-    def from_data(cls, layout: Layout, data: ClusteredData) -> ResponseStatistics:
-        names, covariates = layout.units
-        y = data.matrix(list(names))
-        return cls(np.nan_to_num(y), (~np.isnan(y)).astype(float), data.matrix(list(covariates)),
-                   data.cluster_index.astype(float), data.cluster_values(list(layout.top_covariates)),
-                   data.cluster_values(list(layout.cluster_only)))
+    def from_data(cls, plan: Plan, data: ClusteredData) -> ResponseStatistics:
+        levels = [lp.roles for lp in plan.levels.values()]  # lowest first
+        y = data.matrix(list(levels[0].observed))
+        upper = [([], []), ([], [])]
+        for k, roles in enumerate(levels[1:]):
+            values = data.cluster_values if k == 0 else data.upper_values
+            upper[k] = (values(list(roles.covariates)), values(list(_outcomes(plan, k + 1))))
+        parent = data.upper.parent if data.upper is not None else np.zeros(0)
+        return cls(np.nan_to_num(y), (~np.isnan(y)).astype(float), data.matrix(list(levels[0].covariates)),
+                   data.cluster_index.astype(float), *upper[0], parent.astype(float), *upper[1])
+
+
+def _outcomes(plan: Plan, rank: int) -> tuple[str, ...]:
+    """The observed variables of the level of ``rank`` (0 lowest) that no lower level observes:
+    its outcomes (cluster-level variables)."""
+    levels = [lp.roles for lp in plan.levels.values()]
+    lower = {v for roles in levels[:rank] for v in roles.observed}
+    return tuple(v for v in levels[rank].observed if v not in lower)
 
 
 def sampled_disturbances(level: LevelPlan, outcomes: list[int], families: dict[str, str]) -> np.ndarray:
@@ -110,38 +130,42 @@ def _apply(matrix: pt.TensorVariable, vectors: pt.TensorVariable) -> pt.TensorVa
     return vectors @ matrix.T if matrix.ndim == 2 else (matrix * vectors[:, None, :]).sum(-1)
 
 
-def conditional_loglik(plan: Plan, layout: Layout, theta: pt.TensorVariable,
-                       stats: dict[str, pt.TensorVariable]) -> pt.TensorVariable:
+def conditional_loglik(plan: Plan, theta: pt.TensorVariable, stats: dict[str, pt.TensorVariable]) -> pt.TensorVariable:
     """Σ log p(y | sampled latent part) (module docstring)."""
-    lowest = plan.levels[WITHIN if plan.two_level else SINGLE_LEVEL]
-    names = lowest.roles.observed
-    index = pt.cast(stats["cluster"], "int64")
-    ll, random = 0.0, None
-    if plan.two_level:
-        between = plan.levels[BETWEEN]
-        outcomes = [k for k, v in enumerate(between.roles.observed) if v not in names]
-        cluster_values, between_psi = level_values(between, theta, stats["cluster_covariates"],
-                                                   sampled_disturbances(between, outcomes, plan.families), "between_z",
-                                                   "cluster")
-        _scores(between, cluster_values, [k for k in range(len(between.variables))
-                                          if k not in outcomes and between.variables[k] not in between.roles.random],
-                "cluster")
-        if plan.random:  # the clusters' random parameters: between variables, sampled with the others
-            random = cluster_values[:, [between.variables.index(r.name) for r in plan.random]]
-            pm.Model.get_context().add_coord("random", [r.name for r in plan.random])
-            pm.Deterministic("random_effects", random, dims=("cluster", "random"))
+    levels = list(plan.levels.values())  # lowest first
+    names = levels[0].roles.observed
+    cluster = pt.cast(stats["cluster"], "int64")
+    parent = pt.cast(stats["parent"], "int64")
+    index = {(0, 1): cluster, (0, 2): parent[cluster], (1, 2): parent}  # unit of a level → unit of a higher one
+    uppers = []
+    for rank, level in enumerate(levels[1:], start=1):
+        outcomes = [level.variables.index(v) for v in _outcomes(plan, rank)]
+        values, psi = level_values(level, theta, stats[f"{_STATS[rank]}_covariates"],
+                                   sampled_disturbances(level, outcomes, plan.families), f"{_PREFIX[rank]}_z",
+                                   UNITS[rank])
+        _scores(level, values, [k for k in range(len(level.variables))
+                                if k not in outcomes and level.variables[k] not in level.roles.random], UNITS[rank])
+        uppers.append((level, values, psi))
+    ll = 0.0
+    for rank, (level, values, psi) in enumerate(uppers, start=1):  # cluster-level outcomes, Gaussian
+        outcomes = _outcomes(plan, rank)
         if outcomes:
-            sd = pt.sqrt(pt.diagonal(between_psi)[outcomes])
-            ll = ll + Family("gaussian", "identity").logp(stats["cluster_outcomes"], cluster_values[:, outcomes], sd=sd).sum()
-    values, psi = level_values(lowest, theta, stats["covariates"],
-                               sampled_disturbances(lowest, list(range(len(names))), plan.families),
-                               "within_z" if plan.two_level else "latent_z", "row", random, index)
-    _scores(lowest, values, range(len(names), len(lowest.variables)), "row")
-    eta = values[:, :len(names)]
-    if plan.two_level:
-        parts = [between.roles.observed.index(v) for v in names if v in between.roles.observed]
-        with_part = [k for k, v in enumerate(names) if v in between.roles.observed]
-        eta = pt.inc_subtensor(eta[:, with_part], cluster_values[index][:, parts])
+            at = [level.variables.index(v) for v in outcomes]
+            mean = values[:, at] + _parts(uppers, outcomes, rank, index)
+            sd = pt.sqrt(pt.diagonal(psi)[at])
+            ll = ll + Family("gaussian", "identity").logp(stats[f"{_STATS[rank]}_outcomes"], mean, sd=sd).sum()
+    random = None
+    if plan.random:  # the clusters' random parameters: variables of the level above, sampled with the others
+        chosen = [r.name for r in plan.random]
+        level, values, _ = uppers[0]
+        random = values[:, [level.variables.index(r) for r in chosen]] + _parts(uppers, chosen, 1, index)
+        pm.Model.get_context().add_coord("random", chosen)
+        pm.Deterministic("random_effects", random, dims=("cluster", "random"))
+    values, psi = level_values(levels[0], theta, stats["covariates"],
+                               sampled_disturbances(levels[0], list(range(len(names))), plan.families),
+                               "within_z" if plan.two_level else "latent_z", "row", random, cluster)
+    _scores(levels[0], values, range(len(names), len(levels[0].variables)), "row")
+    eta = values[:, :len(names)] + _parts(uppers, names, 0, index)
     variance = pt.diagonal(psi, axis1=-2, axis2=-1)[..., :len(names)]                 # (p,) or per row (N, p)
     for k, name in enumerate(names):
         family = parse_family(plan.families.get(name, "gaussian"))
@@ -150,6 +174,22 @@ def conditional_loglik(plan: Plan, layout: Layout, theta: pt.TensorVariable,
                            thresholds=_thresholds(plan, name, theta) if family.has_thresholds else None)
         ll = ll + (stats["observed"][:, k] * logp).sum()
     return ll
+
+
+_STATS = (None, "cluster", "upper")      # the statistics of each upper level
+_PREFIX = (None, "between", "upper")     # its sampled disturbances: between_z, upper_z
+
+
+def _parts(uppers: list, names, rank: int, index: dict) -> pt.TensorVariable | float:
+    """Σ over the levels above ``rank`` (0 lowest) of each named variable's part there, per unit of
+    ``rank`` (units × names; zero where a level has no part of the variable)."""
+    total = 0.0
+    for above, (level, values, _) in enumerate(uppers, start=1):
+        where = [k for k, v in enumerate(names) if v in level.variables]
+        if above > rank and where:
+            gathered = values[index[(rank, above)]][:, [level.variables.index(names[k]) for k in where]]
+            total = total + pt.set_subtensor(pt.zeros((gathered.shape[0], len(names)))[:, where], gathered)
+    return total
 
 
 def _scores(level: LevelPlan, values: pt.TensorVariable, positions, unit: str) -> None:

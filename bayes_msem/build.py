@@ -16,7 +16,7 @@ import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 
-from .data import ClusteredData, coordinate
+from .data import ClusteredData, coordinate, unit_dim
 from .likelihood.conditional import ResponseStatistics, conditional_loglik
 from .likelihood.gaussian import Layout
 from .likelihood.hybrid import ClusterStatistics, hybrid_loglik, hybrid_units_loglik, split_between
@@ -76,8 +76,8 @@ def _conditional(plan: Plan, data: ClusteredData, theta: pt.TensorVariable) -> p
     model = pm.Model.get_context()
     model.add_coord("row", np.arange(data.n_rows))
     model.add_coord("cluster", cluster_ids(data))
-    if data.upper is not None:
-        model.add_coord("upper", coordinate(data.upper.ids))
+    for rank, upper in enumerate(data.uppers, start=2):
+        model.add_coord(unit_dim(rank), coordinate(upper.ids))
     return conditional_loglik(plan, theta, ResponseStatistics.from_data(plan, data).register())
 
 
@@ -205,15 +205,14 @@ def _random_start(random: RandomParameter, kind: str, variance: dict) -> float:
 
 def _level_moments(plan: Plan, data: ClusteredData) -> tuple[dict, dict]:
     """Observed mean and variance of each modelled variable at each level (within: pooled
-    within-cluster variance; upper levels: variance of the cluster means, of the three-level
-    model's upper clusters at its top level)."""
+    within-cluster variance; upper levels: variance of the means of the level's clusters)."""
     mean, variance = {}, {}
     for rank, (level, lp) in enumerate(plan.levels.items()):
         names = list(lp.roles.observed)
         if level == WITHIN:
             values = data.matrix(names) - data.cluster_means(names)[data.cluster_index]
-        elif rank == 2:
-            values = pd.DataFrame(data.matrix(names)).groupby(data.upper.parent[data.cluster_index]).mean().to_numpy()
+        elif rank >= 2:
+            values = pd.DataFrame(data.matrix(names)).groupby(data.level_index(rank)).mean().to_numpy()
         elif rank == 1:
             values = data.cluster_means(names)
         else:

@@ -32,8 +32,8 @@ class DataError(ValueError):
 
 @dataclass(frozen=True, eq=False)
 class UpperLevel:
-    """The clusters of a third level: their ``column``, ``ids`` and, per lowest-level cluster,
-    the index of the upper cluster it belongs to (``parent``, (J,))."""
+    """The clusters of a level above the lowest clusters: their ``column``, ``ids`` and, per cluster
+    of the level below, the index of the cluster it belongs to (``parent``)."""
 
     column: str
     ids: np.ndarray
@@ -59,7 +59,27 @@ class ClusteredData:
     cluster_ids: np.ndarray
     cluster_index: np.ndarray
     sizes: np.ndarray
-    upper: UpperLevel | None = None
+    uppers: tuple[UpperLevel, ...] = ()
+
+    @property
+    def upper(self) -> UpperLevel | None:
+        """The clusters of the third level, if any."""
+        return self.uppers[0] if self.uppers else None
+
+    def level_index(self, rank: int) -> np.ndarray:
+        """Per row, the index of its cluster at level ``rank`` (0 the rows, 1 the clusters, 2 … the
+        upper levels)."""
+        index = np.arange(self.n_rows) if rank == 0 else self.cluster_index
+        for upper in self.uppers[:max(rank - 1, 0)]:
+            index = upper.parent[index]
+        return index
+
+    def level_values(self, names: Sequence[str], rank: int) -> np.ndarray:
+        """Value (clusters of level ``rank``, len(names)) of variables constant within them: the first row of each."""
+        index = self.level_index(rank)
+        first = np.full(index.max() + 1, -1)
+        first[index[::-1]] = np.arange(self.n_rows)[::-1]
+        return self.matrix(names)[first]
 
     @property
     def n_rows(self) -> int:
@@ -107,8 +127,8 @@ class ClusteredData:
         cluster id and upper cluster id (three levels) (:meth:`from_dataset` reads it back)."""
         coords = {"row": np.arange(self.n_rows), "label": ("row", coordinate(self.row_labels)),
                   "cluster": ("row", coordinate(self.cluster_ids[self.cluster_index]))}
-        if self.upper is not None:
-            coords["upper"] = ("row", coordinate(self.upper.ids[self.upper.parent[self.cluster_index]]))
+        for rank, upper in enumerate(self.uppers, start=2):
+            coords[unit_dim(rank)] = ("row", coordinate(upper.ids[self.level_index(rank)]))
         return xr.Dataset({name: ("row", values) for name, values in self.values.items()}, coords=coords)
 
     @classmethod
@@ -116,28 +136,28 @@ class ClusteredData:
         """The data of a model back from :meth:`to_dataset` (rows sorted by cluster)."""
         codes, ids = pd.factorize(dataset["cluster"].values)
         values = {name: dataset[name].values for name in dataset.data_vars}
-        upper = None
-        if "upper" in dataset.coords:
-            upper_codes, upper_ids = pd.factorize(dataset["upper"].values)
-            parent = np.zeros(len(ids), dtype=np.int64)
-            parent[codes] = upper_codes
-            upper = UpperLevel(cluster[1], np.asarray(upper_ids), parent)
-        return cls(values, dataset["label"].values, cluster if upper is None else cluster[0], np.asarray(ids),
-                   codes.astype(np.int64), np.bincount(codes).astype(np.int64), upper)
+        uppers, lower = [], codes
+        for rank in range(2, 2 + sum(unit_dim(k) in dataset.coords for k in range(2, 10))):
+            upper_codes, upper_ids = pd.factorize(dataset[unit_dim(rank)].values)
+            parent = np.zeros(lower.max() + 1, dtype=np.int64)
+            parent[lower] = upper_codes
+            uppers.append(UpperLevel(cluster[rank - 1], np.asarray(upper_ids), parent))
+            lower = upper_codes
+        return cls(values, dataset["label"].values, cluster[0] if uppers else cluster, np.asarray(ids),
+                   codes.astype(np.int64), np.bincount(codes).astype(np.int64), tuple(uppers))
 
     def cluster_values(self, names: Sequence[str]) -> np.ndarray:
         """Value (J, len(names)) of cluster-level variables: the first row of each cluster."""
         return self.matrix(names)[self._starts()]
 
-    def upper_values(self, names: Sequence[str]) -> np.ndarray:
-        """Value (upper clusters, len(names)) of upper-level variables: the first row of each upper cluster."""
-        first = np.full(self.upper.n_clusters, -1)
-        first[self.upper.parent[::-1]] = np.arange(self.n_clusters)[::-1]
-        return self.cluster_values(names)[first]
-
     def _starts(self) -> np.ndarray:
         """Index of the first (sorted) row of each cluster."""
         return np.concatenate(([0], np.cumsum(self.sizes)[:-1]))
+
+
+def unit_dim(rank: int) -> str:
+    """The dimension name of the units of level ``rank``: row, cluster, upper, upper_4, upper_5, …"""
+    return ("row", "cluster", "upper")[rank] if rank < 3 else f"upper_{rank + 1}"
 
 
 def coordinate(values: np.ndarray) -> np.ndarray:
@@ -230,12 +250,11 @@ def _to_float(data: pd.DataFrame, used: list[str], missing_ok: Sequence[str]) ->
     return values
 
 
-def _check_between(grouped: ClusteredData, between: Sequence[str], upper: bool = False) -> None:
-    """Raise if a cluster-level variable varies within a cluster (up to rounding, rtol 1e-9): of the
-    lowest clusters, or with ``upper`` of the third level's."""
-    index, ids = grouped.cluster_index, grouped.cluster_ids
-    if upper:
-        index, ids = grouped.upper.parent[index], grouped.upper.ids
+def _check_between(grouped: ClusteredData, between: Sequence[str], rank: int) -> None:
+    """Raise if a cluster-level variable varies within a cluster of level ``rank`` (1 the lowest
+    clusters, 2 … the upper levels), up to rounding (rtol 1e-9)."""
+    index = grouped.level_index(rank)
+    ids = grouped.cluster_ids if rank == 1 else grouped.uppers[rank - 2].ids
     first_row = np.unique(index, return_index=True)[1]
     for name in between:
         v = grouped.column(name)
@@ -251,7 +270,7 @@ def _check_between(grouped: ClusteredData, between: Sequence[str], upper: bool =
 
 
 def _upper_level(data: pd.DataFrame, column: str, lower: str, order: np.ndarray, index: np.ndarray) -> UpperLevel:
-    """The third level's clusters; raise unless each lower cluster lies in one upper cluster."""
+    """The clusters of the level above ``lower``; raise unless each lower cluster lies in one of them."""
     codes, uniques = pd.factorize(data[column])
     codes = codes[order]
     parent = np.full(index.max() + 1, -1)
@@ -266,8 +285,8 @@ def _upper_level(data: pd.DataFrame, column: str, lower: str, order: np.ndarray,
             f"If the ids restart in each {column}, make them unique, e.g. "
             f"data[{lower!r}] = data[{column!r}].astype(str) + '/' + data[{lower!r}].astype(str).")
     if len(uniques) < 2:
-        raise DataError(f"The cluster column {column!r} has {len(uniques)} distinct cluster(s); a three-level "
-                        "model needs many (at least 2 to run, 30+ advisable). Check the column or drop the level.")
+        raise DataError(f"The cluster column {column!r} has {len(uniques)} distinct cluster(s); a level of "
+                        "a model needs many clusters (at least 2 to run, 30+ advisable). Check the column or drop the level.")
     if np.bincount(parent).max() == 1:
         raise DataError(f"Every {column} cluster holds a single {lower} cluster, so the two levels cannot be "
                         "separated; check the cluster columns or drop one level.")
@@ -275,12 +294,13 @@ def _upper_level(data: pd.DataFrame, column: str, lower: str, order: np.ndarray,
 
 
 def validate(data: pd.DataFrame, variables: Sequence[str], cluster: str | Sequence[str] | None = None,
-             between: Sequence[str] = (), missing_ok: Sequence[str] = (), top: Sequence[str] = ()) -> ClusteredData:
+             between: Sequence[str] = (), missing_ok: Sequence[str] = (),
+             upper_levels: Sequence[Sequence[str]] = ()) -> ClusteredData:
     """Check `data` for a model using `variables` and group it by `cluster` (a column, or the columns
-    of the lower and upper clusters of a three-level model, which must nest).
+    of the clusters of each level above the rows, lowest first, which must nest).
 
-    `between` must be constant within the (lowest) clusters, `top` within the upper ones;
-    `missing_ok` may have missing cells.
+    `between` must be constant within the (lowest) clusters, `upper_levels[k]` within the
+    clusters of the (k + 3)-th level; `missing_ok` may have missing cells.
     """
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"The data must be a pandas DataFrame, got {type(data).__name__}; "
@@ -289,7 +309,8 @@ def validate(data: pd.DataFrame, variables: Sequence[str], cluster: str | Sequen
         raise DataError("The data has no rows; pass a DataFrame with observations.")
     clusters = [] if cluster is None else [cluster] if isinstance(cluster, str) else list(cluster)
     cluster = clusters[0] if clusters else None
-    used = list(dict.fromkeys([*variables, *between, *top]))
+    top = [list(names) for names in upper_levels]
+    used = list(dict.fromkeys([*variables, *between, *(v for names in top for v in names)]))
     _check_columns(data, used, clusters)
     for column in clusters:
         if (na := data[column].isna().to_numpy()).any():
@@ -316,14 +337,17 @@ def validate(data: pd.DataFrame, variables: Sequence[str], cluster: str | Sequen
         if sizes.max() == 1:
             raise DataError(f"Every cluster in {cluster!r} has a single member, so within and between "
                             "variation cannot be separated; check that the cluster column is the right one.")
-    upper = _upper_level(data, clusters[1], cluster, order, index) if len(clusters) == 2 else None
+    uppers, row_index = [], index
+    for lower, column in zip(clusters, clusters[1:]):
+        uppers.append(_upper_level(data, column, lower, order, row_index))
+        row_index = uppers[-1].parent[row_index]
     result = ClusteredData({k: v[order] for k, v in values.items()}, data.index.to_numpy()[order],
-                           cluster, ids, index, sizes, upper)
+                           cluster, ids, index, sizes, tuple(uppers))
     for arr in [*result.values.values(), result.row_labels, ids, index, sizes]:
         arr.setflags(write=False)
-    _check_between(result, [*between, *top])
-    if upper is not None:
-        _check_between(result, top, upper=True)
+    _check_between(result, [*between, *(v for names in top for v in names)], 1)
+    for rank, names in enumerate(top, start=2):
+        _check_between(result, names, rank)
     return result
 
 

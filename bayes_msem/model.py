@@ -35,8 +35,8 @@ class Model:
     ----------
     syntax : lavaan model syntax, with ``level:`` blocks for two-level models.
     data : a DataFrame with one row per unit (the lowest level).
-    cluster : the column that identifies clusters (two-level models), or the columns of the lower and
-        upper clusters, lowest first (three-level models, e.g. ``["class", "school"]``).
+    cluster : the column that identifies clusters (two-level models), or the columns of the clusters
+        of each level, lowest first (e.g. ``["class", "school"]`` for three levels, one more per level).
     std_lv : identify factors by fixing their variances to 1 instead of their first loading.
     priors : default priors per kind of parameter, e.g. ``{"loading": "normal(0, 5)"}``.
     family : the response family of non-Gaussian variables, e.g. ``{"y4": "bernoulli"}`` (links:
@@ -59,8 +59,8 @@ class Model:
         self.definitions = definitions(user)
         model_rows = self.table[self.table["op"].isin(["=~", "~", "~~", "~1"])]
         roles = assign_roles(model_rows)
-        variables, between, top = data_variables(roles)
-        validated = validate(data, variables, cluster, between, missing_allowed(roles), top)
+        variables, between, upper = data_variables(roles)
+        validated = validate(data, variables, cluster, between, missing_allowed(roles), upper)
         self.data: ClusteredData = recode(validated, {v: f.codes for v, f in self.families.items()})
         self._plan: Plan | None = None
         self._pymc_model: pm.Model | None = None
@@ -112,7 +112,8 @@ class Model:
         info = {
             "version": _version(), "cluster": self.cluster, "n_rows": self.data.n_rows,
             "n_clusters": self.data.n_clusters,
-            "n_upper_clusters": self.data.upper.n_clusters if self.data.upper else None, "strategy": self.plan.strategy, "sampler": sampler,
+            "n_upper_clusters": [upper.n_clusters for upper in self.data.uppers], "strategy": self.plan.strategy,
+            "sampler": sampler,
             "syntax": self.syntax, "std_lv": self.std_lv, "families": dict(self.plan.families), "seconds_compile": compiled_at - started,
             "seconds_sample": finished - compiled_at,
         }

@@ -145,8 +145,8 @@ def choose_strategy(roles: dict[str, LevelRoles], random: tuple[RandomParameter,
     """The cheapest exact likelihood.
 
     Conditional with non-Gaussian responses (nothing non-Gaussian integrates in closed form),
-    random parameters included; and for three levels with random parameters, missing cells
-    or variables observed at an upper level only. Marginal without random parameters, and
+    random parameters included; for four or more levels; and for three levels with random
+    parameters, missing cells or variables observed at an upper level only. Marginal without random parameters, and
     with random slopes on observed within covariates only (they are Gaussian and linear given
     the rest, so they integrate out as in lme4) unless the between level has
     cluster-level-only variables; otherwise hybrid: given the cluster's random parameters
@@ -154,7 +154,7 @@ def choose_strategy(roles: dict[str, LevelRoles], random: tuple[RandomParameter,
     else is exact.
     """
     levels = list(roles.values())
-    if families:
+    if families or len(levels) > 3:
         return CONDITIONAL
     if len(levels) == 3:
         upper_only = any(v not in levels[0].observed for r in levels[1:] for v in r.observed)
@@ -186,16 +186,17 @@ def make_plan(table: pd.DataFrame, priors: dict[str, str] | None = None,
     return Plan(table, parameters, levels, blocks, strategy, random, dict(families or {}))
 
 
-def data_variables(roles: dict[str, LevelRoles]) -> tuple[list[str], list[str], list[str]]:
+def data_variables(roles: dict[str, LevelRoles]) -> tuple[list[str], list[str], list[list[str]]]:
     """All observed variables the model uses; those absent from the within level (constant within
-    clusters); those of a three-level model's top level only (constant within its clusters)."""
+    clusters); per level above the clusters, those first used there or higher (constant within
+    its clusters)."""
     names = [[v for v in (*r.observed, *r.covariates)] for r in roles.values()]  # levels lowest first
     used = list(dict.fromkeys(v for level in names for v in level))
     if WITHIN not in roles:
         return used, [], []
     between = [v for v in used if v not in names[0]]
-    top = [v for v in between if v not in names[1]] if len(names) == 3 else []
-    return used, between, top
+    upper = [[v for v in between if not any(v in level for level in names[:rank])] for rank in range(2, len(names))]
+    return used, between, upper
 
 
 def missing_allowed(roles: dict[str, LevelRoles]) -> list[str]:

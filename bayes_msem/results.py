@@ -138,11 +138,13 @@ class Fit:
         columns = [] if not info.get("cluster") else [info["cluster"]] if isinstance(info["cluster"], str) else info["cluster"]
         lines = [
             f"bayes_msem {info.get('version', '')} — Bayesian "
-            f"{['single-level', 'two-level', 'three-level'][len(columns)]} SEM",
+            f"{['single-level', 'two-level', 'three-level'][len(columns)] if len(columns) < 3 else f'{len(columns) + 1}-level'} SEM",
             "",
             f"  Observations                 {info['n_rows']}",
         ]
-        for column, count in zip(columns, [info["n_clusters"], info.get("n_upper_clusters")]):
+        upper = info.get("n_upper_clusters")
+        upper = [upper] if isinstance(upper, int) else upper or []  # one number in fits saved before four levels
+        for column, count in zip(columns, [info["n_clusters"], *upper]):
             lines.append(f"  Clusters ({column}){' ' * max(1, 18 - len(column))}{count}")
         lines += [
             f"  Free parameters              {int((self.table['free'].max()) if len(self.table) else 0)}",

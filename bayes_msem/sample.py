@@ -54,8 +54,13 @@ def nutpie_model(model: pm.Model, structure: str):
     return dataclasses.replace(cached.with_data(**data), _coords=coords, initial_point_func=_initial_points(model))
 
 
-JITTERED = ("random_effects_z", "within_z", "between_z", "latent_z")
 JITTER_SD = 0.1
+
+
+def jittered(name: str) -> bool:
+    """Whether a free variable is standardised random effects or latent disturbances
+    (``random_effects_z``, ``within_z``, ``between_z``, ``upper_z``, …, ``latent_z``)."""
+    return name.endswith("_z")
 
 
 def _initial_points(model: pm.Model):
@@ -64,10 +69,10 @@ def _initial_points(model: pm.Model):
     point = make_initial_point_fn(model=model, jitter_rvs=set(), return_transformed=True)(None)
     names = [model.rvs_to_values[rv].name for rv in model.free_RVs]
     start = np.concatenate([np.ravel(point[name]) for name in names]).astype(float)
-    jittered = np.concatenate([np.full(np.size(point[name]), name in JITTERED) for name in names])
+    mask = np.concatenate([np.full(np.size(point[name]), jittered(name)) for name in names])
 
     def initial(seed) -> np.ndarray:
-        return start + jittered * np.random.default_rng(seed).normal(scale=JITTER_SD, size=start.shape)
+        return start + mask * np.random.default_rng(seed).normal(scale=JITTER_SD, size=start.shape)
 
     return initial
 

@@ -35,12 +35,11 @@ import pytensor.tensor as pt
 import xarray as xr
 
 from .clusters import summarise
-from .data import ClusteredData, coordinate
+from .data import ClusteredData, coordinate, unit_dim
 from .moments import implied_moments
 from .plan import LevelPlan, Plan
 
 MAX_DRAWS = 1000  # posterior draws of θ used to draw the scores of a marginal fit
-_UNITS = ("row", "cluster", "upper")  # the unit of each level, lowest first
 
 
 def latent_scores(posterior: xr.Dataset, plan: Plan, data: ClusteredData, seed: int | None = None) -> pd.DataFrame:
@@ -51,7 +50,9 @@ def latent_scores(posterior: xr.Dataset, plan: Plan, data: ClusteredData, seed: 
     frames = []
     for level, values in draws.items():
         unit, variable = values.dims[2:]
-        ids = coordinate({"row": data.row_labels, "cluster": data.cluster_ids, "upper": getattr(data.upper, "ids", None)}[unit])
+        ids = {"row": data.row_labels, "cluster": data.cluster_ids,
+               **{unit_dim(rank): upper.ids for rank, upper in enumerate(data.uppers, start=2)}}
+        ids = coordinate(ids[unit])
         table = summarise(values.assign_coords({unit: ids}).rename({unit: "unit", variable: "variable"}))
         frames.append(table.assign(level="" if level == "single" else level))
     if not frames:
@@ -88,7 +89,7 @@ def _marginal_draws(posterior: xr.Dataset, plan: Plan, data: ClusteredData, rng:
             values = np.stack([d[k][:, keep] for d in draws])
             out[label or "single"] = xr.DataArray(
                 values.reshape(theta.sizes["chain"], theta.sizes["draw"], *values.shape[1:]),
-                dims=("chain", "draw", _UNITS[k], f"{label or 'single'}_variable"),
+                dims=("chain", "draw", unit_dim(k), f"{label or 'single'}_variable"),
                 coords={f"{label or 'single'}_variable": [names[i] for i in keep]})
     return out
 

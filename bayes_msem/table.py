@@ -65,8 +65,8 @@ def level_names(blocks: list[str | None], cluster: str | list[str] | None) -> di
     """Map the raw block names of the syntax to level labels, lowest level first.
 
     Two levels: ``within``/``between`` (also 1/2, or the cluster column's name for the upper
-    one). Three levels, ``cluster=[lower, upper]``: ``within`` (or 1), then the cluster
-    columns' names (or 2, 3), which become the level labels.
+    one). Three or more levels, ``cluster=[lowest, …, highest]``: ``within`` (or 1), then the
+    cluster columns' names (or 2, 3, …), which become the level labels.
     """
     distinct = list(dict.fromkeys(blocks))
     if distinct == [None]:
@@ -82,11 +82,6 @@ def level_names(blocks: list[str | None], cluster: str | list[str] | None) -> di
             "the syntax has level blocks but no cluster column was given; pass cluster='COLUMN'."
         )
     clusters = [cluster] if isinstance(cluster, str) else list(cluster)
-    if len(clusters) > 2:
-        raise SpecificationError(
-            f"models with {len(clusters) + 1} levels (cluster={clusters!r}) are not supported yet; "
-            "two- and three-level models take one or two cluster columns."
-        )
     labels = [WITHIN, BETWEEN] if len(clusters) == 1 else [WITHIN, *clusters]
     aliases = {"within": 0, "1": 0} | {str(k + 2): k + 1 for k in range(len(clusters))}
     aliases |= {c: k + 1 for k, c in enumerate(clusters)} | ({"between": 1} if len(clusters) == 1 else {})

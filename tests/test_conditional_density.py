@@ -272,3 +272,56 @@ def test_three_level_conditional_matches_scipy_reference():
                                  stats.norm.logpdf(y[:, 2], eta[:, 2], sd[:, 1]),
                                  stats.poisson.logpmf(y[:, 3], np.exp(eta[:, 3]))])
         assert loglik == pytest.approx(logp + np.where(np.isnan(y), 0.0, cells).sum(), abs=1e-8, rel=0)
+
+
+FOUR_LEVEL = """
+level: within
+  y1 ~ x
+  y2 ~ x
+level: cluster
+  y1 ~~ y1
+  y2 ~~ y2
+level: school
+  y1 ~~ y1
+level: district
+  y1 ~~ y1
+  y2 ~~ y2
+  y1 ~ d
+"""
+
+
+def test_four_level_conditional_matches_scipy_reference():
+    """Rows in clusters in schools in districts: random intercepts at every level (y2 has none at
+    the school level), a district covariate, a binary response and missing cells."""
+    frame = _data().assign(school=lambda f: f["cluster"] // 2, district=lambda f: f["cluster"] // 4)
+    frame["d"] = np.array([0.3, -1.2])[frame["district"]]
+    model = bm.Model(FOUR_LEVEL, frame, cluster=["cluster", "school", "district"], family={"y2": "bernoulli"})
+    plan, data = model.plan, model.data
+    assert plan.strategy == "conditional" and list(plan.levels) == ["within", "cluster", "school", "district"]
+    pm_model = model.pymc_model
+    names = ["theta", "loglik", "between_z", "upper_z", "upper_4_z"]
+    evaluate = pm_model.compile_fn(pm_model.replace_rvs_by_values([pm_model[n] for n in names]),
+                                   inputs=pm_model.value_vars)
+    levels = list(plan.levels.values())
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        point = {k: v + rng.normal(scale=0.4, size=np.shape(v)) for k, v in pm_model.initial_point().items()}
+        theta, loglik, *z = evaluate(point)
+        w_values, w_psi = _level(levels[0], theta, data.matrix(["x"]), np.zeros((data.n_rows, 0)), [])
+        eta = w_values[:, :2].copy()
+        for rank, (level, draws) in enumerate(zip(levels[1:], z), start=1):
+            covariates = data.level_values(list(level.roles.covariates), rank)
+            values, _ = _level(level, theta, covariates, draws, list(pm_model.coords[f"{['between', 'upper', 'upper_4'][rank - 1]}_z_variable"]))
+            for k, v in enumerate(["y1", "y2"]):
+                if v in level.variables:
+                    eta[:, k] += values[data.level_index(rank), level.variables.index(v)]
+        y = data.matrix(["y1", "y2"])
+        cells = np.column_stack([stats.norm.logpdf(y[:, 0], eta[:, 0], np.sqrt(w_psi[0, 0])),
+                                 np.log(expit(np.where(y[:, 1] == 1, eta[:, 1], -eta[:, 1])))])
+        assert loglik == pytest.approx(np.where(np.isnan(y), 0.0, cells).sum(), abs=1e-8, rel=0)
+    fit = model.fit(draws=20, tune=20, chains=1, random_seed=1)
+    text = fit.summary()
+    assert "4-level SEM" in text and "Clusters (district)          2" in text and "Level: district" in text
+    scores = fit.latent_scores()
+    assert scores.groupby("level").size().to_dict() == {"cluster": 16, "school": 4, "district": 4}
+    assert set(scores.query("level == 'district'")["unit"]) == {0, 1}

@@ -226,7 +226,7 @@ def _three_level(class_ids):
 
 def test_three_levels_nested():
     d = validate(_three_level(["a", "a", "b", "b", "c", "c", "d", "d"]), ["y", "x"], cluster=["class", "school"],
-                 top=["w"])
+                 upper_levels=[["w"]])
     assert d.upper.column == "school" and d.upper.n_clusters == 2
     np.testing.assert_array_equal(d.upper.ids[d.upper.parent], ["s1", "s1", "s2", "s2"])
 
@@ -239,7 +239,7 @@ def test_three_levels_not_nested():
 
 def test_three_levels_upper_variable_varies():
     data = _three_level(["a", "a", "b", "b", "c", "c", "d", "d"]).assign(w=[1.0] * 2 + [3.0] * 2 + [2.0] * 4)
-    msg = errmsg(data, ["y"], cluster=["class", "school"], top=["w"])
+    msg = errmsg(data, ["y"], cluster=["class", "school"], upper_levels=[["w"]])
     assert "'w' varies within 1 cluster(s)" in msg and "cluster 's1'" in msg
 
 

@@ -414,9 +414,12 @@ def test_only_one_level_block():
     assert "both" in message and "'within'" not in message and "between" in message
 
 
-def test_four_levels_not_supported():
+def test_four_levels_are_named_after_their_cluster_columns():
     message = spec_error(DEMO, cluster=("class", "school", "district"))
-    assert "4 levels" in message and "not supported" in message and "two cluster columns" in message
+    assert "unknown level 'between'" in message and "'level: district' (or 4)" in message
+    syntax = "level: 4\n  y ~~ y\nlevel: within\n  y ~ x\nlevel: class\n  y ~~ y\nlevel: school\n  y ~~ y\n"
+    table = build_table(parse(syntax), cluster=["class", "school", "district"])
+    assert list(dict.fromkeys(table["level"])) == ["within", "class", "school", "district"]
 
 
 THREE_LEVEL = """

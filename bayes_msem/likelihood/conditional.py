@@ -26,7 +26,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from ..data import ClusteredData
+from ..data import ClusteredData, unit_dim
 from ..moments import all_effects, fill, level_matrices
 from ..plan import LevelPlan, Plan
 from ..table import SpecificationError
@@ -34,37 +34,29 @@ from .families import Family, parse_family
 from .gaussian import Statistics
 
 
-UNITS = ("row", "cluster", "upper")
-"""The unit of each level, lowest first: rows, (lowest-level) clusters, upper clusters."""
-
-
 @dataclass(frozen=True)
 class ResponseStatistics(Statistics):
     """Per row: the responses (missing cells 0), which are observed, the covariates x and the
-    cluster index; per cluster: the covariates and the outcomes of the level above (variables
-    observed first there), and its upper cluster; per upper cluster (three levels) the same."""
+    cluster index; per level above the rows (one entry each, lowest first): its clusters'
+    covariates and outcomes (variables observed first there), and the index of each cluster of
+    the level below it in the level's clusters (rows → clusters first)."""
 
     responses: np.ndarray
     observed: np.ndarray
     covariates: np.ndarray
-    cluster: np.ndarray
-    cluster_covariates: np.ndarray
-    cluster_outcomes: np.ndarray
-    parent: np.ndarray
-    upper_covariates: np.ndarray
-    upper_outcomes: np.ndarray
+    level_covariates: tuple
+    level_outcomes: tuple
+    parents: tuple
 
     @classmethod
     def from_data(cls, plan: Plan, data: ClusteredData) -> ResponseStatistics:
         levels = [lp.roles for lp in plan.levels.values()]  # lowest first
         y = data.matrix(list(levels[0].observed))
-        upper = [([], []), ([], [])]
-        for k, roles in enumerate(levels[1:]):
-            values = data.cluster_values if k == 0 else data.upper_values
-            upper[k] = (values(list(roles.covariates)), values(list(_outcomes(plan, k + 1))))
-        parent = data.upper.parent if data.upper is not None else np.zeros(0)
+        ranks = range(1, len(levels))
         return cls(np.nan_to_num(y), (~np.isnan(y)).astype(float), data.matrix(list(levels[0].covariates)),
-                   data.cluster_index.astype(float), *upper[0], parent.astype(float), *upper[1])
+                   tuple(data.level_values(list(levels[k].covariates), k) for k in ranks),
+                   tuple(data.level_values(list(_outcomes(plan, k)), k) for k in ranks),
+                   tuple([data.cluster_index, *(upper.parent for upper in data.uppers)][:len(ranks)]))
 
 
 def _outcomes(plan: Plan, rank: int) -> tuple[str, ...]:
@@ -130,21 +122,23 @@ def _apply(matrix: pt.TensorVariable, vectors: pt.TensorVariable) -> pt.TensorVa
     return vectors @ matrix.T if matrix.ndim == 2 else (matrix * vectors[:, None, :]).sum(-1)
 
 
-def conditional_loglik(plan: Plan, theta: pt.TensorVariable, stats: dict[str, pt.TensorVariable]) -> pt.TensorVariable:
+def conditional_loglik(plan: Plan, theta: pt.TensorVariable, stats: dict) -> pt.TensorVariable:
     """Σ log p(y | sampled latent part) (module docstring)."""
     levels = list(plan.levels.values())  # lowest first
     names = levels[0].roles.observed
-    cluster = pt.cast(stats["cluster"], "int64")
-    parent = pt.cast(stats["parent"], "int64")
-    index = {(0, 1): cluster, (0, 2): parent[cluster], (1, 2): parent}  # unit of a level → unit of a higher one
+    parents = [pt.cast(parent, "int64") for parent in stats["parents"]]
+    index = {}  # (rank a, rank b) → the index of each unit of level a in the units of level b > a
+    for a in range(len(levels)):
+        for b in range(a + 1, len(levels)):
+            index[(a, b)] = parents[b - 1] if b == a + 1 else parents[b - 1][index[(a, b - 1)]]
     uppers = []
     for rank, level in enumerate(levels[1:], start=1):
         outcomes = [level.variables.index(v) for v in _outcomes(plan, rank)]
-        values, psi = level_values(level, theta, stats[f"{_STATS[rank]}_covariates"],
-                                   sampled_disturbances(level, outcomes, plan.families), f"{_PREFIX[rank]}_z",
-                                   UNITS[rank])
+        values, psi = level_values(level, theta, stats["level_covariates"][rank - 1],
+                                   sampled_disturbances(level, outcomes, plan.families), _disturbances(rank),
+                                   unit_dim(rank))
         _scores(level, values, [k for k in range(len(level.variables))
-                                if k not in outcomes and level.variables[k] not in level.roles.random], UNITS[rank])
+                                if k not in outcomes and level.variables[k] not in level.roles.random], unit_dim(rank))
         uppers.append((level, values, psi))
     ll = 0.0
     for rank, (level, values, psi) in enumerate(uppers, start=1):  # cluster-level outcomes, Gaussian
@@ -153,7 +147,7 @@ def conditional_loglik(plan: Plan, theta: pt.TensorVariable, stats: dict[str, pt
             at = [level.variables.index(v) for v in outcomes]
             mean = values[:, at] + _parts(uppers, outcomes, rank, index)
             sd = pt.sqrt(pt.diagonal(psi)[at])
-            ll = ll + Family("gaussian", "identity").logp(stats[f"{_STATS[rank]}_outcomes"], mean, sd=sd).sum()
+            ll = ll + Family("gaussian", "identity").logp(stats["level_outcomes"][rank - 1], mean, sd=sd).sum()
     random = None
     if plan.random:  # the clusters' random parameters: variables of the level above, sampled with the others
         chosen = [r.name for r in plan.random]
@@ -163,7 +157,8 @@ def conditional_loglik(plan: Plan, theta: pt.TensorVariable, stats: dict[str, pt
         pm.Deterministic("random_effects", random, dims=("cluster", "random"))
     values, psi = level_values(levels[0], theta, stats["covariates"],
                                sampled_disturbances(levels[0], list(range(len(names))), plan.families),
-                               "within_z" if plan.two_level else "latent_z", "row", random, cluster)
+                               _disturbances(0) if plan.two_level else "latent_z", "row", random,
+                               index.get((0, 1)))
     _scores(levels[0], values, range(len(names), len(levels[0].variables)), "row")
     eta = values[:, :len(names)] + _parts(uppers, names, 0, index)
     variance = pt.diagonal(psi, axis1=-2, axis2=-1)[..., :len(names)]                 # (p,) or per row (N, p)
@@ -176,8 +171,9 @@ def conditional_loglik(plan: Plan, theta: pt.TensorVariable, stats: dict[str, pt
     return ll
 
 
-_STATS = (None, "cluster", "upper")      # the statistics of each upper level
-_PREFIX = (None, "between", "upper")     # its sampled disturbances: between_z, upper_z
+def _disturbances(rank: int) -> str:
+    """The name of a level's standard-normal disturbances: within_z, between_z, upper_z, upper_4_z, …"""
+    return ("within_z", "between_z")[rank] if rank < 2 else f"{unit_dim(rank)}_z"
 
 
 def _parts(uppers: list, names, rank: int, index: dict) -> pt.TensorVariable | float:

@@ -26,11 +26,15 @@ from .kernel import gaussian_scatter
 class Statistics:
     """Base of the strategies' sufficient-statistic dataclasses."""
 
-    def register(self) -> dict[str, pt.TensorVariable]:
-        """Every field as ``pm.Data`` named ``stat_<field>`` in the current model, so a model of the
-        same structure on new data reuses the compiled sampler with its own statistics."""
-        return {f.name: pm.Data(f"stat_{f.name}", np.asarray(getattr(self, f.name), dtype=float))
-                for f in fields(self)}
+    def register(self) -> dict[str, pt.TensorVariable | list[pt.TensorVariable]]:
+        """Every field as ``pm.Data`` named ``stat_<field>`` in the current model (a tuple field as a
+        list, ``stat_<field>_<k>``), so a model of the same structure on new data reuses the compiled
+        sampler with its own statistics."""
+        def data(name: str, value) -> pt.TensorVariable:
+            return pm.Data(name, np.asarray(value, dtype=float))
+
+        return {f.name: [data(f"stat_{f.name}_{k}", v) for k, v in enumerate(value)] if isinstance(value, tuple)
+                else data(f"stat_{f.name}", value) for f in fields(self) for value in [getattr(self, f.name)]}
 
 
 @dataclass(frozen=True)

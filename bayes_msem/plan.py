@@ -26,7 +26,8 @@ import pandas as pd
 
 from .data import ClusteredData
 from .priors import Prior, default_priors, parse_prior
-from .table import BETWEEN, SINGLE_LEVEL, WITHIN, LevelRoles, RandomParameter, SpecificationError, assign_roles, random_parameters
+from .table import (BETWEEN, SINGLE_LEVEL, WITHIN, LevelRoles, RandomParameter, SpecificationError, assign_roles,
+                    cross_level_factors, random_parameters)
 
 MARGINAL, HYBRID, CONDITIONAL = "marginal", "hybrid", "conditional"
 
@@ -141,12 +142,14 @@ def parameter_name(level: str, lhs: str, op: str, rhs: str) -> str:
 
 
 def choose_strategy(roles: dict[str, LevelRoles], random: tuple[RandomParameter, ...],
-                    families: Mapping[str, str] | None = None, missing: bool = False) -> str:
+                    families: Mapping[str, str] | None = None, missing: bool = False,
+                    cross_level: bool = False) -> str:
     """The cheapest exact likelihood.
 
     Conditional with non-Gaussian responses (nothing non-Gaussian integrates in closed form),
-    random parameters included; for four or more levels; and for three levels with random
-    parameters, missing cells or variables observed at an upper level only. Marginal without random parameters, and
+    random parameters included; for four or more levels; for factors with parts at higher
+    levels (cross-level regressions); and for three levels with random parameters, missing
+    cells or variables observed at an upper level only. Marginal without random parameters, and
     with random slopes on observed within covariates only (they are Gaussian and linear given
     the rest, so they integrate out as in lme4) unless the between level has
     cluster-level-only variables; otherwise hybrid: given the cluster's random parameters
@@ -154,7 +157,7 @@ def choose_strategy(roles: dict[str, LevelRoles], random: tuple[RandomParameter,
     else is exact.
     """
     levels = list(roles.values())
-    if families or len(levels) > 3:
+    if families or len(levels) > 3 or cross_level:
         return CONDITIONAL
     if len(levels) == 3:
         upper_only = any(v not in levels[0].observed for r in levels[1:] for v in r.observed)
@@ -178,8 +181,9 @@ def make_plan(table: pd.DataFrame, priors: dict[str, str] | None = None,
     dispersions = {(lowest, v) for v, f in (families or {}).items() if f.startswith("negbinomial")}
     parameters = _free_parameters(table[table["op"].isin(["=~", "~", "~~", "~1", "|"])], kind_priors, dispersions)
     random = tuple(random_parameters(model_rows))
-    strategy = choose_strategy(roles, random, families, missing)
-    if not random:
+    cross_level = bool(cross_level_factors(model_rows))
+    strategy = choose_strategy(roles, random, families, missing, cross_level)
+    if not random and not cross_level:  # the count ignores the cross-level covariances these models use
         _check_moments(parameters, roles)
     levels = {lev: _level_plan(model_rows[model_rows["level"] == lev], r, random) for lev, r in roles.items()}
     blocks = _correlation_blocks(model_rows, parameters)

@@ -16,7 +16,8 @@ h_g = Σ_u Zᵀ P_u r_u and K_g = I + Lᵀ M_g L (Woodbury, as in :mod:`.likelih
   observed cells, zero elsewhere); cluster-level variables are conditioned on first, exactly.
 * Three levels: a school's units are its classes' mean vectors, with noise
   V_n = H/n + Z_2 G_2 Z_2ᵀ (:mod:`.likelihood.nested`); then each class is a group of one unit
-  (its mean, noise H/n) with the school's part removed.
+  (its mean, noise H/n) with the school's part removed. A class's score of a variable that
+  also has a school part includes it (as the conditional strategy's do).
 
 Last, each unit's within latent variables η given its observed cells o and residual
 r_i = y_i − E[y_i | upper parts, x_i]:
@@ -151,7 +152,8 @@ def _three_level_draw(plan: Plan, data: ClusteredData, moments: list[np.ndarray]
     classes = _effect_draw(_root(g_2), z_2, np.linalg.inv(noise), residual - schools[school] @ z_3.T,
                            np.arange(data.n_clusters), rng)
     shift = ((class_mean + classes) @ z_2.T + (school_mean + schools)[school] @ z_3.T)[data.cluster_index]
-    return [_draw_within(_per_cluster((h, mu_1, pi_1)), data, within, shift, rng), class_mean + classes,
+    above = (school_mean + schools)[school] @ _placement(middle.variables, top.variables).T  # school parts
+    return [_draw_within(_per_cluster((h, mu_1, pi_1)), data, within, shift, rng), class_mean + classes + above,
             school_mean + schools]
 
 

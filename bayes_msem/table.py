@@ -174,7 +174,7 @@ def assign_roles(rows: pd.DataFrame) -> dict[str, LevelRoles]:
         observed = [v for v in names_at[lev] if v not in latent | random and v not in covariates]
         lv = [v for v in names_at[lev] if v in latent]
         rp = [v for v in names_at[lev] if v in random]
-        if lev == BETWEEN:
+        if len(levels) > 1 and lev == levels[1]:  # random parameters are variables of the level above the lowest
             rp = list(dict.fromkeys(components + rp))
         roles[lev] = LevelRoles(lev, tuple(observed), tuple(lv), tuple(covariates), tuple(rp))
     return roles
@@ -275,7 +275,8 @@ def _check_random_duplicates(rows: pd.DataFrame) -> None:
 
 
 def _check_latent_levels(rows: pd.DataFrame) -> None:
-    """A factor belongs to the level that defines it; using it elsewhere is an error."""
+    """A factor belongs to the level that defines it; a higher level may use it (its part at that
+    level, e.g. ``f ~ f_district``: a cross-level regression), a lower one may not."""
     defined = rows[rows["op"] == "=~"].groupby("lhs")["level"].agg(lambda s: sorted(set(s)))
     for name, levels in defined.items():
         if len(levels) > 1:
@@ -283,15 +284,24 @@ def _check_latent_levels(rows: pd.DataFrame) -> None:
                 f"the factor {name!r} is defined at levels {levels}; give the factor at each "
                 f"level its own name (for example {name}_w and {name}_b)."
             )
+    order = list(dict.fromkeys(rows["level"]))  # lowest first
     home = {name: levels[0] for name, levels in defined.items()}
     for row in rows.itertuples(index=False):
         for name in (row.lhs, row.rhs):
-            if name in home and home[name] != row.level:
+            if name in home and order.index(row.level) < order.index(home[name]):
                 raise SpecificationError(
                     f"line {row.line}: the factor {name!r} is defined at the {home[name]} level "
-                    f"but used at the {row.level} level; a factor exists only at the level that "
-                    "defines it."
+                    f"but used at the lower {row.level} level; a factor exists at the level that "
+                    "defines it (and, as its part there, at the levels above)."
                 )
+
+
+def cross_level_factors(rows: pd.DataFrame) -> list[tuple[str, str]]:
+    """(factor, level) for each factor used at a level above the one that defines it."""
+    home = dict(rows.loc[rows["op"] == "=~", ["lhs", "level"]].drop_duplicates("lhs").itertuples(index=False))
+    used = rows.loc[rows["op"] != "=~", ["lhs", "rhs", "level"]]
+    return sorted({(name, level) for lhs, rhs, level in used.itertuples(index=False)
+                   for name in (lhs, rhs) if name in home and level != home[name]})
 
 
 def _check_families(rows: pd.DataFrame, roles: dict[str, LevelRoles], families: dict[str, str],
@@ -328,14 +338,15 @@ def _level_rows(user: pd.DataFrame, roles: LevelRoles, all_roles: dict[str, Leve
                              prior=None, random=None, user=False, free_forced=False))
             given.add((lhs, op, rhs))
 
+    defined = [lv for lv in roles.latent if any(r["op"] == "=~" and r["lhs"] == lv for r in rows)]  # not parts
     if not std_lv:
-        for lv in roles.latent:
+        for lv in defined:
             first = next(r for r in rows if r["op"] == "=~" and r["lhs"] == lv)
             if np.isnan(first["fixed"]) and not first["free_forced"] and first["random"] is None:
                 first["fixed"] = 1.0
     for v in roles.observed + roles.latent:
         no_noise = lowest and v in families and families[v] != "negbinomial"
-        add(v, "~~", v, 1.0 if std_lv and v in roles.latent else 0.0 if no_noise else np.nan)
+        add(v, "~~", v, 1.0 if std_lv and v in defined else 0.0 if no_noise else np.nan)
     for v in roles.observed:
         if lowest and families.get(v) == "ordinal":
             for k in range(1, categories[v]):
@@ -422,8 +433,8 @@ def _check_scales(table: pd.DataFrame, roles: dict[str, LevelRoles]) -> None:
         for lv in r.latent:
             loadings = at[(at["op"] == "=~") & (at["lhs"] == lv)]
             variance = at[(at["op"] == "~~") & (at["lhs"] == lv) & (at["rhs"] == lv)]
-            if (loadings["fixed"].fillna(0) != 0).any() or variance["free"].eq(0).any():
-                continue
+            if loadings.empty or (loadings["fixed"].fillna(0) != 0).any() or variance["free"].eq(0).any():
+                continue  # a factor's part at a higher level is on the factor's scale
             where = f" at the {level} level" if level else ""
             raise SpecificationError(
                 f"the factor {lv!r}{where} has no scale: all its loadings and its variance are free. "

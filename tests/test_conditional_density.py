@@ -48,14 +48,14 @@ def _data(seed=5):
     return frame
 
 
-def _level(plan, theta, covariates, z, sampled_names):
-    """v_n = T (α + Γ x_n + ζ_n) in numpy, ζ on the sampled variables."""
+def _level(plan, theta, covariates, z, sampled_names, offset=0.0):
+    """v_n = T (α + Γ x_n + ζ_n + o_n) in numpy, ζ on the sampled variables, o the parts from above."""
     b, g, psi, alpha = (fill(getattr(plan, m), theta) for m in ("beta", "gamma", "psi", "alpha"))
     sampled = [plan.variables.index(v) for v in sampled_names]
     zeta = np.zeros((len(covariates), len(plan.variables)))
     if sampled:
         zeta[:, sampled] = z @ np.linalg.cholesky(psi[np.ix_(sampled, sampled)]).T
-    inner = alpha[:, 0] + covariates @ g.T + zeta
+    inner = alpha[:, 0] + covariates @ g.T + zeta + offset
     return inner @ np.linalg.inv(np.eye(len(b)) - b).T, psi
 
 
@@ -325,3 +325,60 @@ def test_four_level_conditional_matches_scipy_reference():
     scores = fit.latent_scores()
     assert scores.groupby("level").size().to_dict() == {"cluster": 16, "school": 4, "district": 4}
     assert set(scores.query("level == 'district'")["unit"]) == {0, 1}
+
+
+CROSS_LEVEL = """
+level: within
+  fw =~ y1 + y2 + y3
+level: cluster
+  fs =~ y1 + y2 + y3
+level: school
+  fd =~ y1 + y3
+  fs ~ fd
+"""
+
+
+def test_cross_level_regression_matches_scipy_reference():
+    """A cluster-level factor regressed on a school-level one (``fs ~ fd`` in the school block): fs
+    has a school part, b fd + ζ, that reaches fs's indicators through the cluster level's
+    loadings; y2 has no school part; a binary response."""
+    frame = _data().assign(school=lambda f: f["cluster"] // 2)
+    model = bm.Model(CROSS_LEVEL, frame, cluster=["cluster", "school"], family={"y2": "bernoulli"})
+    plan, data = model.plan, model.data
+    assert plan.strategy == "conditional"
+    pm_model = model.pymc_model
+    evaluate = pm_model.compile_fn(pm_model.replace_rvs_by_values(
+        [pm_model[n] for n in ["theta", "loglik", "within_z", "between_z", "upper_z"]]), inputs=pm_model.value_vars)
+    within, middle, top = plan.levels.values()
+    school = data.upper.parent
+    rng = np.random.default_rng(4)
+    for _ in range(3):
+        point = {k: v + rng.normal(scale=0.4, size=np.shape(v)) for k, v in pm_model.initial_point().items()}
+        theta, loglik, within_z, between_z, upper_z = evaluate(point)
+        s_values, _ = _level(top, theta, np.zeros((data.upper.n_clusters, 0)), upper_z,
+                             list(pm_model.coords["upper_z_variable"]))
+        offset = np.zeros((data.n_clusters, len(middle.variables)))
+        for k, v in enumerate(middle.variables):
+            if v in top.variables:
+                offset[:, k] = s_values[school, top.variables.index(v)]
+        c_values, _ = _level(middle, theta, np.zeros((data.n_clusters, 0)), between_z,
+                             list(pm_model.coords["between_z_variable"]), offset)
+        row_offset = np.zeros((data.n_rows, len(within.variables)))
+        for k, v in enumerate(within.variables):
+            if v in middle.variables:
+                row_offset[:, k] = c_values[data.cluster_index, middle.variables.index(v)]
+        w_values, w_psi = _level(within, theta, np.zeros((data.n_rows, 0)), within_z,
+                                 list(pm_model.coords["within_z_variable"]), row_offset)
+        order = [within.variables.index(v) for v in ("y1", "y2", "y3")]
+        eta, y = w_values[:, order], data.matrix(["y1", "y2", "y3"])
+        sd = np.sqrt(w_psi[order, order])
+        cells = np.column_stack([stats.norm.logpdf(y[:, 0], eta[:, 0], sd[0]),
+                                 np.log(expit(np.where(y[:, 1] == 1, eta[:, 1], -eta[:, 1]))),
+                                 stats.norm.logpdf(y[:, 2], eta[:, 2], sd[2])])
+        assert loglik == pytest.approx(np.where(np.isnan(y), 0.0, cells).sum(), abs=1e-8, rel=0)
+
+
+def test_a_factor_used_below_its_level_is_an_error():
+    syntax = "level: within\n  fw =~ y1 + y2\n  fw ~ fb\nlevel: between\n  fb =~ y1 + y2\n"
+    with pytest.raises(bm.SpecificationError, match="'fb' is defined at the between level but used at the lower within"):
+        bm.Model(syntax, _data(), cluster="cluster")

@@ -130,3 +130,42 @@ def test_three_level_logit_random_intercepts():
                  ("y", "~1", "", "school"): -0.2})
     scores = fit.latent_scores()
     assert scores.groupby("level").size().to_dict() == {"class": 180, "school": 60}
+
+
+def test_cross_level_regression_of_a_class_factor_on_a_school_factor():
+    """GLLAMM's structural model across levels: a class-level factor fc (measured by the class
+    parts of y1-y3) regressed on a school-level factor fd (measured by school outcomes w1-w3),
+    fc = 0.6 fd + ζ, written as fc's part at the school level (``fc ~ fd``, ``fc ~~ 0*fc``). fd is
+    identified by its variance: with a marker loading a chain can settle in the marker-dropping
+    mode (fd's variance near 0, the other loadings near −20), as in binary factor models."""
+    rng = np.random.default_rng(18)
+    n_schools, classes, pupils = 80, 4, 6
+    school = np.repeat(np.arange(n_schools), classes)
+    fd = rng.normal(size=n_schools)
+    fc = 0.6 * fd[school] + rng.normal(scale=np.sqrt(0.5), size=len(school))
+    klass = np.repeat(np.arange(len(school)), pupils)
+    fw = rng.normal(size=len(klass))
+    frame = pd.DataFrame({"class": klass, "school": school[klass]})
+    for k, (lc, lw) in enumerate([(1.0, 1.0), (0.8, 0.9), (1.2, 0.7)], start=1):
+        frame[f"y{k}"] = lc * fc[klass] + lw * fw + rng.normal(scale=np.sqrt(0.4), size=len(klass))
+    for k, loading in enumerate([1.0, 0.8, 0.9], start=1):
+        frame[f"w{k}"] = (1.0 + loading * fd + rng.normal(scale=np.sqrt(0.3), size=n_schools))[school[klass]]
+    syntax = """
+    level: within
+      fw =~ y1 + y2 + y3
+    level: class
+      fc =~ y1 + y2 + y3
+    level: school
+      fd =~ NA*w1 + w2 + w3
+      fd ~~ 1*fd
+      fc ~ fd
+      fc ~~ 0*fc
+    """
+    fit = bm.Model(syntax, frame, cluster=["class", "school"]).fit(draws=1000, tune=1000, chains=4, random_seed=2)
+    assert fit.info["strategy"] == "conditional"
+    table = fit.parameters().set_index(["lhs", "op", "rhs", "level"])
+    for key, truth in {("fc", "~", "fd", "school"): 0.6, ("fc", "=~", "y2", "class"): 0.8,
+                       ("fc", "=~", "y3", "class"): 1.2, ("fc", "~~", "fc", "class"): 0.5,
+                       ("fd", "=~", "w1", "school"): 1.0, ("fd", "=~", "w2", "school"): 0.8}.items():
+        assert abs(table.loc[key, "mean"] - truth) < 3 * table.loc[key, "sd"], (key, table.loc[key, ["mean", "sd"]])
+    assert fit.diagnostics()["divergences"] == 0 and fit.diagnostics()["max_r_hat"] < 1.05

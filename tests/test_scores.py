@@ -208,6 +208,9 @@ def test_three_level_score_draws_match_dense_conditioning():
     for k, (mean, variance, class_index, rows) in enumerate(_three_level_dense(model, theta)):
         np.testing.assert_allclose(schools[k], mean[:m3], atol=1e-9)
         np.testing.assert_allclose(school_draws[:, k].var(0), variance[:m3], rtol=0.1)
-        np.testing.assert_allclose(classes[class_index].ravel(), mean[m3:m3 + len(class_index) * m2], atol=1e-9)
+        middle, top = list(plan.levels.values())[1:]
+        school_part = np.array([mean[top.variables.index(v)] if v in top.variables else 0.0 for v in middle.variables])
+        own = mean[m3:m3 + len(class_index) * m2].reshape(len(class_index), m2)
+        np.testing.assert_allclose(classes[class_index], own + school_part, atol=1e-9)  # scores include school parts
         within = mean[m3 + len(class_index) * m2:].reshape(len(rows), m1)
         np.testing.assert_allclose(units[rows], within[:, p:], atol=1e-9)

@@ -386,10 +386,17 @@ def test_factor_defined_at_both_levels():
     assert "'f'" in message and "f_w" in message and "f_b" in message
 
 
-def test_within_factor_used_in_the_between_block():
-    message = spec_error("level: within\nfw =~ y1 + y2 + y3\nlevel: between\nfb =~ y1 + y2 + y3\nfb ~ fw",
+def test_within_factor_used_in_the_between_block_is_its_between_part():
+    """A factor used above its own level stands for its part there (a cross-level structure),
+    with a free variance and its mean fixed to 0; used below its level it is an error."""
+    table = build_table(parse("level: within\nfw =~ y1 + y2 + y3\nlevel: between\nfb =~ y1 + y2 + y3\nfb ~ fw"),
+                        cluster="c")
+    part = table.query("level == 'between' and lhs == 'fw'").set_index("op")
+    assert part.loc["~~", "free"] > 0 and part.loc["~1", "fixed"] == 0
+    assert make_plan(table).strategy == "conditional"
+    message = spec_error("level: within\nfw =~ y1 + y2 + y3\nfw ~ fb\nlevel: between\nfb =~ y1 + y2 + y3",
                          cluster="c")
-    assert "line 5" in message and "'fw'" in message and "within level" in message and "between level" in message
+    assert "line 3" in message and "'fb'" in message and "lower within level" in message
 
 
 def test_cluster_without_level_blocks():

@@ -16,6 +16,12 @@ with the family of each variable (Gaussian ones: residual SD √ψ_vv; negative 
 φ = 1/ψ_vv, ψ_vv being the dispersion α of var = μ + α μ²; ordinal ones: their thresholds). Cluster-level observed variables are Gaussian outcomes of the between level.
 Random parameters (slopes, loadings, log-variances, covariance blocks) are between variables,
 sampled with the others; each row's level matrices are then its cluster's.
+
+With more levels, each level's units are computed top down, and a variable that also lives at
+a higher level gets that level's value as an offset: o = the value of the nearest level above
+that has the variable (itself including the parts above it), added before T, so that a
+factor's part at a higher level (a cross-level regression, ``f ~ f_district`` in the higher
+block) also reaches the factor's indicators.
 """
 
 from __future__ import annotations
@@ -96,10 +102,12 @@ def sampled_disturbances(level: LevelPlan, outcomes: list[int], families: dict[s
 
 def level_values(level: LevelPlan, theta: pt.TensorVariable, covariates: pt.TensorVariable, sampled: np.ndarray,
                  name: str, dim: str, random: pt.TensorVariable | None = None,
-                 cluster: pt.TensorVariable | None = None) -> tuple[pt.TensorVariable, pt.TensorVariable]:
-    """v_n = T (α + Γ x_n + ζ_n) for every unit n (n, m), with ζ_S = L z_n sampled as ``name`` (dims
-    ``dim`` × the sampled variables) and the other disturbances 0; also Ψ. With the clusters'
-    random parameters ``random`` (J, K), B, Γ and Ψ are each unit's ``cluster``'s."""
+                 cluster: pt.TensorVariable | None = None, offset: pt.TensorVariable | float = 0.0
+                 ) -> tuple[pt.TensorVariable, pt.TensorVariable]:
+    """v_n = T (α + Γ x_n + ζ_n + o_n) for every unit n (n, m), with ζ_S = L z_n sampled as ``name``
+    (dims ``dim`` × the sampled variables) and the other disturbances 0, and o_n the parts of the
+    unit's variables at the levels above (``offset``); also Ψ. With the clusters' random
+    parameters ``random`` (J, K), B, Γ and Ψ are each unit's ``cluster``'s."""
     beta, gamma, psi = level_matrices(level, theta, random)
     t = all_effects(level, theta, random)
 
@@ -113,7 +121,7 @@ def level_values(level: LevelPlan, theta: pt.TensorVariable, covariates: pt.Tens
         z = pm.Normal(name, 0.0, 1.0, dims=(dim, f"{name}_variable"))
         chol = per_unit(pt.linalg.cholesky(psi[..., sampled[:, None], sampled]))
         disturbance = pt.set_subtensor(disturbance[:, sampled], _apply(chol, z))
-    inner = fill(level.alpha, theta)[:, 0][None, :] + _apply(per_unit(gamma), covariates) + disturbance
+    inner = fill(level.alpha, theta)[:, 0][None, :] + _apply(per_unit(gamma), covariates) + disturbance + offset
     return _apply(per_unit(t), inner), per_unit(psi)
 
 
@@ -131,36 +139,33 @@ def conditional_loglik(plan: Plan, theta: pt.TensorVariable, stats: dict) -> pt.
     for a in range(len(levels)):
         for b in range(a + 1, len(levels)):
             index[(a, b)] = parents[b - 1] if b == a + 1 else parents[b - 1][index[(a, b - 1)]]
-    uppers = []
-    for rank, level in enumerate(levels[1:], start=1):
+    totals, ll = {}, 0.0  # rank → (level, values with the parts of the levels above, Ψ)
+    for rank in range(len(levels) - 1, 0, -1):
+        level = levels[rank]
         outcomes = [level.variables.index(v) for v in _outcomes(plan, rank)]
         values, psi = level_values(level, theta, stats["level_covariates"][rank - 1],
                                    sampled_disturbances(level, outcomes, plan.families), _disturbances(rank),
-                                   unit_dim(rank))
+                                   unit_dim(rank), offset=_offset(totals, level.variables, rank, index))
         _scores(level, values, [k for k in range(len(level.variables))
                                 if k not in outcomes and level.variables[k] not in level.roles.random], unit_dim(rank))
-        uppers.append((level, values, psi))
-    ll = 0.0
-    for rank, (level, values, psi) in enumerate(uppers, start=1):  # cluster-level outcomes, Gaussian
-        outcomes = _outcomes(plan, rank)
-        if outcomes:
-            at = [level.variables.index(v) for v in outcomes]
-            mean = values[:, at] + _parts(uppers, outcomes, rank, index)
-            sd = pt.sqrt(pt.diagonal(psi)[at])
-            ll = ll + Family("gaussian", "identity").logp(stats["level_outcomes"][rank - 1], mean, sd=sd).sum()
+        totals[rank] = (level, values)
+        if outcomes:  # cluster-level outcomes, Gaussian
+            sd = pt.sqrt(pt.diagonal(psi)[outcomes])
+            ll = ll + Family("gaussian", "identity").logp(stats["level_outcomes"][rank - 1], values[:, outcomes],
+                                                         sd=sd).sum()
     random = None
     if plan.random:  # the clusters' random parameters: variables of the level above, sampled with the others
         chosen = [r.name for r in plan.random]
-        level, values, _ = uppers[0]
-        random = values[:, [level.variables.index(r) for r in chosen]] + _parts(uppers, chosen, 1, index)
+        level, values = totals[1]
+        random = values[:, [level.variables.index(r) for r in chosen]]
         pm.Model.get_context().add_coord("random", chosen)
         pm.Deterministic("random_effects", random, dims=("cluster", "random"))
     values, psi = level_values(levels[0], theta, stats["covariates"],
                                sampled_disturbances(levels[0], list(range(len(names))), plan.families),
                                _disturbances(0) if plan.two_level else "latent_z", "row", random,
-                               index.get((0, 1)))
+                               index.get((0, 1)), _offset(totals, levels[0].variables, 0, index))
     _scores(levels[0], values, range(len(names), len(levels[0].variables)), "row")
-    eta = values[:, :len(names)] + _parts(uppers, names, 0, index)
+    eta = values[:, :len(names)]
     variance = pt.diagonal(psi, axis1=-2, axis2=-1)[..., :len(names)]                 # (p,) or per row (N, p)
     for k, name in enumerate(names):
         family = parse_family(plan.families.get(name, "gaussian"))
@@ -171,21 +176,24 @@ def conditional_loglik(plan: Plan, theta: pt.TensorVariable, stats: dict) -> pt.
     return ll
 
 
+def _offset(totals: dict, names: tuple[str, ...], rank: int, index: dict) -> pt.TensorVariable | float:
+    """Per unit of level ``rank`` and each of its variables, the variable's value at the nearest
+    level above that has it (which already holds the parts of the levels above that one); 0
+    where no level above has it."""
+    offset, done = 0.0, set()
+    for above in sorted(totals):
+        level, values = totals[above]
+        where = [k for k, v in enumerate(names) if v in level.variables and v not in done]
+        if above > rank and where:
+            gathered = values[index[(rank, above)]][:, [level.variables.index(names[k]) for k in where]]
+            offset = offset + pt.set_subtensor(pt.zeros((gathered.shape[0], len(names)))[:, where], gathered)
+            done |= {names[k] for k in where}
+    return offset
+
+
 def _disturbances(rank: int) -> str:
     """The name of a level's standard-normal disturbances: within_z, between_z, upper_z, upper_4_z, …"""
     return ("within_z", "between_z")[rank] if rank < 2 else f"{unit_dim(rank)}_z"
-
-
-def _parts(uppers: list, names, rank: int, index: dict) -> pt.TensorVariable | float:
-    """Σ over the levels above ``rank`` (0 lowest) of each named variable's part there, per unit of
-    ``rank`` (units × names; zero where a level has no part of the variable)."""
-    total = 0.0
-    for above, (level, values, _) in enumerate(uppers, start=1):
-        where = [k for k, v in enumerate(names) if v in level.variables]
-        if above > rank and where:
-            gathered = values[index[(rank, above)]][:, [level.variables.index(names[k]) for k in where]]
-            total = total + pt.set_subtensor(pt.zeros((gathered.shape[0], len(names)))[:, where], gathered)
-    return total
 
 
 def _scores(level: LevelPlan, values: pt.TensorVariable, positions, unit: str) -> None:

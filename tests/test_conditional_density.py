@@ -143,6 +143,24 @@ def test_conditional_structure_errors(syntax, message):
         model.pymc_model
 
 
+def _random_within(plan, data, theta, random, within_z, sampled_names):
+    """Per row, with its cluster's random parameters put in by the hybrid tests' numpy placement:
+    the within values T_j (α + Γ_j x + ζ), ζ on the sampled variables, and Ψ_j."""
+    from test_hybrid_density import _within_matrices
+
+    within = plan.levels["within"]
+    sampled = [within.variables.index(v) for v in sampled_names]
+    x = data.matrix(list(within.roles.covariates))
+    values, psis = [], []
+    for i, j in enumerate(data.cluster_index):
+        b, g, psi = _within_matrices(plan, theta, random[j])
+        zeta = np.zeros(len(b))
+        zeta[sampled] = np.linalg.cholesky(psi[np.ix_(sampled, sampled)]) @ within_z[i]
+        values.append(np.linalg.solve(np.eye(len(b)) - b, fill(within.alpha, theta)[:, 0] + g @ x[i] + zeta))
+        psis.append(psi)
+    return np.array(values), np.array(psis)
+
+
 RANDOM = """
 level: within
   f =~ y1 + y3
@@ -160,8 +178,6 @@ def test_conditional_with_random_parameters_matches_scipy_reference():
     """A random loading of a probit item, a random slope of a poisson count and a random residual
     log-variance of a Gaussian indicator (y3 Gaussian too): each row's within matrices are its cluster's, with the
     random parameters (sampled between variables) put in by the hybrid tests' numpy placement."""
-    from test_hybrid_density import _within_matrices
-
     families = {"y2": "bernoulli(probit)", "y4": "poisson"}
     model = bm.Model(RANDOM, _data(), cluster="cluster", family=families)
     plan, data = model.plan, model.data
@@ -178,17 +194,11 @@ def test_conditional_with_random_parameters_matches_scipy_reference():
         b_values, _ = _level(between, theta, np.zeros((data.n_clusters, 0)), between_z,
                              list(pm_model.coords["between_z_variable"]))
         np.testing.assert_allclose(random, b_values[:, [between.variables.index(r) for r in ("l2", "s", "v")]])
-        sampled = [within.variables.index(v) for v in pm_model.coords["within_z_variable"]]
+        values, psi = _random_within(plan, data, theta, random, within_z, pm_model.coords["within_z_variable"])
         order = [within.variables.index(v) for v in ("y1", "y2", "y3", "y4")]
-        x, y = data.matrix(["x"]), data.matrix(["y1", "y2", "y3", "y4"])
-        eta, sd = np.empty((data.n_rows, 4)), np.empty((data.n_rows, 2))
-        for i, j in enumerate(data.cluster_index):
-            b, g, psi = _within_matrices(plan, theta, random[j])
-            zeta = np.zeros(len(b))
-            zeta[sampled] = np.linalg.cholesky(psi[np.ix_(sampled, sampled)]) @ within_z[i]
-            values = np.linalg.solve(np.eye(len(b)) - b, fill(within.alpha, theta)[:, 0] + g @ x[i] + zeta)
-            eta[i] = values[order] + b_values[j, [between.variables.index(v) for v in ("y1", "y2", "y3", "y4")]]
-            sd[i] = np.sqrt(psi[order, order][[0, 2]])
+        y = data.matrix(["y1", "y2", "y3", "y4"])
+        eta = values[:, order] + b_values[data.cluster_index][:, [between.variables.index(v) for v in ("y1", "y2", "y3", "y4")]]
+        sd = np.sqrt(psi[:, order, order][:, [0, 2]])
         logp = np.column_stack([stats.norm.logpdf(y[:, 0], eta[:, 0], sd[:, 0]),
                                 stats.norm.logcdf(np.where(y[:, 1] == 1, eta[:, 1], -eta[:, 1])),
                                 stats.norm.logpdf(y[:, 2], eta[:, 2], sd[:, 1]),
@@ -224,8 +234,6 @@ def test_three_level_conditional_matches_scipy_reference():
     slope that varies over clusters and schools, a cluster-level outcome with a school part, and
     missing cells; each level's values from its own sampled disturbances, the parts of the
     levels above added."""
-    from test_hybrid_density import _within_matrices
-
     frame = _data().assign(school=lambda f: f["cluster"] // 2)
     model = bm.Model(THREE_LEVEL, frame, cluster=["cluster", "school"], family={"y2": "bernoulli(probit)", "y4": "poisson"})
     plan, data = model.plan, model.data
@@ -253,20 +261,11 @@ def test_three_level_conditional_matches_scipy_reference():
         np.testing.assert_allclose(random[:, 0], total("s", clusters), atol=1e-10)
         k = middle.variables.index("z")
         logp = stats.norm.logpdf(data.cluster_values(["z"])[:, 0], total("z", clusters), np.sqrt(c_psi[k, k])).sum()
-        sampled = [within.variables.index(v) for v in pm_model.coords["within_z_variable"]]
+        values, psi = _random_within(plan, data, theta, random, within_z, pm_model.coords["within_z_variable"])
         order = [within.variables.index(v) for v in ("y1", "y2", "y3", "y4")]
-        y, x = data.matrix(["y1", "y2", "y3", "y4"]), data.matrix(["x"])
-        eta, sd = np.empty((data.n_rows, 4)), np.empty((data.n_rows, 2))
-        for i, j in enumerate(data.cluster_index):
-            b, g, psi = _within_matrices(plan, theta, random[j])
-            zeta = np.zeros(len(b))
-            zeta[sampled] = np.linalg.cholesky(psi[np.ix_(sampled, sampled)]) @ within_z[i]
-            values = np.linalg.solve(np.eye(len(b)) - b, fill(within.alpha, theta)[:, 0] + g @ x[i] + zeta)
-            parts = [c_values[j, middle.variables.index(v)]
-                     + (s_values[school[j], top.variables.index(v)] if v in top.variables else 0.0)
-                     for v in ("y1", "y2", "y3", "y4")]
-            eta[i] = values[order] + parts
-            sd[i] = np.sqrt(psi[order, order][[0, 2]])
+        y = data.matrix(["y1", "y2", "y3", "y4"])
+        eta = values[:, order] + np.column_stack([total(v, data.cluster_index) for v in ("y1", "y2", "y3", "y4")])
+        sd = np.sqrt(psi[:, order, order][:, [0, 2]])
         cells = np.column_stack([stats.norm.logpdf(y[:, 0], eta[:, 0], sd[:, 0]),
                                  stats.norm.logcdf(np.where(y[:, 1] == 1, eta[:, 1], -eta[:, 1])),
                                  stats.norm.logpdf(y[:, 2], eta[:, 2], sd[:, 1]),

@@ -30,6 +30,9 @@ import pandas as pd
 
 import bayes_msem as bm
 
+sys.path.insert(0, str(Path(__file__).parent))
+from analysis import MODEL as LONG  # noqa: E402  (the multilevel form, as fitted in analysis.py)
+
 SCHOOLS, CHILDREN, COUNTIES = 3, 5, 150
 SCHOOL_VARIANCES, SCHOOL_CORRELATION = (0.5, 1.0, 2.0), 0.4
 TRUTH = {"intercept": 0.0, "slope_x": 2.0, "var_U_county": 1.0, "var_E_child": 1.0,
@@ -73,14 +76,6 @@ def wide_syntax(relaxed: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-LONG = """
-level: within
-  y ~ x
-level: school
-  y ~~ y
-level: county
-  y ~~ y
-"""
 
 
 def estimates(fit: bm.Fit, keys: dict[str, tuple[str, str, str, str]]) -> pd.Series:

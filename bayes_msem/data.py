@@ -123,8 +123,8 @@ class ClusteredData:
             return sums / counts
 
     def to_dataset(self) -> xr.Dataset:
-        """The validated variables over dimension ``row`` (sorted order), with each row's label,
-        cluster id and upper cluster id (three levels) (:meth:`from_dataset` reads it back)."""
+        """The validated variables over dimension ``row`` (sorted order), with each row's label and
+        the ids of its clusters at each level (:meth:`from_dataset` reads it back)."""
         coords = {"row": np.arange(self.n_rows), "label": ("row", coordinate(self.row_labels)),
                   "cluster": ("row", coordinate(self.cluster_ids[self.cluster_index]))}
         for rank, upper in enumerate(self.uppers, start=2):
@@ -136,13 +136,13 @@ class ClusteredData:
         """The data of a model back from :meth:`to_dataset` (rows sorted by cluster)."""
         codes, ids = pd.factorize(dataset["cluster"].values)
         values = {name: dataset[name].values for name in dataset.data_vars}
-        uppers, lower = [], codes
-        for rank in range(2, 2 + sum(unit_dim(k) in dataset.coords for k in range(2, 10))):
+        uppers, lower, rank = [], codes, 2
+        while unit_dim(rank) in dataset.coords:
             upper_codes, upper_ids = pd.factorize(dataset[unit_dim(rank)].values)
             parent = np.zeros(lower.max() + 1, dtype=np.int64)
             parent[lower] = upper_codes
             uppers.append(UpperLevel(cluster[rank - 1], np.asarray(upper_ids), parent))
-            lower = upper_codes
+            lower, rank = upper_codes, rank + 1
         return cls(values, dataset["label"].values, cluster[0] if uppers else cluster, np.asarray(ids),
                    codes.astype(np.int64), np.bincount(codes).astype(np.int64), tuple(uppers))
 
@@ -285,8 +285,9 @@ def _upper_level(data: pd.DataFrame, column: str, lower: str, order: np.ndarray,
             f"If the ids restart in each {column}, make them unique, e.g. "
             f"data[{lower!r}] = data[{column!r}].astype(str) + '/' + data[{lower!r}].astype(str).")
     if len(uniques) < 2:
-        raise DataError(f"The cluster column {column!r} has {len(uniques)} distinct cluster(s); a level of "
-                        "a model needs many clusters (at least 2 to run, 30+ advisable). Check the column or drop the level.")
+        raise DataError(f"The cluster column {column!r} has {len(uniques)} distinct cluster(s); each level of "
+                        "a model needs many clusters (at least 2 to run, 30+ advisable). Check the column or drop "
+                        "the level.")
     if np.bincount(parent).max() == 1:
         raise DataError(f"Every {column} cluster holds a single {lower} cluster, so the two levels cannot be "
                         "separated; check the cluster columns or drop one level.")
@@ -309,8 +310,8 @@ def validate(data: pd.DataFrame, variables: Sequence[str], cluster: str | Sequen
         raise DataError("The data has no rows; pass a DataFrame with observations.")
     clusters = [] if cluster is None else [cluster] if isinstance(cluster, str) else list(cluster)
     cluster = clusters[0] if clusters else None
-    top = [list(names) for names in upper_levels]
-    used = list(dict.fromkeys([*variables, *between, *(v for names in top for v in names)]))
+    upper_levels = [list(names) for names in upper_levels]
+    used = list(dict.fromkeys([*variables, *between, *(v for names in upper_levels for v in names)]))
     _check_columns(data, used, clusters)
     for column in clusters:
         if (na := data[column].isna().to_numpy()).any():
@@ -345,8 +346,8 @@ def validate(data: pd.DataFrame, variables: Sequence[str], cluster: str | Sequen
                            cluster, ids, index, sizes, tuple(uppers))
     for arr in [*result.values.values(), result.row_labels, ids, index, sizes]:
         arr.setflags(write=False)
-    _check_between(result, [*between, *(v for names in top for v in names)], 1)
-    for rank, names in enumerate(top, start=2):
+    _check_between(result, [*between, *(v for names in upper_levels for v in names)], 1)
+    for rank, names in enumerate(upper_levels, start=2):
         _check_between(result, names, rank)
     return result
 

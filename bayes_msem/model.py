@@ -114,7 +114,8 @@ class Model:
             "n_clusters": self.data.n_clusters,
             "n_upper_clusters": [upper.n_clusters for upper in self.data.uppers], "strategy": self.plan.strategy,
             "sampler": sampler,
-            "syntax": self.syntax, "std_lv": self.std_lv, "families": dict(self.plan.families), "seconds_compile": compiled_at - started,
+            "syntax": self.syntax, "std_lv": self.std_lv, "families": dict(self.plan.families),
+            "seconds_compile": compiled_at - started,
             "seconds_sample": finished - compiled_at,
         }
         return Fit.from_draws(idata, self.table, self.definitions, info)

@@ -13,7 +13,8 @@ cluster's between part) and
     log p(y | sampled part) = Σ_ij Σ_{v observed in row ij} log p_v(y_ijv | η_ijv),
 
 with the family of each variable (Gaussian ones: residual SD √ψ_vv; negative binomial ones:
-φ = 1/ψ_vv, ψ_vv being the dispersion α of var = μ + α μ²; ordinal ones: their thresholds). Cluster-level observed variables are Gaussian outcomes of the between level.
+φ = 1/ψ_vv, ψ_vv being the dispersion α of var = μ + α μ²; ordinal ones: their thresholds).
+Cluster-level observed variables are Gaussian outcomes of their level.
 Random parameters (slopes, loadings, log-variances, covariance blocks) are between variables,
 sampled with the others; each row's level matrices are then its cluster's.
 
@@ -108,7 +109,7 @@ def level_values(level: LevelPlan, theta: pt.TensorVariable, covariates: pt.Tens
     (dims ``dim`` × the sampled variables) and the other disturbances 0, and o_n the parts of the
     unit's variables at the levels above (``offset``); also Ψ. With the clusters' random
     parameters ``random`` (J, K), B, Γ and Ψ are each unit's ``cluster``'s."""
-    beta, gamma, psi = level_matrices(level, theta, random)
+    _, gamma, psi = level_matrices(level, theta, random)
     t = all_effects(level, theta, random)
 
     def per_unit(matrix):  # a unit's cluster's matrix, where it varies over clusters

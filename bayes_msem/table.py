@@ -206,8 +206,8 @@ def random_parameters(rows: pd.DataFrame) -> list[RandomParameter]:
         relations = list(group[["lhs", "op", "rhs"]].itertuples(index=False, name=None))
         if len(set(group["level"])) != 1 or group["level"].iloc[0] != WITHIN:
             raise SpecificationError(
-                f"the random parameter {name!r} must be declared in the 'level: within' block of a two-level "
-                "model (random parameters vary over the clusters of the level above)."
+                f"the random parameter {name!r} must be declared in the 'level: within' block (random "
+                "parameters vary over the clusters of the level above it, and can have parts at higher levels)."
             )
         if len(relations) == 1 and relations[0][1] != "~~":
             lhs, op, rhs = relations[0]

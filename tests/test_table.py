@@ -512,3 +512,9 @@ def test_incomplete_block_among_observed_residuals_of_a_cfa():
 def test_equal_covariances_not_supported():
     message = plan_error("y1 ~~ a*y2\ny3 ~~ a*y4")
     assert "equality constraints on covariances" in message
+
+
+def test_random_parameter_outside_the_lowest_block():
+    syntax = "level: within\ny ~ x\nlevel: class\ns | y ~ w\nlevel: school\ny ~~ s\n"
+    message = spec_error(syntax, cluster=("class", "school"))
+    assert "'s' must be declared in the 'level: within' block" in message

@@ -95,8 +95,8 @@ class Fit:
 
     def latent_scores(self, level: str | None = None, seed: int | None = None) -> pd.DataFrame:
         """Per unit (row label or cluster id) and latent variable (factors; at the between level also
-        the random intercepts, named after their variable): posterior mean, SD and 95% interval, for
-        one level or all. Latent variables a marginal fit integrated out are drawn from their
+        the random intercepts, named after their variable, and the random parameters): posterior mean,
+        SD and 95% interval, for one level or all. Latent variables a marginal fit integrated out are drawn from their
         conditional distribution given the data, once per posterior draw (:mod:`.scores`)."""
         data = ClusteredData.from_dataset(self.idata.observed_data.to_dataset(), self.info.get("cluster"))
         scores = latent_scores(self.idata.posterior.to_dataset(), make_plan(self.table), data, seed)

@@ -83,9 +83,7 @@ def _marginal_draws(posterior: xr.Dataset, plan: Plan, data: ClusteredData, rng:
     out = {}
     for k, (label, level) in enumerate(plan.levels.items()):
         names = level.variables[len(level.roles.observed):] if k == 0 else level.variables  # the columns of d[k]
-        random = {r.name for r in plan.random}
-        keep = [i for i, v in enumerate(names)
-                if k == 0 or (v not in random and (v not in level.roles.observed or v in lowest.observed))]
+        keep = [i for i, v in enumerate(names) if k == 0 or v not in level.roles.observed or v in lowest.observed]
         if keep:
             values = np.stack([d[k][:, keep] for d in draws])
             out[label or "single"] = xr.DataArray(

@@ -147,8 +147,7 @@ def conditional_loglik(plan: Plan, theta: pt.TensorVariable, stats: dict) -> pt.
         values, psi = level_values(level, theta, stats["level_covariates"][rank - 1],
                                    sampled_disturbances(level, outcomes, plan.families), _disturbances(rank),
                                    unit_dim(rank), offset=_offset(totals, level.variables, rank, index))
-        _scores(level, values, [k for k in range(len(level.variables))
-                                if k not in outcomes and level.variables[k] not in level.roles.random], unit_dim(rank))
+        _scores(level, values, [k for k in range(len(level.variables)) if k not in outcomes], unit_dim(rank))
         totals[rank] = (level, values)
         if outcomes:  # cluster-level outcomes, Gaussian
             sd = pt.sqrt(pt.diagonal(psi)[outcomes])

@@ -25,6 +25,7 @@ from . import clusters
 from .data import ClusteredData
 from .plan import make_plan, parameter_name
 from .scores import latent_scores
+from .standardized import icc_table, r_squared_table, standardized_table
 
 INTERVAL = 0.95
 _LOWER, _UPPER = "eti_2.5%", "eti_97.5%"
@@ -105,6 +106,29 @@ class Fit:
         if level not in set(scores["level"]):
             raise ValueError(f"no latent variables at level {level!r}; levels with scores: {sorted(set(scores['level']))}.")
         return scores[scores["level"] == level].reset_index(drop=True)
+
+    def standardized(self) -> pd.DataFrame:
+        """The standardized solution per level, as lavaan's ``standardizedSolution``: std.lv and
+        std.all of every loading, regression, (co)variance and intercept, computed on every
+        posterior draw (:mod:`.standardized`), with the SD and 95% interval of std.all."""
+        return standardized_table(*self._draws_plan_data(), INTERVAL)
+
+    def r_squared(self) -> pd.DataFrame:
+        """R² of every endogenous variable at each level, per posterior draw: posterior mean, SD and
+        95% interval (:mod:`.standardized`)."""
+        return r_squared_table(*self._draws_plan_data(), INTERVAL)
+
+    def icc(self) -> pd.DataFrame:
+        """The intraclass correlation of every observed variable with parts at both levels of a
+        two-level model, model-implied per posterior draw: posterior mean, SD and 95% interval."""
+        return icc_table(*self._draws_plan_data(), INTERVAL)
+
+    def _draws_plan_data(self):
+        """θ draws (draws, parameters), the plan and the data, for per-draw computations."""
+        data = ClusteredData.from_dataset(self.idata.observed_data.to_dataset(), self.info.get("cluster"))
+        plan = make_plan(self.table, families=self.info.get("families"))
+        theta = self.idata.posterior["theta"].transpose("chain", "draw", "parameter").values
+        return theta.reshape(-1, theta.shape[-1]), plan, data
 
     def plot_cluster_effects(self, name: str, path: str | Path | None = None):
         """Forest plot of the cluster-specific values of ``name``; saved to ``path`` if given."""

@@ -99,6 +99,27 @@ def _lavaan_demo() -> pd.DataFrame:
 def test_demo_twolevel_matches_lavaan(demo_fit):
     _check(demo_fit, _lavaan_demo())
     assert len(demo_fit.parameters().query("free")) == 20
+    # the standardized solution per level: residual variances are shares of each level's
+    # variance (covariates x1-x3 and w1-w2 counted with their sample variances, as lavaan's fixed.x)
+    std = demo_fit.standardized().set_index(["lhs", "op", "rhs", "level"])
+    residual = std.query("op == '~~' and lhs == rhs and lhs.str.startswith('y')")["std.all"]
+    assert len(residual) == 6 and residual.between(0, 1).all()
+    assert std.loc[("fw", "=~", "y1", "within"), "std.all"] > 0.5 and std.loc[("fb", "=~", "y1", "between"), "std.all"] > 0.5
+    # model-implied ICCs against the one-way ANOVA (method-of-moments) estimator of each y, which
+    # does not use the model: (MSB − MSW) / n0 over itself plus MSW; they agree within 0.03
+    # (about one posterior SD), as the between model is saturated for y1-y3
+    icc = demo_fit.icc().set_index("variable")["mean"]
+    data = pd.read_csv(REFERENCE / "demo_twolevel.csv")
+    for y in ["y1", "y2", "y3"]:
+        groups = data.groupby("cluster")[y]
+        n, total = groups.size().to_numpy(), len(data)
+        within = ((data[y] - groups.transform("mean")) ** 2).sum() / (total - len(n))
+        between = (n * (groups.mean().to_numpy() - data[y].mean()) ** 2).sum() / (len(n) - 1)
+        n0 = (total - (n**2).sum() / total) / (len(n) - 1)
+        anova = (between - within) / n0 / ((between - within) / n0 + within)
+        assert abs(icc[y] - anova) < 0.03, (y, icc[y], anova)
+    r2 = demo_fit.r_squared().set_index(["variable", "level"])["mean"]
+    np.testing.assert_allclose(r2[("y1", "within")], 1 - std.loc[("y1", "~~", "y1", "within"), "std.all"], atol=1e-12)
 
 
 def test_holzinger_swineford_matches_lavaan():
@@ -108,6 +129,25 @@ def test_holzinger_swineford_matches_lavaan():
     ref["rhs"] = ref["rhs"].fillna("")
     _check(fit, ref[ref["se"] > 0])
     assert len(fit.parameters().query("free")) == 30
+    # std.all against lavaan's, from its estimates by the textbook formulas of a CFA with simple
+    # structure: Var(y) = λ² φ + θ; λ √φ / √Var(y), θ / Var(y), φ_ab / √(φ_aa φ_bb), ν / √Var(y).
+    # The posterior mean of a ratio sits a little off the ratio of ML estimates; 0.05 is the bar.
+    est = ref.set_index(["lhs", "op", "rhs"])["est"]
+    expected = {}
+    for factor, items in {"visual": "x1 x2 x3", "textual": "x4 x5 x6", "speed": "x7 x8 x9"}.items():
+        phi = est[(factor, "~~", factor)]
+        for y in items.split():
+            loading, theta = est[(factor, "=~", y)], est[(y, "~~", y)]
+            var = loading**2 * phi + theta
+            expected |= {(factor, "=~", y): loading * np.sqrt(phi / var), (y, "~~", y): theta / var,
+                         (y, "~1", ""): est[(y, "~1", "")] / np.sqrt(var)}
+    for a, b in [("visual", "textual"), ("visual", "speed"), ("textual", "speed")]:
+        expected[(a, "~~", b)] = est[(a, "~~", b)] / np.sqrt(est[(a, "~~", a)] * est[(b, "~~", b)])
+    ours = fit.standardized().set_index(["lhs", "op", "rhs"])["std.all"]
+    difference = {key: abs(ours[key] - value) for key, value in expected.items()}
+    assert max(difference.values()) < 0.05, difference
+    r2 = fit.r_squared().set_index("variable")["mean"]  # lavaan's R² = 1 − θ / Var(y)
+    assert all(abs(r2[y] - (1 - expected[(y, "~~", y)])) < 0.05 for y in r2.index), r2
 
 
 def test_save_and_load_round_trip(demo_fit, tmp_path):
@@ -242,3 +282,5 @@ def test_cluster_specific_slopes(random_slope_fit, tmp_path):
     assert (tmp_path / "forest.png").stat().st_size > 0
     with pytest.raises(ValueError, match="not a random parameter"):
         random_slope_fit.cluster_effects("q")
+    with pytest.raises(ValueError, match="not available yet for models with random parameters"):
+        random_slope_fit.standardized()

@@ -141,7 +141,7 @@ def _three_level_draw(plan: Plan, data: ClusteredData, moments: list[np.ndarray]
     z_2, z_3 = (_placement(within.roles.observed, level.variables) for level in (middle, top))
     school = data.upper.parent
     class_mean = mu_2 + data.cluster_values(list(middle.roles.covariates)) @ pi_2.T
-    school_mean = mu_3 + _first(data.cluster_values(list(top.roles.covariates)), school, data.upper.n_clusters) @ pi_3.T
+    school_mean = mu_3 + data.level_values(list(top.roles.covariates), 2) @ pi_3.T
     x_bar = data.cluster_means(list(within.roles.covariates))
     residual = (data.cluster_means(list(within.roles.observed)) - mu_1[:p] - x_bar @ pi_1[:p].T
                 - class_mean @ z_2.T - school_mean[school] @ z_3.T)
@@ -210,13 +210,6 @@ def _placement(observed: tuple[str, ...], variables: tuple[str, ...]) -> np.ndar
         if v in observed:
             z[observed.index(v), k] = 1.0
     return z
-
-
-def _first(values: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
-    """The row of ``values`` (one per member) of each group's first member (groups are constant)."""
-    first = np.zeros(n_groups, dtype=np.int64)
-    first[group[::-1]] = np.arange(len(group))[::-1]
-    return values[first]
 
 
 def _effect_draw(root: np.ndarray, z: np.ndarray, precision: np.ndarray, residual: np.ndarray, group: np.ndarray,

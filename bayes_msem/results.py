@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import clusters
+from . import clusters, diagnostics
 from .data import ClusteredData
 from .plan import make_plan, parameter_name
 from .scores import latent_scores
@@ -134,30 +134,19 @@ class Fit:
         """Forest plot of the cluster-specific values of ``name``; saved to ``path`` if given."""
         return clusters.forest_plot(clusters.cluster_draws(self.idata, self.table, name), name, path)
 
-    def diagnostics(self) -> dict:
-        """Divergences, the worst R-hat and the smallest bulk and tail ESS over the free parameters."""
-        stats = self._summary("theta", "parameter")
-        sample_stats = self.idata["sample_stats"]
-        divergent = sample_stats["diverging"] if "diverging" in sample_stats else sample_stats["divergences"]
-        return {
-            "divergences": int(divergent.sum()),
-            "max_r_hat": float(stats["r_hat"].max()),
-            "min_ess_bulk": float(stats["ess_bulk"].min()),
-            "min_ess_tail": float(stats["ess_tail"].min()),
-        }
+    def diagnostics(self) -> pd.DataFrame:
+        """The convergence checks, one row per check (index ``check``: r_hat, ess_bulk, ess_tail,
+        divergences, tree_depth, e_bfmi) with columns value, threshold, verdict (``ok`` or
+        ``warning``) and remedy (what to do, naming the parameters involved; empty when ok).
+        R-hat and ESS cover the free and the defined parameters (:mod:`.diagnostics`)."""
+        return diagnostics.report(self.idata, self.table)
 
     def summary(self) -> str:
         """A readable report: data, strategy, sampler, convergence verdict and the parameter estimates."""
-        d = self.diagnostics()
+        checks = self.diagnostics()
+        values, problems = checks["value"], checks.loc[checks["verdict"] == "warning", "remedy"]
         info = self.info
         post = self.idata.posterior
-        verdict = []
-        if d["divergences"]:
-            verdict.append(f"{d['divergences']} divergent transitions: rerun with target_accept=0.95 or stronger priors")
-        if d["max_r_hat"] > 1.01:
-            verdict.append(f"R-hat {d['max_r_hat']:.3f} > 1.01: chains disagree, run more tuning and draws")
-        if d["min_ess_bulk"] < 100 * post.sizes["chain"]:
-            verdict.append(f"bulk ESS {d['min_ess_bulk']:.0f} is low: draw more")
         families = info.get("families") or {}
         columns = [] if not info.get("cluster") else [info["cluster"]] if isinstance(info["cluster"], str) else info["cluster"]
         lines = [
@@ -175,10 +164,11 @@ class Fit:
             f"  Likelihood strategy          {info['strategy']} ({_STRATEGIES.get(info['strategy'], '')})",
             *([f"  Response families            {', '.join(f'{v}: {f}' for v, f in families.items())}"] if families else []),
             f"  Sampler                      {info['sampler']}: {post.sizes['chain']} chains x {post.sizes['draw']} draws",
-            f"  Divergent transitions        {d['divergences']}",
-            f"  Worst R-hat                  {d['max_r_hat']:.3f}",
-            f"  Smallest bulk / tail ESS     {d['min_ess_bulk']:.0f} / {d['min_ess_tail']:.0f}",
-            f"  Verdict                      {'converged' if not verdict else 'check: ' + '; '.join(verdict)}",
+            f"  Divergent transitions        {values['divergences']:.0f}",
+            f"  Worst R-hat                  {values['r_hat']:.3f}",
+            f"  Smallest bulk / tail ESS     {values['ess_bulk']:.0f} / {values['ess_tail']:.0f}",
+            f"  Verdict                      {'converged' if problems.empty else 'check:'}",
+            *[f"    - {remedy}" for remedy in problems],
             "",
         ]
         table = self.parameters()

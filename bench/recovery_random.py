@@ -158,9 +158,9 @@ def run(replications: int, names: list[str], out: Path) -> None:
             for name, values in data.attrs["random"].items():
                 estimate = fit.idata.posterior["random_effects"].sel(random=name).mean(("chain", "draw")).values
                 correlations.append(np.corrcoef(estimate, values)[0, 1])
-            diagnostics = fit.diagnostics()
-            r_hats.append(diagnostics["max_r_hat"])
-            divergences += diagnostics["divergences"]
+            diagnostics = fit.diagnostics()["value"]
+            r_hats.append(diagnostics["r_hat"])
+            divergences += int(diagnostics["divergences"])
             print(design.name, seed, f"{seconds[-1]:.1f}s", f"covered {covered}/{total}", flush=True)
         band = 1.96 * np.sqrt(0.9 * 0.1 / total)
         row = (f"| {design.name} | {replications} | {total} | {covered} | {covered / total:.3f} | {0.9 - band:.3f}-{0.9 + band:.3f} "

@@ -54,4 +54,4 @@ def test_recovers_the_truth(recovery_fit: bm.Fit) -> None:
     # standard normal per parameter. |z| < 4 fails by chance with probability ~6e-5 per parameter, about
     # 1e-3 over the 22 parameters: a failure means bias, not bad luck.
     assert (z < 4).all(), f"parameters far from the truth:\n{z[z >= 4]}"
-    assert recovery_fit.diagnostics()["max_r_hat"] < 1.05
+    assert recovery_fit.diagnostics().loc["r_hat", "value"] < 1.05

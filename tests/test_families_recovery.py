@@ -28,7 +28,8 @@ def _check(fit, truth: dict[tuple[str, str, str, str], float]) -> None:
     assert set(free.index) == set(truth), set(free.index) ^ set(truth)
     distance = {key: abs(free.loc[key, "mean"] - value) / free.loc[key, "sd"] for key, value in truth.items()}
     assert max(distance.values()) < 3, distance
-    assert fit.diagnostics()["divergences"] == 0 and fit.diagnostics()["max_r_hat"] < 1.05
+    values = fit.diagnostics()["value"]
+    assert values["divergences"] == 0 and values["r_hat"] < 1.05
 
 
 def _fit(syntax, frame, **kwargs):
@@ -168,4 +169,5 @@ def test_cross_level_regression_of_a_class_factor_on_a_school_factor():
                        ("fc", "=~", "y3", "class"): 1.2, ("fc", "~~", "fc", "class"): 0.5,
                        ("fd", "=~", "w1", "school"): 1.0, ("fd", "=~", "w2", "school"): 0.8}.items():
         assert abs(table.loc[key, "mean"] - truth) < 3 * table.loc[key, "sd"], (key, table.loc[key, ["mean", "sd"]])
-    assert fit.diagnostics()["divergences"] == 0 and fit.diagnostics()["max_r_hat"] < 1.05
+    values = fit.diagnostics()["value"]
+    assert values["divergences"] == 0 and values["r_hat"] < 1.05

@@ -76,10 +76,10 @@ def main(path: str | None = None, seed: int = 2004) -> pd.DataFrame:
     model = bm.Model(syntax(), data, cluster="district", family={c: "bernoulli" for c in items})
     fit = model.fit(draws=1000, tune=1000, chains=4, random_seed=4)
     result = compare(fit)
-    d = fit.diagnostics()
+    d = fit.diagnostics()["value"]
     text = (f"seed {seed}: {len(data)} subjects in {data['district'].nunique()} districts, "
             f"{int(np.isnan(data[items].to_numpy()).sum() / 7)} missing subject-waves; 4 chains x 1000 draws; "
-            f"{d['divergences']} divergences, max R-hat {d['max_r_hat']:.3f}, min bulk ESS {d['min_ess_bulk']:.0f}; "
+            f"{d['divergences']:.0f} divergences, max R-hat {d['r_hat']:.3f}, min bulk ESS {d['ess_bulk']:.0f}; "
             f"{result['covered'].sum()} of {len(result)} true values inside their 95% intervals; "
             f"{fit.info['seconds_compile']:.0f} s compile, {fit.info['seconds_sample']:.0f} s sampling\n\n"
             + result.round(3).to_string(index=False) + "\n")

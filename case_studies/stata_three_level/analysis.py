@@ -47,8 +47,8 @@ def main(path: str | None = None) -> pd.DataFrame:
     fit = bm.Model(MODEL, data, cluster=["school", "county"]).fit(draws=1000, tune=1000, chains=4, random_seed=3)
     result = compare(fit)
     text = (f"{len(data)} children, {data['school'].nunique()} schools, {data['county'].nunique()} counties; "
-            f"4 chains x 1000 draws; {fit.diagnostics()['divergences']} divergences, "
-            f"max R-hat {fit.diagnostics()['max_r_hat']:.3f}\n\n" + result.round(3).to_string(index=False) + "\n")
+            f"4 chains x 1000 draws; {fit.diagnostics().loc['divergences', 'value']:.0f} divergences, "
+            f"max R-hat {fit.diagnostics().loc['r_hat', 'value']:.3f}\n\n" + result.round(3).to_string(index=False) + "\n")
     if path:
         Path(path).write_text(text)
     print(text)

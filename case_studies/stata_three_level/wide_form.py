@@ -103,8 +103,8 @@ def main(path: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
                            index=[f"S{a + 1} ~~ S{b + 1}" for a, b in pairs])
     relaxed["wide, relaxed"] = estimates(fits["wide, relaxed"], {f"S{a + 1} ~~ S{b + 1}": (f"S{a + 1}", "~~", f"S{b + 1}", "")
                                                                  for a, b in pairs}).to_numpy()
-    diagnostics = "\n".join(f"- {name}: {fit.diagnostics()['divergences']} divergences, max R-hat "
-                             f"{fit.diagnostics()['max_r_hat']:.3f}, {fit.info['seconds_sample']:.1f} s sampling"
+    diagnostics = "\n".join(f"- {name}: {fit.diagnostics().loc['divergences', 'value']:.0f} divergences, max R-hat "
+                             f"{fit.diagnostics().loc['r_hat', 'value']:.3f}, {fit.info['seconds_sample']:.1f} s sampling"
                              for name, fit in fits.items())
     text = (f"{COUNTIES} counties x {SCHOOLS} schools x {CHILDREN} children; school variances {SCHOOL_VARIANCES} "
             f"by position, correlation {SCHOOL_CORRELATION}, county variance 1; 4 chains x 1000 draws each. "

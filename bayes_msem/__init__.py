@@ -7,6 +7,7 @@
 """
 
 from .data import DataError, group_mean_center
+from .diagnostics import SamplingWarning
 from .model import Model
 from .priors import PriorError
 from .results import Fit, load
@@ -14,4 +15,4 @@ from .syntax import ModelSyntaxError
 from .table import SpecificationError
 from .templating import template
 
-__all__ = ["Model", "Fit", "load", "DataError", "ModelSyntaxError", "PriorError", "SpecificationError", "template", "group_mean_center"]
+__all__ = ["Model", "Fit", "load", "DataError", "ModelSyntaxError", "PriorError", "SamplingWarning", "SpecificationError", "template", "group_mean_center"]

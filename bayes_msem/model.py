@@ -19,6 +19,7 @@ import xarray as xr
 
 from .build import build_model, cluster_ids
 from .data import ClusteredData, recode, validate
+from .diagnostics import warn
 from .likelihood.families import Family, ordinal_levels, parse_family
 from .likelihood.slopes import CONDITIONAL_MEAN, draw_random_effects
 from .plan import Plan, check_within_variation, data_variables, make_plan, missing_allowed
@@ -96,7 +97,8 @@ class Model:
 
     def fit(self, draws: int = 1000, tune: int = 1000, chains: int = 4, random_seed: int | None = None,
             sampler: str = "nutpie", progressbar: bool = False, target_accept: float = 0.8) -> Fit:
-        """Sample the posterior with NUTS and return a :class:`Fit`."""
+        """Sample the posterior with NUTS and return a :class:`Fit`; warns (:class:`SamplingWarning`)
+        for every failed convergence check of :meth:`Fit.diagnostics`, with its remedy."""
         check_settings(draws, tune, chains, sampler)
         started = time.perf_counter()
         model = self.pymc_model
@@ -119,7 +121,9 @@ class Model:
             "seconds_compile": compiled_at - started,
             "seconds_sample": finished - compiled_at,
         }
-        return Fit.from_draws(idata, self.table, self.definitions, info)
+        fit = Fit.from_draws(idata, self.table, self.definitions, info)
+        warn(fit.diagnostics())  # one SamplingWarning per failed convergence check
+        return fit
 
 
 def response_families(family: Mapping[str, str] | None, ordered: Sequence[str]) -> dict[str, Family]:

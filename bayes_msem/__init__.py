@@ -10,9 +10,9 @@ from .data import DataError, group_mean_center
 from .diagnostics import SamplingWarning
 from .model import Model
 from .priors import PriorError
-from .results import Fit, load
+from .results import Fit, compare, load
 from .syntax import ModelSyntaxError
 from .table import SpecificationError
 from .templating import template
 
-__all__ = ["Model", "Fit", "load", "DataError", "ModelSyntaxError", "PriorError", "SamplingWarning", "SpecificationError", "template", "group_mean_center"]
+__all__ = ["Model", "Fit", "compare", "load", "DataError", "ModelSyntaxError", "PriorError", "SamplingWarning", "SpecificationError", "template", "group_mean_center"]

@@ -11,9 +11,12 @@ every parameter that involves the factor follow.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import io
 import json
 import operator
+import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import arviz as az
@@ -21,8 +24,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import clusters, diagnostics
-from .data import ClusteredData
+from . import clusters, diagnostics, fit_measures
+from .data import ClusteredData, coordinate
 from .plan import make_plan, parameter_name
 from .scores import latent_scores
 from .standardized import icc_table, r_squared_table, standardized_table
@@ -130,6 +133,88 @@ class Fit:
         theta = self.idata.posterior["theta"].transpose("chain", "draw", "parameter").values
         return theta.reshape(-1, theta.shape[-1]), plan, data
 
+    def log_likelihood(self) -> xr.DataArray:
+        """log p(y_j | θ) of every cluster j (every row of a single-level model) on every posterior
+        draw, with the cluster's latent variables integrated out, kept in the DataTree's
+        ``log_likelihood`` group (variable ``y``, dimension ``unit``) for LOO and WAIC."""
+        if "log_likelihood" not in self.idata.children:
+            functions = self._gaussian_functions("the cluster-wise log-likelihood")
+            theta = self.idata.posterior["theta"].transpose("chain", "draw", "parameter")
+            values = np.stack([functions.cluster_loglik(draw) for draw in theta.values.reshape(-1, theta.sizes["parameter"])])
+            data = functions.data
+            units = coordinate(data.cluster_ids) if functions.layout.within else coordinate(data.row_labels)
+            values = values.reshape(theta.sizes["chain"], theta.sizes["draw"], -1)
+            self.idata["log_likelihood"] = xr.DataTree(xr.Dataset(
+                {"y": (("chain", "draw", "unit"), values)},
+                coords={"chain": theta["chain"].values, "draw": theta["draw"].values, "unit": units}))
+        return self.idata["log_likelihood"]["y"]
+
+    def loo(self):
+        """Leave-one-cluster-out cross-validation by Pareto-smoothed importance sampling (ArviZ's
+        ``loo`` on :meth:`log_likelihood`: a whole cluster is left out, as new clusters are what a
+        multilevel model predicts). Warns, naming them, of clusters whose Pareto k exceeds the
+        reliable bound; refit without them or with more draws."""
+        self.log_likelihood()
+        result = az.loo(self.idata, var_name="y", pointwise=True)
+        bad = result.pareto_k.values > result.good_k
+        if bad.any():
+            units = result.pareto_k["unit"].values[bad] if "unit" in result.pareto_k.coords else np.flatnonzero(bad)
+            warnings.warn(f"LOO is unreliable for {bad.sum()} cluster(s) with Pareto k > {result.good_k:.2f} "
+                          f"({', '.join(map(str, units[:10]))}{', …' if bad.sum() > 10 else ''}): these clusters "
+                          "are influential; compare models with K-fold cross-validation over clusters or check "
+                          "them for outliers.", stacklevel=2)
+        return result
+
+    def waic(self) -> dict[str, float]:
+        """WAIC over clusters (:func:`.fit_measures.waic`); LOO (:meth:`loo`) is the more reliable of the two."""
+        return fit_measures.waic(self.log_likelihood().stack(sample=("chain", "draw")).transpose("sample", "unit").values)
+
+    def fit_measures(self, null: Fit | None = None, draws: int = 500, seed: int | None = None) -> pd.Series:
+        """The chi-square-based fit of a Gaussian single- or two-level model (:mod:`.fit_measures`):
+        the posterior predictive p-value (PPP, from ``draws`` posterior draws), the mean
+        discrepancy, the number of sample statistics p*, the effective number of parameters p_D
+        (LOO's p_loo) and the posterior means and 95% intervals of BRMSEA, BCFI and BTLI. The CFI
+        and TLI compare with the independence model ``null``; without one it is fitted here
+        (:func:`.fit_measures.baseline_syntax`) with this fit's number of chains and draws."""
+        functions = self._gaussian_functions("fit measures")
+        theta = self._draws_plan_data()[0]
+        chosen = theta[np.linspace(0, len(theta) - 1, min(draws, len(theta))).astype(int)]
+        discrepancy = fit_measures.chi_square(functions, chosen, seed)
+        model = dataclasses.replace(discrepancy, observed=2 * (discrepancy.best - np.array([functions.loglik(t) for t in theta])))
+        null = null if null is not None else self._baseline(seed)
+        null_functions = null._gaussian_functions("fit measures")
+        null_theta = null._draws_plan_data()[0]
+        null_discrepancy = dataclasses.replace(model, observed=2 * (discrepancy.best - np.array(
+            [null_functions.loglik(t) for t in null_theta])))
+        p_d, null_p_d = self.loo().p, null.loo().p
+        indices = fit_measures.bayesian_indices(model, p_d, null_discrepancy, null_p_d)
+        out = {"ppp": discrepancy.ppp, "chisq": float(model.observed.mean()), "moments": model.moments,
+               "p_d": float(p_d), "df": model.moments - float(p_d)}
+        for name, values in indices.items():
+            low, high = np.quantile(values, [(1 - INTERVAL) / 2, (1 + INTERVAL) / 2])
+            out |= {name: float(values.mean()), f"{name} 2.5%": float(low), f"{name} 97.5%": float(high)}
+        return pd.Series(out)
+
+    def _baseline(self, seed: int | None) -> Fit:
+        """The independence model fitted to this fit's data."""
+        from .model import Model
+
+        data = ClusteredData.from_dataset(self.idata.observed_data.to_dataset(), self.info.get("cluster"))
+        frame = pd.DataFrame(dict(data.values))
+        if data.cluster is not None:
+            frame[data.cluster] = data.cluster_ids[data.cluster_index]
+        post = self.idata.posterior
+        null = Model(fit_measures.baseline_syntax(make_plan(self.table)), frame, cluster=self.info.get("cluster"))
+        return null.fit(draws=post.sizes["draw"], tune=post.sizes["draw"], chains=post.sizes["chain"], random_seed=seed)
+
+    def _gaussian_functions(self, what: str) -> fit_measures.GaussianFunctions:
+        """The compiled log-likelihood of a model :mod:`.fit_measures` covers (an error for others)."""
+        if getattr(self, "_functions", None) is None:
+            _, plan, data = self._draws_plan_data()
+            fit_measures.check_supported(plan, data, what)
+            self._functions = fit_measures.GaussianFunctions(plan, data)
+        return self._functions
+
     def plot_cluster_effects(self, name: str, path: str | Path | None = None):
         """Forest plot of the cluster-specific values of ``name``; saved to ``path`` if given."""
         return clusters.forest_plot(clusters.cluster_draws(self.idata, self.table, name), name, path)
@@ -199,6 +284,22 @@ class Fit:
 def _is_dispersion(families: dict, lhs: str, op: str, rhs: str, level: str, lowest: str) -> bool:
     """Whether a row is a negative binomial variable's dispersion α (its lowest-level ``y ~~ y``)."""
     return op == "~~" and lhs == rhs and level == lowest and families.get(lhs, "").startswith("negbinomial")
+
+
+def compare(fits: Mapping[str, Fit] | Sequence[Fit]) -> pd.DataFrame:
+    """Rank fits of the same data by leave-one-cluster-out LOO (:meth:`Fit.loo`, ArviZ's
+    ``compare``): best first, with the ELPD difference, its SE and stacking weights. ``fits`` are
+    named in a mapping, or numbered "model 1", "model 2", … in a list."""
+    named = dict(fits) if isinstance(fits, Mapping) else {f"model {k}": fit for k, fit in enumerate(fits, start=1)}
+    if len(named) < 2:
+        raise ValueError("compare needs at least two fits.")
+    units = {name: fit.log_likelihood()["unit"].values for name, fit in named.items()}
+    first, *others = units.items()
+    for name, values in others:
+        if len(values) != len(first[1]) or (values != first[1]).any():
+            raise ValueError(f"{name!r} and {first[0]!r} were not fitted to the same clusters; LOO compares "
+                             "models of the same data only.")
+    return az.compare({name: fit.idata for name, fit in named.items()}, var_name="y", round_to="none")
 
 
 def load(path: str | Path) -> Fit:

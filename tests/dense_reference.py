@@ -1,6 +1,7 @@
 """numpy pieces the dense-reference tests share: a level's matrices at θ and the RAM formula."""
 
 import numpy as np
+from scipy.stats import multivariate_normal
 
 from bayes_msem.plan import LevelPlan, MatrixSpec
 
@@ -24,3 +25,44 @@ def level_moments(level: LevelPlan, theta: np.ndarray, select=None):
     select = np.arange(len(level.roles.observed)) if select is None else select
     return ram_moments(fill(level.beta, theta), fill(level.gamma, theta), fill(level.psi, theta),
                        fill(level.alpha, theta), select)
+
+
+def dense_cluster_logliks(plan, frame, theta):
+    """log p(y_j) of every cluster of a two-level model as one dense normal of its stacked
+    vector (every unit's within variables, then the cluster-level variables): {cluster: value}."""
+    sw, mw, cw = level_moments(plan.levels["within"], theta)
+    sb, mb, cb = level_moments(plan.levels["between"], theta)
+    rw, rb = plan.levels["within"].roles, plan.levels["between"].roles
+    values = {}
+    for cluster, rows in frame.groupby("cluster"):
+        n = len(rows)
+        z_names = [v for v in rb.observed if v not in rw.observed]
+        p_w = len(rw.observed)
+        dim = n * p_w + len(z_names)
+        # slot of (unit i, within variable v) and of each cluster-level variable
+        k = np.zeros((dim, len(rb.observed)))  # between part → stacked vector
+        e_cov = np.zeros((dim, dim))
+        mean = np.zeros(dim)
+        w = rows[list(rb.covariates)].to_numpy()[0]
+        between_mean = mb + cb @ w
+        for i in range(n):
+            x = rows[list(rw.covariates)].to_numpy()[i]
+            block = slice(i * p_w, (i + 1) * p_w)
+            e_cov[block, block] = sw
+            mean[block] = mw + cw @ x
+            for a, v in enumerate(rw.observed):
+                if v in rb.observed:
+                    k[i * p_w + a, rb.observed.index(v)] = 1.0
+        for a, v in enumerate(z_names):
+            k[n * p_w + a, rb.observed.index(v)] = 1.0
+        mean += k @ between_mean
+        cov = k @ sb @ k.T + e_cov
+        y = np.concatenate([rows[list(rw.observed)].to_numpy().ravel(), rows[z_names].to_numpy()[0]])
+        values[cluster] = observed_logpdf(y, mean, cov)
+    return values
+
+
+def observed_logpdf(y, mean, cov):
+    """log N of the observed (non-NaN) entries of y: the marginal of a normal is its sub-vector."""
+    o = ~np.isnan(y)
+    return multivariate_normal(mean[o], cov[np.ix_(o, o)]).logpdf(y[o]) if o.any() else 0.0

@@ -14,13 +14,12 @@ import numpy as np
 import pandas as pd
 import pytensor.tensor as pt
 import pytest
-from scipy.stats import multivariate_normal
 
 import bayes_msem as bm
 from bayes_msem.likelihood.gaussian import Layout
 from bayes_msem.likelihood.patterns import PatternStatistics, pattern_loglik
 from bayes_msem.moments import implied_moments, path_length
-from dense_reference import level_moments
+from dense_reference import dense_cluster_logliks, level_moments, observed_logpdf
 
 TWO_LEVEL = """
 level: within
@@ -79,43 +78,7 @@ def _data(sizes, seed):
 
 
 def _dense_two_level(model, theta):
-    plan, frame = model.plan, model._frame
-    sw, mw, cw = level_moments(plan.levels["within"], theta)
-    sb, mb, cb = level_moments(plan.levels["between"], theta)
-    rw, rb = plan.levels["within"].roles, plan.levels["between"].roles
-    total = 0.0
-    for _, rows in frame.groupby("cluster"):
-        n = len(rows)
-        z_names = [v for v in rb.observed if v not in rw.observed]
-        p_w = len(rw.observed)
-        dim = n * p_w + len(z_names)
-        # slot of (unit i, within variable v) and of each cluster-level variable
-        k = np.zeros((dim, len(rb.observed)))  # between part → stacked vector
-        e_cov = np.zeros((dim, dim))
-        mean = np.zeros(dim)
-        w = rows[list(rb.covariates)].to_numpy()[0]
-        between_mean = mb + cb @ w
-        for i in range(n):
-            x = rows[list(rw.covariates)].to_numpy()[i]
-            block = slice(i * p_w, (i + 1) * p_w)
-            e_cov[block, block] = sw
-            mean[block] = mw + cw @ x
-            for a, v in enumerate(rw.observed):
-                if v in rb.observed:
-                    k[i * p_w + a, rb.observed.index(v)] = 1.0
-        for a, v in enumerate(z_names):
-            k[n * p_w + a, rb.observed.index(v)] = 1.0
-        mean += k @ between_mean
-        cov = k @ sb @ k.T + e_cov
-        y = np.concatenate([rows[list(rw.observed)].to_numpy().ravel(), rows[z_names].to_numpy()[0]])
-        total += _observed_logpdf(y, mean, cov)
-    return total
-
-
-def _observed_logpdf(y, mean, cov):
-    """log N of the observed (non-NaN) entries of y: the marginal of a normal is its sub-vector."""
-    o = ~np.isnan(y)
-    return multivariate_normal(mean[o], cov[np.ix_(o, o)]).logpdf(y[o]) if o.any() else 0.0
+    return sum(dense_cluster_logliks(model.plan, model._frame, theta).values())
 
 
 def _dense_single_level(model, theta):
@@ -123,7 +86,7 @@ def _dense_single_level(model, theta):
     roles = model.plan.levels[""].roles
     frame = model._frame
     y, x = frame[list(roles.observed)].to_numpy(), frame[list(roles.covariates)].to_numpy()
-    return sum(_observed_logpdf(yi, m + c @ xi, s) for yi, xi in zip(y, x))
+    return sum(observed_logpdf(yi, m + c @ xi, s) for yi, xi in zip(y, x))
 
 
 def _at_random_point(model, seed):

@@ -4,8 +4,9 @@
   the within variables, then the values of the cluster-level variables).
 * :func:`cluster_design`, :func:`within_deviations`, :func:`group_crossprod`: the data
   pieces every strategy needs; :class:`Statistics` registers a strategy's statistics as ``pm.Data``.
-* :func:`normal_loglik`: Σ log N(A D; 0, V) from cross-products, batched over groups or clusters;
-  :func:`pooled_within_loglik`, its within-cluster share.
+* :func:`normal_loglik`: Σ log N(A D; 0, V) from cross-products, batched over groups or clusters
+  (:func:`normal_terms`: per group); :func:`pooled_within_loglik`, its within-cluster share
+  (:func:`within_terms`: per group of clusters).
 """
 
 from __future__ import annotations
@@ -35,6 +36,15 @@ class Statistics:
 
         return {f.name: [data(f"stat_{f.name}_{k}", v) for k, v in enumerate(value)] if isinstance(value, tuple)
                 else data(f"stat_{f.name}", value) for f in fields(self) for value in [getattr(self, f.name)]}
+
+    def placeholders(self) -> dict[str, pt.TensorVariable]:
+        """Every (array) field as a symbolic input of its rank, for functions compiled outside a model."""
+        return {f.name: pt.tensor(f"stat_{f.name}", shape=(None,) * np.ndim(getattr(self, f.name)), dtype="float64")
+                for f in fields(self)}
+
+    def values(self) -> list[np.ndarray]:
+        """The fields' values in the order of :meth:`placeholders`."""
+        return [np.asarray(getattr(self, f.name), dtype=float) for f in fields(self)]
 
 
 @dataclass(frozen=True)
@@ -104,8 +114,13 @@ def group_crossprod(rows: np.ndarray, group: np.ndarray, n_groups: int) -> np.nd
 def pooled_within_loglik(within: Moments, scatter: pt.TensorVariable, count: pt.TensorVariable) -> pt.TensorVariable:
     """−½ [c (p log 2π + log|Σ_W|) + tr(Σ_W⁻¹ A S Aᵀ)] with A = [I, −Π_W]: the within-cluster
     scatter S of (y, x) pooled over clusters, with c = N − J degrees of freedom."""
+    return within_terms(within, scatter[None], count[None]).sum()
+
+
+def within_terms(within: Moments, scatter: pt.TensorVariable, count: pt.TensorVariable) -> pt.TensorVariable:
+    """The same for each group g of clusters (G,), from its scatter S_g (G, d, d) and c_g (G,)."""
     coef = pt.concatenate([pt.eye(within.cov.type.shape[-1]), -within.coef], axis=1)
-    return normal_loglik(within.cov[None], count[None], coef, scatter[None])
+    return normal_terms(within.cov[None], count, coef, scatter)
 
 
 def normal_loglik(cov: pt.TensorVariable, counts: pt.TensorVariable, coef: pt.TensorVariable,
@@ -115,7 +130,13 @@ def normal_loglik(cov: pt.TensorVariable, counts: pt.TensorVariable, coef: pt.Te
     −½ Σ_g [c_g (p log 2π + log|V_g|) + tr(V_g⁻¹ A M_g Aᵀ)]; V (p, p) or (G, p, p), A (p, d) or
     (G, p, d), M (G, d, d), c (G,): one fused operation (:mod:`.kernel`).
     """
+    return normal_terms(cov, counts, coef, crossprod).sum()
+
+
+def normal_terms(cov: pt.TensorVariable, counts: pt.TensorVariable, coef: pt.TensorVariable,
+                 crossprod: pt.TensorVariable) -> pt.TensorVariable:
+    """The terms of :func:`normal_loglik`, one per group (G,)."""
     groups = crossprod.shape[0]
     cov = pt.broadcast_to(cov, (groups, *cov.shape[-2:]))
     coef = pt.broadcast_to(coef, (groups, *coef.shape[-2:]))
-    return gaussian_scatter(cov, coef, crossprod, counts).sum()
+    return gaussian_scatter(cov, coef, crossprod, counts)

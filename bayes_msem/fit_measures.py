@@ -1,0 +1,277 @@
+"""Model fit of Gaussian random-intercept models (single- and two-level, marginal strategy).
+
+* :class:`GaussianFunctions`: the model's log-likelihood compiled as a function of θ — in total,
+  per cluster (the pointwise log-likelihood of leave-one-cluster-out LOO) — its implied moments,
+  and data replicated from them (covariates and cluster structure kept, as lavaan's ``fixed.x``).
+* :class:`SaturatedModel`: the unrestricted model of the same data, fitted by maximum likelihood
+  (per level a free covariance matrix, free covariate effects and free means; two-level: the
+  saturated two-level model with Σ_W and Σ_B free), whose maximum ℓ_sat(y) the chi-square
+  discrepancy needs.
+* :func:`chi_square`: the likelihood-ratio discrepancy T(y, θ) = 2 [ℓ_sat(y) − ℓ(y | θ)] on the
+  data and on data replicated from each posterior draw, the posterior predictive p-value
+  PPP = P(T(y_rep, θ) ≥ T(y, θ) | y).
+* :func:`bayesian_indices`: BRMSEA, BCFI and BTLI (Garnier-Villarreal & Jorgensen 2020) from the
+  per-draw discrepancies of the model and of the independence (null) model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+from scipy.optimize import minimize
+
+from .data import ClusteredData
+from .likelihood.gaussian import Layout
+from .likelihood.marginal import MarginalStatistics, marginal_loglik
+from .moments import Moments, implied_moments
+from .plan import MARGINAL, Plan
+from .table import BETWEEN, SINGLE_LEVEL, WITHIN
+
+
+def check_supported(plan: Plan, data: ClusteredData, what: str) -> None:
+    """``what`` is computed for complete-data, Gaussian, single- or two-level models without random
+    parameters (the marginal strategy); say so for any other model."""
+    if plan.strategy != MARGINAL or plan.random or plan.three_level:
+        raise NotImplementedError(
+            f"{what} is available for single- and two-level Gaussian models with random intercepts only "
+            f"(this model uses the {plan.strategy} strategy{' with random parameters' if plan.random else ''}"
+            f"{' and three levels' if plan.three_level else ''}); use fit.sample_posterior_predictive() and "
+            "posterior predictive plots to check it.")
+    if data.has_missing:
+        raise NotImplementedError(f"{what} needs complete data: this data set has missing cells.")
+
+
+def _compile(inputs: list, outputs) -> pytensor.compile.Function:
+    return pytensor.function(inputs, outputs, on_unused_input="ignore")
+
+
+class GaussianFunctions:
+    """The log-likelihood and implied moments of a marginal-strategy model, compiled once per plan."""
+
+    def __init__(self, plan: Plan, data: ClusteredData):
+        self.plan, self.data = plan, data
+        self.layout = Layout.from_plan(plan)
+        theta = pt.vector("theta")
+        moments = {level: implied_moments(lp, theta) for level, lp in plan.levels.items()}
+        pooled, per_cluster = MarginalStatistics.from_data(self.layout, data), MarginalStatistics.per_cluster(self.layout, data)
+        symbols = pooled.placeholders()
+        self._loglik = _compile([theta, *symbols.values()], marginal_loglik(self.layout, moments, symbols))
+        self._by_cluster = _compile([theta, *symbols.values()],
+                                    marginal_loglik(self.layout, moments, symbols, by_cluster=True))
+        self._moments = _compile([theta], [x for m in moments.values() for x in (m.cov, m.mean, m.coef)])
+        self._per_cluster = per_cluster.values()
+        self.statistics = pooled
+
+    def loglik(self, theta: np.ndarray, stats: MarginalStatistics | None = None) -> float:
+        """ℓ(y | θ) of the data (or of the data whose ``stats`` are given)."""
+        return float(self._loglik(theta, *(stats or self.statistics).values()))
+
+    def cluster_loglik(self, theta: np.ndarray) -> np.ndarray:
+        """log p(y_j | θ) of every cluster j (every row of single-level data)."""
+        return self._by_cluster(theta, *self._per_cluster)
+
+    def moments(self, theta: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Each level's implied (covariance, mean, covariate effects) of its observed variables."""
+        values = self._moments(theta)
+        return {level: tuple(values[3 * k: 3 * k + 3]) for k, level in enumerate(self.plan.levels)}
+
+    def replicate(self, theta: np.ndarray, rng: np.random.Generator) -> ClusteredData:
+        """Data drawn from the model at θ with the observed covariates and clusters:
+        u_j ~ N(μ_B + Π_B w_j, Σ_B) per cluster and y_ij = μ_W + Π_W x_ij + e_ij + u_j[y] with
+        e_ij ~ N(0, Σ_W) (single-level: y_i = μ + Π x_i + e_i)."""
+        layout, data, moments = self.layout, self.data, self.moments(theta)
+        top = moments[BETWEEN if layout.within else SINGLE_LEVEL]
+        w = data.cluster_values(list(layout.top_covariates)) if layout.within else data.matrix(list(layout.top_covariates))
+        units = _normal(rng, top, w)
+        if not layout.within:
+            return _with_values(data, dict(zip(layout.top, units.T)))
+        rows = _normal(rng, moments[WITHIN], data.matrix(list(layout.within_covariates)))
+        values = {}
+        for k, name in enumerate(layout.within):
+            between = units[data.cluster_index, layout.top.index(name)] if name in layout.top else 0.0
+            values[name] = rows[:, k] + between
+        for name in layout.cluster_only:
+            values[name] = units[data.cluster_index, layout.top.index(name)]
+        return _with_values(data, values)
+
+
+def _normal(rng: np.random.Generator, moments: tuple[np.ndarray, np.ndarray, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """One draw of N(mean + coef x_n, cov) for every row x_n of ``x``."""
+    cov, mean, coef = moments
+    noise = rng.multivariate_normal(np.zeros(len(mean)), cov, size=len(x), method="eigh")
+    return mean + x @ coef.T + noise
+
+
+def _with_values(data: ClusteredData, values: dict[str, np.ndarray]) -> ClusteredData:
+    return dataclasses.replace(data, values={**data.values, **values})
+
+
+class SaturatedModel:
+    """The unrestricted model of a layout, fitted by maximum likelihood (L-BFGS on Cholesky factors
+    with log diagonals): Σ_W, Π_W and the means of within-only variables at the within level; Σ_B,
+    μ_B and Π_B at the top level (the single level's Σ, μ, Π for single-level models)."""
+
+    def __init__(self, layout: Layout, statistics: MarginalStatistics):
+        self.layout = layout
+        p_w, q_w = len(layout.within), len(layout.within_covariates)
+        p_b, q_b = len(layout.top), len(layout.top_covariates)
+        within_only = [k for k, v in enumerate(layout.within) if v not in layout.top]
+        self.sizes = [p_w * (p_w + 1) // 2, p_w * q_w, len(within_only), p_b * (p_b + 1) // 2, p_b, p_b * q_b]
+        self.n_parameters = sum(self.sizes)
+        x = pt.vector("x")
+        ends = np.cumsum(self.sizes)
+        pieces = [x[end - size:end] for size, end in zip(self.sizes, ends)]
+        top = Moments(_covariance(pieces[3], p_b), pieces[4], pieces[5].reshape((p_b, q_b)))
+        if layout.within:
+            mean = pt.set_subtensor(pt.zeros(p_w)[within_only], pieces[2])
+            moments = {WITHIN: Moments(_covariance(pieces[0], p_w), mean, pieces[1].reshape((p_w, q_w))), BETWEEN: top}
+        else:
+            moments = {SINGLE_LEVEL: top}
+        symbols = statistics.placeholders()
+        loglik = marginal_loglik(layout, moments, symbols)
+        self._value_grad = _compile([x, *symbols.values()], [-loglik, -pt.grad(loglik, x)])
+        self._within_only = within_only
+
+    def start(self, data: ClusteredData) -> np.ndarray:
+        """Starting values from the data: pooled within covariance, covariance and mean of the cluster
+        means (less Σ_W / n̄, kept positive definite), no covariate effects."""
+        layout = self.layout
+        if not layout.within:
+            y = data.matrix(list(layout.top))
+            return self._pack(None, None, None, np.cov(y.T, ddof=0).reshape(len(layout.top), -1), y.mean(0))
+        names = list(layout.within)
+        deviations = data.matrix(names) - data.cluster_means(names)[data.cluster_index]
+        sigma_w = deviations.T @ deviations / (data.n_rows - data.n_clusters)
+        means = np.hstack([data.cluster_means(names), data.cluster_values(list(layout.cluster_only))])
+        order = [layout.cluster_vector.index(v) for v in layout.top]
+        top = means[:, order]
+        sigma_b = np.atleast_2d(np.cov(top.T, ddof=0))
+        shrink = sigma_w / data.sizes.mean()
+        inner = [k for k, v in enumerate(layout.top) if v in layout.within]
+        sigma_b[np.ix_(inner, inner)] -= shrink[np.ix_([layout.within.index(layout.top[k]) for k in inner],
+                                                        [layout.within.index(layout.top[k]) for k in inner])]
+        values, vectors = np.linalg.eigh(sigma_b)
+        floor = 0.05 * np.abs(np.diag(np.cov(top.T, ddof=0).reshape(len(order), -1)))
+        sigma_b = vectors @ np.diag(np.maximum(values, floor.min())) @ vectors.T
+        within_means = means[:, self._within_only].mean(0)
+        return self._pack(sigma_w, within_means, None, sigma_b, top.mean(0))
+
+    def _pack(self, sigma_w, within_means, _, sigma_b, mean_b) -> np.ndarray:
+        parts = [np.zeros(n) for n in self.sizes]
+        if sigma_w is not None:
+            parts[0], parts[2] = _unconstrained(sigma_w), within_means
+        parts[3], parts[4] = _unconstrained(sigma_b), mean_b
+        return np.concatenate(parts)
+
+    def maximise(self, stats: MarginalStatistics, start: np.ndarray) -> tuple[float, np.ndarray]:
+        """max ℓ_sat of the data whose statistics are ``stats``, and the maximiser, from ``start``."""
+        values = stats.values()
+        result = minimize(lambda x: self._value_grad(x, *values), start, jac=True, method="L-BFGS-B",
+                          options={"maxiter": 5000, "ftol": 1e-13, "gtol": 1e-7})
+        return -float(result.fun), result.x
+
+
+def _covariance(vector: pt.TensorVariable, p: int) -> pt.TensorVariable:
+    """L Lᵀ with L lower triangular from ``vector`` (row by row), its diagonal on the log scale."""
+    rows, cols = np.tril_indices(p)
+    chol = pt.set_subtensor(pt.zeros((p, p))[rows, cols], vector)
+    chol = pt.set_subtensor(chol[np.arange(p), np.arange(p)], pt.exp(pt.diagonal(chol)))
+    return chol @ chol.T
+
+
+def _unconstrained(sigma: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`_covariance`."""
+    chol = np.linalg.cholesky(sigma)
+    chol[np.diag_indices_from(chol)] = np.log(np.diag(chol))
+    return chol[np.tril_indices(len(sigma))]
+
+
+@dataclass(frozen=True)
+class ChiSquare:
+    """Per posterior draw: the discrepancy on the data and on the data replicated from that draw;
+    the saturated model's maximum ℓ_sat(y), its number of parameters p* (the sample statistics)
+    and the sample size N."""
+
+    observed: np.ndarray
+    replicated: np.ndarray
+    best: float
+    moments: int
+    n: int
+
+    @property
+    def ppp(self) -> float:
+        """PPP = P(T(y_rep, θ) ≥ T(y, θ) | y): near 0 means misfit; about 0.5 for a model that fits."""
+        return float(np.mean(self.replicated >= self.observed))
+
+
+def chi_square(functions: GaussianFunctions, theta: np.ndarray, seed: int | None = None) -> ChiSquare:
+    """T(y, θ_s) = 2 [ℓ_sat(y) − ℓ(y | θ_s)] and T(y_rep,s, θ_s) for each draw θ_s (rows of ``theta``),
+    y_rep,s replicated from θ_s; ℓ_sat is the saturated model's maximum on each data set."""
+    rng = np.random.default_rng(seed)
+    layout, data = functions.layout, functions.data
+    saturated = SaturatedModel(layout, functions.statistics)
+    best, optimum = saturated.maximise(functions.statistics, saturated.start(data))
+    observed, replicated = np.empty(len(theta)), np.empty(len(theta))
+    for s, draw in enumerate(theta):
+        observed[s] = 2 * (best - functions.loglik(draw))
+        stats = MarginalStatistics.from_data(layout, functions.replicate(draw, rng))
+        best_rep, _ = saturated.maximise(stats, optimum)
+        replicated[s] = 2 * (best_rep - functions.loglik(draw, stats))
+    return ChiSquare(observed, replicated, best, saturated.n_parameters, data.n_rows)
+
+
+def bayesian_indices(model: ChiSquare, p_d: float, null: ChiSquare | None = None, null_p_d: float | None = None
+                     ) -> dict[str, np.ndarray]:
+    """Per draw (Garnier-Villarreal & Jorgensen 2020, with p_D the effective number of parameters):
+
+        BRMSEA = √( max(0, T − p*) / ((p* − p_D) N) )
+        BCFI   = 1 − max(0, T − p*) / (T₀ − p*)
+        BTLI   = ((T₀ − p_D₀)/(p* − p_D₀) − (T − p_D)/(p* − p_D)) / ((T₀ − p_D₀)/(p* − p_D₀) − 1)
+
+    T is the model's discrepancy on the data, T₀ the null model's (paired draw by draw; the shorter
+    sets the number of draws)."""
+    if model.moments <= p_d:
+        raise ValueError(f"the effective number of parameters ({p_d:.1f}) is not below the number of sample "
+                         f"statistics ({model.moments}): the model has no degrees of freedom to assess fit.")
+    excess = np.maximum(model.observed - model.moments, 0.0)
+    out = {"BRMSEA": np.sqrt(excess / ((model.moments - p_d) * model.n))}
+    if null is not None:
+        k = min(len(null.observed), len(model.observed))
+        null_ratio = (null.observed[:k] - null_p_d) / (model.moments - null_p_d)
+        ratio = (model.observed[:k] - p_d) / (model.moments - p_d)
+        out["BCFI"] = 1 - excess[:k] / (null.observed[:k] - model.moments)
+        out["BTLI"] = (null_ratio - ratio) / (null_ratio - 1)
+    return out
+
+
+def baseline_syntax(plan: Plan) -> str:
+    """The independence (null) model of a plan in model syntax: every observed variable with its own
+    variance at each level where it has a part, and no covariances; covariate effects fixed at 0 so
+    that the covariates (and the saturated model) stay those of the model."""
+    layout = Layout.from_plan(plan)
+
+    def block(variables: tuple[str, ...], covariates: tuple[str, ...]) -> list[str]:
+        lines = [f"{v} ~~ {v}" for v in variables]
+        if covariates:
+            lines.append(f"{variables[0]} ~ {' + '.join(f'0*{x}' for x in covariates)}")
+        return lines
+
+    if not layout.within:
+        return "\n".join(block(layout.top, layout.top_covariates))
+    return "\n".join(["level: within", *block(layout.within, layout.within_covariates),
+                      "level: between", *block(layout.top, layout.top_covariates)])
+
+
+def waic(log_likelihood: np.ndarray) -> dict[str, float]:
+    """WAIC from the pointwise log-likelihood (draws, units): elpd = Σ_i [log mean_s p(y_i | θ_s)
+    − var_s log p(y_i | θ_s)], p_waic the sum of the variances, waic = −2 elpd, and the SE of elpd."""
+    top = log_likelihood.max(axis=0)
+    lppd = np.log(np.exp(log_likelihood - top).mean(axis=0)) + top
+    variance = log_likelihood.var(axis=0, ddof=1)
+    pointwise = lppd - variance
+    return {"elpd_waic": float(pointwise.sum()), "p_waic": float(variance.sum()), "waic": float(-2 * pointwise.sum()),
+            "se": float(np.sqrt(len(pointwise) * pointwise.var()))}

@@ -1,0 +1,203 @@
+"""Model fit: the chi-square discrepancy against lavaan, cluster-wise log-likelihood against a dense
+normal, PPP on true and misspecified models, Bayesian fit indices, and LOO model choice."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayes_msem as bm
+from bayes_msem.fit_measures import GaussianFunctions, SaturatedModel, baseline_syntax, chi_square
+from dense_reference import dense_cluster_logliks
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+DEMO = bm.template("twolevel_sem_demo")
+# the Demo model with y3's within loading dropped: y3 uncorrelated with y1, y2 and x within clusters
+DEMO_WITHOUT_Y3 = DEMO.replace("fw =~ y1 + y2 + y3", "fw =~ y1 + y2\n  y3 ~~ y3")
+HS = """
+visual  =~ x1 + x2 + x3
+textual =~ x4 + x5 + x6
+speed   =~ x7 + x8 + x9
+"""
+
+
+def _lavaan_theta(plan, reference: pd.DataFrame) -> np.ndarray:
+    """θ at lavaan's estimates: each free parameter's (level, lhs, op, rhs) row of ``reference``."""
+    rhs = reference["rhs"].fillna("")
+    theta = np.empty(len(plan.parameters))
+    for k, row in plan.parameters.iterrows():
+        op = plan.table.loc[plan.table["free"] == row["free"], "op"].iloc[0]
+        hit = reference[(reference["lhs"] == row["lhs"]) & (reference["op"] == op) & (rhs == (row["rhs"] or ""))
+                        & (reference["level"] == row["level"])]
+        theta[k] = hit["est"].iloc[0]
+    return theta
+
+
+@pytest.fixture(scope="module")
+def demo_data():
+    return pd.read_csv(REFERENCE / "demo_twolevel.csv")
+
+
+@pytest.fixture(scope="module")
+def demo_functions(demo_data):
+    model = bm.Model(DEMO, demo_data, cluster="cluster")
+    reference = pd.read_csv(REFERENCE / "demo_twolevel_lavaan.csv")
+    # the file's level column reads "between" throughout: the within block ends where fb's rows begin
+    first_between = reference.index[(reference["lhs"] == "fb") & (reference["op"] == "=~")][0]
+    reference["level"] = np.where(reference.index < first_between, "within", "between")
+    return GaussianFunctions(model.plan, model.data), _lavaan_theta(model.plan, reference)
+
+
+def test_demo_chi_square_at_lavaan_estimates_is_lavaans(demo_functions):
+    """At lavaan's ML estimates: ℓ = −12076.566 (the reference README) and the likelihood-ratio
+    statistic against the saturated two-level model is lavaan's 8.092 on 10 degrees of freedom
+    (30 sample statistics − 20 parameters; lavaan's multilevel tutorial reports 8.092, df 10)."""
+    functions, theta = demo_functions
+    assert functions.loglik(theta) == pytest.approx(-12076.566, abs=1e-3)
+    saturated = SaturatedModel(functions.layout, functions.statistics)
+    best, _ = saturated.maximise(functions.statistics, saturated.start(functions.data))
+    assert saturated.n_parameters == 30
+    assert 2 * (best - functions.loglik(theta)) == pytest.approx(8.092, abs=2e-3)
+
+
+def test_holzinger_swineford_chi_square_at_lavaan_estimates_is_lavaans():
+    """Single level: lavaan's chi-square of the three-factor CFA is 85.306 on 24 degrees of freedom
+    (54 sample statistics with means − 30 parameters)."""
+    data = pd.read_csv(REFERENCE / "holzinger_swineford.csv")
+    model = bm.Model(HS, data)
+    reference = pd.read_csv(REFERENCE / "holzinger_swineford_cfa_lavaan.csv").assign(level="")
+    functions = GaussianFunctions(model.plan, model.data)
+    theta = _lavaan_theta(model.plan, reference)
+    saturated = SaturatedModel(functions.layout, functions.statistics)
+    best, _ = saturated.maximise(functions.statistics, saturated.start(functions.data))
+    assert saturated.n_parameters == 54
+    assert 2 * (best - functions.loglik(theta)) == pytest.approx(85.306, abs=2e-3)
+
+
+def test_replicated_discrepancy_at_fixed_theta_is_chi_square(demo_functions):
+    """At a fixed θ the discrepancy of data replicated from θ is asymptotically χ² with p* = 30
+    degrees of freedom: over 200 replications its mean (SE 0.55) lies within 2.5 of 30 and its
+    variance near 60. This checks the replication and the saturated maximum together."""
+    functions, theta = demo_functions
+    replicated = chi_square(functions, np.tile(theta, (200, 1)), seed=3).replicated
+    assert abs(replicated.mean() - 30) < 2.5
+    assert 35 < replicated.var() < 95
+
+
+def test_cluster_loglik_matches_dense_reference():
+    """log p(y_j | θ) per cluster equals a dense normal of the cluster's stacked vector (1e-8),
+    with within and cluster-level covariates and a cluster-level outcome."""
+    rng = np.random.default_rng(5)
+    sizes = [1, 2, 5, 3, 3, 4]
+    cluster = np.repeat(np.arange(len(sizes)), sizes)
+    frame = pd.DataFrame(rng.normal(size=(len(cluster), 4)), columns=["y1", "y2", "y3", "x1"])
+    frame += rng.normal(size=(len(sizes), 4))[cluster]
+    frame["w1"] = rng.normal(size=len(sizes))[cluster]
+    frame["z"] = rng.normal(size=len(sizes))[cluster]
+    frame["cluster"] = cluster
+    syntax = """
+    level: within
+      f =~ y1 + y2 + y3
+      f ~ x1
+    level: between
+      fb =~ y1 + y2 + y3
+      fb ~ w1
+      z ~ fb
+    """
+    model = bm.Model(syntax, frame, cluster="cluster")
+    functions = GaussianFunctions(model.plan, model.data)
+    theta = model.plan.parameters["kind"].map({"variance": 0.7, "loading": 0.8}).fillna(0.3).to_numpy()
+    expected = dense_cluster_logliks(model.plan, frame, theta)
+    np.testing.assert_allclose(functions.cluster_loglik(theta), [expected[c] for c in model.data.cluster_ids],
+                               atol=1e-8, rtol=0)
+    assert functions.cluster_loglik(theta).sum() == pytest.approx(functions.loglik(theta), abs=1e-8)
+
+
+def test_baseline_is_the_independence_model_with_the_same_covariates():
+    plan = bm.Model(DEMO, pd.read_csv(REFERENCE / "demo_twolevel.csv"), cluster="cluster").plan
+    assert baseline_syntax(plan).split("\n") == [
+        "level: within", "y1 ~~ y1", "y2 ~~ y2", "y3 ~~ y3", "y1 ~ 0*x1 + 0*x2 + 0*x3",
+        "level: between", "y1 ~~ y1", "y2 ~~ y2", "y3 ~~ y3", "y1 ~ 0*w1 + 0*w2"]
+
+
+@pytest.fixture(scope="module")
+def demo_fits(demo_data):
+    fit = bm.Model(DEMO, demo_data, cluster="cluster").fit(draws=500, tune=500, chains=2, random_seed=1)
+    wrong = bm.Model(DEMO_WITHOUT_Y3, demo_data, cluster="cluster").fit(draws=500, tune=500, chains=2, random_seed=1)
+    return fit, wrong
+
+
+def test_ppp_and_indices_accept_the_true_model_and_reject_a_dropped_loading(demo_fits):
+    """Demo.twolevel with its own model: PPP well above 0.1 (0.60 measured), BRMSEA near 0 and
+    BCFI near 1. Without y3's within loading: PPP < 0.05, BRMSEA and BCFI clearly worse."""
+    fit, wrong = demo_fits
+    measures = fit.fit_measures(seed=1)
+    assert measures["ppp"] > 0.1
+    assert measures["moments"] == 30 and 8 < measures["df"] < 12  # 30 − p_D, p_D ≈ 20 parameters
+    assert measures["BRMSEA"] < 0.03 and measures["BCFI"] > 0.98
+    worse = wrong.fit_measures(seed=1)
+    assert worse["ppp"] < 0.05
+    assert worse["BRMSEA"] > 0.05 and worse["BCFI"] < measures["BCFI 2.5%"]
+
+
+def test_loo_and_waic_are_per_cluster(demo_fits):
+    fit, wrong = demo_fits
+    log_likelihood = fit.log_likelihood()
+    assert log_likelihood.sizes["unit"] == 200
+    loo, waic = fit.loo(), fit.waic()
+    assert loo.n_data_points == 200 and (loo.pareto_k.values < loo.good_k).all()
+    assert waic["elpd_waic"] == pytest.approx(loo.elpd, abs=1.0)
+    ranked = bm.compare({"true": fit, "y3 dropped": wrong})
+    assert ranked.index[0] == "true"
+
+
+def test_loo_prefers_the_data_generating_model():
+    """Two within factors simulated; the one-factor model loses under leave-one-cluster-out LOO by
+    more than two SEs of the difference."""
+    rng = np.random.default_rng(11)
+    clusters, size = 60, 8
+    cluster = np.repeat(np.arange(clusters), size)
+    factors = rng.multivariate_normal([0, 0], [[1, 0.3], [0.3, 1]], size=len(cluster))
+    loadings = np.array([[1, 0], [0.8, 0], [0.7, 0], [0, 1], [0, 0.8], [0, 0.7]])
+    y = factors @ loadings.T + rng.normal(scale=0.6, size=(len(cluster), 6))
+    y += rng.normal(scale=0.5, size=(clusters, 6))[cluster]
+    frame = pd.DataFrame(y, columns=[f"y{k}" for k in range(1, 7)]).assign(cluster=cluster)
+    two = """
+    level: within
+      f1 =~ y1 + y2 + y3
+      f2 =~ y4 + y5 + y6
+    level: between
+      y1 ~~ y1
+      y2 ~~ y2
+      y3 ~~ y3
+      y4 ~~ y4
+      y5 ~~ y5
+      y6 ~~ y6
+    """
+    one = """
+    level: within
+      f =~ y1 + y2 + y3 + y4 + y5 + y6
+    level: between
+      y1 ~~ y1
+      y2 ~~ y2
+      y3 ~~ y3
+      y4 ~~ y4
+      y5 ~~ y5
+      y6 ~~ y6
+    """
+    fits = {name: bm.Model(syntax, frame, cluster="cluster").fit(draws=300, tune=300, chains=2, random_seed=2)
+            for name, syntax in [("two factors", two), ("one factor", one)]}
+    ranked = bm.compare(fits)
+    assert ranked.index[0] == "two factors"
+    worse = ranked.loc["one factor"]
+    assert -worse["elpd_diff"] > 2 * worse["dse"]  # elpd_diff = elpd(one) − elpd(two) < 0
+
+
+def test_fit_measures_explain_what_they_cover():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"y": rng.normal(size=40), "x": rng.normal(size=40), "cluster": np.repeat(np.arange(10), 4)})
+    model = bm.Model("level: within\n s | y ~ x\nlevel: between\n y ~~ y\n s ~~ s", frame, cluster="cluster")
+    from bayes_msem.fit_measures import check_supported
+    with pytest.raises(NotImplementedError, match="random intercepts only"):
+        check_supported(model.plan, model.data, "PPP")

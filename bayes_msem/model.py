@@ -12,13 +12,16 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
+import graphviz
 import pandas as pd
 import pymc as pm
 import xarray as xr
 
 from .build import build_model, cluster_ids
 from .data import ClusteredData, recode, validate
+from .diagram import draw
 from .diagnostics import warn
 from .likelihood.families import Family, ordinal_levels, parse_family
 from .likelihood.slopes import CONDITIONAL_MEAN, draw_random_effects
@@ -70,6 +73,11 @@ class Model:
     def parameter_table(self) -> pd.DataFrame:
         """The full parameter table: the user's rows plus the defaults, with free-parameter numbers."""
         return self.table.copy()
+
+    def diagram(self, path: str | Path | None = None, format: str = "png") -> graphviz.Digraph:
+        """The path diagram (:mod:`.diagram`), paths labelled with their labels and fixed values;
+        rendered to ``path`` (PNG, SVG, … by its suffix, else ``format``) when given."""
+        return draw(self.table, path, format)
 
     @property
     def plan(self) -> Plan:

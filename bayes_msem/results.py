@@ -20,12 +20,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import arviz as az
+import graphviz
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from . import clusters, diagnostics, fit_measures
 from .data import ClusteredData, coordinate
+from .diagram import draw
 from .plan import make_plan, parameter_name
 from .scores import latent_scores
 from .standardized import icc_table, r_squared_table, standardized_table
@@ -218,6 +220,15 @@ class Fit:
     def plot_cluster_effects(self, name: str, path: str | Path | None = None):
         """Forest plot of the cluster-specific values of ``name``; saved to ``path`` if given."""
         return clusters.forest_plot(clusters.cluster_draws(self.idata, self.table, name), name, path)
+
+    def diagram(self, path: str | Path | None = None, format: str = "png",
+                standardized: bool = False) -> graphviz.Digraph:
+        """The path diagram (:mod:`.diagram`) with the posterior mean of each path (of its std.all
+        with ``standardized=True``); rendered to ``path`` (PNG, SVG, … by its suffix, else
+        ``format``) when given."""
+        if standardized:
+            return draw(self.table, path, format, self.standardized(), "std.all")
+        return draw(self.table, path, format, self.parameters(), "mean")
 
     def diagnostics(self) -> pd.DataFrame:
         """The convergence checks, one row per check (index ``check``: r_hat, ess_bulk, ess_tail,

@@ -20,11 +20,13 @@ import pytest
 import bayes_msem as bm
 from bayes_msem.examples import TWOLEVEL_CFA, TWOLEVEL_TRUTH
 from bayes_msem.templating import available_templates
+from mediation_designs import simulate_111, simulate_111_random, simulate_211, simulate_221
 
 ROOT = Path(__file__).resolve().parents[1]
-TEMPLATES = ("ansari_jedidi", "contextual_effect", "random_loadings", "random_slopes", "random_variances",
-             "twolevel_cfa", "twolevel_sem_demo")
-HYBRID = {"ansari_jedidi", "random_loadings", "random_variances"}
+TEMPLATES = ("ansari_jedidi", "contextual_effect", "mediation_111", "mediation_111_random", "mediation_211",
+             "mediation_221", "random_loadings", "random_slopes", "random_variances", "twolevel_cfa",
+             "twolevel_sem_demo")
+HYBRID = {"ansari_jedidi", "mediation_111_random", "random_loadings", "random_variances"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -247,6 +249,10 @@ def simulate_twolevel_sem_demo(seed: int = 17) -> Simulated:
 SIMULATORS: dict[str, Callable[[], Simulated]] = {
     "ansari_jedidi": simulate_ansari_jedidi,
     "contextual_effect": simulate_contextual_effect,
+    "mediation_111": lambda: Simulated(*simulate_111()),
+    "mediation_111_random": lambda: Simulated(*simulate_111_random()),
+    "mediation_211": lambda: Simulated(*simulate_211()),
+    "mediation_221": lambda: Simulated(*simulate_221()),
     "random_loadings": simulate_random_loadings,
     "random_slopes": simulate_random_slopes,
     "random_variances": simulate_random_variances,

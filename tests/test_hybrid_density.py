@@ -57,6 +57,16 @@ level: between
   s ~~ y1
 """
 
+RANDOM_MEDIATION_PATHS = """
+level: within
+  a | y1 ~ x
+  b | y2 ~ y1
+  y2 ~ x
+level: between
+  a ~~ b
+  y1 ~~ y2
+"""
+
 LOADING_AND_LOG_VARIANCE = """
 level: within
   fw =~ y1 + y2
@@ -141,6 +151,7 @@ MODELS = {
     "random-slope-and-log-variance": SLOPE_AND_LOG_VARIANCE,
     "random-slope-between-latent-factors": SLOPE_BETWEEN_FACTORS,
     "random-slope-on-endogenous": SLOPE_ON_ENDOGENOUS,
+    "random-mediation-paths": RANDOM_MEDIATION_PATHS,
     "random-loading-and-log-variance": LOADING_AND_LOG_VARIANCE,
     "covariance-block": COVARIANCE_BLOCK,
     "covariance-block-3": COVARIANCE_BLOCK_3,

@@ -1,8 +1,7 @@
 """Model fit of Gaussian random-intercept models (single- and two-level, marginal strategy).
 
 * :class:`GaussianFunctions`: the model's log-likelihood compiled as a function of θ — in total,
-  per cluster (the pointwise log-likelihood of leave-one-cluster-out LOO) — its implied moments,
-  and data replicated from them (covariates and cluster structure kept, as lavaan's ``fixed.x``).
+  and per cluster (the pointwise log-likelihood of leave-one-cluster-out LOO).
 * :class:`SaturatedModel`: the unrestricted model of the same data, fitted by maximum likelihood
   (per level a free covariance matrix, free covariate effects and free means; two-level: the
   saturated two-level model with Σ_W and Σ_B free), whose maximum ℓ_sat(y) the chi-square
@@ -16,7 +15,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,10 +23,11 @@ import pytensor.tensor as pt
 from scipy.optimize import minimize
 
 from .data import ClusteredData
-from .likelihood.gaussian import Layout
+from .likelihood.gaussian import Layout, flat
 from .likelihood.marginal import MarginalStatistics, marginal_loglik
 from .moments import Moments, implied_moments
 from .plan import MARGINAL, Plan
+from .simulate import Simulator
 from .table import BETWEEN, SINGLE_LEVEL, WITHIN
 
 
@@ -59,10 +58,9 @@ class GaussianFunctions:
         moments = {level: implied_moments(lp, theta) for level, lp in plan.levels.items()}
         pooled, per_cluster = MarginalStatistics.from_data(self.layout, data), MarginalStatistics.per_cluster(self.layout, data)
         symbols = pooled.placeholders()
-        self._loglik = _compile([theta, *symbols.values()], marginal_loglik(self.layout, moments, symbols))
-        self._by_cluster = _compile([theta, *symbols.values()],
+        self._loglik = _compile([theta, *flat(symbols)], marginal_loglik(self.layout, moments, symbols))
+        self._by_cluster = _compile([theta, *flat(symbols)],
                                     marginal_loglik(self.layout, moments, symbols, by_cluster=True))
-        self._moments = _compile([theta], [x for m in moments.values() for x in (m.cov, m.mean, m.coef)])
         self._per_cluster = per_cluster.values()
         self.statistics = pooled
 
@@ -73,41 +71,6 @@ class GaussianFunctions:
     def cluster_loglik(self, theta: np.ndarray) -> np.ndarray:
         """log p(y_j | θ) of every cluster j (every row of single-level data)."""
         return self._by_cluster(theta, *self._per_cluster)
-
-    def moments(self, theta: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Each level's implied (covariance, mean, covariate effects) of its observed variables."""
-        values = self._moments(theta)
-        return {level: tuple(values[3 * k: 3 * k + 3]) for k, level in enumerate(self.plan.levels)}
-
-    def replicate(self, theta: np.ndarray, rng: np.random.Generator) -> ClusteredData:
-        """Data drawn from the model at θ with the observed covariates and clusters:
-        u_j ~ N(μ_B + Π_B w_j, Σ_B) per cluster and y_ij = μ_W + Π_W x_ij + e_ij + u_j[y] with
-        e_ij ~ N(0, Σ_W) (single-level: y_i = μ + Π x_i + e_i)."""
-        layout, data, moments = self.layout, self.data, self.moments(theta)
-        top = moments[BETWEEN if layout.within else SINGLE_LEVEL]
-        w = data.cluster_values(list(layout.top_covariates)) if layout.within else data.matrix(list(layout.top_covariates))
-        units = _normal(rng, top, w)
-        if not layout.within:
-            return _with_values(data, dict(zip(layout.top, units.T)))
-        rows = _normal(rng, moments[WITHIN], data.matrix(list(layout.within_covariates)))
-        values = {}
-        for k, name in enumerate(layout.within):
-            between = units[data.cluster_index, layout.top.index(name)] if name in layout.top else 0.0
-            values[name] = rows[:, k] + between
-        for name in layout.cluster_only:
-            values[name] = units[data.cluster_index, layout.top.index(name)]
-        return _with_values(data, values)
-
-
-def _normal(rng: np.random.Generator, moments: tuple[np.ndarray, np.ndarray, np.ndarray], x: np.ndarray) -> np.ndarray:
-    """One draw of N(mean + coef x_n, cov) for every row x_n of ``x``."""
-    cov, mean, coef = moments
-    noise = rng.multivariate_normal(np.zeros(len(mean)), cov, size=len(x), method="eigh")
-    return mean + x @ coef.T + noise
-
-
-def _with_values(data: ClusteredData, values: dict[str, np.ndarray]) -> ClusteredData:
-    return dataclasses.replace(data, values={**data.values, **values})
 
 
 class SaturatedModel:
@@ -133,38 +96,28 @@ class SaturatedModel:
             moments = {SINGLE_LEVEL: top}
         symbols = statistics.placeholders()
         loglik = marginal_loglik(layout, moments, symbols)
-        self._value_grad = _compile([x, *symbols.values()], [-loglik, -pt.grad(loglik, x)])
+        self._value_grad = _compile([x, *flat(symbols)], [-loglik, -pt.grad(loglik, x)])
         self._within_only = within_only
 
     def start(self, data: ClusteredData) -> np.ndarray:
-        """Starting values from the data: pooled within covariance, covariance and mean of the cluster
-        means (less Σ_W / n̄, kept positive definite), no covariate effects."""
+        """Starting values from the data: Σ_W the pooled within covariance; μ_B and Σ_B the mean and
+        covariance of the cluster values (the within variables' cluster means less Σ_W / n̄),
+        kept positive definite; no covariate effects."""
         layout = self.layout
-        if not layout.within:
-            y = data.matrix(list(layout.top))
-            return self._pack(None, None, None, np.cov(y.T, ddof=0).reshape(len(layout.top), -1), y.mean(0))
-        names = list(layout.within)
-        deviations = data.matrix(names) - data.cluster_means(names)[data.cluster_index]
-        sigma_w = deviations.T @ deviations / (data.n_rows - data.n_clusters)
-        means = np.hstack([data.cluster_means(names), data.cluster_values(list(layout.cluster_only))])
-        order = [layout.cluster_vector.index(v) for v in layout.top]
-        top = means[:, order]
-        sigma_b = np.atleast_2d(np.cov(top.T, ddof=0))
-        shrink = sigma_w / data.sizes.mean()
-        inner = [k for k, v in enumerate(layout.top) if v in layout.within]
-        sigma_b[np.ix_(inner, inner)] -= shrink[np.ix_([layout.within.index(layout.top[k]) for k in inner],
-                                                        [layout.within.index(layout.top[k]) for k in inner])]
-        values, vectors = np.linalg.eigh(sigma_b)
-        floor = 0.05 * np.abs(np.diag(np.cov(top.T, ddof=0).reshape(len(order), -1)))
-        sigma_b = vectors @ np.diag(np.maximum(values, floor.min())) @ vectors.T
-        within_means = means[:, self._within_only].mean(0)
-        return self._pack(sigma_w, within_means, None, sigma_b, top.mean(0))
-
-    def _pack(self, sigma_w, within_means, _, sigma_b, mean_b) -> np.ndarray:
         parts = [np.zeros(n) for n in self.sizes]
-        if sigma_w is not None:
-            parts[0], parts[2] = _unconstrained(sigma_w), within_means
-        parts[3], parts[4] = _unconstrained(sigma_b), mean_b
+        if layout.within:
+            names = list(layout.within)
+            deviations = data.matrix(names) - data.cluster_means(names)[data.cluster_index]
+            sigma_w = deviations.T @ deviations / (data.n_rows - data.n_clusters)
+            vector = np.hstack([data.cluster_means(names), data.cluster_values(list(layout.cluster_only))])
+            order = [layout.cluster_vector.index(v) for v in layout.top]
+            top, e = vector[:, order], layout.embedding(layout.within)[order]
+            sigma_b = np.cov(top.T, ddof=0).reshape(len(order), -1) - e @ sigma_w @ e.T / data.sizes.mean()
+            parts[0], parts[2] = _unconstrained(sigma_w), vector[:, self._within_only].mean(0)
+        else:
+            top = data.matrix(list(layout.top))
+            sigma_b = np.cov(top.T, ddof=0).reshape(len(layout.top), -1)
+        parts[3], parts[4] = _unconstrained(_positive_definite(sigma_b)), top.mean(0)
         return np.concatenate(parts)
 
     def maximise(self, stats: MarginalStatistics, start: np.ndarray) -> tuple[float, np.ndarray]:
@@ -181,6 +134,12 @@ def _covariance(vector: pt.TensorVariable, p: int) -> pt.TensorVariable:
     chol = pt.set_subtensor(pt.zeros((p, p))[rows, cols], vector)
     chol = pt.set_subtensor(chol[np.arange(p), np.arange(p)], pt.exp(pt.diagonal(chol)))
     return chol @ chol.T
+
+
+def _positive_definite(sigma: np.ndarray) -> np.ndarray:
+    """``sigma`` with its eigenvalues raised to at least 5% of its mean variance."""
+    values, vectors = np.linalg.eigh(sigma)
+    return vectors @ np.diag(np.maximum(values, 0.05 * max(np.trace(sigma) / len(sigma), 1e-8))) @ vectors.T
 
 
 def _unconstrained(sigma: np.ndarray) -> np.ndarray:
@@ -213,12 +172,13 @@ def chi_square(functions: GaussianFunctions, theta: np.ndarray, seed: int | None
     y_rep,s replicated from θ_s; ℓ_sat is the saturated model's maximum on each data set."""
     rng = np.random.default_rng(seed)
     layout, data = functions.layout, functions.data
+    simulator = Simulator(functions.plan, data)
     saturated = SaturatedModel(layout, functions.statistics)
     best, optimum = saturated.maximise(functions.statistics, saturated.start(data))
     observed, replicated = np.empty(len(theta)), np.empty(len(theta))
     for s, draw in enumerate(theta):
         observed[s] = 2 * (best - functions.loglik(draw))
-        stats = MarginalStatistics.from_data(layout, functions.replicate(draw, rng))
+        stats = MarginalStatistics.from_data(layout, simulator.replicated_data(draw, rng))
         best_rep, _ = saturated.maximise(stats, optimum)
         replicated[s] = 2 * (best_rep - functions.loglik(draw, stats))
     return ChiSquare(observed, replicated, best, saturated.n_parameters, data.n_rows)

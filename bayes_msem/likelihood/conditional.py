@@ -27,6 +27,7 @@ block) also reaches the factor's indicators.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,16 +75,23 @@ def _outcomes(plan: Plan, rank: int) -> tuple[str, ...]:
     return tuple(v for v in levels[rank].observed if v not in lower)
 
 
-def sampled_disturbances(level: LevelPlan, outcomes: list[int], families: dict[str, str]) -> np.ndarray:
-    """S: the positions of the level's non-outcome variables whose variance is not fixed to 0
-    (or varies over clusters); raises unless the outcomes are endpoints with residuals
-    independent of ζ_S (module docstring)."""
-    psi, beta = level.psi.pattern, level.beta.pattern
+def variance_pattern(level: LevelPlan) -> np.ndarray:
+    """Where Ψ can be non-zero: its fixed non-zero and free entries, and those that vary over clusters."""
+    psi = level.psi.pattern
     random_psi = level.random.get("psi")
     if random_psi is not None:
         psi[random_psi.rows, random_psi.cols] = True
     for block in level.random_covariances:
         psi[np.ix_(block.positions, block.positions)] = True
+    return psi
+
+
+def sampled_disturbances(level: LevelPlan, outcomes: list[int], families: dict[str, str]) -> np.ndarray:
+    """S: the positions of the level's non-outcome variables whose variance is not fixed to 0
+    (or varies over clusters); raises unless the outcomes are endpoints with residuals
+    independent of ζ_S (module docstring)."""
+    psi, beta = variance_pattern(level), level.beta.pattern
+    random_psi = level.random.get("psi")
     where = level.roles.level or "single"
     for k in outcomes:
         name = level.variables[k]
@@ -102,13 +110,13 @@ def sampled_disturbances(level: LevelPlan, outcomes: list[int], families: dict[s
 
 
 def level_values(level: LevelPlan, theta: pt.TensorVariable, covariates: pt.TensorVariable, sampled: np.ndarray,
-                 name: str, dim: str, random: pt.TensorVariable | None = None,
+                 z: pt.TensorVariable | None, random: pt.TensorVariable | None = None,
                  cluster: pt.TensorVariable | None = None, offset: pt.TensorVariable | float = 0.0
                  ) -> tuple[pt.TensorVariable, pt.TensorVariable]:
-    """v_n = T (α + Γ x_n + ζ_n + o_n) for every unit n (n, m), with ζ_S = L z_n sampled as ``name``
-    (dims ``dim`` × the sampled variables) and the other disturbances 0, and o_n the parts of the
-    unit's variables at the levels above (``offset``); also Ψ. With the clusters' random
-    parameters ``random`` (J, K), B, Γ and Ψ are each unit's ``cluster``'s."""
+    """v_n = T (α + Γ x_n + ζ_n + o_n) for every unit n (n, m), with ζ_S = L z_n from the standard
+    normal ``z`` (n, |S|) and the other disturbances 0, and o_n the parts of the unit's variables at
+    the levels above (``offset``); also Ψ. With the clusters' random parameters ``random`` (J, K),
+    B, Γ and Ψ are each unit's ``cluster``'s."""
     _, gamma, psi = level_matrices(level, theta, random)
     t = all_effects(level, theta, random)
 
@@ -117,9 +125,6 @@ def level_values(level: LevelPlan, theta: pt.TensorVariable, covariates: pt.Tens
 
     disturbance = pt.zeros((covariates.shape[0], len(level.variables)))
     if len(sampled):
-        model = pm.Model.get_context()
-        model.add_coord(f"{name}_variable", [level.variables[k] for k in sampled])
-        z = pm.Normal(name, 0.0, 1.0, dims=(dim, f"{name}_variable"))
         chol = per_unit(pt.linalg.cholesky(psi[..., sampled[:, None], sampled]))
         disturbance = pt.set_subtensor(disturbance[:, sampled], _apply(chol, z))
     inner = fill(level.alpha, theta)[:, 0][None, :] + _apply(per_unit(gamma), covariates) + disturbance + offset
@@ -131,47 +136,90 @@ def _apply(matrix: pt.TensorVariable, vectors: pt.TensorVariable) -> pt.TensorVa
     return vectors @ matrix.T if matrix.ndim == 2 else (matrix * vectors[:, None, :]).sum(-1)
 
 
-def conditional_loglik(plan: Plan, theta: pt.TensorVariable, stats: dict) -> pt.TensorVariable:
-    """Σ log p(y | sampled latent part) (module docstring)."""
+@dataclass(frozen=True)
+class LevelValues:
+    """One level's values per unit (with the parts of the levels above), its Ψ (per unit where it
+    varies over clusters) and its outcomes (positions of the variables first observed there)."""
+
+    level: LevelPlan
+    values: pt.TensorVariable
+    psi: pt.TensorVariable
+    outcomes: list[int]
+
+
+Disturbances = Callable[[int, LevelPlan, np.ndarray], pt.TensorVariable]
+"""(rank, level, positions S) → the standard-normal z (units, |S|) of the level's disturbances ζ_S."""
+
+
+def top_down(plan: Plan, theta: pt.TensorVariable, stats: dict, sampled: Callable[[int, LevelPlan, list[int]], np.ndarray],
+             disturbances: Disturbances) -> list[LevelValues]:
+    """Every level's values, top down (module docstring), lowest first in the result; ``sampled``
+    chooses each level's disturbed positions S from its outcomes, ``disturbances`` gives their z."""
     levels = list(plan.levels.values())  # lowest first
-    names = levels[0].roles.observed
     parents = [pt.cast(parent, "int64") for parent in stats["parents"]]
     index = {}  # (rank a, rank b) → the index of each unit of level a in the units of level b > a
     for a in range(len(levels)):
         for b in range(a + 1, len(levels)):
             index[(a, b)] = parents[b - 1] if b == a + 1 else parents[b - 1][index[(a, b - 1)]]
-    totals, ll = {}, 0.0  # rank → (level, values with the parts of the levels above, Ψ)
+    totals, found = {}, {}  # rank → (level, values with the parts of the levels above)
     for rank in range(len(levels) - 1, 0, -1):
         level = levels[rank]
         outcomes = [level.variables.index(v) for v in _outcomes(plan, rank)]
-        values, psi = level_values(level, theta, stats["level_covariates"][rank - 1],
-                                   sampled_disturbances(level, outcomes, plan.families), _disturbances(rank),
-                                   unit_dim(rank), offset=_offset(totals, level.variables, rank, index))
-        _scores(level, values, [k for k in range(len(level.variables)) if k not in outcomes], unit_dim(rank))
+        chosen = sampled(rank, level, outcomes)
+        values, psi = level_values(level, theta, stats["level_covariates"][rank - 1], chosen,
+                                   disturbances(rank, level, chosen),
+                                   offset=_offset(totals, level.variables, rank, index))
         totals[rank] = (level, values)
-        if outcomes:  # cluster-level outcomes, Gaussian
-            sd = pt.sqrt(pt.diagonal(psi)[outcomes])
-            ll = ll + Family("gaussian", "identity").logp(stats["level_outcomes"][rank - 1], values[:, outcomes],
-                                                         sd=sd).sum()
+        found[rank] = LevelValues(level, values, psi, outcomes)
     random = None
     if plan.random:  # the clusters' random parameters: variables of the level above, sampled with the others
-        chosen = [r.name for r in plan.random]
         level, values = totals[1]
-        random = values[:, [level.variables.index(r) for r in chosen]]
-        pm.Model.get_context().add_coord("random", chosen)
-        pm.Deterministic("random_effects", random, dims=("cluster", "random"))
-    values, psi = level_values(levels[0], theta, stats["covariates"],
-                               sampled_disturbances(levels[0], list(range(len(names))), plan.families),
-                               _disturbances(0) if plan.two_level else "latent_z", "row", random,
-                               index.get((0, 1)), _offset(totals, levels[0].variables, 0, index))
-    _scores(levels[0], values, range(len(names), len(levels[0].variables)), "row")
-    eta = values[:, :len(names)]
-    variance = pt.diagonal(psi, axis1=-2, axis2=-1)[..., :len(names)]                 # (p,) or per row (N, p)
+        random = values[:, [level.variables.index(r.name) for r in plan.random]]
+    lowest = levels[0]
+    outcomes = list(range(len(lowest.roles.observed)))
+    chosen = sampled(0, lowest, outcomes)
+    values, psi = level_values(lowest, theta, stats["covariates"], chosen, disturbances(0, lowest, chosen), random,
+                               index.get((0, 1)), _offset(totals, lowest.variables, 0, index))
+    return [LevelValues(lowest, values, psi, outcomes), *(found[rank] for rank in sorted(found))]
+
+
+def conditional_loglik(plan: Plan, theta: pt.TensorVariable, stats: dict) -> pt.TensorVariable:
+    """Σ log p(y | sampled latent part) (module docstring)."""
+    model = pm.Model.get_context()
+
+    def standard_normal(rank: int, level: LevelPlan, chosen: np.ndarray) -> pt.TensorVariable | None:
+        if not len(chosen):
+            return None
+        name = _disturbances(rank) if plan.two_level or rank else "latent_z"
+        model.add_coord(f"{name}_variable", [level.variables[k] for k in chosen])
+        return pm.Normal(name, 0.0, 1.0, dims=(unit_dim(rank) if rank else "row", f"{name}_variable"))
+
+    def likelihood_disturbances(rank: int, level: LevelPlan, outcomes: list[int]) -> np.ndarray:
+        return sampled_disturbances(level, outcomes, plan.families)
+
+    found = top_down(plan, theta, stats, likelihood_disturbances, standard_normal)
+    ll = 0.0
+    for rank, part in enumerate(found):
+        unit = unit_dim(rank) if rank else "row"
+        _scores(part.level, part.values, [k for k in range(len(part.level.variables)) if k not in part.outcomes], unit)
+        if rank and part.outcomes:  # cluster-level outcomes, Gaussian
+            sd = pt.sqrt(pt.diagonal(part.psi)[part.outcomes])
+            ll = ll + Family("gaussian", "identity").logp(stats["level_outcomes"][rank - 1],
+                                                         part.values[:, part.outcomes], sd=sd).sum()
+    if plan.random:
+        model.add_coord("random", [r.name for r in plan.random])
+        level = found[1].level
+        pm.Deterministic("random_effects", found[1].values[:, [level.variables.index(r.name) for r in plan.random]],
+                         dims=("cluster", "random"))
+    lowest = found[0]
+    names = lowest.level.roles.observed
+    eta = lowest.values[:, :len(names)]
+    variance = pt.diagonal(lowest.psi, axis1=-2, axis2=-1)[..., :len(names)]                 # (p,) or per row (N, p)
     for k, name in enumerate(names):
         family = parse_family(plan.families.get(name, "gaussian"))
         logp = family.logp(stats["responses"][:, k], eta[:, k], sd=pt.sqrt(variance[..., k]),
                            dispersion=1.0 / variance[..., k],
-                           thresholds=_thresholds(plan, name, theta) if family.has_thresholds else None)
+                           thresholds=thresholds(plan, name, theta) if family.has_thresholds else None)
         ll = ll + (stats["observed"][:, k] * logp).sum()
     return ll
 
@@ -205,7 +253,7 @@ def _scores(level: LevelPlan, values: pt.TensorVariable, positions, unit: str) -
         pm.Deterministic(name, values[:, positions], dims=(unit, f"{name}_variable"))
 
 
-def _thresholds(plan: Plan, name: str, theta: pt.TensorVariable) -> pt.TensorVariable:
+def thresholds(plan: Plan, name: str, theta: pt.TensorVariable) -> pt.TensorVariable:
     """τ_1 < … < τ_{K−1} of an ordinal variable from θ (free) or the table (fixed)."""
     rows = plan.table[(plan.table["op"] == "|") & (plan.table["lhs"] == name)]
     return pt.stack([theta[f - 1] if f > 0 else pt.constant(fixed, dtype="float64")

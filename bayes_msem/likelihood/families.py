@@ -90,6 +90,26 @@ class Family:
             return poisson_logp(y, eta)
         return negbinomial_logp(y, eta, _needed(dispersion, "dispersion", self))
 
+    def draw(self, eta: np.ndarray, rng: np.random.Generator, *, thresholds: np.ndarray | None = None,
+             dispersion: np.ndarray | float | None = None) -> np.ndarray:
+        """Responses drawn given the linear predictor η (non-Gaussian families, in the codes of
+        :meth:`codes`): bernoulli 1{F⁻¹(u) < η}; ordinal the number of thresholds below η + ε, ε
+        from the link's distribution; poisson with mean e^η; negbinomial as a gamma mixture of
+        poissons, λ ~ Gamma(φ, e^η/φ); count means are capped at 1e9 (which only prior draws far
+        in the tails reach) so that they can be drawn."""
+        eta = np.asarray(eta, dtype=float)
+        if self.name in ("bernoulli", "ordinal"):
+            noise = rng.logistic(size=eta.shape) if self.link == "logit" else rng.standard_normal(eta.shape)
+            cuts = np.zeros(1) if self.name == "bernoulli" else np.asarray(_needed(thresholds, "thresholds", self))
+            return ((eta + noise)[..., None] > cuts).sum(-1).astype(float)
+        mean = np.exp(np.minimum(eta, np.log(1e9)))
+        if self.name == "negbinomial":
+            phi = np.asarray(_needed(dispersion, "dispersion", self), dtype=float)
+            mean = np.minimum(rng.gamma(phi, mean / phi), 1e9)
+        if self.name in ("poisson", "negbinomial"):
+            return rng.poisson(mean).astype(float)
+        raise TypeError(f"{self} responses are drawn with their residuals, not by draw()")
+
     def codes(self, values: np.ndarray, name: str) -> np.ndarray:
         """The observed ``values`` of variable ``name`` as float64 codes for this family, NaN (missing)
         kept: 0/1 (bernoulli), 0..K−1 in the order of :func:`ordinal_levels` (ordinal), the values

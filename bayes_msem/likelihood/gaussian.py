@@ -31,20 +31,25 @@ class Statistics:
         """Every field as ``pm.Data`` named ``stat_<field>`` in the current model (a tuple field as a
         list, ``stat_<field>_<k>``), so a model of the same structure on new data reuses the compiled
         sampler with its own statistics."""
-        def data(name: str, value) -> pt.TensorVariable:
-            return pm.Data(name, np.asarray(value, dtype=float))
+        return self._each(lambda name, value: pm.Data(name, np.asarray(value, dtype=float)))
 
-        return {f.name: [data(f"stat_{f.name}_{k}", v) for k, v in enumerate(value)] if isinstance(value, tuple)
-                else data(f"stat_{f.name}", value) for f in fields(self) for value in [getattr(self, f.name)]}
-
-    def placeholders(self) -> dict[str, pt.TensorVariable]:
-        """Every (array) field as a symbolic input of its rank, for functions compiled outside a model."""
-        return {f.name: pt.tensor(f"stat_{f.name}", shape=(None,) * np.ndim(getattr(self, f.name)), dtype="float64")
-                for f in fields(self)}
+    def placeholders(self) -> dict[str, pt.TensorVariable | list[pt.TensorVariable]]:
+        """Every field as a symbolic input of its rank (named as in :meth:`register`), for functions
+        compiled outside a model; :func:`flat` lists them in the order of :meth:`values`."""
+        return self._each(lambda name, value: pt.tensor(name, shape=(None,) * np.ndim(value), dtype="float64"))
 
     def values(self) -> list[np.ndarray]:
-        """The fields' values in the order of :meth:`placeholders`."""
-        return [np.asarray(getattr(self, f.name), dtype=float) for f in fields(self)]
+        """The fields' values, tuple fields flattened, in the order of :func:`flat` of :meth:`placeholders`."""
+        return flat(self._each(lambda name, value: np.asarray(value, dtype=float)))
+
+    def _each(self, make) -> dict:
+        return {f.name: [make(f"stat_{f.name}_{k}", v) for k, v in enumerate(value)] if isinstance(value, tuple)
+                else make(f"stat_{f.name}", value) for f in fields(self) for value in [getattr(self, f.name)]}
+
+
+def flat(statistics: dict) -> list:
+    """The entries of a statistics dict, tuple fields' lists flattened, in field order."""
+    return [x for value in statistics.values() for x in (value if isinstance(value, list) else [value])]
 
 
 @dataclass(frozen=True)

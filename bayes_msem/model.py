@@ -26,6 +26,7 @@ from .diagnostics import warn
 from .likelihood.families import Family, ordinal_levels, parse_family
 from .likelihood.slopes import CONDITIONAL_MEAN, draw_random_effects
 from .plan import Plan, check_within_variation, data_variables, make_plan, missing_allowed
+from .predictive import plot_predictive, predictive_dataset
 from .results import Fit
 from .sample import check_settings, nutpie_model, run_sampler
 from .syntax import parse
@@ -132,6 +133,24 @@ class Model:
         fit = Fit.from_draws(idata, self.table, self.definitions, info)
         warn(fit.diagnostics())  # one SamplingWarning per failed convergence check
         return fit
+
+    def sample_prior_predictive(self, draws: int = 500, random_seed: int | None = None) -> xr.DataTree:
+        """θ drawn from the priors and one data set replicated from each (:mod:`.simulate`): a
+        DataTree with groups ``prior`` (θ), ``prior_predictive`` (each observed variable over chain,
+        draw, row) and ``observed_data``, for :func:`.predictive.plot_predictive` or ArviZ."""
+        prior = pm.sample_prior_predictive(draws, model=self.pymc_model, var_names=["theta"], random_seed=random_seed)
+        theta = prior["prior"]["theta"].transpose("chain", "draw", "parameter")
+        seed = None if random_seed is None else random_seed + 1
+        return xr.DataTree.from_dict({
+            "prior": xr.Dataset({"theta": theta}),
+            "prior_predictive": predictive_dataset(self.plan, self.data, theta.values, seed),
+            "observed_data": self.data.to_dataset(),
+        })
+
+    def plot_prior_predictive(self, path: str | Path | None = None, draws: int = 500, random_seed: int | None = None,
+                              var_names: list[str] | None = None):
+        """Prior predictive against observed distributions (arviz-plots); saved to ``path`` if given."""
+        return plot_predictive(self.sample_prior_predictive(draws, random_seed), "prior_predictive", path, var_names)
 
 
 def response_families(family: Mapping[str, str] | None, ordered: Sequence[str]) -> dict[str, Family]:

@@ -29,7 +29,9 @@ from . import clusters, diagnostics, fit_measures
 from .data import ClusteredData, coordinate
 from .diagram import draw
 from .plan import make_plan, parameter_name
+from .predictive import moment_ppp, plot_predictive, predictive_dataset, thinned
 from .scores import latent_scores
+from .simulate import Simulator
 from .standardized import icc_table, r_squared_table, standardized_table
 
 INTERVAL = 0.95
@@ -196,6 +198,36 @@ class Fit:
             low, high = np.quantile(values, [(1 - INTERVAL) / 2, (1 + INTERVAL) / 2])
             out |= {name: float(values.mean()), f"{name} 2.5%": float(low), f"{name} 97.5%": float(high)}
         return pd.Series(out)
+
+    def ppp(self, draws: int = 500, seed: int | None = None) -> float:
+        """The posterior predictive p-value over about ``draws`` posterior draws: of the chi-square
+        discrepancy against the saturated model for Gaussian single- and two-level models with random
+        intercepts (:mod:`.fit_measures`), of the moment discrepancy for every other model
+        (:mod:`.predictive`). Near 0: the data are unlike what the model replicates."""
+        _, plan, data = self._draws_plan_data()
+        chosen = thinned(self.idata.posterior["theta"], draws)
+        chosen = chosen.reshape(-1, chosen.shape[-1])
+        try:
+            fit_measures.check_supported(plan, data, "the chi-square PPP")
+        except NotImplementedError:
+            return moment_ppp(Simulator(plan, data), chosen, seed)
+        return fit_measures.chi_square(self._gaussian_functions("the chi-square PPP"), chosen, seed).ppp
+
+    def sample_posterior_predictive(self, draws: int = 500, random_seed: int | None = None) -> xr.Dataset:
+        """Data replicated from about ``draws`` posterior draws (:mod:`.simulate`; the latent
+        variables of new clusters drawn afresh, covariates and missing cells kept), stored as the
+        DataTree's ``posterior_predictive`` group: each observed variable over (chain, draw, row)."""
+        _, plan, data = self._draws_plan_data()
+        dataset = predictive_dataset(plan, data, thinned(self.idata.posterior["theta"], draws), random_seed)
+        self.idata["posterior_predictive"] = xr.DataTree(dataset)
+        return dataset
+
+    def plot_posterior_predictive(self, path: str | Path | None = None, var_names: list[str] | None = None):
+        """Posterior predictive against observed distributions (arviz-plots), after
+        :meth:`sample_posterior_predictive` (run here with its defaults if it was not)."""
+        if "posterior_predictive" not in self.idata.children:
+            self.sample_posterior_predictive()
+        return plot_predictive(self.idata, "posterior_predictive", path, var_names)
 
     def _baseline(self, seed: int | None) -> Fit:
         """The independence model fitted to this fit's data."""

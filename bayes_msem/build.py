@@ -18,7 +18,7 @@ import pytensor.tensor as pt
 
 from .data import ClusteredData, coordinate, unit_dim
 from .likelihood.conditional import ResponseStatistics, conditional_loglik
-from .likelihood.gaussian import Layout
+from .likelihood.gaussian import Layout, Statistics
 from .likelihood.hybrid import ClusterStatistics, hybrid_loglik, hybrid_units_loglik, split_between
 from .likelihood.marginal import MarginalStatistics, marginal_loglik
 from .likelihood.nested import NestedLayout, NestedStatistics, nested_loglik
@@ -37,14 +37,11 @@ def build_model(plan: Plan, data: ClusteredData) -> pm.Model:
         theta = parameter_vector(plan, starting_values(plan, data))
         if plan.strategy == CONDITIONAL:
             loglik = _conditional(plan, data, theta)
-        elif plan.three_level:
-            loglik = _three_level(plan, data, theta)
         elif plan.strategy == HYBRID:
             loglik = _hybrid(plan, data, Layout.from_plan(plan), theta)
-        elif plan.random:
-            loglik = _integrated_slopes(plan, data, Layout.from_plan(plan), theta)
         else:
-            loglik = _marginal(plan, data, Layout.from_plan(plan), theta)
+            stats = integrated_statistics(plan, data, data.has_missing).register()
+            loglik = integrated_loglik(plan, theta, stats, data.has_missing)
         pm.Potential("loglik", loglik)
     return model
 
@@ -62,12 +59,32 @@ def _between_with_random(plan: Plan, theta: pt.TensorVariable):
     return implied_moments(between_plan, theta, select=select)
 
 
-def _marginal(plan: Plan, data: ClusteredData, layout: Layout, theta: pt.TensorVariable) -> pt.TensorVariable:
-    """Every latent variable integrated out: per cluster size, or per missingness pattern."""
+def integrated_statistics(plan: Plan, data: ClusteredData, missing: bool) -> Statistics:
+    """The sufficient statistics of a plan whose latent variables all integrate out (the marginal
+    strategy: per cluster size, per missingness pattern when the model's data have ``missing``
+    cells, per cluster with integrated random slopes, per school and class size for three levels)."""
+    if plan.three_level:
+        return NestedStatistics.from_data(NestedLayout.from_plan(plan), data)
+    layout = Layout.from_plan(plan)
+    if plan.random:
+        return UnitStatistics.from_data(data, layout.within, layout.within_covariates, layout.top_covariates)
+    return (PatternStatistics if missing else MarginalStatistics).from_data(layout, data)
+
+
+def integrated_loglik(plan: Plan, theta: pt.TensorVariable, stats: dict, missing: bool) -> pt.TensorVariable:
+    """The log-likelihood of such a plan from its statistics (:func:`integrated_statistics`), as
+    ``pm.Data`` or placeholders: :mod:`.likelihood.marginal`, :mod:`.likelihood.patterns`,
+    :mod:`.likelihood.slopes` or :mod:`.likelihood.nested`."""
+    if plan.three_level:
+        return nested_loglik(NestedLayout.from_plan(plan), [implied_moments(lp, theta) for lp in plan.levels.values()],
+                             stats)
+    layout = Layout.from_plan(plan)
+    if plan.random:  # random slopes on observed covariates
+        within_plan = plan.levels[WITHIN]
+        return slopes_loglik(layout, implied_moments(within_plan, theta), total_effects(within_plan, theta),
+                             _between_with_random(plan, theta), within_plan.random["gamma"], stats, missing)
     moments = {level: implied_moments(lp, theta) for level, lp in plan.levels.items()}
-    if data.has_missing:
-        return pattern_loglik(layout, moments, PatternStatistics.from_data(layout, data).register())
-    return marginal_loglik(layout, moments, MarginalStatistics.from_data(layout, data).register())
+    return (pattern_loglik if missing else marginal_loglik)(layout, moments, stats)
 
 
 def _conditional(plan: Plan, data: ClusteredData, theta: pt.TensorVariable) -> pt.TensorVariable:
@@ -79,22 +96,6 @@ def _conditional(plan: Plan, data: ClusteredData, theta: pt.TensorVariable) -> p
     for rank, upper in enumerate(data.uppers, start=2):
         model.add_coord(unit_dim(rank), coordinate(upper.ids))
     return conditional_loglik(plan, theta, ResponseStatistics.from_data(plan, data).register())
-
-
-def _three_level(plan: Plan, data: ClusteredData, theta: pt.TensorVariable) -> pt.TensorVariable:
-    """Both upper levels integrated out (:mod:`.likelihood.nested`)."""
-    layout = NestedLayout.from_plan(plan)
-    moments = [implied_moments(lp, theta) for lp in plan.levels.values()]
-    return nested_loglik(layout, moments, NestedStatistics.from_data(layout, data).register())
-
-
-def _integrated_slopes(plan: Plan, data: ClusteredData, layout: Layout, theta: pt.TensorVariable) -> pt.TensorVariable:
-    """Random slopes on observed covariates integrated out (:mod:`.likelihood.slopes`)."""
-    within_plan = plan.levels[WITHIN]
-    within = implied_moments(within_plan, theta)
-    stats = UnitStatistics.from_data(data, layout.within, layout.within_covariates, layout.top_covariates).register()
-    return slopes_loglik(layout, within, total_effects(within_plan, theta), _between_with_random(plan, theta),
-                         within_plan.random["gamma"], stats, data.has_missing)
 
 
 def _hybrid(plan: Plan, data: ClusteredData, layout: Layout, theta: pt.TensorVariable) -> pt.TensorVariable:

@@ -146,6 +146,11 @@ class ClusteredData:
         return cls(values, dataset["label"].values, cluster[0] if uppers else cluster, np.asarray(ids),
                    codes.astype(np.int64), np.bincount(codes).astype(np.int64), tuple(uppers))
 
+    def part(self, rows: np.ndarray) -> ClusteredData:
+        """The data of the rows where ``rows`` (a boolean mask) is true: whole clusters, re-indexed."""
+        columns = [self.cluster, *(upper.column for upper in self.uppers)] if self.uppers else self.cluster
+        return ClusteredData.from_dataset(self.to_dataset().isel(row=np.flatnonzero(rows)), columns)
+
     def cluster_values(self, names: Sequence[str]) -> np.ndarray:
         """Value (J, len(names)) of cluster-level variables: the first row of each cluster."""
         return self.matrix(names)[self._starts()]

@@ -1,7 +1,11 @@
-"""Model fit of Gaussian random-intercept models (single- and two-level, marginal strategy).
+"""Model fit of Gaussian models whose latent variables integrate out (the marginal strategy).
 
 * :class:`GaussianFunctions`: the model's log-likelihood compiled as a function of θ — in total,
-  and per cluster (the pointwise log-likelihood of leave-one-cluster-out LOO).
+  and per cluster (the pointwise log-likelihood of leave-one-cluster-out LOO), for every model of
+  the marginal strategy (missing cells, integrated random slopes and three levels included).
+The chi-square, the PPP and the fit indices cover complete-data single- and two-level models
+with random intercepts:
+
 * :class:`SaturatedModel`: the unrestricted model of the same data, fitted by maximum likelihood
   (per level a free covariance matrix, free covariate effects and free means; two-level: the
   saturated two-level model with Σ_W and Σ_B free), whose maximum ℓ_sat(y) the chi-square
@@ -18,12 +22,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pymc as pm
 import pytensor
 import pytensor.tensor as pt
 from scipy.optimize import minimize
 
-from .data import ClusteredData
-from .likelihood.gaussian import Layout, flat
+from .build import integrated_loglik, integrated_statistics
+from .data import ClusteredData, coordinate
+from .likelihood.gaussian import Layout, Statistics, flat
 from .likelihood.marginal import MarginalStatistics, marginal_loglik
 from .moments import Moments, implied_moments
 from .plan import MARGINAL, Plan
@@ -38,10 +44,11 @@ def check_supported(plan: Plan, data: ClusteredData, what: str) -> None:
         raise NotImplementedError(
             f"{what} is available for single- and two-level Gaussian models with random intercepts only "
             f"(this model uses the {plan.strategy} strategy{' with random parameters' if plan.random else ''}"
-            f"{' and three levels' if plan.three_level else ''}); use fit.sample_posterior_predictive() and "
-            "posterior predictive plots to check it.")
+            f"{' and three levels' if plan.three_level else ''}); fit.ppp() checks it with a moment "
+            "discrepancy instead.")
     if data.has_missing:
-        raise NotImplementedError(f"{what} needs complete data: this data set has missing cells.")
+        raise NotImplementedError(f"{what} needs complete data: this data set has missing cells; fit.ppp() "
+                                  "checks the model with a moment discrepancy instead.")
 
 
 def _compile(inputs: list, outputs) -> pytensor.compile.Function:
@@ -49,28 +56,54 @@ def _compile(inputs: list, outputs) -> pytensor.compile.Function:
 
 
 class GaussianFunctions:
-    """The log-likelihood and implied moments of a marginal-strategy model, compiled once per plan."""
+    """The log-likelihood of a model whose latent variables all integrate out (the marginal
+    strategy), compiled once as a function of θ: in total, and per unit of the highest level
+    (cluster; school with three levels; row of a single-level model), the pointwise values of
+    leave-one-cluster-out LOO."""
 
     def __init__(self, plan: Plan, data: ClusteredData):
+        if plan.strategy != MARGINAL:
+            raise NotImplementedError(
+                f"the cluster-wise log-likelihood needs every latent variable integrated out; this model uses "
+                f"the {plan.strategy} strategy, whose sampled cluster effects leave no closed-form "
+                "log-likelihood per cluster.")
         self.plan, self.data = plan, data
-        self.layout = Layout.from_plan(plan)
+        self.layout = None if plan.three_level else Layout.from_plan(plan)
         theta = pt.vector("theta")
-        moments = {level: implied_moments(lp, theta) for level, lp in plan.levels.items()}
-        pooled, per_cluster = MarginalStatistics.from_data(self.layout, data), MarginalStatistics.per_cluster(self.layout, data)
-        symbols = pooled.placeholders()
-        self._loglik = _compile([theta, *flat(symbols)], marginal_loglik(self.layout, moments, symbols))
-        self._by_cluster = _compile([theta, *flat(symbols)],
-                                    marginal_loglik(self.layout, moments, symbols, by_cluster=True))
-        self._per_cluster = per_cluster.values()
-        self.statistics = pooled
+        self.statistics = integrated_statistics(plan, data, data.has_missing)
+        symbols = self.statistics.placeholders()
+        with pm.Model():  # a scratch model for the deterministics some strategies record
+            loglik = integrated_loglik(plan, theta, symbols, data.has_missing)
+        self._loglik = _compile([theta, *flat(symbols)], loglik)
+        self._by_cluster = None
+        if data.has_missing or plan.random or plan.three_level:  # the units' statistics, one by one
+            index = data.level_index(len(plan.levels) - 1) if plan.two_level else np.arange(data.n_rows)
+            self._units = [integrated_statistics(plan, data.part(index == unit), data.has_missing)
+                           for unit in range(index.max() + 1)]
+        else:  # one group per cluster in one call
+            per_cluster = MarginalStatistics.per_cluster(self.layout, data)
+            moments = {level: implied_moments(lp, theta) for level, lp in plan.levels.items()}
+            self._by_cluster = _compile([theta, *flat(symbols)],
+                                        marginal_loglik(self.layout, moments, symbols, by_cluster=True))
+            self._per_cluster = per_cluster.values()
 
-    def loglik(self, theta: np.ndarray, stats: MarginalStatistics | None = None) -> float:
+    @property
+    def units(self) -> np.ndarray:
+        """The ids of the units of :meth:`cluster_loglik` (clusters of the highest level, or row labels)."""
+        data = self.data
+        if not self.plan.two_level:
+            return coordinate(data.row_labels)
+        return coordinate(data.uppers[-1].ids if data.uppers else data.cluster_ids)
+
+    def loglik(self, theta: np.ndarray, stats: Statistics | None = None) -> float:
         """ℓ(y | θ) of the data (or of the data whose ``stats`` are given)."""
         return float(self._loglik(theta, *(stats or self.statistics).values()))
 
     def cluster_loglik(self, theta: np.ndarray) -> np.ndarray:
-        """log p(y_j | θ) of every cluster j (every row of single-level data)."""
-        return self._by_cluster(theta, *self._per_cluster)
+        """log p(y_j | θ) of every unit j of the highest level."""
+        if self._by_cluster is not None:
+            return self._by_cluster(theta, *self._per_cluster)
+        return np.array([self.loglik(theta, stats) for stats in self._units])
 
 
 class SaturatedModel:

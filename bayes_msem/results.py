@@ -26,7 +26,7 @@ import pandas as pd
 import xarray as xr
 
 from . import clusters, diagnostics, fit_measures
-from .data import ClusteredData, coordinate
+from .data import ClusteredData
 from .diagram import draw
 from .plan import make_plan, parameter_name
 from .predictive import moment_ppp, plot_predictive, predictive_dataset, thinned
@@ -142,11 +142,10 @@ class Fit:
         draw, with the cluster's latent variables integrated out, kept in the DataTree's
         ``log_likelihood`` group (variable ``y``, dimension ``unit``) for LOO and WAIC."""
         if "log_likelihood" not in self.idata.children:
-            functions = self._gaussian_functions("the cluster-wise log-likelihood")
+            functions = self._gaussian_functions()
             theta = self.idata.posterior["theta"].transpose("chain", "draw", "parameter")
             values = np.stack([functions.cluster_loglik(draw) for draw in theta.values.reshape(-1, theta.sizes["parameter"])])
-            data = functions.data
-            units = coordinate(data.cluster_ids) if functions.layout.within else coordinate(data.row_labels)
+            units = functions.units
             values = values.reshape(theta.sizes["chain"], theta.sizes["draw"], -1)
             self.idata["log_likelihood"] = xr.DataTree(xr.Dataset(
                 {"y": (("chain", "draw", "unit"), values)},
@@ -241,11 +240,13 @@ class Fit:
         null = Model(fit_measures.baseline_syntax(make_plan(self.table)), frame, cluster=self.info.get("cluster"))
         return null.fit(draws=post.sizes["draw"], tune=post.sizes["draw"], chains=post.sizes["chain"], random_seed=seed)
 
-    def _gaussian_functions(self, what: str) -> fit_measures.GaussianFunctions:
-        """The compiled log-likelihood of a model :mod:`.fit_measures` covers (an error for others)."""
-        if getattr(self, "_functions", None) is None:
-            _, plan, data = self._draws_plan_data()
+    def _gaussian_functions(self, what: str | None = None) -> fit_measures.GaussianFunctions:
+        """The compiled log-likelihood of a marginal-strategy model (an error for others, and for
+        the chi-square measures ``what`` outside the models they cover)."""
+        _, plan, data = self._draws_plan_data()
+        if what is not None:
             fit_measures.check_supported(plan, data, what)
+        if getattr(self, "_functions", None) is None:
             self._functions = fit_measures.GaussianFunctions(plan, data)
         return self._functions
 

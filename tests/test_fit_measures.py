@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import multivariate_normal
 
 import bayes_msem as bm
 from bayes_msem.fit_measures import GaussianFunctions, SaturatedModel, baseline_syntax, chi_square
@@ -201,3 +202,57 @@ def test_fit_measures_explain_what_they_cover():
     from bayes_msem.fit_measures import check_supported
     with pytest.raises(NotImplementedError, match="random intercepts only"):
         check_supported(model.plan, model.data, "PPP")
+
+
+RANDOM_SLOPE = """
+level: within
+  s | y ~ x
+level: between
+  y ~~ s
+"""
+THREE_LEVELS = """
+level: within
+  y ~ x
+level: class
+  y ~~ y
+level: school
+  y ~~ y
+"""
+
+
+def test_unit_loglik_of_random_slopes_and_three_levels_sums_to_lme4():
+    """With integrated random slopes and with three levels the log-likelihood of each cluster (each
+    school) is evaluated on its own data; at lme4's ML estimates the units add up to lme4's
+    log-likelihood (−2246.833 and −1442.958), and a school's value is a dense normal of its rows."""
+    slopes = pd.read_csv(REFERENCE / "random_slope_lme4.csv").set_index("param")["est"]
+    model = bm.Model(RANDOM_SLOPE, pd.read_csv(REFERENCE / "random_slope.csv"), cluster="school")
+    values = {"within:y~~y": "var_residual", "between:y~1": "intercept", "between:s~1": "slope_x",
+              "between:y~~y": "var_intercept", "between:s~~s": "var_slope", "between:y~~s": "cov_intercept_slope"}
+    theta = slopes[model.plan.parameters["name"].map(values)].to_numpy()
+    units = GaussianFunctions(model.plan, model.data).cluster_loglik(theta)
+    assert len(units) == 100 and units.sum() == pytest.approx(slopes["loglik"], abs=1e-6)
+
+    three = pd.read_csv(REFERENCE / "three_level_lme4.csv").set_index("param")["est"]
+    data = pd.read_csv(REFERENCE / "three_level.csv")
+    model = bm.Model(THREE_LEVELS, data, cluster=["class", "school"])
+    theta = three[["slope_x", "var_residual", "var_class", "var_school", "intercept"]].to_numpy()
+    functions = GaussianFunctions(model.plan, model.data)
+    units = functions.cluster_loglik(theta)
+    assert len(units) == 60 and units.sum() == pytest.approx(three["loglik"], abs=1e-6)
+    school = data[data["school"] == functions.units[0]]
+    same_class = (school["class"].to_numpy()[:, None] == school["class"].to_numpy()[None, :])
+    cov = three["var_school"] + three["var_class"] * same_class + three["var_residual"] * np.eye(len(school))
+    mean = three["intercept"] + three["slope_x"] * school["x"].to_numpy()
+    assert units[0] == pytest.approx(multivariate_normal(mean, cov).logpdf(school["y"].to_numpy()), abs=1e-8)
+
+
+def test_unit_loglik_with_missing_cells_matches_dense_reference(demo_data):
+    """Missing cells (the pattern form): each cluster's value is the dense normal of its observed cells."""
+    frame = demo_data[demo_data["cluster"] <= 12].copy()
+    frame.loc[frame.index[::7], "y2"] = np.nan
+    frame.loc[frame.index[3::11], "y3"] = np.nan
+    model = bm.Model(DEMO, frame, cluster="cluster")
+    theta = model.plan.parameters["kind"].map({"variance": 0.6, "loading": 0.9}).fillna(0.2).to_numpy()
+    expected = dense_cluster_logliks(model.plan, frame, theta)
+    np.testing.assert_allclose(GaussianFunctions(model.plan, model.data).cluster_loglik(theta),
+                               [expected[c] for c in model.data.cluster_ids], atol=1e-8, rtol=0)

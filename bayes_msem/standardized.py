@@ -14,6 +14,11 @@ parameter by the SDs of the variables it links and multiplies by those it comes 
 and std.lv does the same with the SDs of the latent variables only (observed ones count as 1).
 The same Σ gives each endogenous variable's R² = 1 − Ψ_vv / Σ_vv at its level, and each
 variable with parts at two levels of a two-level model its ICC = Σ_B,vv / (Σ_W,vv + Σ_B,vv).
+
+A binary or ordinal response is standardized on the scale of its latent response y*, whose
+within residual variance is the link's (1 for probit, π²/3 for logit), as Mplus and lavaan do;
+its R² is then McKelvey and Zavoina's and its ICC the latent-response ICC. Counts have no such
+scale: their standardized values, R² and ICC are NaN.
 """
 
 from __future__ import annotations
@@ -22,7 +27,12 @@ import numpy as np
 import pandas as pd
 
 from .data import ClusteredData
+from .likelihood.families import parse_family
 from .plan import LevelPlan, MatrixSpec, Plan
+
+LATENT_RESPONSE_VARIANCE = {"probit": 1.0, "logit": np.pi**2 / 3}
+"""The residual variance of the latent response y* behind a binary or ordinal variable (y = k when
+τ_k < y* ≤ τ_{k+1}): standard normal for the probit link, standard logistic for the logit."""
 
 _OPS = ("=~", "~", "~~", "~1")
 
@@ -118,15 +128,25 @@ def _fill(spec: MatrixSpec, theta: np.ndarray) -> np.ndarray:
 def _level_covariances(theta: np.ndarray, plan: Plan, data: ClusteredData) -> list[tuple]:
     """Per level: its label, plan, Σ per draw of all its variables followed by its covariates
     (module docstring), and Ψ per draw."""
-    if plan.random or plan.families:
+    if plan.random:
         raise ValueError("the standardized solution, R² and ICCs are not available yet for models with random "
-                         "parameters or non-Gaussian responses.")
+                         "parameters: their variances differ from cluster to cluster.")
     out = []
     for rank, (label, level) in enumerate(plan.levels.items()):
         covariates = _covariate_cov(data, level, rank, plan.two_level)
         beta, gamma, psi = (_fill(getattr(level, m), theta) for m in ("beta", "gamma", "psi"))
+        counts = []
+        if rank == 0:  # non-Gaussian responses: the latent response's residual, or no scale at all (counts)
+            for k, name in enumerate(level.roles.observed):
+                family = parse_family(plan.families[name]) if name in plan.families else None
+                if family is not None and family.name in ("bernoulli", "ordinal"):
+                    psi[:, k, k] = LATENT_RESPONSE_VARIANCE[family.link]
+                elif family is not None:  # a count (a negative binomial's ψ is its dispersion)
+                    psi[:, k, k] = 0.0
+                    counts.append(k)
         t = np.linalg.inv(np.eye(beta.shape[-1]) - beta)
         sigma = t @ (gamma @ covariates @ np.swapaxes(gamma, 1, 2) + psi) @ np.swapaxes(t, 1, 2)
+        sigma[:, counts, counts] = np.nan
         out.append((label, level, _with_covariates(sigma, covariates), psi))
     return out
 

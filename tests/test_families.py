@@ -6,12 +6,14 @@ import functools
 import re
 
 import numpy as np
+import pandas as pd
 import pytensor
 import pytensor.tensor as pt
 import pytest
 from scipy import stats
 from scipy.special import expit, gammaln, logsumexp
 
+import bayes_msem as bm
 from bayes_msem.data import DataError
 from bayes_msem.likelihood.families import Family, log_cdf, ordinal_levels, parse_family
 from bayes_msem.table import SpecificationError
@@ -207,3 +209,29 @@ def test_codes_reject_values_the_family_cannot_take(family, values, fragments):
     with pytest.raises(DataError) as err:
         parse_family(family).codes(np.array(values), "y4")
     assert all(f in str(err.value) for f in ["'y4'", *fragments]), str(err.value)
+
+
+def test_binary_responses_are_standardized_on_their_latent_response_scale():
+    """A probit item with loading λ on a factor of variance 1 has latent response variance λ² + 1,
+    so std.all = λ / √(λ² + 1) and R² = λ² / (λ² + 1); with a logit random intercept of variance τ²
+    the latent ICC is τ² / (τ² + π²/3) (Snijders & Bosker); a count item has no such scale (NaN)."""
+    from bayes_msem.standardized import icc_table, r_squared_table, standardized_table
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.integers(0, 2, size=(40, 3)), columns=["u1", "u2", "u3"]).assign(
+        n=rng.poisson(2.0, size=40), cluster=np.repeat(np.arange(10), 4))
+    model = bm.Model("f =~ u1 + u2 + u3 + n", frame, std_lv=True,
+                     family={"u1": "bernoulli(probit)", "u2": "bernoulli", "u3": "bernoulli", "n": "poisson"})
+    theta = model.plan.parameters["kind"].map({"loading": 0.8}).fillna(0.0).to_numpy()[None]
+    table = standardized_table(theta, model.plan, model.data).set_index(["lhs", "op", "rhs"])
+    assert table.loc[("f", "=~", "u1"), "std.all"] == pytest.approx(0.8 / np.sqrt(1.64))
+    assert table.loc[("f", "=~", "u2"), "std.all"] == pytest.approx(0.8 / np.sqrt(0.64 + np.pi**2 / 3))
+    assert np.isnan(table.loc[("f", "=~", "n"), "std.all"])
+    r2 = r_squared_table(theta, model.plan, model.data).set_index("variable")["mean"]
+    assert r2["u1"] == pytest.approx(0.64 / 1.64)
+
+    model = bm.Model("level: within\n u1 ~ 1\nlevel: between\n u1 ~~ u1", frame, cluster="cluster",
+                     family={"u1": "bernoulli"})
+    theta = model.plan.parameters["kind"].map({"variance": 0.9}).fillna(0.0).to_numpy()[None]
+    icc = icc_table(theta, model.plan, model.data).set_index("variable")["mean"]
+    assert icc["u1"] == pytest.approx(0.9 / (0.9 + np.pi**2 / 3))

@@ -256,3 +256,17 @@ def test_unit_loglik_with_missing_cells_matches_dense_reference(demo_data):
     expected = dense_cluster_logliks(model.plan, frame, theta)
     np.testing.assert_allclose(GaussianFunctions(model.plan, model.data).cluster_loglik(theta),
                                [expected[c] for c in model.data.cluster_ids], atol=1e-8, rtol=0)
+
+
+def test_holzinger_swineford_fit_indices_match_lavaan():
+    """The three-factor CFA misfits (lavaan: chi-square 85.306 on 24 df, RMSEA 0.092, CFI 0.931,
+    TLI 0.896). With vague priors the Bayesian indices sit near them (BRMSEA uses T − p* over
+    (p* − p_D) N, and T ≈ chi-square + p_D per draw): within 0.015 for BRMSEA and 0.03 for BCFI and
+    BTLI, which covers their posterior spread; the PPP is 0."""
+    data = pd.read_csv(REFERENCE / "holzinger_swineford.csv")
+    fit = bm.Model(HS, data).fit(draws=500, tune=500, chains=2, random_seed=1)
+    measures = fit.fit_measures(seed=1)
+    assert measures["ppp"] < 0.01 and measures["moments"] == 54
+    assert measures["BRMSEA"] == pytest.approx(0.092, abs=0.015)
+    assert measures["BCFI"] == pytest.approx(0.931, abs=0.03)
+    assert measures["BTLI"] == pytest.approx(0.896, abs=0.03)

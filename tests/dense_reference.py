@@ -27,38 +27,40 @@ def level_moments(level: LevelPlan, theta: np.ndarray, select=None):
                        fill(level.alpha, theta), select)
 
 
+def stacked_cluster(rows, rw, rb, within, between):
+    """A cluster's stacked vector (every unit's within variables, then the cluster-level variables)
+    with its mean and covariance, from the within moments (Σ_W, μ_W, Π_W) given x and the between
+    part's mean and covariance (of the between observed variables) given w."""
+    (sw, mw, cw), (mean_b, cov_b) = within, between
+    n, p_w = len(rows), len(rw.observed)
+    z_names = [v for v in rb.observed if v not in rw.observed]
+    dim = n * p_w + len(z_names)
+    k = np.zeros((dim, len(rb.observed)))  # between part → stacked vector
+    mean, cov = np.zeros(dim), np.zeros((dim, dim))
+    x = rows[list(rw.covariates)].to_numpy()
+    for i in range(n):
+        block = slice(i * p_w, (i + 1) * p_w)
+        cov[block, block] = sw
+        mean[block] = mw + cw @ x[i]
+        for a, v in enumerate(rw.observed):
+            if v in rb.observed:
+                k[i * p_w + a, rb.observed.index(v)] = 1.0
+    for a, v in enumerate(z_names):
+        k[n * p_w + a, rb.observed.index(v)] = 1.0
+    y = np.concatenate([rows[list(rw.observed)].to_numpy().ravel(), rows[z_names].to_numpy()[0]])
+    return y, mean + k @ mean_b, cov + k @ cov_b @ k.T
+
+
 def dense_cluster_logliks(plan, frame, theta):
     """log p(y_j) of every cluster of a two-level model as one dense normal of its stacked
-    vector (every unit's within variables, then the cluster-level variables): {cluster: value}."""
-    sw, mw, cw = level_moments(plan.levels["within"], theta)
+    vector (:func:`stacked_cluster`) over its observed cells: {cluster: value}."""
+    within = level_moments(plan.levels["within"], theta)
     sb, mb, cb = level_moments(plan.levels["between"], theta)
     rw, rb = plan.levels["within"].roles, plan.levels["between"].roles
     values = {}
     for cluster, rows in frame.groupby("cluster"):
-        n = len(rows)
-        z_names = [v for v in rb.observed if v not in rw.observed]
-        p_w = len(rw.observed)
-        dim = n * p_w + len(z_names)
-        # slot of (unit i, within variable v) and of each cluster-level variable
-        k = np.zeros((dim, len(rb.observed)))  # between part → stacked vector
-        e_cov = np.zeros((dim, dim))
-        mean = np.zeros(dim)
         w = rows[list(rb.covariates)].to_numpy()[0]
-        between_mean = mb + cb @ w
-        for i in range(n):
-            x = rows[list(rw.covariates)].to_numpy()[i]
-            block = slice(i * p_w, (i + 1) * p_w)
-            e_cov[block, block] = sw
-            mean[block] = mw + cw @ x
-            for a, v in enumerate(rw.observed):
-                if v in rb.observed:
-                    k[i * p_w + a, rb.observed.index(v)] = 1.0
-        for a, v in enumerate(z_names):
-            k[n * p_w + a, rb.observed.index(v)] = 1.0
-        mean += k @ between_mean
-        cov = k @ sb @ k.T + e_cov
-        y = np.concatenate([rows[list(rw.observed)].to_numpy().ravel(), rows[z_names].to_numpy()[0]])
-        values[cluster] = observed_logpdf(y, mean, cov)
+        values[cluster] = observed_logpdf(*stacked_cluster(rows, rw, rb, within, (mb + cb @ w, sb)))
     return values
 
 

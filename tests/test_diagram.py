@@ -21,14 +21,7 @@ textual =~ x4 + b*x5 + 0.8*x6
 visual ~~ textual
 """
 
-DEMO = """
-level: within
-    fw =~ y1 + y2 + y3
-    fw ~ x1 + x2 + x3
-level: between
-    fb =~ y1 + y2 + y3
-    fb ~ w1 + w2
-"""
+DEMO = bm.template("twolevel_sem_demo")
 
 THREE_LEVEL = """
 level: within

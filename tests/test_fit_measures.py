@@ -11,6 +11,8 @@ from scipy.stats import multivariate_normal
 import bayes_msem as bm
 from bayes_msem.fit_measures import GaussianFunctions, SaturatedModel, baseline_syntax, chi_square
 from dense_reference import dense_cluster_logliks
+from test_nested_density import RANDOM_INTERCEPTS
+from test_reference import RANDOM_SLOPE_MODEL
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 DEMO = bm.template("twolevel_sem_demo")
@@ -164,29 +166,9 @@ def test_loo_prefers_the_data_generating_model():
     y = factors @ loadings.T + rng.normal(scale=0.6, size=(len(cluster), 6))
     y += rng.normal(scale=0.5, size=(clusters, 6))[cluster]
     frame = pd.DataFrame(y, columns=[f"y{k}" for k in range(1, 7)]).assign(cluster=cluster)
-    two = """
-    level: within
-      f1 =~ y1 + y2 + y3
-      f2 =~ y4 + y5 + y6
-    level: between
-      y1 ~~ y1
-      y2 ~~ y2
-      y3 ~~ y3
-      y4 ~~ y4
-      y5 ~~ y5
-      y6 ~~ y6
-    """
-    one = """
-    level: within
-      f =~ y1 + y2 + y3 + y4 + y5 + y6
-    level: between
-      y1 ~~ y1
-      y2 ~~ y2
-      y3 ~~ y3
-      y4 ~~ y4
-      y5 ~~ y5
-      y6 ~~ y6
-    """
+    between = "\nlevel: between\n" + "\n".join(f"y{k} ~~ y{k}" for k in range(1, 7))
+    two = "level: within\n f1 =~ y1 + y2 + y3\n f2 =~ y4 + y5 + y6" + between
+    one = "level: within\n f =~ y1 + y2 + y3 + y4 + y5 + y6" + between
     fits = {name: bm.Model(syntax, frame, cluster="cluster").fit(draws=300, tune=300, chains=2, random_seed=2)
             for name, syntax in [("two factors", two), ("one factor", one)]}
     ranked = bm.compare(fits)
@@ -204,28 +186,12 @@ def test_fit_measures_explain_what_they_cover():
         check_supported(model.plan, model.data, "PPP")
 
 
-RANDOM_SLOPE = """
-level: within
-  s | y ~ x
-level: between
-  y ~~ s
-"""
-THREE_LEVELS = """
-level: within
-  y ~ x
-level: class
-  y ~~ y
-level: school
-  y ~~ y
-"""
-
-
 def test_unit_loglik_of_random_slopes_and_three_levels_sums_to_lme4():
     """With integrated random slopes and with three levels the log-likelihood of each cluster (each
     school) is evaluated on its own data; at lme4's ML estimates the units add up to lme4's
     log-likelihood (−2246.833 and −1442.958), and a school's value is a dense normal of its rows."""
     slopes = pd.read_csv(REFERENCE / "random_slope_lme4.csv").set_index("param")["est"]
-    model = bm.Model(RANDOM_SLOPE, pd.read_csv(REFERENCE / "random_slope.csv"), cluster="school")
+    model = bm.Model(RANDOM_SLOPE_MODEL, pd.read_csv(REFERENCE / "random_slope.csv"), cluster="school")
     values = {"within:y~~y": "var_residual", "between:y~1": "intercept", "between:s~1": "slope_x",
               "between:y~~y": "var_intercept", "between:s~~s": "var_slope", "between:y~~s": "cov_intercept_slope"}
     theta = slopes[model.plan.parameters["name"].map(values)].to_numpy()
@@ -234,7 +200,7 @@ def test_unit_loglik_of_random_slopes_and_three_levels_sums_to_lme4():
 
     three = pd.read_csv(REFERENCE / "three_level_lme4.csv").set_index("param")["est"]
     data = pd.read_csv(REFERENCE / "three_level.csv")
-    model = bm.Model(THREE_LEVELS, data, cluster=["class", "school"])
+    model = bm.Model(RANDOM_INTERCEPTS, data, cluster=["class", "school"])
     theta = three[["slope_x", "var_residual", "var_class", "var_school", "intercept"]].to_numpy()
     functions = GaussianFunctions(model.plan, model.data)
     units = functions.cluster_loglik(theta)

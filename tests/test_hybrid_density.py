@@ -29,7 +29,7 @@ from scipy.stats import multivariate_normal
 import bayes_msem as bm
 from bayes_msem.likelihood.gaussian import Layout
 from bayes_msem.likelihood.hybrid import ClusterStatistics
-from dense_reference import fill, level_moments, ram_moments
+from dense_reference import fill, level_moments, observed_logpdf, ram_moments, stacked_cluster
 
 RANDOM_SLOPE = """
 level: within
@@ -246,27 +246,8 @@ def _dense_hybrid(model, frame, theta, random, cluster_ids):
         mean_u = mean_all[:p_b] + s_ur @ np.linalg.solve(s_rr, r - mean_all[p_b:])
         cov_u = sb[:p_b, :p_b] - s_ur @ np.linalg.solve(s_rr, s_ur.T)
         b, g, psi = _within_matrices(plan, theta, r)
-        sw, mw, cw = ram_moments(b, g, psi, alpha_w, np.arange(len(rw.observed)))
-        n, p_w = len(rows), len(rw.observed)
-        z_names = [v for v in rb.observed if v not in rw.observed]
-        dim = n * p_w + len(z_names)
-        k = np.zeros((dim, p_b))  # between part → stacked vector
-        mean, cov = np.zeros(dim), np.zeros((dim, dim))
-        x = rows[list(rw.covariates)].to_numpy()
-        for i in range(n):
-            block = slice(i * p_w, (i + 1) * p_w)
-            cov[block, block] = sw
-            mean[block] = mw + cw @ x[i]
-            for a, v in enumerate(rw.observed):
-                if v in rb.observed:
-                    k[i * p_w + a, rb.observed.index(v)] = 1.0
-        for a, v in enumerate(z_names):
-            k[n * p_w + a, rb.observed.index(v)] = 1.0
-        mean += k @ mean_u
-        cov += k @ cov_u @ k.T
-        y = np.concatenate([rows[list(rw.observed)].to_numpy().ravel(), rows[z_names].to_numpy()[0]])
-        o = ~np.isnan(y)  # the observed cells
-        total += multivariate_normal(mean[o], cov[np.ix_(o, o)]).logpdf(y[o]) if o.any() else 0.0
+        within = ram_moments(b, g, psi, alpha_w, np.arange(len(rw.observed)))
+        total += observed_logpdf(*stacked_cluster(rows, rw, rb, within, (mean_u, cov_u)))
     return total
 
 

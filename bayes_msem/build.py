@@ -105,18 +105,31 @@ def _hybrid(plan: Plan, data: ClusteredData, layout: Layout, theta: pt.TensorVar
     model = pm.Model.get_context()
     model.add_coord("cluster", cluster_ids(data))
     model.add_coord("random", [r.name for r in plan.random])
-    if data.has_missing:
-        stats = UnitStatistics.from_data(data, layout.within, layout.within_covariates, layout.top_covariates,
-                                         layout.cluster_only).register()
-    else:
-        stats = ClusterStatistics.from_data(layout, data).register()
-    between = _between_with_random(plan, theta)
-    between_plan = plan.levels[BETWEEN]
+    stats = hybrid_statistics(layout, data).register()
     z = pm.Normal("random_effects_z", 0.0, 1.0, dims=("cluster", "random"))
-    split = split_between(between, len(between_plan.roles.observed), z, stats["covariates"])
-    pm.Deterministic("random_effects", split.random, dims=("cluster", "random"))
+    loglik, random = hybrid_graph(plan, layout, theta, stats, z, data.has_missing)
+    pm.Deterministic("random_effects", random, dims=("cluster", "random"))
+    return loglik
+
+
+def hybrid_statistics(layout: Layout, data: ClusteredData) -> Statistics:
+    """The hybrid strategy's statistics: per cluster, or per cluster and missingness pattern."""
+    if data.has_missing:
+        return UnitStatistics.from_data(data, layout.within, layout.within_covariates, layout.top_covariates,
+                                        layout.cluster_only)
+    return ClusterStatistics.from_data(layout, data)
+
+
+def hybrid_graph(plan: Plan, layout: Layout, theta: pt.TensorVariable, stats: dict, z: pt.TensorVariable,
+                 missing: bool, by_cluster: bool = False) -> tuple[pt.TensorVariable, pt.TensorVariable]:
+    """The hybrid log-likelihood given the standardised random parameters z (J, K) (per cluster
+    with ``by_cluster``, complete data only) and the random parameters r_j themselves."""
+    between = _between_with_random(plan, theta)
+    split = split_between(between, len(plan.levels[BETWEEN].roles.observed), z, stats["covariates"])
     within = implied_moments(plan.levels[WITHIN], theta, random=split.random)
-    return (hybrid_units_loglik if data.has_missing else hybrid_loglik)(layout, within, split, stats)
+    if missing:
+        return hybrid_units_loglik(layout, within, split, stats), split.random
+    return hybrid_loglik(layout, within, split, stats, by_cluster), split.random
 
 
 def parameter_vector(plan: Plan, starts: np.ndarray) -> pt.TensorVariable:

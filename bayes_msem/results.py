@@ -28,7 +28,8 @@ import xarray as xr
 from . import clusters, diagnostics, fit_measures
 from .data import ClusteredData
 from .diagram import draw
-from .plan import make_plan, parameter_name
+from .plan import MARGINAL, make_plan, parameter_name
+from .pointwise import SampledLikelihood, posterior_proposal
 from .predictive import moment_ppp, plot_predictive, predictive_dataset, thinned
 from .scores import latent_scores
 from .simulate import Simulator
@@ -137,19 +138,34 @@ class Fit:
         theta = self.idata.posterior["theta"].transpose("chain", "draw", "parameter").values
         return theta.reshape(-1, theta.shape[-1]), plan, data
 
-    def log_likelihood(self) -> xr.DataArray:
-        """log p(y_j | θ) of every cluster j (every row of a single-level model) on every posterior
-        draw, with the cluster's latent variables integrated out, kept in the DataTree's
-        ``log_likelihood`` group (variable ``y``, dimension ``unit``) for LOO and WAIC."""
+    def log_likelihood(self, draws: int = 400, importance_draws: int = 100, seed: int | None = None) -> xr.DataArray:
+        """log p(y_j | θ) of every cluster j (school with three levels; row of a single-level model)
+        with its latent variables integrated out, kept in the DataTree's ``log_likelihood`` group
+        (variable ``y``, dimension ``unit``) for LOO and WAIC. Exact on every draw when the
+        strategy integrates them (marginal); for hybrid and conditional fits, on about ``draws``
+        draws, by importance sampling with ``importance_draws`` draws per cluster and draw
+        (:mod:`.pointwise`)."""
         if "log_likelihood" not in self.idata.children:
-            functions = self._gaussian_functions()
-            theta = self.idata.posterior["theta"].transpose("chain", "draw", "parameter")
-            values = np.stack([functions.cluster_loglik(draw) for draw in theta.values.reshape(-1, theta.sizes["parameter"])])
-            units = functions.units
-            values = values.reshape(theta.sizes["chain"], theta.sizes["draw"], -1)
+            _, plan, data = self._draws_plan_data()
+            posterior = self.idata.posterior
+            if plan.strategy == MARGINAL:
+                functions = self._gaussian_functions()
+                theta = posterior["theta"].transpose("chain", "draw", "parameter").values
+
+                def per_draw(t: np.ndarray) -> np.ndarray:
+                    return functions.cluster_loglik(t)
+            else:
+                functions = SampledLikelihood(plan, data)
+                proposal = posterior_proposal(posterior, [name for name in functions.inputs])
+                theta, rng = thinned(posterior["theta"], draws), np.random.default_rng(seed)
+
+                def per_draw(t: np.ndarray) -> np.ndarray:
+                    return functions.integrated(t, proposal, importance_draws, rng)
+            values = np.stack([per_draw(t) for t in theta.reshape(-1, theta.shape[-1])])
+            values = values.reshape(*theta.shape[:2], -1)
             self.idata["log_likelihood"] = xr.DataTree(xr.Dataset(
                 {"y": (("chain", "draw", "unit"), values)},
-                coords={"chain": theta["chain"].values, "draw": theta["draw"].values, "unit": units}))
+                coords={"chain": np.arange(theta.shape[0]), "draw": np.arange(theta.shape[1]), "unit": functions.units}))
         return self.idata["log_likelihood"]["y"]
 
     def loo(self):

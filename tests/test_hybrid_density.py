@@ -274,7 +274,7 @@ def _swap_data(model, other):
     ``pm.Data``, so one compiled function serves several data sets; its cluster labels."""
     stats = ClusterStatistics.from_data(Layout.from_plan(other.plan), other.data)
     pm.set_data({f"stat_{k}": np.asarray(getattr(stats, k), dtype=float)
-                 for k in ("sizes", "means", "covariate_means", "covariates", "scatter", "constant")},
+                 for k in ("sizes", "means", "covariate_means", "covariates", "scatter")},
                 model=model.pymc_model)
     return other.data.cluster_ids
 

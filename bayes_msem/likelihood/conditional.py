@@ -151,16 +151,22 @@ Disturbances = Callable[[int, LevelPlan, np.ndarray], pt.TensorVariable]
 """(rank, level, positions S) → the standard-normal z (units, |S|) of the level's disturbances ζ_S."""
 
 
+def unit_index(stats: dict, n_levels: int) -> dict[tuple[int, int], pt.TensorVariable]:
+    """(rank a, rank b) → the index of each unit of level a in the units of level b > a."""
+    parents = [pt.cast(parent, "int64") for parent in stats["parents"]]
+    index = {}
+    for a in range(n_levels):
+        for b in range(a + 1, n_levels):
+            index[(a, b)] = parents[b - 1] if b == a + 1 else parents[b - 1][index[(a, b - 1)]]
+    return index
+
+
 def top_down(plan: Plan, theta: pt.TensorVariable, stats: dict, sampled: Callable[[int, LevelPlan, list[int]], np.ndarray],
              disturbances: Disturbances) -> list[LevelValues]:
     """Every level's values, top down (module docstring), lowest first in the result; ``sampled``
     chooses each level's disturbed positions S from its outcomes, ``disturbances`` gives their z."""
     levels = list(plan.levels.values())  # lowest first
-    parents = [pt.cast(parent, "int64") for parent in stats["parents"]]
-    index = {}  # (rank a, rank b) → the index of each unit of level a in the units of level b > a
-    for a in range(len(levels)):
-        for b in range(a + 1, len(levels)):
-            index[(a, b)] = parents[b - 1] if b == a + 1 else parents[b - 1][index[(a, b - 1)]]
+    index = unit_index(stats, len(levels))
     totals, found = {}, {}  # rank → (level, values with the parts of the levels above)
     for rank in range(len(levels) - 1, 0, -1):
         level = levels[rank]
@@ -183,30 +189,38 @@ def top_down(plan: Plan, theta: pt.TensorVariable, stats: dict, sampled: Callabl
     return [LevelValues(lowest, values, psi, outcomes), *(found[rank] for rank in sorted(found))]
 
 
-def conditional_loglik(plan: Plan, theta: pt.TensorVariable, stats: dict) -> pt.TensorVariable:
-    """Σ log p(y | sampled latent part) (module docstring)."""
-    model = pm.Model.get_context()
+def conditional_loglik(plan: Plan, theta: pt.TensorVariable, stats: dict, disturbances: Disturbances | None = None,
+                       by_unit: bool = False) -> pt.TensorVariable:
+    """Σ log p(y | sampled latent part) (module docstring). The standard-normal disturbances are
+    the model's ``*_z`` variables (with the latent values recorded as deterministics), or given
+    by ``disturbances``; with ``by_unit`` the terms of each unit of the highest level (each row
+    of a single-level model)."""
+    model = pm.Model.get_context() if disturbances is None else None
 
     def standard_normal(rank: int, level: LevelPlan, chosen: np.ndarray) -> pt.TensorVariable | None:
         if not len(chosen):
             return None
-        name = _disturbances(rank) if plan.two_level or rank else "latent_z"
+        name = disturbance_name(rank, plan.two_level)
         model.add_coord(f"{name}_variable", [level.variables[k] for k in chosen])
         return pm.Normal(name, 0.0, 1.0, dims=(unit_dim(rank) if rank else "row", f"{name}_variable"))
 
     def likelihood_disturbances(rank: int, level: LevelPlan, outcomes: list[int]) -> np.ndarray:
         return sampled_disturbances(level, outcomes, plan.families)
 
-    found = top_down(plan, theta, stats, likelihood_disturbances, standard_normal)
-    ll = 0.0
+    found = top_down(plan, theta, stats, likelihood_disturbances, disturbances or standard_normal)
+    top = len(found) - 1
+    index = unit_index(stats, len(found))
+    terms = []  # (rank, log-density of each unit of that level)
     for rank, part in enumerate(found):
-        unit = unit_dim(rank) if rank else "row"
-        _scores(part.level, part.values, [k for k in range(len(part.level.variables)) if k not in part.outcomes], unit)
+        if model is not None:
+            unit = unit_dim(rank) if rank else "row"
+            _scores(part.level, part.values, [k for k in range(len(part.level.variables)) if k not in part.outcomes],
+                    unit)
         if rank and part.outcomes:  # cluster-level outcomes, Gaussian
             sd = pt.sqrt(pt.diagonal(part.psi)[part.outcomes])
-            ll = ll + Family("gaussian", "identity").logp(stats["level_outcomes"][rank - 1],
-                                                         part.values[:, part.outcomes], sd=sd).sum()
-    if plan.random:
+            terms.append((rank, Family("gaussian", "identity").logp(stats["level_outcomes"][rank - 1],
+                                                                   part.values[:, part.outcomes], sd=sd).sum(-1)))
+    if plan.random and model is not None:
         model.add_coord("random", [r.name for r in plan.random])
         level = found[1].level
         pm.Deterministic("random_effects", found[1].values[:, [level.variables.index(r.name) for r in plan.random]],
@@ -215,13 +229,18 @@ def conditional_loglik(plan: Plan, theta: pt.TensorVariable, stats: dict) -> pt.
     names = lowest.level.roles.observed
     eta = lowest.values[:, :len(names)]
     variance = pt.diagonal(lowest.psi, axis1=-2, axis2=-1)[..., :len(names)]                 # (p,) or per row (N, p)
+    rows = 0.0
     for k, name in enumerate(names):
         family = parse_family(plan.families.get(name, "gaussian"))
         logp = family.logp(stats["responses"][:, k], eta[:, k], sd=pt.sqrt(variance[..., k]),
                            dispersion=1.0 / variance[..., k],
                            thresholds=thresholds(plan, name, theta) if family.has_thresholds else None)
-        ll = ll + (stats["observed"][:, k] * logp).sum()
-    return ll
+        rows = rows + stats["observed"][:, k] * logp
+    terms.append((0, rows))
+    if not by_unit:
+        return sum(t.sum() for _, t in terms)
+    n_units = found[top].values.shape[0]
+    return sum(t if rank == top else pt.inc_subtensor(pt.zeros(n_units)[index[(rank, top)]], t) for rank, t in terms)
 
 
 def _offset(totals: dict, names: tuple[str, ...], rank: int, index: dict) -> pt.TensorVariable | float:
@@ -239,8 +258,11 @@ def _offset(totals: dict, names: tuple[str, ...], rank: int, index: dict) -> pt.
     return offset
 
 
-def _disturbances(rank: int) -> str:
-    """The name of a level's standard-normal disturbances: within_z, between_z, upper_z, upper_4_z, …"""
+def disturbance_name(rank: int, multilevel: bool = True) -> str:
+    """The name of a level's standard-normal disturbances: within_z, between_z, upper_z, upper_4_z, …
+    (latent_z in a single-level model)."""
+    if not multilevel:
+        return "latent_z"
     return ("within_z", "between_z")[rank] if rank < 2 else f"{unit_dim(rank)}_z"
 
 

@@ -27,7 +27,8 @@ import pytensor.tensor as pt
 
 from ..data import ClusteredData
 from ..moments import Moments, small_matmul
-from .gaussian import Layout, Statistics, cluster_design, group_crossprod, normal_loglik, within_deviations
+from .gaussian import (Layout, Statistics, cluster_design, group_crossprod, normal_loglik, normal_terms,
+                       within_deviations)
 from .woodbury import effect_correction, padded, scatter_add
 
 
@@ -40,15 +41,13 @@ class ClusterStatistics(Statistics):
     covariate_means: np.ndarray
     covariates: np.ndarray
     scatter: np.ndarray
-    constant: float
 
     @classmethod
     def from_data(cls, layout: Layout, data: ClusteredData) -> ClusterStatistics:
         d, covariate_means, covariates = cluster_design(layout, data)
         deviations = within_deviations(layout, data)
         scatter = group_crossprod(deviations, data.cluster_index, data.n_clusters)
-        return cls(data.sizes.astype(float), d, covariate_means, covariates, scatter,
-                   -0.5 * len(layout.within) * float(np.log(data.sizes).sum()))
+        return cls(data.sizes.astype(float), d, covariate_means, covariates, scatter)
 
 
 @dataclass(frozen=True)
@@ -74,19 +73,21 @@ def split_between(between: Moments, n_observed: int, z: pt.TensorVariable, covar
 
 
 def hybrid_loglik(layout: Layout, within: Moments, between: BetweenGivenRandom,
-                  stats: dict[str, pt.TensorVariable]) -> pt.TensorVariable:
-    """Σ_j log p(y_j | r_j) with cluster-specific within moments (module docstring)."""
+                  stats: dict[str, pt.TensorVariable], by_cluster: bool = False) -> pt.TensorVariable:
+    """Σ_j log p(y_j | r_j) with cluster-specific within moments (module docstring); with
+    ``by_cluster`` the vector of the clusters' terms."""
     p_w, n_clusters = len(layout.within), stats["sizes"].shape[0]
     e_w, e_b = layout.embedding(layout.within), layout.embedding(layout.top)
     within_coef = pt.broadcast_to(within.coef, (n_clusters, p_w, len(layout.within_covariates)))
     coef = pt.concatenate([pt.broadcast_to(pt.eye(p_w), (n_clusters, p_w, p_w)), -within_coef], axis=-1)
-    ll = stats["constant"] + normal_loglik(within.cov, stats["sizes"] - 1, coef, stats["scatter"])
+    ll = normal_terms(within.cov, stats["sizes"] - 1, coef, stats["scatter"]) - 0.5 * p_w * pt.log(stats["sizes"])
     within_mean = within.mean + (within_coef * stats["covariate_means"][:, None, :]).sum(-1)
     residual = stats["means"] - within_mean @ e_w.T - between.mean @ e_b.T
     within_cov = small_matmul(small_matmul(e_w, within.cov), e_w.T)  # e_w: a constant embedding
     cov = within_cov / stats["sizes"][:, None, None] + e_b @ between.cov @ e_b.T
     eye = pt.eye(len(layout.cluster_vector))
-    return ll + normal_loglik(cov, pt.ones_like(stats["sizes"]), eye, residual[:, :, None] * residual[:, None, :])
+    ll = ll + normal_terms(cov, pt.ones_like(stats["sizes"]), eye, residual[:, :, None] * residual[:, None, :])
+    return ll if by_cluster else ll.sum()
 
 
 def hybrid_units_loglik(layout: Layout, within: Moments, between: BetweenGivenRandom,

@@ -278,7 +278,7 @@ def _level_plan(rows: pd.DataFrame, roles: LevelRoles, random: tuple[RandomParam
     entries: dict[str, list[tuple[int, int, float, int]]] = {"beta": [], "gamma": [], "psi": [], "alpha": []}
     random_entries, random_covariances = _random_entries(rows, random, position, covariate)
     for row in rows[rows["random"].isna()].itertuples(index=False):
-        matrix, r, c = _entry(row.op, row.lhs, row.rhs, position, covariate)
+        matrix, r, c = matrix_entry(row.op, row.lhs, row.rhs, position, covariate)
         entries[matrix].append((r, c, row.fixed, row.free - 1))
         if matrix == "psi" and r != c:
             entries[matrix].append((c, r, row.fixed, row.free - 1))
@@ -287,7 +287,7 @@ def _level_plan(rows: pd.DataFrame, roles: LevelRoles, random: tuple[RandomParam
     return LevelPlan(roles, **matrices, random=random_entries, random_covariances=random_covariances)
 
 
-def _entry(op: str, lhs: str, rhs: str, position: dict[str, int], covariate: dict[str, int]) -> tuple[str, int, int]:
+def matrix_entry(op: str, lhs: str, rhs: str, position: dict[str, int], covariate: dict[str, int]) -> tuple[str, int, int]:
     """The matrix entry a relation sets: f =~ y → B[y, f]; y ~ x → Γ[y, x] for a covariate x,
     else B[y, x]; y ~ 1 → α[y]; a ~~ b → Ψ[a, b]."""
     if op == "=~":
@@ -310,7 +310,7 @@ def _random_entries(rows: pd.DataFrame, random: tuple[RandomParameter, ...], pos
         if r.kind in ("log_sd", "correlation"):
             blocks.setdefault(r.written, []).append(k)
         else:
-            matrix, row, col = _entry(r.op, r.lhs, r.rhs, position, covariate)
+            matrix, row, col = matrix_entry(r.op, r.lhs, r.rhs, position, covariate)
             found[matrix].append((row, col, k, r.kind == "log_variance"))
     entries = {
         name: RandomEntries(*(np.array([t[i] for t in e], dtype=bool if i == 3 else np.int64) for i in range(4)))

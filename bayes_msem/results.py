@@ -119,17 +119,25 @@ class Fit:
         """The standardized solution per level, as lavaan's ``standardizedSolution``: std.lv and
         std.all of every loading, regression, (co)variance and intercept, computed on every
         posterior draw (:mod:`.standardized`), with the SD and 95% interval of std.all."""
-        return standardized_table(*self._draws_plan_data(), INTERVAL)
+        return standardized_table(*self._draws_plan_data(), INTERVAL, self._random_draws())
 
     def r_squared(self) -> pd.DataFrame:
         """R² of every endogenous variable at each level, per posterior draw: posterior mean, SD and
         95% interval (:mod:`.standardized`)."""
-        return r_squared_table(*self._draws_plan_data(), INTERVAL)
+        return r_squared_table(*self._draws_plan_data(), INTERVAL, self._random_draws())
 
     def icc(self) -> pd.DataFrame:
         """The intraclass correlation of every observed variable with parts at both levels of a
         two-level model, model-implied per posterior draw: posterior mean, SD and 95% interval."""
-        return icc_table(*self._draws_plan_data(), INTERVAL)
+        return icc_table(*self._draws_plan_data(), INTERVAL, self._random_draws())
+
+    def _random_draws(self) -> np.ndarray | None:
+        """The clusters' random parameters (draws, clusters, K) on the draws of :meth:`_draws_plan_data`
+        (None without random parameters)."""
+        if "random_effects" not in self.idata.posterior:
+            return None
+        effects = self.idata.posterior["random_effects"].transpose("chain", "draw", "cluster", "random").values
+        return effects.reshape(-1, *effects.shape[2:])
 
     def _draws_plan_data(self):
         """θ draws (draws, parameters), the plan and the data, for per-draw computations."""

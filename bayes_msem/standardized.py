@@ -25,10 +25,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytensor
+import pytensor.tensor as pt
 
 from .data import ClusteredData
 from .likelihood.families import parse_family
-from .plan import LevelPlan, MatrixSpec, Plan
+from .moments import level_matrices
+from .plan import LevelPlan, MatrixSpec, Plan, matrix_entry
 
 LATENT_RESPONSE_VARIANCE = {"probit": 1.0, "logit": np.pi**2 / 3}
 """The residual variance of the latent response y* behind a binary or ordinal variable (y = k when
@@ -37,14 +40,17 @@ LATENT_RESPONSE_VARIANCE = {"probit": 1.0, "logit": np.pi**2 / 3}
 _OPS = ("=~", "~", "~~", "~1")
 
 
-def standardized_draws(theta: np.ndarray, plan: Plan, data: ClusteredData) -> tuple[np.ndarray, np.ndarray]:
-    """std.all and std.lv of every table row (draws, rows) from θ draws (draws, parameters);
-    NaN for rows that are not loadings, regressions, (co)variances or intercepts."""
+def standardized_draws(theta: np.ndarray, plan: Plan, data: ClusteredData, random: np.ndarray | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """std.all and std.lv of every table row (draws, rows) from θ draws (draws, parameters) and, with
+    random parameters, their cluster values (draws, clusters, K): then the level that holds them
+    is standardized cluster by cluster and averaged over clusters. NaN for rows that are not
+    loadings, regressions, (co)variances or intercepts."""
     table = plan.table
     std_all = np.full((len(theta), len(table)), np.nan)
     std_lv = np.full_like(std_all, np.nan)
     values = _row_values(theta, table)
-    for label, level, sigma, _ in _level_covariances(theta, plan, data):
+    for label, level, sigma, _, matrices in _level_covariances(theta, plan, data, random):
         sd = _sds(sigma, level)
         latent = set(level.roles.latent)
         rows = np.flatnonzero((table["level"] == label).to_numpy() & table["op"].isin(_OPS).to_numpy())
@@ -54,49 +60,78 @@ def standardized_draws(theta: np.ndarray, plan: Plan, data: ClusteredData) -> tu
                        else (lhs, rhs))
             divide = [to] + ([frm] if op == "~~" else [])
             multiply = [frm] if op in ("=~", "~") else []
+            value = _cluster_value(matrices, level, op, lhs, rhs) if matrices and op != "~1" else values[:, k]
             for out, scale in ((std_all, lambda v: sd[v]), (std_lv, lambda v: sd[v] if v in latent else 1.0)):
-                factor = np.ones(len(theta))
+                factor = np.ones((len(theta), 1)) if matrices else np.ones(len(theta))
                 for v in multiply:
                     factor = factor * scale(v)
                 for v in divide:
                     factor = factor / scale(v)
-                out[:, k] = values[:, k] * factor
+                out[:, k] = (_as_columns(value) * factor).mean(-1) if matrices else value * factor
     return std_all, std_lv
 
 
-def standardized_table(theta: np.ndarray, plan: Plan, data: ClusteredData, interval: float = 0.95) -> pd.DataFrame:
+def _as_columns(values: np.ndarray) -> np.ndarray:
+    """Per-draw values (draws,) as one column, per-cluster ones (draws, clusters) unchanged."""
+    values = np.asarray(values)
+    return values[:, None] if values.ndim == 1 else values
+
+
+def _over_clusters(values: np.ndarray) -> np.ndarray:
+    """The mean over clusters (the last axis) of per-cluster values; plain values unchanged."""
+    return values.mean(-1) if values.ndim > 1 else values
+
+
+def _cluster_value(matrices: dict, level: LevelPlan, op: str, lhs: str, rhs: str) -> np.ndarray:
+    """A row's value in every cluster (draws, clusters), read from the cluster's B, Γ or Ψ."""
+    position = {v: i for i, v in enumerate(level.variables)}
+    covariate = {v: i for i, v in enumerate(level.roles.covariates)}
+    name, r, c = matrix_entry(op, lhs, rhs, position, covariate)
+    return matrices[name][..., r, c]
+
+
+def standardized_table(theta: np.ndarray, plan: Plan, data: ClusteredData, interval: float = 0.95,
+                       random: np.ndarray | None = None) -> pd.DataFrame:
     """lhs, op, rhs, level with the posterior mean of std.lv and the posterior mean, SD and
     equal-tailed interval of std.all of every loading, regression, (co)variance and intercept."""
-    std_all, std_lv = standardized_draws(theta, plan, data)
+    std_all, std_lv = standardized_draws(theta, plan, data, random)
     keep = plan.table["op"].isin(_OPS).to_numpy()
     out = plan.table.loc[keep, ["lhs", "op", "rhs", "level"]].reset_index(drop=True)
     out.insert(4, "std.lv", std_lv[:, keep].mean(0))
     return pd.concat([out, _summary(std_all[:, keep], interval).rename(columns={"mean": "std.all"})], axis=1)
 
 
-def r_squared_table(theta: np.ndarray, plan: Plan, data: ClusteredData, interval: float = 0.95) -> pd.DataFrame:
+def r_squared_table(theta: np.ndarray, plan: Plan, data: ClusteredData, interval: float = 0.95,
+                    random: np.ndarray | None = None) -> pd.DataFrame:
     """variable, level and the posterior summary of R² = 1 − Ψ_vv / Σ_vv of every endogenous variable
-    (one that a variable or covariate of its level predicts)."""
+    (one that a variable or covariate of its level predicts); averaged over clusters where the
+    level has random parameters."""
     rows, draws = [], []
-    for label, level, sigma, psi in _level_covariances(theta, plan, data):
+    for label, level, sigma, psi, _ in _level_covariances(theta, plan, data, random):
         predicted = level.beta.pattern.any(axis=1) | level.gamma.pattern.any(axis=1)
+        for kind in ("beta", "gamma"):
+            if kind in level.random:
+                predicted[level.random[kind].rows] = True
         for k in np.flatnonzero(predicted):
             rows.append((level.variables[k], label))
-            draws.append(1 - psi[:, k, k] / sigma[:, k, k])
+            draws.append(_over_clusters(1 - psi[..., k, k] / sigma[..., k, k]))
     out = pd.DataFrame(rows, columns=["variable", "level"])
     return pd.concat([out, _summary(np.column_stack(draws) if draws else np.zeros((len(theta), 0)), interval)], axis=1)
 
 
-def icc_table(theta: np.ndarray, plan: Plan, data: ClusteredData, interval: float = 0.95) -> pd.DataFrame:
+def icc_table(theta: np.ndarray, plan: Plan, data: ClusteredData, interval: float = 0.95,
+              random: np.ndarray | None = None) -> pd.DataFrame:
     """variable and the posterior summary of its ICC = Σ_B,vv / (Σ_W,vv + Σ_B,vv), for every observed
-    variable with parts at both levels of a two-level model."""
+    variable with parts at both levels of a two-level model (Σ_W,vv averaged over clusters where
+    the within level has random parameters)."""
     if len(plan.levels) != 2:
         raise ValueError("ICCs are defined for two-level models.")
-    (_, within, sigma_w, _), (_, between, sigma_b, _) = _level_covariances(theta, plan, data)
+    (_, within, sigma_w, _, _), (_, between, sigma_b, _, _) = _level_covariances(theta, plan, data, random)
     names = [v for v in within.roles.observed if v in between.roles.observed]
-    draws = [sigma_b[:, between.variables.index(v), between.variables.index(v)]
-             / (sigma_w[:, within.variables.index(v), within.variables.index(v)]
-                + sigma_b[:, between.variables.index(v), between.variables.index(v)]) for v in names]
+    draws = []
+    for v in names:
+        w, b = within.variables.index(v), between.variables.index(v)
+        draws.append(sigma_b[:, b, b] / (_over_clusters(sigma_w[..., w, w]) + sigma_b[:, b, b]))
     return pd.concat([pd.DataFrame({"variable": names}),
                       _summary(np.column_stack(draws) if draws else np.zeros((len(theta), 0)), interval)], axis=1)
 
@@ -125,46 +160,60 @@ def _fill(spec: MatrixSpec, theta: np.ndarray) -> np.ndarray:
     return m
 
 
-def _level_covariances(theta: np.ndarray, plan: Plan, data: ClusteredData) -> list[tuple]:
+def _level_covariances(theta: np.ndarray, plan: Plan, data: ClusteredData, random: np.ndarray | None = None
+                       ) -> list[tuple]:
     """Per level: its label, plan, Σ per draw of all its variables followed by its covariates
-    (module docstring), and Ψ per draw."""
-    if plan.random:
-        raise ValueError("the standardized solution, R² and ICCs are not available yet for models with random "
-                         "parameters: their variances differ from cluster to cluster.")
+    (module docstring), Ψ per draw, and — for the level with random parameters — its B, Γ and Ψ
+    per draw and cluster (then Σ and Ψ have a cluster axis too), else None."""
+    if plan.random and random is None:
+        raise ValueError("models with random parameters need their cluster values to be standardized.")
     out = []
     for rank, (label, level) in enumerate(plan.levels.items()):
         covariates = _covariate_cov(data, level, rank, plan.two_level)
-        beta, gamma, psi = (_fill(getattr(level, m), theta) for m in ("beta", "gamma", "psi"))
+        matrices = _cluster_matrices(level, theta, random) if level.random or level.random_covariances else None
+        beta, gamma, psi = ((matrices[m] for m in ("beta", "gamma", "psi")) if matrices
+                            else (_fill(getattr(level, m), theta) for m in ("beta", "gamma", "psi")))
         counts = []
         if rank == 0:  # non-Gaussian responses: the latent response's residual, or no scale at all (counts)
             for k, name in enumerate(level.roles.observed):
                 family = parse_family(plan.families[name]) if name in plan.families else None
                 if family is not None and family.name in ("bernoulli", "ordinal"):
-                    psi[:, k, k] = LATENT_RESPONSE_VARIANCE[family.link]
+                    psi[..., k, k] = LATENT_RESPONSE_VARIANCE[family.link]
                 elif family is not None:  # a count (a negative binomial's ψ is its dispersion)
-                    psi[:, k, k] = 0.0
+                    psi[..., k, k] = 0.0
                     counts.append(k)
         t = np.linalg.inv(np.eye(beta.shape[-1]) - beta)
-        sigma = t @ (gamma @ covariates @ np.swapaxes(gamma, 1, 2) + psi) @ np.swapaxes(t, 1, 2)
-        sigma[:, counts, counts] = np.nan
-        out.append((label, level, _with_covariates(sigma, covariates), psi))
+        sigma = t @ (gamma @ covariates @ np.swapaxes(gamma, -1, -2) + psi) @ np.swapaxes(t, -1, -2)
+        sigma[..., counts, counts] = np.nan
+        out.append((label, level, _with_covariates(sigma, covariates), psi, matrices))
     return out
+
+
+def _cluster_matrices(level: LevelPlan, theta: np.ndarray, random: np.ndarray) -> dict[str, np.ndarray]:
+    """B, Γ and Ψ of a level with random parameters, per draw and cluster (draws, clusters, …), by
+    :func:`.moments.level_matrices` compiled once."""
+    theta_in, random_in = pt.vector("theta"), pt.matrix("random")
+    function = pytensor.function([theta_in, random_in], list(level_matrices(level, theta_in, random_in)))
+    draws = [function(t, r) for t, r in zip(theta, random)]
+    n_clusters = random.shape[1]
+    return {name: np.stack([np.broadcast_to(d[k], (n_clusters, *d[k].shape[-2:])) for d in draws])
+            for k, name in enumerate(("beta", "gamma", "psi"))}
 
 
 def _with_covariates(sigma: np.ndarray, covariates: np.ndarray) -> np.ndarray:
     """Σ (draws, m, m) with the covariates' S_x appended as a diagonal block (their covariances
     with the variables are not needed here)."""
     m, q = sigma.shape[-1], len(covariates)
-    out = np.zeros((len(sigma), m + q, m + q))
-    out[:, :m, :m] = sigma
-    out[:, m:, m:] = covariates
+    out = np.zeros((*sigma.shape[:-2], m + q, m + q))
+    out[..., :m, :m] = sigma
+    out[..., m:, m:] = covariates
     return out
 
 
 def _sds(sigma: np.ndarray, level: LevelPlan) -> dict[str, np.ndarray]:
     """The SD per draw of each variable and covariate of a level, by name."""
     names = [*level.variables, *level.roles.covariates]
-    return {v: np.sqrt(sigma[:, k, k]) for k, v in enumerate(names)}
+    return {v: np.sqrt(sigma[..., k, k]) for k, v in enumerate(names)}
 
 
 def _covariate_cov(data: ClusteredData, level: LevelPlan, rank: int, multilevel: bool) -> np.ndarray:

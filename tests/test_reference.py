@@ -283,5 +283,6 @@ def test_cluster_specific_slopes(random_slope_fit, tmp_path):
     assert (tmp_path / "forest.png").stat().st_size > 0
     with pytest.raises(ValueError, match="not a random parameter"):
         random_slope_fit.cluster_effects("q")
-    with pytest.raises(ValueError, match="not available yet for models with random parameters"):
-        random_slope_fit.standardized()
+    # standardized cluster by cluster and averaged: the slope's std.all lies between 0 and 1
+    slope = random_slope_fit.standardized().query("lhs == 'y' and op == '~' and rhs == 'x'")["std.all"].item()
+    assert 0 < slope < 1

@@ -378,6 +378,11 @@ def test_template_recovers_its_simulated_truth(name: str) -> None:
     for level, rows in scores.groupby("level"):
         assert rows.groupby("variable").size().eq(units[level]).all(), (level, rows.groupby("variable").size())
     assert np.isfinite(scores[["mean", "sd"]].to_numpy()).all() and scores["sd"].gt(0).all()
+    # the standardized solution (per cluster and averaged with random parameters) and R²
+    standardized = fit.standardized()
+    paths = standardized[standardized["op"].isin(["=~", "~"])]
+    assert np.isfinite(paths["std.all"]).all() and (paths["std.all"].abs() < 1.5).all(), paths
+    assert fit.r_squared()["mean"].between(0, 1).all()
 
 
 @pytest.mark.slow

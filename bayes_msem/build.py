@@ -123,13 +123,11 @@ def hybrid_statistics(layout: Layout, data: ClusteredData) -> Statistics:
 def hybrid_graph(plan: Plan, layout: Layout, theta: pt.TensorVariable, stats: dict, z: pt.TensorVariable,
                  missing: bool, by_cluster: bool = False) -> tuple[pt.TensorVariable, pt.TensorVariable]:
     """The hybrid log-likelihood given the standardised random parameters z (J, K) (per cluster
-    with ``by_cluster``, complete data only) and the random parameters r_j themselves."""
+    with ``by_cluster``) and the random parameters r_j themselves."""
     between = _between_with_random(plan, theta)
     split = split_between(between, len(plan.levels[BETWEEN].roles.observed), z, stats["covariates"])
     within = implied_moments(plan.levels[WITHIN], theta, random=split.random)
-    if missing:
-        return hybrid_units_loglik(layout, within, split, stats), split.random
-    return hybrid_loglik(layout, within, split, stats, by_cluster), split.random
+    return (hybrid_units_loglik if missing else hybrid_loglik)(layout, within, split, stats, by_cluster), split.random
 
 
 def parameter_vector(plan: Plan, starts: np.ndarray) -> pt.TensorVariable:

@@ -40,15 +40,13 @@ class SampledLikelihood:
         top_of_row = data.level_index(top) if top else np.arange(data.n_rows)
         self.inputs: dict[str, tuple[pt.TensorVariable, np.ndarray, int]] = {}  # z name → (input, unit of each row, columns)
         if plan.strategy == HYBRID:
-            if data.has_missing:
-                raise NotImplementedError("LOO of hybrid fits with missing cells is not available yet.")
             layout = Layout.from_plan(plan)
             stats = hybrid_statistics(layout, data)
             symbols = stats.placeholders()
             z = pt.matrix("random_effects_z")
             self.inputs["random_effects_z"] = (z, np.arange(data.n_clusters), len(plan.random))
             with pm.Model():  # a scratch model for the deterministics the strategy records
-                loglik, _ = hybrid_graph(plan, layout, theta, symbols, z, False, by_cluster=True)
+                loglik, _ = hybrid_graph(plan, layout, theta, symbols, z, data.has_missing, by_cluster=True)
         else:
             stats = ResponseStatistics.from_data(plan, data)
             symbols = stats.placeholders()

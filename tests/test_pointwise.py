@@ -39,9 +39,13 @@ def _theta(model, values: dict) -> np.ndarray:
     return theta
 
 
-def test_hybrid_cluster_loglik_matches_the_integrated_random_slopes(frame):
+@pytest.mark.parametrize("missing", [False, True], ids=["complete", "missing-cells"])
+def test_hybrid_cluster_loglik_matches_the_integrated_random_slopes(frame, missing):
     """The same random-slope model planned as hybrid (slopes sampled): importance sampling over
-    the slopes reproduces the exact per-cluster marginal (slopes integrated out) within 0.06."""
+    the slopes reproduces the exact per-cluster marginal (slopes integrated out) within 0.06, with
+    complete data and with missing cells."""
+    if missing:
+        frame = frame.assign(y=frame["y"].where(frame.index % 4 != 1))
     model = bm.Model("level: within\n s | y ~ x\nlevel: between\n y ~~ s", frame, cluster="cluster")
     theta = _theta(model, {"within:y~~y": 0.5, "between:y~1": 1.0, "between:s~1": 0.5, "between:y~~y": 0.3,
                            "between:s~~s": 0.1, "between:y~~s": 0.05})

@@ -29,6 +29,7 @@ from ..data import ClusteredData
 from ..moments import Moments, small_matmul
 from .gaussian import (Layout, Statistics, cluster_design, group_crossprod, normal_loglik, normal_terms,
                        within_deviations)
+from .kernel import LOG_2PI
 from .woodbury import effect_correction, padded, scatter_add
 
 
@@ -91,9 +92,10 @@ def hybrid_loglik(layout: Layout, within: Moments, between: BetweenGivenRandom,
 
 
 def hybrid_units_loglik(layout: Layout, within: Moments, between: BetweenGivenRandom,
-                        stats: dict[str, pt.TensorVariable]) -> pt.TensorVariable:
+                        stats: dict[str, pt.TensorVariable], by_cluster: bool = False) -> pt.TensorVariable:
     """Σ_j log p(y_j, z_j | r_j) over the observed cells (missing at random), by units of one
-    cluster and missingness pattern (:class:`.woodbury.UnitStatistics`).
+    cluster and missingness pattern (:class:`.woodbury.UnitStatistics`); with ``by_cluster`` the
+    vector of the clusters' terms.
 
     Given r_j the cluster-level-only variables z_j are normal, and the between parts u_j of the
     within variables normal given them, u_j | z_j, r_j ~ N(m_j, G) (as in :mod:`.patterns`);
@@ -103,26 +105,29 @@ def hybrid_units_loglik(layout: Layout, within: Moments, between: BetweenGivenRa
     p, n_clusters = len(layout.within), stats["covariates"].shape[0]
     u = np.array([k for k, v in enumerate(layout.top) if v in layout.within], dtype=np.int64)
     z = np.array([k for k, v in enumerate(layout.top) if v not in layout.within], dtype=np.int64)
-    mean, cov, ll = between.mean[:, u], between.cov[u][:, u], stats["constant"]
+    cluster, pattern = (pt.cast(stats[k], "int64") for k in ("unit_cluster", "unit_pattern"))
+    observed = stats["observed"][pattern]
+    # a padded missing cell adds log N(0; 0, 1) = −½ log 2π to its unit, which this takes back
+    ll = scatter_add(0.5 * LOG_2PI * (p - observed.sum(-1)) * stats["unit_counts"], cluster, n_clusters)
+    mean, cov = between.mean[:, u], between.cov[u][:, u]
     if len(z):
         gain = pt.linalg.solve(between.cov[z][:, z], between.cov[z][:, u]).T
         residual_z = stats["cluster_values"] - between.mean[:, z]
         mean, cov = mean + residual_z @ gain.T, cov - gain @ between.cov[z][:, u]
-        ll = ll + normal_loglik(between.cov[z][:, z][None], pt.as_tensor([1.0]) * n_clusters, pt.eye(len(z))[None],
-                                (residual_z.T @ residual_z)[None])
+        ll = ll + normal_terms(between.cov[z][:, z][None], pt.ones_like(residual_z[:, 0]), pt.eye(len(z))[None],
+                               residual_z[:, :, None] * residual_z[:, None, :])
     embed = np.zeros((p, len(u)))
     embed[[layout.within.index(layout.top[k]) for k in u], np.arange(len(u))] = 1.0
     within_coef = pt.broadcast_to(within.coef, (n_clusters, p, len(layout.within_covariates)))
     within_mean = pt.broadcast_to(within.mean, (n_clusters, p)) + mean @ embed.T
     coef = pt.concatenate([pt.broadcast_to(pt.eye(p), (n_clusters, p, p)), -within_mean[:, :, None], -within_coef], axis=2)
-    cluster, pattern = (pt.cast(stats[k], "int64") for k in ("unit_cluster", "unit_pattern"))
-    observed = stats["observed"][pattern]
-    unit_cov, precision = padded(pt.broadcast_to(within.cov, (n_clusters, p, p))[cluster], observed)
+    unit_cov, precision = padded(pt.broadcast_to(within.cov, (n_clusters, p, p))[cluster], stats["observed"][pattern])
     unit_coef = observed[:, :, None] * coef[cluster]
-    ll = ll + normal_loglik(unit_cov, stats["unit_counts"], unit_coef, stats["unit_crossprod"])
-    if not len(u):
-        return ll
-    weighted = pt.einsum("pa,upr->uar", embed, precision)                                   # Eᵀ V⁺
-    m = scatter_add(stats["unit_counts"][:, None, None] * (weighted @ embed), cluster, n_clusters)
-    h = scatter_add(pt.einsum("uar,urd,ud->ua", weighted, unit_coef, stats["unit_sums"]), cluster, n_clusters)
-    return ll + effect_correction(pt.linalg.cholesky(cov), m, h)[0]
+    ll = ll + scatter_add(normal_terms(unit_cov, stats["unit_counts"], unit_coef, stats["unit_crossprod"]), cluster,
+                          n_clusters)
+    if len(u):
+        weighted = pt.einsum("pa,upr->uar", embed, precision)                                   # Eᵀ V⁺
+        m = scatter_add(stats["unit_counts"][:, None, None] * (weighted @ embed), cluster, n_clusters)
+        h = scatter_add(pt.einsum("uar,urd,ud->ua", weighted, unit_coef, stats["unit_sums"]), cluster, n_clusters)
+        ll = ll + effect_correction(pt.linalg.cholesky(cov), m, h, by_cluster=True)[0]
+    return ll if by_cluster else ll.sum()

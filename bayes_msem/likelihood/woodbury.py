@@ -24,7 +24,7 @@ import numpy as np
 import pytensor.tensor as pt
 
 from ..data import ClusteredData
-from .gaussian import Statistics, group_crossprod, normal_loglik
+from .gaussian import Statistics, group_crossprod, normal_loglik, normal_terms
 from .kernel import LOG_2PI
 
 
@@ -74,16 +74,17 @@ def scatter_add(values: pt.TensorVariable, index: pt.TensorVariable, n: pt.Tenso
     return pt.inc_subtensor(pt.zeros((n, *values.shape[1:]))[index], values)
 
 
-def effect_correction(chol: pt.TensorVariable, precision: pt.TensorVariable, score: pt.TensorVariable
-                      ) -> tuple[pt.TensorVariable, pt.TensorVariable, pt.TensorVariable]:
-    """Σ_j [−½ log|K_j| + ½ v_jᵀ K_j⁻¹ v_j] from L (q, q), M_j (J, q, q) and h_j (J, q); also K_j and v_j."""
+def effect_correction(chol: pt.TensorVariable, precision: pt.TensorVariable, score: pt.TensorVariable,
+                      by_cluster: bool = False) -> tuple[pt.TensorVariable, pt.TensorVariable, pt.TensorVariable]:
+    """Σ_j [−½ log|K_j| + ½ v_jᵀ K_j⁻¹ v_j] from L (q, q), M_j (J, q, q) and h_j (J, q) (with
+    ``by_cluster`` each cluster's term); also K_j and v_j."""
     q = chol.type.shape[-1]
     k = np.eye(q) + pt.einsum("ba,jbc,cd->jad", chol, precision, chol)
     v = score @ chol
     ones = pt.ones_like(score[:, 0])
     # −½ log|K| + ½ vᵀK⁻¹v is the Gaussian kernel with scatter −v vᵀ, up to its constant
-    value = normal_loglik(k, ones, np.eye(q), -(v[:, :, None] * v[:, None, :])) + 0.5 * q * LOG_2PI * ones.sum()
-    return value, k, v
+    value = normal_terms(k, ones, np.eye(q), -(v[:, :, None] * v[:, None, :])) + 0.5 * q * LOG_2PI * ones
+    return (value if by_cluster else value.sum()), k, v
 
 
 def typed_units_loglik(cov: pt.TensorVariable, coef: pt.TensorVariable, precision: pt.TensorVariable,

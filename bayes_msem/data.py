@@ -146,6 +146,16 @@ class ClusteredData:
         return cls(values, dataset["label"].values, cluster[0] if uppers else cluster, np.asarray(ids),
                    codes.astype(np.int64), np.bincount(codes).astype(np.int64), tuple(uppers))
 
+    def top_index(self) -> np.ndarray:
+        """Per row, the index of its cluster at the highest level (its own index without clusters)."""
+        return self.level_index(len(self.uppers) + 1) if self.cluster is not None else np.arange(self.n_rows)
+
+    def top_ids(self) -> np.ndarray:
+        """The ids of the highest level's clusters (the row labels without clusters), as coordinates."""
+        if self.cluster is None:
+            return coordinate(self.row_labels)
+        return coordinate(self.uppers[-1].ids if self.uppers else self.cluster_ids)
+
     def part(self, rows: np.ndarray) -> ClusteredData:
         """The data of the rows where ``rows`` (a boolean mask) is true: whole clusters, re-indexed."""
         columns = [self.cluster, *(upper.column for upper in self.uppers)] if self.uppers else self.cluster

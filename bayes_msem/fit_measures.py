@@ -28,7 +28,7 @@ import pytensor.tensor as pt
 from scipy.optimize import minimize
 
 from .build import integrated_loglik, integrated_statistics
-from .data import ClusteredData, coordinate
+from .data import ClusteredData
 from .likelihood.gaussian import Layout, Statistics, flat
 from .likelihood.marginal import MarginalStatistics, marginal_loglik
 from .moments import Moments, implied_moments
@@ -77,7 +77,7 @@ class GaussianFunctions:
         self._loglik = _compile([theta, *flat(symbols)], loglik)
         self._by_cluster = None
         if data.has_missing or plan.random or plan.three_level:  # the units' statistics, one by one
-            index = data.level_index(len(plan.levels) - 1) if plan.two_level else np.arange(data.n_rows)
+            index = data.top_index()
             self._units = [integrated_statistics(plan, data.part(index == unit), data.has_missing)
                            for unit in range(index.max() + 1)]
         else:  # one group per cluster in one call
@@ -86,14 +86,6 @@ class GaussianFunctions:
             self._by_cluster = _compile([theta, *flat(symbols)],
                                         marginal_loglik(self.layout, moments, symbols, by_cluster=True))
             self._per_cluster = per_cluster.values()
-
-    @property
-    def units(self) -> np.ndarray:
-        """The ids of the units of :meth:`cluster_loglik` (clusters of the highest level, or row labels)."""
-        data = self.data
-        if not self.plan.two_level:
-            return coordinate(data.row_labels)
-        return coordinate(data.uppers[-1].ids if data.uppers else data.cluster_ids)
 
     def loglik(self, theta: np.ndarray, stats: Statistics | None = None) -> float:
         """ℓ(y | θ) of the data (or of the data whose ``stats`` are given)."""

@@ -22,7 +22,7 @@ import pymc as pm
 from scipy.special import logsumexp
 
 from .build import hybrid_graph, hybrid_statistics
-from .data import ClusteredData, coordinate
+from .data import ClusteredData
 from .likelihood.conditional import LevelPlan, ResponseStatistics, conditional_loglik, disturbance_name
 from .likelihood.gaussian import Layout, flat
 from .plan import HYBRID, Plan
@@ -36,8 +36,7 @@ class SampledLikelihood:
     def __init__(self, plan: Plan, data: ClusteredData):
         self.plan, self.data = plan, data
         theta = pt.vector("theta")
-        top = len(plan.levels) - 1
-        top_of_row = data.level_index(top) if top else np.arange(data.n_rows)
+        top_of_row = data.top_index()
         self.inputs: dict[str, tuple[pt.TensorVariable, np.ndarray, int]] = {}  # z name → (input, unit of each row, columns)
         if plan.strategy == HYBRID:
             layout = Layout.from_plan(plan)
@@ -65,14 +64,6 @@ class SampledLikelihood:
         self._function = pytensor.function([theta, *(z for z, _, _ in self.inputs.values()), *flat(symbols)], loglik,
                                            on_unused_input="ignore")
         self.n_units = int(top_of_row.max()) + 1
-
-    @property
-    def units(self) -> np.ndarray:
-        """The ids of the units (clusters of the highest level, or row labels)."""
-        data = self.data
-        if len(self.plan.levels) == 1:
-            return coordinate(data.row_labels)
-        return coordinate(data.uppers[-1].ids if data.uppers else data.cluster_ids)
 
     def conditional(self, theta: np.ndarray, z: dict[str, np.ndarray]) -> np.ndarray:
         """log p(y_j | θ, z_j) of every unit j."""

@@ -173,7 +173,7 @@ class Fit:
             values = values.reshape(*theta.shape[:2], -1)
             self.idata["log_likelihood"] = xr.DataTree(xr.Dataset(
                 {"y": (("chain", "draw", "unit"), values)},
-                coords={"chain": np.arange(theta.shape[0]), "draw": np.arange(theta.shape[1]), "unit": functions.units}))
+                coords={"chain": np.arange(theta.shape[0]), "draw": np.arange(theta.shape[1]), "unit": data.top_ids()}))
         return self.idata["log_likelihood"]["y"]
 
     def loo(self):

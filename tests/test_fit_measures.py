@@ -205,7 +205,7 @@ def test_unit_loglik_of_random_slopes_and_three_levels_sums_to_lme4():
     functions = GaussianFunctions(model.plan, model.data)
     units = functions.cluster_loglik(theta)
     assert len(units) == 60 and units.sum() == pytest.approx(three["loglik"], abs=1e-6)
-    school = data[data["school"] == functions.units[0]]
+    school = data[data["school"] == model.data.top_ids()[0]]
     same_class = (school["class"].to_numpy()[:, None] == school["class"].to_numpy()[None, :])
     cov = three["var_school"] + three["var_class"] * same_class + three["var_residual"] * np.eye(len(school))
     mean = three["intercept"] + three["slope_x"] * school["x"].to_numpy()

@@ -37,18 +37,24 @@ from .simulate import Simulator
 from .table import BETWEEN, SINGLE_LEVEL, WITHIN
 
 
-def check_supported(plan: Plan, data: ClusteredData, what: str) -> None:
-    """``what`` is computed for complete-data, Gaussian, single- or two-level models without random
-    parameters (the marginal strategy); say so for any other model."""
+def not_covered(plan: Plan, data: ClusteredData) -> str | None:
+    """Why the chi-square measures do not cover a model (None when they do): they need a
+    complete-data, Gaussian, single- or two-level model without random parameters."""
     if plan.strategy != MARGINAL or plan.random or plan.three_level:
-        raise NotImplementedError(
-            f"{what} is available for single- and two-level Gaussian models with random intercepts only "
-            f"(this model uses the {plan.strategy} strategy{' with random parameters' if plan.random else ''}"
-            f"{' and three levels' if plan.three_level else ''}); fit.ppp() checks it with a moment "
-            "discrepancy instead.")
+        return (f"they cover single- and two-level Gaussian models with random intercepts only (this model uses "
+                f"the {plan.strategy} strategy{' with random parameters' if plan.random else ''}"
+                f"{' and three levels' if plan.three_level else ''})")
     if data.has_missing:
-        raise NotImplementedError(f"{what} needs complete data: this data set has missing cells; fit.ppp() "
-                                  "checks the model with a moment discrepancy instead.")
+        return "they need complete data (this data set has missing cells)"
+    return None
+
+
+def check_supported(plan: Plan, data: ClusteredData, what: str) -> None:
+    """Raise, with the reason and the alternative, for a model :func:`not_covered` names."""
+    reason = not_covered(plan, data)
+    if reason is not None:
+        raise NotImplementedError(f"{what} is not available: {reason}; fit.ppp() checks the model with a moment "
+                                  "discrepancy instead.")
 
 
 def _compile(inputs: list, outputs) -> pytensor.compile.Function:
@@ -63,10 +69,8 @@ class GaussianFunctions:
 
     def __init__(self, plan: Plan, data: ClusteredData):
         if plan.strategy != MARGINAL:
-            raise NotImplementedError(
-                f"the cluster-wise log-likelihood needs every latent variable integrated out; this model uses "
-                f"the {plan.strategy} strategy, whose sampled cluster effects leave no closed-form "
-                "log-likelihood per cluster.")
+            raise ValueError(f"the closed-form log-likelihood needs every latent variable integrated out; this model "
+                             f"uses the {plan.strategy} strategy (see pointwise.SampledLikelihood).")
         self.plan, self.data = plan, data
         self.layout = None if plan.three_level else Layout.from_plan(plan)
         theta = pt.vector("theta")

@@ -164,7 +164,7 @@ class Fit:
                     return functions.cluster_loglik(t)
             else:
                 functions = SampledLikelihood(plan, data)
-                proposal = posterior_proposal(posterior, [name for name in functions.inputs])
+                proposal = posterior_proposal(posterior, list(functions.inputs))
                 theta, rng = thinned(posterior["theta"], draws), np.random.default_rng(seed)
 
                 def per_draw(t: np.ndarray) -> np.ndarray:
@@ -205,8 +205,8 @@ class Fit:
         (:func:`.fit_measures.baseline_syntax`) with this fit's number of chains and draws."""
         functions = self._gaussian_functions("fit measures")
         theta = self._draws_plan_data()[0]
-        chosen = theta[np.linspace(0, len(theta) - 1, min(draws, len(theta))).astype(int)]
-        discrepancy = fit_measures.chi_square(functions, chosen, seed)
+        chosen = thinned(self.idata.posterior["theta"], draws)
+        discrepancy = fit_measures.chi_square(functions, chosen.reshape(-1, chosen.shape[-1]), seed)
         model = dataclasses.replace(discrepancy, observed=2 * (discrepancy.best - np.array([functions.loglik(t) for t in theta])))
         null = null if null is not None else self._baseline(seed)
         null_functions = null._gaussian_functions("fit measures")
@@ -230,9 +230,7 @@ class Fit:
         _, plan, data = self._draws_plan_data()
         chosen = thinned(self.idata.posterior["theta"], draws)
         chosen = chosen.reshape(-1, chosen.shape[-1])
-        try:
-            fit_measures.check_supported(plan, data, "the chi-square PPP")
-        except NotImplementedError:
+        if fit_measures.not_covered(plan, data):
             return moment_ppp(Simulator(plan, data), chosen, seed)
         return fit_measures.chi_square(self._gaussian_functions("the chi-square PPP"), chosen, seed).ppp
 

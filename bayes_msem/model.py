@@ -126,11 +126,12 @@ class Model:
             "n_clusters": self.data.n_clusters,
             "n_upper_clusters": [upper.n_clusters for upper in self.data.uppers], "strategy": self.plan.strategy,
             "sampler": sampler,
-            "syntax": self.syntax, "std_lv": self.std_lv, "families": dict(self.plan.families),
+            "syntax": self.syntax, "std_lv": self.std_lv, "families": dict(self.plan.families), "priors": self.priors,
             "seconds_compile": compiled_at - started,
             "seconds_sample": finished - compiled_at,
         }
         fit = Fit.from_draws(idata, self.table, self.definitions, info)
+        fit.source = self
         warn(fit.diagnostics())  # one SamplingWarning per failed convergence check
         return fit
 

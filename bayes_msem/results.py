@@ -26,12 +26,13 @@ import pandas as pd
 import xarray as xr
 
 from . import clusters, diagnostics, fit_measures
-from .data import ClusteredData
+from .data import ClusteredData, unit_dim
 from .diagram import draw
 from .plan import MARGINAL, make_plan, parameter_name
 from .pointwise import SampledLikelihood, posterior_proposal
 from .predictive import moment_ppp, plot_predictive, predictive_dataset, thinned
 from .scores import latent_scores
+from .sensitivity import draw_densities, sensitivity_table, sensitivity_tree
 from .simulate import Simulator
 from .standardized import icc_table, r_squared_table, standardized_table
 
@@ -52,6 +53,7 @@ class Fit:
         self.table = table
         self.definitions = definitions
         self.info = info
+        self.source = None  # the Model fitted (rebuilt from the data and facts when loaded)
 
     @classmethod
     def from_draws(cls, idata: xr.DataTree, table: pd.DataFrame, definitions: pd.DataFrame, info: dict) -> Fit:
@@ -250,16 +252,56 @@ class Fit:
             self.sample_posterior_predictive()
         return plot_predictive(self.idata, "posterior_predictive", path, var_names)
 
+    def prior_sensitivity(self, threshold: float = 0.05) -> pd.DataFrame:
+        """Power-scaling sensitivity of every free parameter to the prior and to the likelihood
+        (:mod:`.sensitivity`, ArviZ's psense): lhs, op, rhs, level, the two sensitivities and the
+        diagnosis ("potential prior-data conflict", "potential strong prior / weak likelihood")
+        where a sensitivity exceeds ``threshold``."""
+        return sensitivity_table(self._sensitivity_tree(), self.table, threshold)
+
+    def plot_prior_sensitivity(self, path: str | Path | None = None):
+        """Each parameter's posterior under power-scaled priors and likelihoods (arviz-plots'
+        ``plot_psense_dist``); saved to ``path`` if given."""
+        import arviz_plots as azp
+
+        plot = azp.plot_psense_dist(self._sensitivity_tree(), backend="matplotlib")
+        if path is not None:
+            plot.savefig(path)
+        return plot
+
+    def _sensitivity_tree(self) -> xr.DataTree:
+        if getattr(self, "_sensitivity", None) is None:
+            posterior = self.idata.posterior.to_dataset()
+            log_prior, conditional = draw_densities(self._model().pymc_model, posterior)
+            marginal = self._draws_plan_data()[1].strategy == MARGINAL
+            self._sensitivity = sensitivity_tree(posterior, log_prior, self.log_likelihood() if marginal else conditional)
+        return self._sensitivity
+
+    def _model(self):
+        """The fitted Model, or one rebuilt from the syntax, settings and data the fit keeps."""
+        from .model import Model
+
+        if self.source is None:
+            self.source = Model(self.info["syntax"], self._frame(), cluster=self.info.get("cluster"),
+                                std_lv=self.info.get("std_lv", False), priors=self.info.get("priors"),
+                                family=self.info.get("families"))
+        return self.source
+
+    def _frame(self) -> pd.DataFrame:
+        """The data of the fit as a DataFrame with its cluster column(s)."""
+        observed = self.idata.observed_data
+        frame = pd.DataFrame({name: observed[name].values for name in observed.data_vars})
+        columns = self.info.get("cluster")
+        for rank, column in enumerate([columns] if isinstance(columns, str) else list(columns or []), start=1):
+            frame[column] = observed[unit_dim(rank)].values
+        return frame
+
     def _baseline(self, seed: int | None) -> Fit:
         """The independence model fitted to this fit's data."""
         from .model import Model
 
-        data = ClusteredData.from_dataset(self.idata.observed_data.to_dataset(), self.info.get("cluster"))
-        frame = pd.DataFrame(dict(data.values))
-        if data.cluster is not None:
-            frame[data.cluster] = data.cluster_ids[data.cluster_index]
         post = self.idata.posterior
-        null = Model(fit_measures.baseline_syntax(make_plan(self.table)), frame, cluster=self.info.get("cluster"))
+        null = Model(fit_measures.baseline_syntax(make_plan(self.table)), self._frame(), cluster=self.info.get("cluster"))
         return null.fit(draws=post.sizes["draw"], tune=post.sizes["draw"], chains=post.sizes["chain"], random_seed=seed)
 
     def _gaussian_functions(self, what: str | None = None) -> fit_measures.GaussianFunctions:

@@ -11,8 +11,9 @@ from .diagnostics import SamplingWarning
 from .model import Model
 from .priors import PriorError
 from .results import Fit, compare, load
+from .prior_sensitivity import sensitivity
 from .syntax import ModelSyntaxError
 from .table import SpecificationError
 from .templating import template
 
-__all__ = ["Model", "Fit", "compare", "load", "DataError", "ModelSyntaxError", "PriorError", "SamplingWarning", "SpecificationError", "template", "group_mean_center"]
+__all__ = ["Model", "Fit", "compare", "load", "DataError", "ModelSyntaxError", "PriorError", "SamplingWarning", "SpecificationError", "template", "group_mean_center", "sensitivity"]

@@ -3,12 +3,18 @@
     bayes-msem fit MODEL DATA.csv [--cluster COL [UPPER]] [--draws 1000] [--tune 1000] [--chains 4]
                                   [--seed N] [--sampler nutpie|pymc|numpyro|blackjax]
                                   [--std-lv] [--out DIR] [--progress]
+    bayes-msem sensitivity MODEL DATA.csv --prior-set [NAME:]KIND=PRIOR[;KIND=PRIOR...] ...
+                                  [--cluster ...] [--draws ...] [--out DIR] (as fit)
     bayes-msem --version
 
 ``fit`` reads lavaan syntax from MODEL and data from a CSV file, samples the
 posterior, prints the summary and writes ``posterior.nc`` (read it back with
 ``bayes_msem.load``) and ``parameters.csv`` into the output directory. Mistakes
 in the input end with a one-line ``error: ...`` on stderr and exit status 2.
+
+``sensitivity`` refits the model under each ``--prior-set`` (default priors per kind, e.g.
+``"tight: variance=gamma(2, 4)[sd]"``; ``default`` for the model's own), prints the posteriors
+side by side and writes ``prior_sets.csv`` and ``prior_sets.png`` into the output directory.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import DataError, Model, ModelSyntaxError, PriorError, SpecificationError
+from . import DataError, Model, ModelSyntaxError, PriorError, SpecificationError, sensitivity
 from .sample import SAMPLERS, check_settings
 
 EXIT_USER_ERROR = 2
@@ -60,6 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--out", metavar="DIR", type=Path, default=Path("bayes_msem_out"),
                      help="output directory (default ./bayes_msem_out)")
     fit.add_argument("--progress", action="store_true", help="show the sampler's progress bar")
+    sensitivity = commands.add_parser(
+        "sensitivity", parents=[fit], add_help=False, conflict_handler="resolve",
+        help="refit a model under alternative prior sets and compare the posteriors",
+        description="Refit a model under each prior set and write the posteriors side by side.")
+    sensitivity.add_argument("--prior-set", metavar="[NAME:]KIND=PRIOR[;KIND=PRIOR...]", action="append",
+                             required=True, dest="prior_sets",
+                             help="default priors per kind, e.g. 'tight: variance=gamma(2, 4)[sd]'; "
+                                  "'default' for the model's own; give it once per set")
     return parser
 
 
@@ -95,15 +109,20 @@ def _reason(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def fit_command(args: argparse.Namespace) -> None:
-    """``bayes-msem fit``: fit, print the summary, write posterior.nc and parameters.csv."""
+def _model(args: argparse.Namespace) -> Model:
+    """The model of the command's MODEL and DATA files."""
     syntax = _read_model(args.model)
     data = _read_data(args.data)
     try:
         cluster = args.cluster[0] if args.cluster and len(args.cluster) == 1 else args.cluster
-        model = Model(syntax, data, cluster=cluster, std_lv=args.std_lv)
+        return Model(syntax, data, cluster=cluster, std_lv=args.std_lv)
     except ModelSyntaxError as error:
         raise UserError(f"{args.model}: {_reason(error)}") from error
+
+
+def fit_command(args: argparse.Namespace) -> None:
+    """``bayes-msem fit``: fit, print the summary, write posterior.nc and parameters.csv."""
+    model = _model(args)
     check_settings(args.draws, args.tune, args.chains, args.sampler)
     _prepare_output(args.out)  # before the slow part: compiling and sampling
     fit = model.fit(draws=args.draws, tune=args.tune, chains=args.chains, random_seed=args.seed,
@@ -118,6 +137,44 @@ def fit_command(args: argparse.Namespace) -> None:
     print(f"Wrote {posterior} and {parameters}.")
 
 
+def prior_sets(texts: list[str]) -> dict[str, dict[str, str]]:
+    """``[NAME:]KIND=PRIOR[;KIND=PRIOR...]`` per set as {name: {kind: prior}} (unnamed sets are
+    "set 1", "set 2", …; ``default`` is the set without changes)."""
+    sets = {}
+    for k, text in enumerate(texts, start=1):
+        head, colon, rest = text.partition(":")
+        named = bool(colon) and "=" not in head
+        name, body = (head.strip(), rest.strip()) if named else (f"set {k}", text.strip())
+        if body == "default":
+            sets[name if named else "default"] = {}
+            continue
+        pairs = [part.partition("=") for part in body.split(";") if part.strip()]
+        if not pairs or any(not sep or not kind.strip() or not prior.strip() for kind, sep, prior in pairs):
+            raise UserError(f"cannot read the prior set {text!r}; write [NAME:]KIND=PRIOR[;KIND=PRIOR...], "
+                            "e.g. 'tight: variance=gamma(2, 4)[sd]', or 'default'")
+        sets[name] = {kind.strip(): prior.strip() for kind, _, prior in pairs}
+    return sets
+
+
+def sensitivity_command(args: argparse.Namespace) -> None:
+    """``bayes-msem sensitivity``: refit under each prior set, print and write the comparison."""
+    sets = prior_sets(args.prior_sets)
+    model = _model(args)
+    check_settings(args.draws, args.tune, args.chains, args.sampler)
+    _prepare_output(args.out)
+    comparison = sensitivity(model, sets, draws=args.draws, tune=args.tune, chains=args.chains,
+                             random_seed=args.seed, sampler=args.sampler, progressbar=args.progress)
+    table = comparison.table()
+    print(table.to_string(float_format=lambda v: f"{v:.3f}"))
+    csv, png = args.out / "prior_sets.csv", args.out / "prior_sets.png"
+    try:
+        table.to_csv(csv)
+        comparison.plot(png)
+    except OSError as error:
+        raise UserError(f"cannot write the results to {args.out}: {_reason(error)}") from error
+    print(f"Wrote {csv} and {png}.")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``bayes-msem`` with ``argv`` (default: the process arguments); return the exit status."""
     try:
@@ -127,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     # Bad draws/chains raise ValueError; a sampler that needs JAX raises ImportError.
     user_errors = (UserError, ModelSyntaxError, DataError, SpecificationError, PriorError, ValueError, ImportError)
     try:
-        fit_command(args)
+        {"fit": fit_command, "sensitivity": sensitivity_command}[args.command](args)
     except user_errors as error:
         print(f"error: {_reason(error)}", file=sys.stderr)
         return EXIT_USER_ERROR

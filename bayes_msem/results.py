@@ -32,7 +32,7 @@ from .plan import MARGINAL, make_plan, parameter_name
 from .pointwise import SampledLikelihood, posterior_proposal
 from .predictive import moment_ppp, plot_predictive, predictive_dataset, thinned
 from .scores import latent_scores
-from .sensitivity import draw_densities, sensitivity_table, sensitivity_tree
+from .prior_sensitivity import draw_densities, sensitivity_table, sensitivity_tree
 from .simulate import Simulator
 from .standardized import icc_table, r_squared_table, standardized_table
 
@@ -254,7 +254,7 @@ class Fit:
 
     def prior_sensitivity(self, threshold: float = 0.05) -> pd.DataFrame:
         """Power-scaling sensitivity of every free parameter to the prior and to the likelihood
-        (:mod:`.sensitivity`, ArviZ's psense): lhs, op, rhs, level, the two sensitivities and the
+        (:mod:`.prior_sensitivity`, ArviZ's psense): lhs, op, rhs, level, the two sensitivities and the
         diagnosis ("potential prior-data conflict", "potential strong prior / weak likelihood")
         where a sensitivity exceeds ``threshold``."""
         return sensitivity_table(self._sensitivity_tree(), self.table, threshold)

@@ -13,6 +13,10 @@ integrates the latent variables, and p(y | θ, z) where it samples them.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import pymc as pm
@@ -63,3 +67,48 @@ def sensitivity_table(tree: xr.DataTree, table: pd.DataFrame, threshold: float =
     out["likelihood"] = summary["likelihood"].to_numpy(dtype=float)
     out["diagnosis"] = [str(d).replace("✓", "").strip() for d in summary["diagnosis"]]
     return out
+
+
+@dataclass(frozen=True)
+class PriorComparison:
+    """Fits of one model under several named sets of priors (:func:`sensitivity`)."""
+
+    fits: dict
+
+    def table(self) -> pd.DataFrame:
+        """The free parameters' posterior mean, SD and 95% interval under each prior set, side by
+        side: one row per parameter, columns (prior set, statistic)."""
+        columns = ["mean", "sd", "eti_2.5%", "eti_97.5%"]
+        frames = []
+        for name, fit in self.fits.items():
+            table = fit.parameters()
+            table = table[table["free"]].set_index(["lhs", "op", "rhs", "level"])[columns]
+            frames.append(table.set_axis(pd.MultiIndex.from_product([[name], columns]), axis=1))
+        return pd.concat(frames, axis=1)
+
+    def plot(self, path=None, parameters: list[str] | None = None):
+        """Each free parameter's posterior (point estimate and intervals) under each prior set, side
+        by side (arviz-plots' forest plot along a ``prior_set`` dimension); ``parameters`` by name
+        as in ``theta`` (e.g. ``"between:fb~~fb"``); saved to ``path`` if given."""
+        import arviz_plots as azp
+
+        theta = xr.concat([fit.idata.posterior["theta"] for fit in self.fits.values()], dim="prior_set")
+        tree = xr.DataTree.from_dict({"posterior": theta.assign_coords(prior_set=list(self.fits)).to_dataset("parameter")})
+        plot = azp.plot_forest(tree, var_names=parameters, backend="matplotlib")
+        if path is not None:
+            plot.savefig(path)
+        return plot
+
+
+def sensitivity(model, priors: Mapping[str, Mapping[str, str]] | Sequence[Mapping[str, str]],
+                **fit_settings) -> PriorComparison:
+    """The model refitted under each set of default priors (kind → prior, as ``Model(priors=...)``,
+    added to the model's own), named in a mapping or "set 1", "set 2", … in a list; ``fit_settings``
+    go to :meth:`Model.fit`."""
+    named = dict(priors) if isinstance(priors, Mapping) else {f"set {k}": p for k, p in enumerate(priors, start=1)}
+    fits = {}
+    for name, prior_set in named.items():
+        refit = copy.copy(model)
+        refit.priors, refit._plan, refit._pymc_model = {**model.priors, **prior_set}, None, None
+        fits[name] = refit.fit(**fit_settings)
+    return PriorComparison(fits)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
+import xarray as xr
 import pymc as pm
 from scipy.special import logsumexp
 
@@ -54,8 +55,9 @@ class SampledLikelihood:
                 if not len(chosen):
                     return None
                 name = disturbance_name(rank, plan.two_level)
-                units = np.zeros(data.level_index(rank).max() + 1 if rank else data.n_rows, dtype=np.int64)
-                units[data.level_index(rank) if rank else np.arange(data.n_rows)] = top_of_row
+                index = data.level_index(rank)  # each row's unit of this level
+                units = np.zeros(index.max() + 1, dtype=np.int64)
+                units[index] = top_of_row
                 self.inputs[name] = (pt.matrix(name), units, len(chosen))
                 return self.inputs[name][0]
 
@@ -84,7 +86,7 @@ class SampledLikelihood:
         return logsumexp(values, axis=0) - np.log(draws)
 
 
-def posterior_proposal(posterior, names) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def posterior_proposal(posterior: xr.DataTree, names: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Each z element's posterior mean and ``WIDEN`` times its posterior SD."""
     out = {}
     for name in names:

@@ -27,8 +27,7 @@ import pytensor.tensor as pt
 
 from ..data import ClusteredData
 from ..moments import Moments, small_matmul
-from .gaussian import (Layout, Statistics, cluster_design, group_crossprod, normal_loglik, normal_terms,
-                       within_deviations)
+from .gaussian import Layout, Statistics, cluster_design, group_crossprod, normal_terms, within_deviations
 from .kernel import LOG_2PI
 from .woodbury import effect_correction, padded, scatter_add
 

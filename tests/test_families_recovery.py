@@ -162,7 +162,9 @@ def test_cross_level_regression_of_a_class_factor_on_a_school_factor():
       fc ~ fd
       fc ~~ 0*fc
     """
-    fit = bm.Model(syntax, frame, cluster=["class", "school"]).fit(draws=1000, tune=1000, chains=4, random_seed=2)
+    # the class-level intercepts mix slowly (bulk ESS about 160 of 4 × 1000 draws, R-hat 1.050 at
+    # the bar); 4 × 2000 draws give R-hat 1.018
+    fit = bm.Model(syntax, frame, cluster=["class", "school"]).fit(draws=2000, tune=1000, chains=4, random_seed=2)
     assert fit.info["strategy"] == "conditional"
     table = fit.parameters().set_index(["lhs", "op", "rhs", "level"])
     for key, truth in {("fc", "~", "fd", "school"): 0.6, ("fc", "=~", "y2", "class"): 0.8,

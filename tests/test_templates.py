@@ -25,7 +25,7 @@ from mediation_designs import simulate_111, simulate_111_random, simulate_211, s
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = ("ansari_jedidi", "contextual_effect", "mediation_111", "mediation_111_random", "mediation_211",
              "mediation_221", "random_loadings", "random_slopes", "random_variances", "twolevel_cfa",
-             "twolevel_sem_demo")
+             "twolevel_sem_demo", "variance_components_factor")
 HYBRID = {"ansari_jedidi", "mediation_111_random", "random_loadings", "random_variances"}
 
 
@@ -246,6 +246,20 @@ def simulate_twolevel_sem_demo(seed: int = 17) -> Simulated:
     return Simulated(frame(cluster, y=between[cluster] + within, x=x, w=w), truth)
 
 
+def simulate_variance_components_factor(seed: int = 19) -> Simulated:
+    """One factor with the same loadings (1, 0.8, 0.7, 0.9) at both levels: Var(fw) = 1,
+    Var(fb) = 0.4 (factor ICC 0.4 / 1.4), residual variances 0.5 (within) and 0.1 (between)."""
+    rng = np.random.default_rng(seed)
+    cluster = clusters(rng)
+    loadings = np.c_[[1.0, 0.8, 0.7, 0.9]]
+    means = np.array([0.5, 0.0, -0.3, 0.2])
+    within = factor_model(rng, cluster, loadings, [[1.0]], [0.5] * 4)
+    between = means + factor_model(rng, np.arange(cluster.max() + 1), loadings, [[0.4]], [0.1] * 4)
+    truth = {**_named("within:fw=~y{}", [0.8, 0.7, 0.9]), "within:fw~~fw": 1.0, "between:fb~~fb": 0.4,
+             "icc_factor": 0.4 / 1.4, **_named("between:y{}~1", list(means), first=1)}
+    return Simulated(frame(cluster, y=between[cluster] + within), truth)
+
+
 SIMULATORS: dict[str, Callable[[], Simulated]] = {
     "ansari_jedidi": simulate_ansari_jedidi,
     "contextual_effect": simulate_contextual_effect,
@@ -258,6 +272,7 @@ SIMULATORS: dict[str, Callable[[], Simulated]] = {
     "random_variances": simulate_random_variances,
     "twolevel_cfa": simulate_twolevel_cfa,
     "twolevel_sem_demo": simulate_twolevel_sem_demo,
+    "variance_components_factor": simulate_variance_components_factor,
 }
 
 

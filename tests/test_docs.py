@@ -32,8 +32,14 @@ LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 
 def fenced(info: str) -> list:
     """The code of every block fenced with ``info`` in docs/*.md, as pytest params named file:line."""
-    return [pytest.param(m["code"], id=f"{path.name}:{path.read_text().count(chr(10), 0, m.start()) + 1}")
-            for path in DOCS for m in FENCE.finditer(path.read_text()) if m["info"].strip() == info]
+    params = []
+    for path in DOCS:
+        text = path.read_text()
+        for match in FENCE.finditer(text):
+            if match["info"].strip() == info:
+                line = text.count("\n", 0, match.start()) + 1
+                params.append(pytest.param(match["code"], id=f"{path.name}:{line}"))
+    return params
 
 
 def simulate(syntax: str, cluster: str | list[str] | None = None, *, family=None, ordered=(), **_) -> pd.DataFrame:

@@ -12,8 +12,9 @@ from .model import Model
 from .priors import PriorError
 from .results import Fit, compare, load
 from .prior_sensitivity import sensitivity
+from .study import study
 from .syntax import ModelSyntaxError
 from .table import SpecificationError
 from .templating import template
 
-__all__ = ["Model", "Fit", "compare", "load", "DataError", "ModelSyntaxError", "PriorError", "SamplingWarning", "SpecificationError", "template", "group_mean_center", "sensitivity"]
+__all__ = ["Model", "Fit", "compare", "load", "DataError", "ModelSyntaxError", "PriorError", "SamplingWarning", "SpecificationError", "template", "group_mean_center", "sensitivity", "study"]

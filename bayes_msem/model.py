@@ -29,6 +29,7 @@ from .plan import Plan, check_within_variation, data_variables, make_plan, missi
 from .predictive import plot_predictive, predictive_dataset
 from .results import Fit
 from .sample import check_settings, nutpie_model, run_sampler
+from .study import ClusterSize, ParameterValues, simulate_data
 from .syntax import parse
 from .table import assign_roles, build_table, definitions
 
@@ -147,6 +148,30 @@ class Model:
             "prior_predictive": predictive_dataset(self.plan, self.data, theta.values, seed),
             "observed_data": self.data.to_dataset(),
         })
+
+    def simulate(self, parameters: ParameterValues, n_clusters: int | None = None,
+                 cluster_size: ClusterSize | list[ClusterSize] | None = None, seed: int | None = None, *,
+                 covariates: pd.DataFrame | None = None, missing: float | Mapping[str, float] | None = None
+                 ) -> pd.DataFrame:
+        """One data set drawn from the model at ``parameters`` (:mod:`.simulate`: every latent
+        variable, random intercept and random parameter of new clusters drawn afresh, non-Gaussian
+        responses from their family), as a DataFrame with the cluster column(s).
+
+        ``parameters``: a value per free parameter, named as in θ's ``parameter`` dimension (e.g.
+        ``{"between:fb=~y2": 0.8}``; ``"y~x"`` in single-level models) or by label, or a table with
+        lhs, op, rhs, level and value (else mean) columns, such as ``fit.parameters()``.
+
+        The design: without ``n_clusters`` the model's data (clusters, covariates, missing cells);
+        else ``n_clusters`` clusters of the highest level (rows of a single-level model), each of
+        ``cluster_size`` units of the level below (a number, or (low, high) for sizes uniform on
+        low..high; a list, lowest first, with three or more levels, e.g. ``[10, 4]`` for 10 rows per
+        class and 4 classes per school), with every exogenous observed covariate drawn N(0, 1)
+        independently per unit of its level; or the clusters and covariates of a ``covariates``
+        frame (one row per unit, with the cluster column(s)). ``missing``: a rate, or a rate per
+        variable, at which the lowest level's modelled variables lose cells completely at random.
+        Ids count from 0 at each level.
+        """
+        return simulate_data(self, parameters, n_clusters, cluster_size, seed, covariates, missing)
 
     def plot_prior_predictive(self, path: str | Path | None = None, draws: int = 500, random_seed: int | None = None,
                               var_names: list[str] | None = None):

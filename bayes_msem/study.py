@@ -1,0 +1,666 @@
+"""Simulation and Monte Carlo studies: data drawn from a model at known parameter values, fitted
+again, replication after replication.
+
+* :func:`simulate_data` (behind :meth:`.Model.simulate`): parameter values by name → θ, a data
+  design (the model's own clusters and covariates, or new clusters with new covariates, plus MCAR
+  cells) → one data set drawn by :class:`.simulate.Simulator`.
+* :func:`study`: simulate → fit → summarise per replication, in this process, in local processes
+  or on a Dask cluster; each replication's result is a Parquet file written as it finishes, so an
+  interrupted study resumes where it stopped. Replication r draws everything from the seed
+  sequence (study seed, r), so the results depend on neither the order nor the place of work.
+* :class:`StudyResult`: per parameter bias, RMSE, coverage, power, R-hat and ESS; with θ drawn
+  from the prior, simulation-based calibration of the ranks (:mod:`.sbc`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import multiprocessing
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from . import sbc
+from .data import ClusteredData, UpperLevel, unit_dim, validate
+from .diagnostics import SamplingWarning
+from .plan import Plan, data_variables, missing_allowed, parameter_name
+from .predictive import thinned
+from .results import align_signs, evaluate_definitions
+from .sample import check_settings
+from .simulate import Simulator
+
+if TYPE_CHECKING:
+    from .model import Model
+    from .results import Fit
+
+ParameterValues = Mapping[str, float] | pd.Series | pd.DataFrame
+ClusterSize = int | tuple[int, int]
+PRIOR = "prior"
+DESIGN_KEYS = ("n_clusters", "cluster_size", "covariates", "missing")
+_SHOW = 8  # names listed in messages
+
+
+# ---------------------------------------------------------------- parameter values → θ
+
+def theta_values(plan: Plan, values: ParameterValues) -> np.ndarray:
+    """θ (one element per free parameter) from values named as in θ's ``parameter`` dimension
+    (``level:lhs op rhs``, e.g. ``"between:fb=~y2"``, or ``lhs op rhs`` in single-level models) or by
+    label; or from a table with columns lhs, op, rhs, level and ``value`` (else ``mean``), such as
+    ``fit.parameters()``, whose fixed rows, defined parameters and rows with ``free`` false are
+    skipped. Raises for unknown names, fixed or random parameters given other values, conflicting
+    values of one parameter, missing free parameters and non-positive variances."""
+    given = _named(values)
+    index: dict[str, int] = {}
+    fixed: dict[str, float] = {}
+    random: dict[str, str] = {}
+    for row in plan.table.itertuples(index=False):
+        name = parameter_name(row.level, row.lhs, row.op, row.rhs)
+        if row.free > 0:
+            index[name] = row.free - 1
+            if isinstance(row.label, str):
+                index[row.label] = row.free - 1
+        elif isinstance(row.random, str):
+            random[name] = row.random
+        else:
+            fixed[name] = row.fixed
+    theta = np.full(len(plan.parameters), np.nan)
+    unknown = []
+    for name, value in given.items():
+        if not np.isfinite(value):
+            raise ValueError(f"the value of {name!r} is {value}; give every parameter a finite number.")
+        if name in index:
+            k = index[name]
+            if not np.isnan(theta[k]) and theta[k] != value:
+                raise ValueError(f"{name!r} is the parameter {plan.parameters['name'][k]!r} (a shared label), which "
+                                 f"was given {theta[k]:g} and {value:g}; give it one value.")
+            theta[k] = value
+        elif name in random:
+            raise ValueError(f"{name!r} varies over clusters as the random parameter {random[name]!r}; give its mean "
+                             f"and variance instead (e.g. 'between:{random[name]}~1', 'between:{random[name]}~~{random[name]}').")
+        elif name in fixed:
+            if value != fixed[name]:
+                raise ValueError(f"{name!r} is fixed to {fixed[name]:g} in the model syntax, not {value:g}; free it in "
+                                 "the syntax or leave it out.")
+        else:
+            unknown.append(name)
+    names = list(plan.parameters["name"])
+    if unknown:
+        hints = [f"{n!r}" + (f" (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(n, list(index), 1)) else "")
+                 for n in unknown[:_SHOW]]
+        raise ValueError(f"unknown parameter name(s) {', '.join(hints)}; name parameters as in fit.parameters() "
+                         f"(level:lhs op rhs) or by label. The model's free parameters: {_listed(names)}.")
+    missing = [name for name, value in zip(names, theta) if np.isnan(value)]
+    if missing:
+        raise ValueError(f"no value for the free parameter(s) {_listed(missing)}; give a value for every free "
+                         "parameter (the list is model.plan.parameters['name']), e.g. from fit.parameters() of a fit.")
+    positive = plan.parameters["kind"].isin(["variance", "dispersion"]).to_numpy() & (theta <= 0)
+    if positive.any():
+        raise ValueError(f"variance(s) {_listed([n for n, p in zip(names, positive) if p])} must be positive.")
+    return theta
+
+
+def _named(values: ParameterValues) -> dict[str, float]:
+    """{name: value} from a mapping, a Series or a parameter table (:func:`theta_values`)."""
+    if isinstance(values, pd.DataFrame):
+        if not {"lhs", "op", "rhs"} <= set(values.columns) or not {"value", "mean"} & set(values.columns):
+            raise ValueError("a table of parameter values needs columns lhs, op, rhs (and level in multilevel "
+                             f"models) and value (or mean, as fit.parameters()); it has {list(values.columns)}.")
+        rows = values[values["op"] != ":="]
+        if "free" in rows.columns:
+            rows = rows[rows["free"].astype(bool)]
+        level = rows["level"].fillna("") if "level" in rows.columns else pd.Series("", index=rows.index)
+        column = "value" if "value" in rows.columns else "mean"
+        names = [parameter_name(*r) for r in zip(level, rows["lhs"], rows["op"], rows["rhs"].fillna(""))]
+        return dict(zip(names, rows[column].astype(float)))
+    if isinstance(values, (Mapping, pd.Series)):
+        return {str(name): float(value) for name, value in values.items()}
+    raise TypeError(f"parameter values must be a mapping, a Series or a table like fit.parameters(), got "
+                    f"{type(values).__name__}.")
+
+
+def _listed(names: Sequence[str]) -> str:
+    """The first few names, quoted."""
+    return ", ".join(map(repr, names[:_SHOW])) + (f" and {len(names) - _SHOW} more" if len(names) > _SHOW else "")
+
+
+# ---------------------------------------------------------------- the data design
+
+def design_data(plan: Plan, data: ClusteredData, cluster: str | list[str] | None, rng: np.random.Generator,
+                n_clusters: int | None = None, cluster_size: ClusterSize | list[ClusterSize] | None = None,
+                covariates: pd.DataFrame | None = None, missing: float | Mapping[str, float] | None = None
+                ) -> ClusteredData:
+    """The clusters and covariates of a simulated data set, the modelled variables as placeholders
+    (0, or NaN in the cells to be missing): the model's ``data`` (its clusters, covariates and
+    missing cells); the clusters and covariates of a ``covariates`` frame; or new clusters
+    (:func:`new_clusters`) with each exogenous covariate drawn N(0, 1) independently per unit of its
+    level. ``missing`` (a rate, or a rate per variable) makes each cell of the lowest level's
+    modelled variables missing with that probability (MCAR)."""
+    if covariates is not None:
+        if n_clusters is not None or cluster_size is not None:
+            raise ValueError("give either a covariates frame (its clusters are the design) or n_clusters and "
+                             "cluster_size, not both.")
+        data = _covariate_data(plan, covariates, cluster)
+    elif n_clusters is not None:
+        data = new_clusters(plan, cluster, n_clusters, cluster_size, rng)
+    elif cluster_size is not None:
+        raise ValueError("cluster_size needs n_clusters (the number of clusters of the highest level); give both, "
+                         "or neither to keep the model's data.")
+    return _with_missing(plan, data, missing, rng)
+
+
+def _levels(plan: Plan) -> list:
+    """The plan's levels, lowest first."""
+    return list(plan.levels.values())
+
+
+def _placeholders(plan: Plan, n_rows: int) -> dict[str, np.ndarray]:
+    """Zeros for every modelled observed variable of every level (the simulator fills them)."""
+    return {v: np.zeros(n_rows) for level in _levels(plan) for v in level.roles.observed}
+
+
+def _covariate_data(plan: Plan, frame: pd.DataFrame, cluster: str | list[str] | None) -> ClusteredData:
+    """The clusters and covariates of ``frame``, checked as model data are."""
+    roles = {level.roles.level: level.roles for level in _levels(plan)}
+    covariates = [v for r in roles.values() for v in r.covariates]
+    _, between, upper = data_variables(roles)
+    given = validate(frame, covariates, cluster, [v for v in between if v in covariates],
+                     upper_levels=[[v for v in names if v in covariates] for names in upper])
+    return dataclasses.replace(given, values={**_placeholders(plan, given.n_rows), **given.values})
+
+
+def new_clusters(plan: Plan, cluster: str | list[str] | None, n_clusters: int,
+                 cluster_size: ClusterSize | list[ClusterSize] | None, rng: np.random.Generator) -> ClusteredData:
+    """``n_clusters`` units of the highest level, each holding ``cluster_size`` units of the level
+    below (a number, or (low, high) for sizes uniform on low..high), down to the rows; a list of
+    sizes, lowest first, for three or more levels (rows per cluster, clusters per level-3 unit, …);
+    a single-level model has ``n_clusters`` rows. Ids count from 0 at each level; the exogenous
+    covariates are N(0, 1), drawn per unit of their level."""
+    columns = [] if cluster is None else [cluster] if isinstance(cluster, str) else list(cluster)
+    _check_count(n_clusters, columns)
+    parents, count = [], n_clusters  # parents[k]: per unit of level k (0 the rows), its unit of level k + 1
+    for low, high in reversed(_sizes(cluster_size, columns)):
+        parents.insert(0, np.repeat(np.arange(count), rng.integers(low, high + 1, size=count)))
+        count = len(parents[0])
+    units = [len(parent) for parent in parents] + [n_clusters]  # per level, lowest first
+    values = _placeholders(plan, units[0])
+    index = np.arange(units[0])  # per row, its unit of the level at hand
+    for rank, level in enumerate(_levels(plan)):
+        draws = rng.standard_normal((units[rank], len(level.roles.covariates)))
+        values |= {v: draws[index, k] for k, v in enumerate(level.roles.covariates)}
+        index = parents[rank][index] if rank < len(parents) else index
+    rows = np.arange(units[0])
+    if not columns:
+        return ClusteredData(values, rows, None, rows, rows, np.ones(units[0], np.int64))
+    uppers = tuple(UpperLevel(column, np.arange(units[rank + 1]), parents[rank])
+                   for rank, column in enumerate(columns[1:], start=1))
+    return ClusteredData(values, rows, columns[0], np.arange(units[1]), parents[0],
+                         np.bincount(parents[0]).astype(np.int64), uppers)
+
+
+def _check_count(n_clusters: Any, columns: list[str]) -> None:
+    if not isinstance(n_clusters, (int, np.integer)) or isinstance(n_clusters, bool) or n_clusters < 2:
+        what = f"clusters of {columns[-1]!r}" if columns else "rows (the model has a single level)"
+        raise ValueError(f"n_clusters must be an integer >= 2 (the number of {what}), got {n_clusters!r}.")
+
+
+def _sizes(cluster_size: Any, columns: list[str]) -> list[tuple[int, int]]:
+    """The (low, high) size of each level's units, lowest first, checked (see :func:`new_clusters`)."""
+    if not columns:
+        if cluster_size not in (None, 1):
+            raise ValueError("a single-level model has no clusters: leave cluster_size out (n_clusters is the number "
+                             "of rows).")
+        return []
+    if cluster_size is None:
+        raise ValueError("n_clusters needs cluster_size: the number of units in each cluster, e.g. 10 or (5, 15), "
+                         "one per level above the rows (lowest first) with three or more levels.")
+    sizes = cluster_size if isinstance(cluster_size, list) else [cluster_size]
+    if len(sizes) != len(columns):
+        example = "[10, (3, 6)] for 10 rows per cluster and 3 to 6 clusters per upper cluster" if len(columns) > 1 \
+            else "10 or (5, 15)"
+        raise ValueError(f"cluster_size needs one size per level above the rows ({len(columns)}: "
+                         f"{', '.join(map(repr, columns))}), lowest first, e.g. {example}; got {cluster_size!r}.")
+    bounds = [_bounds(size) for size in sizes]
+    for (low, high), size, column in zip(bounds, sizes, columns):
+        if not 1 <= low <= high or high < 2:
+            raise ValueError(f"the size of the clusters of {column!r} must be an integer >= 2 or a range (low, high) "
+                             f"with 1 <= low <= high and high >= 2, got {size!r}.")
+    return bounds
+
+
+def _bounds(size: Any) -> tuple[int, int]:
+    """(n, n) for a number n, (low, high) for a pair of numbers, else (0, 0)."""
+    def integer(value: Any) -> bool:
+        return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+    if integer(size):
+        return int(size), int(size)
+    if isinstance(size, tuple) and len(size) == 2 and all(map(integer, size)):
+        return int(size[0]), int(size[1])
+    return 0, 0
+
+
+def _with_missing(plan: Plan, data: ClusteredData, missing: float | Mapping[str, float] | None,
+                  rng: np.random.Generator) -> ClusteredData:
+    """``data`` with each cell of the named variables NaN with its probability (MCAR)."""
+    if missing is None:
+        return data
+    allowed = missing_allowed({level.roles.level: level.roles for level in _levels(plan)})
+    rates = dict(missing) if isinstance(missing, Mapping) else dict.fromkeys(allowed, missing)
+    wrong = [v for v in rates if v not in allowed]
+    if wrong:
+        raise ValueError(f"no missing cells in {_listed(wrong)}: only the modelled variables of the lowest level "
+                         f"({_listed(allowed)}) can have missing cells; covariates and cluster-level variables are complete.")
+    values = dict(data.values)
+    for name, rate in rates.items():
+        if not 0 <= rate < 1:
+            raise ValueError(f"the missing rate of {name!r} must be in [0, 1), got {rate!r}.")
+        values[name] = np.where(rng.random(data.n_rows) < rate, np.nan, values[name])
+    return dataclasses.replace(data, values=values)
+
+
+def as_frame(dataset: xr.Dataset, cluster: str | list[str] | None) -> pd.DataFrame:
+    """Data over ``row`` (:meth:`.ClusteredData.to_dataset`) as a DataFrame with the cluster column(s)."""
+    frame = pd.DataFrame({name: dataset[name].values for name in dataset.data_vars}, index=dataset["label"].values)
+    for rank, column in enumerate([cluster] if isinstance(cluster, str) else list(cluster or []), start=1):
+        frame[column] = dataset[unit_dim(rank)].values
+    return frame
+
+
+def simulate_data(model: Model, parameters: ParameterValues, n_clusters: int | None = None,
+                  cluster_size: ClusterSize | list[ClusterSize] | None = None,
+                  seed: int | np.random.SeedSequence | None = None, covariates: pd.DataFrame | None = None,
+                  missing: float | Mapping[str, float] | None = None) -> pd.DataFrame:
+    """One data set from ``model`` at ``parameters`` (see :meth:`.Model.simulate`)."""
+    rng = np.random.default_rng(seed)
+    theta = theta_values(model.plan, parameters)
+    design = design_data(model.plan, model.data, model.cluster, rng, n_clusters, cluster_size, covariates, missing)
+    drawn = Simulator(model.plan, design).replicated_data(theta, rng)
+    for name in _placeholders(model.plan, 0):
+        kept = ~np.isnan(design.column(name))
+        if not np.isfinite(drawn.column(name)[kept]).all():
+            raise ValueError(f"the parameter values give non-finite values of {name!r}: check that every covariance "
+                             "matrix they imply is positive definite (correlations between -1 and 1).")
+    return as_frame(drawn.to_dataset(), model.cluster)
+
+
+# ---------------------------------------------------------------- one replication
+
+@dataclass(frozen=True, eq=False)
+class StudySpec:
+    """Everything replication r needs: the model (syntax, settings, template data), the true θ
+    (None: drawn from the prior per replication), the design, the fit settings and the seed."""
+
+    syntax: str
+    cluster: str | list[str] | None
+    settings: dict
+    frame: pd.DataFrame
+    truth: dict[str, float] | None
+    design: dict
+    fit: dict
+    seed: int
+    rank_draws: int
+
+    def describe(self) -> dict:
+        """The spec as JSON-ready values (frames by content hash): what ``study.json`` records."""
+        design = {k: _digest(v) if isinstance(v, pd.DataFrame) else v for k, v in self.design.items()}
+        return {"syntax": self.syntax, "cluster": self.cluster, "settings": self.settings, "data": _digest(self.frame),
+                "parameters": self.truth if self.truth is not None else PRIOR, "design": design, "fit": self.fit,
+                "seed": self.seed, "rank_draws": self.rank_draws}
+
+    @property
+    def key(self) -> str:
+        return _digest(self.describe())
+
+    def model(self, frame: pd.DataFrame) -> Model:
+        """The study's model on ``frame``."""
+        from .model import Model  # the model module uses this one (Model.simulate)
+
+        return Model(self.syntax, frame, cluster=self.cluster, **self.settings)
+
+
+def _digest(value: Any) -> str:
+    """A content hash of a frame or of JSON-ready values."""
+    if isinstance(value, pd.DataFrame):
+        data = pd.util.hash_pandas_object(value, index=True).to_numpy().tobytes() + json.dumps(list(map(str, value.columns))).encode()
+    else:
+        data = json.dumps(value, sort_keys=True, default=str).encode()
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def replication_seeds(seed: int, replication: int) -> tuple[int, int, int]:
+    """The seeds of replication r's true θ, data and sampler: three words of the seed sequence
+    (seed, spawn key r), the r-th child of ``SeedSequence(seed).spawn``."""
+    words = np.random.SeedSequence(seed, spawn_key=(replication,)).generate_state(3, np.uint32)
+    return int(words[0]), int(words[1]), int(words[2])
+
+
+_TEMPLATES: dict[str, Model] = {}  # per process: the study's model on its template data
+
+
+def _template(spec: StudySpec) -> Model:
+    if spec.key not in _TEMPLATES:
+        _TEMPLATES.clear()
+        _TEMPLATES[spec.key] = spec.model(spec.frame)
+    return _TEMPLATES[spec.key]
+
+
+def true_theta(spec: StudySpec, seed: int) -> np.ndarray:
+    """Replication's true θ: the study's values, or a draw from the prior; factors without a fixed
+    loading aligned as the posterior draws are (:func:`.results.align_signs`)."""
+    template = _template(spec)
+    if spec.truth is not None:
+        theta = theta_values(template.plan, spec.truth)
+    else:
+        import pymc as pm
+
+        theta = np.asarray(pm.draw(template.pymc_model["theta"], random_seed=seed), dtype=float)
+    aligned = align_signs(xr.DataArray(theta[None, None], dims=("chain", "draw", "parameter")), template.table)
+    return aligned.values[0, 0]
+
+
+def replicate(spec: StudySpec, replication: int) -> pd.DataFrame:
+    """Replication r: θ (given, or from the prior), data simulated at θ, the fit, and per parameter
+    (θ's and the defined ones) the truth, posterior mean, median, SD, 95% interval, R-hat, ESS and
+    the rank of the truth among about ``rank_draws`` thinned draws. A replication that fails keeps
+    its error message (rows without estimates)."""
+    started = time.perf_counter()
+    theta_seed, data_seed, fit_seed = replication_seeds(spec.seed, replication)
+    template = _template(spec)
+    names = [*template.plan.parameters["name"], *template.definitions["name"]]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SamplingWarning)
+            theta = true_theta(spec, theta_seed)
+            frame = template.simulate(dict(zip(template.plan.parameters["name"], theta)), seed=data_seed, **spec.design)
+            fit = spec.model(frame).fit(random_seed=fit_seed, **spec.fit)
+            rows = summarise(fit, theta, spec.rank_draws)
+    except Exception as error:  # a replication's failure is a result of the study, recorded with its message
+        rows = pd.DataFrame({"parameter": names, "error": f"{type(error).__name__}: {error}"})
+    else:
+        rows["error"] = None
+    rows.insert(0, "replication", replication)
+    rows["seconds"] = time.perf_counter() - started
+    return rows.reindex(columns=COLUMNS)
+
+
+COLUMNS = ["replication", "parameter", "level", "kind", "truth", "mean", "median", "sd", "lower", "upper", "r_hat",
+           "ess_bulk", "ess_tail", "rank", "rank_draws", "divergences", "error", "seconds"]
+
+
+def summarise(fit: Fit, theta: np.ndarray, rank_draws: int) -> pd.DataFrame:
+    """One row per free and defined parameter of ``fit``: its truth (θ, and the definitions
+    evaluated at θ), posterior summaries (:meth:`.Fit.parameters`, and the median) and the rank of
+    the truth among about ``rank_draws`` thinned draws (:func:`.sbc.ranks`)."""
+    posterior, parameters = fit.idata.posterior, fit.source.plan.parameters
+    truth = xr.DataArray(theta, dims="parameter", coords={"parameter": posterior["theta"]["parameter"].values})
+    draws = posterior["theta"]
+    rows = pd.DataFrame({"parameter": parameters["name"], "level": parameters["level"], "kind": parameters["kind"]})
+    if "defined" in posterior:
+        defined = evaluate_definitions(truth, fit.table, fit.definitions).rename(definition="parameter")
+        truth = xr.concat([truth, defined], "parameter")
+        draws = xr.concat([draws, posterior["defined"].rename(definition="parameter")], "parameter")
+        rows = pd.concat([rows, pd.DataFrame({"parameter": defined["parameter"].values, "level": "", "kind": "defined"})],
+                         ignore_index=True)
+    draws = draws.transpose("chain", "draw", "parameter")
+    table = fit.parameters()
+    names = [lhs if op == ":=" else parameter_name(level, lhs, op, rhs)
+             for level, lhs, op, rhs in table[["level", "lhs", "op", "rhs"]].fillna("").itertuples(index=False)]
+    summaries = table.set_axis(names).rename(columns={"eti_2.5%": "lower", "eti_97.5%": "upper"})
+    summaries = summaries[~summaries.index.duplicated()].loc[rows["parameter"]]  # shared labels: one row each
+    rows["truth"] = truth.values
+    for column in ("mean", "median", "sd", "lower", "upper", "r_hat", "ess_bulk", "ess_tail"):
+        rows[column] = draws.median(("chain", "draw")).values if column == "median" else summaries[column].to_numpy(float)
+    kept = thinned(draws, rank_draws)
+    rows["rank"] = sbc.ranks(kept.reshape(-1, kept.shape[-1]), truth.values)
+    rows["rank_draws"] = kept.shape[0] * kept.shape[1]
+    diverging = fit.idata.sample_stats.get("diverging")
+    rows["divergences"] = 0 if diverging is None else int(diverging.sum())
+    return rows
+
+
+# ---------------------------------------------------------------- running a study
+
+def study(model: Model, parameters: ParameterValues | str, replications: int = 100,
+          design: Mapping[str, Any] | None = None, *, out: str | Path | None = None, seed: int | None = None,
+          draws: int = 500, tune: int = 500, chains: int = 2, rank_draws: int = 99, workers: int | None = None,
+          scheduler: str | None = None, progressbar: bool = True,
+          callback: Callable[[int, pd.DataFrame], None] | None = None, **fit_settings) -> StudyResult:
+    """A Monte Carlo study of ``model``: per replication, data simulated at ``parameters`` (values
+    as for :meth:`.Model.simulate`, or ``"prior"``: θ drawn from the prior, for simulation-based
+    calibration) under ``design`` (keyword arguments of :meth:`.Model.simulate`: n_clusters,
+    cluster_size, covariates, missing), fitted with ``draws``, ``tune``, ``chains`` (and
+    ``fit_settings`` for :meth:`.Model.fit`) and summarised (:func:`replicate`).
+
+    Replication r's seeds come from (``seed``, r) alone (:func:`replication_seeds`), so a study gives
+    the same results wherever and in whatever order its replications run. Each one is written to
+    ``out/replications/replication-r.parquet`` as it finishes (a temporary file, then renamed):
+    running the study again with the same ``out`` skips the replications already there, and more
+    ``replications`` extend it; ``out/study.json`` records the settings (and the seed, which a rerun
+    without ``seed`` takes from it), and a different study in the same folder is refused. Without
+    ``out`` a temporary folder is used.
+
+    Replications run in local processes (``workers``, default one per ``chains`` cores: each process
+    compiles the model once, then reuses it), in this process (``workers=0``, which shares this
+    process's compiled models), or on the Dask cluster at ``scheduler`` (``dask.distributed``, e.g.
+    ``"tcp://10.0.0.5:8786"``; ``pip install 'bayes_msem[dask]'``). Scripts that use local processes
+    must guard their entry point with ``if __name__ == "__main__":`` (processes are spawned).
+    ``callback(r, rows)`` runs after each replication is stored; what it raises stops the study.
+    """
+    check_settings(draws, tune, chains, fit_settings.get("sampler", "nutpie"))
+    if not isinstance(replications, int) or replications < 1:
+        raise ValueError(f"replications must be an integer >= 1, got {replications!r}.")
+    design = dict(design or {})
+    unknown = [k for k in design if k not in DESIGN_KEYS]
+    if unknown:
+        raise ValueError(f"unknown design setting(s) {_listed(unknown)}; the design takes {', '.join(DESIGN_KEYS)}.")
+    design_data(model.plan, model.data, model.cluster, np.random.default_rng(0), **design)  # fail before starting
+    truth = None
+    if isinstance(parameters, str):
+        if parameters != PRIOR:
+            raise ValueError(f"parameters must be values (a mapping or table) or {PRIOR!r}, got {parameters!r}.")
+    else:
+        truth = dict(zip(model.plan.parameters["name"], map(float, theta_values(model.plan, parameters))))
+    folder = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="bayes_msem_study_"))
+    (folder / "replications").mkdir(parents=True, exist_ok=True)
+    settings = {"std_lv": model.std_lv, "priors": model.priors, "family": {v: str(f) for v, f in model.families.items()}}
+    spec = StudySpec(model.syntax, model.cluster, settings, as_frame(model.data.to_dataset(), model.cluster), truth,
+                     design, {"draws": draws, "tune": tune, "chains": chains, **fit_settings}, 0, rank_draws)
+    spec = _claim(folder, spec, seed)
+    done = set(_stored(folder))
+    pending = [r for r in range(replications) if r not in done]
+    started = time.perf_counter()
+    from tqdm.auto import tqdm
+
+    with tqdm(total=replications, initial=replications - len(pending), desc="replications", unit="rep",
+              disable=not progressbar) as bar:
+        for rows in _run(spec, pending, workers, scheduler):
+            replication = int(rows["replication"].iloc[0])
+            _write(folder, replication, rows)
+            bar.update()
+            if callback is not None:
+                callback(replication, rows)
+    result = StudyResult.read(folder, replications)
+    result.seconds = time.perf_counter() - started
+    failed = result.failures()
+    if len(failed):
+        warnings.warn(f"{len(failed)} of {replications} replications failed (left out of the summaries), e.g. "
+                      f"replication {failed.index[0]}: {failed.iloc[0]}", stacklevel=2)
+    return result
+
+
+def _claim(folder: Path, spec: StudySpec, seed: int | None) -> StudySpec:
+    """The spec with its seed (given; else that of the study already in ``folder``; else fresh),
+    recorded in ``folder/study.json``; raises if the folder holds a different study."""
+    path = folder / "study.json"
+    recorded = json.loads(path.read_text()) if path.exists() else None
+    if seed is None:
+        seed = recorded["seed"] if recorded else int(np.random.SeedSequence().entropy % 2**63)
+    spec = dataclasses.replace(spec, seed=int(seed))
+    described = json.loads(json.dumps(spec.describe(), default=str))
+    if recorded is not None and recorded != described:
+        changed = [k for k in described if recorded.get(k) != described[k]]
+        raise ValueError(f"the folder {folder} holds a study with other settings ({', '.join(changed)}); choose "
+                         "another folder, or delete this one to start over.")
+    _atomic(path, lambda temporary: temporary.write_text(json.dumps(described, indent=1)))
+    return spec
+
+
+def _stored(folder: Path) -> list[int]:
+    """The replications whose file is in ``folder``."""
+    return sorted(int(p.stem.removeprefix("replication-")) for p in (folder / "replications").glob("replication-*.parquet"))
+
+
+def _write(folder: Path, replication: int, rows: pd.DataFrame) -> None:
+    _atomic(folder / "replications" / f"replication-{replication:06d}.parquet", lambda t: rows.to_parquet(t, index=False))
+
+
+def _atomic(path: Path, write: Callable[[Path], Any]) -> None:
+    """Write ``path`` through a temporary file in its folder renamed into place, so that it is
+    either complete or absent."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _run(spec: StudySpec, pending: list[int], workers: int | None, scheduler: str | None) -> Iterator[pd.DataFrame]:
+    """Each pending replication's rows, as they finish: on the Dask cluster at ``scheduler``, in
+    ``workers`` spawned local processes, or here (``workers=0``)."""
+    if not pending:
+        return
+    if scheduler is not None:
+        try:
+            from distributed import Client, as_completed
+        except ImportError as error:
+            raise ImportError("a study on a Dask cluster needs dask.distributed: pip install 'bayes_msem[dask]'.") from error
+        with Client(scheduler) as client:
+            shared = client.scatter(spec, broadcast=True)
+            futures = [client.submit(replicate, shared, r, key=f"replication-{r}-{spec.key}", pure=False) for r in pending]
+            try:
+                for future in as_completed(futures):
+                    yield future.result()
+            finally:
+                client.cancel(futures)
+        return
+    workers = max(1, (os.cpu_count() or 1) // spec.fit["chains"]) if workers is None else workers
+    if workers == 0:
+        for r in pending:
+            yield replicate(spec, r)
+        return
+    with multiprocessing.get_context("spawn").Pool(min(workers, len(pending))) as pool:
+        yield from pool.imap_unordered(_Replicate(spec), pending)
+
+
+@dataclass(frozen=True)
+class _Replicate:
+    """``replicate`` bound to a spec, for a process pool."""
+
+    spec: StudySpec
+
+    def __call__(self, replication: int) -> pd.DataFrame:
+        return replicate(self.spec, replication)
+
+
+# ---------------------------------------------------------------- results
+
+@dataclass
+class StudyResult:
+    """The stored replications of a study: ``replications`` holds one row per replication and
+    parameter (:func:`replicate`), ``settings`` the study's ``study.json``."""
+
+    replications: pd.DataFrame
+    settings: dict
+    folder: Path
+    seconds: float = float("nan")
+
+    @classmethod
+    def read(cls, folder: str | Path, replications: int | None = None) -> StudyResult:
+        """The study stored in ``folder`` (the first ``replications`` of it, if given)."""
+        folder = Path(folder)
+        stored = [r for r in _stored(folder) if replications is None or r < replications]
+        frames = [pd.read_parquet(folder / "replications" / f"replication-{r:06d}.parquet") for r in stored]
+        rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
+        return cls(rows, json.loads((folder / "study.json").read_text()), folder)
+
+    def failures(self) -> pd.Series:
+        """The error of each failed replication (index: replication)."""
+        failed = self.replications.dropna(subset=["error"])
+        return failed.groupby("replication")["error"].first()
+
+    def summary(self, estimator: str = "mean") -> pd.DataFrame:
+        """Per parameter over the successful replications r = 1..R, with the point estimate θ̂_r
+        (posterior ``"mean"`` or ``"median"``) and truth θ_r:
+
+            bias = mean(θ̂_r − θ_r) (with its Monte Carlo SE sd(θ̂_r − θ_r)/√R), relative bias =
+            bias / θ (fixed truths ≠ 0), RMSE = √mean((θ̂_r − θ_r)²), sd of θ̂_r, mean posterior SD,
+            coverage = share of 95% intervals holding θ_r (MC SE √(c(1 − c)/R)), power = share of
+            intervals excluding 0, mean R-hat, mean bulk ESS, share of fits with divergences."""
+        if estimator not in ("mean", "median"):
+            raise ValueError(f"estimator must be 'mean' or 'median', got {estimator!r}.")
+        rows = self.replications[self.replications["error"].isna()]
+        rows = rows.assign(error_=rows[estimator] - rows["truth"],
+                           covered=(rows["lower"] <= rows["truth"]) & (rows["truth"] <= rows["upper"]),
+                           excludes_zero=(rows["lower"] > 0) | (rows["upper"] < 0),
+                           diverged=rows["divergences"] > 0)
+        groups = rows.groupby("parameter", sort=False)
+        n = groups.size()
+        out = pd.DataFrame({
+            "level": groups["level"].first(), "kind": groups["kind"].first(), "replications": n,
+            "truth": groups["truth"].mean(), "estimate": groups[estimator].mean(), "bias": groups["error_"].mean(),
+            "bias_mcse": groups["error_"].std() / np.sqrt(n),
+        })
+        fixed = groups["truth"].nunique() == 1
+        out["relative_bias"] = (out["bias"] / out["truth"]).where(fixed & (out["truth"] != 0))
+        out["rmse"] = np.sqrt(groups["error_"].apply(lambda e: (e ** 2).mean()))
+        out["sd_estimate"] = groups[estimator].std()
+        out["mean_sd"] = groups["sd"].mean()
+        out["coverage"] = groups["covered"].mean()
+        out["coverage_mcse"] = np.sqrt(out["coverage"] * (1 - out["coverage"]) / n)
+        out["power"] = groups["excludes_zero"].mean()
+        out["r_hat"] = groups["r_hat"].mean()
+        out["ess_bulk"] = groups["ess_bulk"].mean()
+        out["divergent_fits"] = groups["diverged"].mean()
+        return out
+
+    def _ranks(self, parameters: Sequence[str] | None) -> tuple[dict[str, np.ndarray], int]:
+        """The ranks of the chosen parameters (default all) over the successful replications, and L."""
+        if self.settings["parameters"] != PRIOR:
+            raise ValueError("simulation-based calibration needs θ drawn from the prior in every replication: run "
+                             "the study with parameters='prior'.")
+        rows = self.replications[self.replications["error"].isna()]
+        known = list(dict.fromkeys(rows["parameter"]))
+        chosen = known if parameters is None else list(parameters)
+        unknown = [p for p in chosen if p not in known]
+        if unknown:
+            raise ValueError(f"no ranks of {_listed(unknown)}; the study's parameters: {_listed(known)}.")
+        n_draws = rows["rank_draws"].unique()
+        if len(n_draws) != 1:
+            raise ValueError(f"the replications ranked among different numbers of draws ({sorted(n_draws)}).")
+        return {p: rows.loc[rows["parameter"] == p, "rank"].to_numpy() for p in chosen}, int(n_draws[0])
+
+    def sbc(self, parameters: Sequence[str] | None = None, bins: int = 10) -> pd.DataFrame:
+        """Simulation-based calibration (:mod:`.sbc`) of the chosen parameters (default all): per
+        parameter the number of replications, the chi-square statistic of the binned ranks against
+        uniformity, its degrees of freedom and p-value."""
+        ranks, n_draws = self._ranks(parameters)
+        rows = {p: (len(r), *sbc.uniformity(r, n_draws, bins)) for p, r in ranks.items()}
+        return pd.DataFrame.from_dict(rows, orient="index", columns=["replications", "chi_square", "df", "p_value"])
+
+    def plot_ranks(self, path: str | Path | None = None, parameters: Sequence[str] | None = None, bins: int = 10):
+        """Rank histograms of the chosen parameters (default all; :func:`.sbc.plot_rank_histograms`)."""
+        ranks, n_draws = self._ranks(parameters)
+        return sbc.plot_rank_histograms(ranks, n_draws, bins, path)

@@ -362,14 +362,15 @@ def _level_rows(user: pd.DataFrame, roles: LevelRoles, all_roles: dict[str, Leve
         add(a, "~~", b)
 
     levels = list(all_roles)
-    higher = {v for r in levels[levels.index(level) + 1:] for v in all_roles[r].observed}
+    above = [all_roles[r] for r in levels[levels.index(level) + 1:]]
+    higher = {v for r in above for v in r.observed + r.random}  # their means live at the highest level
     for v in roles.observed:
         add(v, "~1", "", 0.0 if v in higher or families.get(v) == "ordinal" else np.nan)
     for v in roles.latent:
         add(v, "~1", "", 0.0)
     for v in roles.random:
         add(v, "~~", v)
-        add(v, "~1", "")
+        add(v, "~1", "", 0.0 if v in higher else np.nan)
     return rows
 
 

@@ -518,3 +518,13 @@ def test_random_parameter_outside_the_lowest_block():
     syntax = "level: within\ny ~ x\nlevel: class\ns | y ~ w\nlevel: school\ny ~~ s\n"
     message = spec_error(syntax, cluster=("class", "school"))
     assert "'s' must be declared in the 'level: within' block" in message
+
+
+def test_random_slope_at_two_upper_levels_has_its_mean_at_the_top():
+    """s_jk = γ + v_jk + u_k: the class part has mean 0 (as y's class part), or the two means
+    would only be identified through their sum."""
+    syntax = "level: within\ns | y ~ x\nlevel: class\ny ~~ y\ns ~~ s\nlevel: school\ny ~~ y\ns ~~ s"
+    t = table(syntax, cluster=("class", "school"))
+    assert row(t, "s", "~1", level="class")["free"] == 0 and row(t, "s", "~1", level="class")["fixed"] == 0
+    assert row(t, "s", "~1", level="school")["free"] > 0
+    assert row(t, "y", "~1", level="class")["free"] == 0 and row(t, "y", "~1", level="school")["free"] > 0

@@ -90,6 +90,10 @@ def parse_prior(text: str, kind: str) -> Prior:
     """Parse ``family(a, b)[scale]`` and check it suits a parameter of ``kind``."""
     match = _PATTERN.match(text)
     if match is None:
+        suffix = re.search(r"\[\s*(\w*)\s*\]\s*$", text)
+        if suffix and suffix[1] not in ("sd", "var"):
+            raise PriorError(f"the prior {text!r} has the scale [{suffix[1]}]; a variance's prior is on its SD "
+                             "([sd], the default) or on the variance itself ([var]), e.g. 'gamma(1, 0.5)[sd]'.")
         raise PriorError(f"cannot read the prior {text!r}; write it as family(arguments), e.g. 'normal(0, 1)'.")
     name, raw_args, scale = match.groups()
     family = _ALIASES.get(name.lower(), name.lower())

@@ -132,6 +132,7 @@ def build_table(user: pd.DataFrame, cluster: str | list[str] | None = None, std_
     table = _apply_equalities(table, user[user["op"].isin(["==", "<", ">"])])
     table = _number_free(table)
     _check_scales(table, roles)
+    _check_priors_are_on_free_parameters(table)
     return table[COLUMNS].reset_index(drop=True)
 
 
@@ -425,6 +426,16 @@ def _number_free(table: pd.DataFrame) -> pd.DataFrame:
         free[i] = ids.setdefault(key if isinstance(key, str) else f"__row{i}", len(ids) + 1)
     table["free"] = free
     return table
+
+
+def _check_priors_are_on_free_parameters(table: pd.DataFrame) -> None:
+    """A prior on a fixed parameter would be silently ignored: say so instead."""
+    for r in table[table["prior"].notna() & (table["free"] == 0)].itertuples(index=False):
+        where = f" (level {r.level})" if r.level else ""
+        marker = (f" A factor's first loading is fixed at 1 to set its scale: write NA*{r.rhs} to free it, and "
+                  "fix the factor's variance instead (or use std_lv=True)." if r.op == "=~" else "")
+        raise SpecificationError(f"the prior on '{r.lhs} {r.op} {r.rhs}'{where} would have no effect: that parameter is "
+                                 f"fixed at {r.fixed:g}. Drop the prior or free the parameter.{marker}")
 
 
 def _check_scales(table: pd.DataFrame, roles: dict[str, LevelRoles]) -> None:

@@ -110,7 +110,8 @@ def test_spacing_and_text():
     ("lkj(2)[sd]", "covariance", ["[sd] suffix"]),
     ("garbage", "loading", ["cannot read the prior 'garbage'", "family(arguments)", "normal(0, 1)"]),
     ("normal(0, 1", "loading", ["cannot read the prior"]),
-    ("normal(0, 1)[se]", "variance", ["cannot read the prior"]),
+    ("normal(0, 1)[se]", "variance", ["has the scale [se]", "[sd]", "[var]"]),
+    ("gamma(1, 1)[prec]", "variance", ["has the scale [prec]", "on its SD ([sd], the default) or on the variance"]),
     ("normal(a, 1)", "loading", ["must be numbers"]),
     ("", "loading", ["cannot read the prior"]),
 ])

@@ -528,3 +528,13 @@ def test_random_slope_at_two_upper_levels_has_its_mean_at_the_top():
     assert row(t, "s", "~1", level="class")["free"] == 0 and row(t, "s", "~1", level="class")["fixed"] == 0
     assert row(t, "s", "~1", level="school")["free"] > 0
     assert row(t, "y", "~1", level="class")["free"] == 0 and row(t, "y", "~1", level="school")["free"] > 0
+
+
+@pytest.mark.parametrize("syntax, fragments", [
+    ('f =~ prior("normal(1, 1)")*y1 + y2 + y3', ["prior on 'f =~ y1' would have no effect", "fixed at 1", "NA*y1"]),
+    ('f =~ y1 + y2 + y3\ny1 ~~ prior("gamma(1, 1)")*0.5*y1', ["prior on 'y1 ~~ y1'", "fixed at 0.5", "Drop the prior"]),
+])
+def test_prior_on_a_fixed_parameter(syntax, fragments):
+    message = spec_error(syntax)
+    assert all(f in message for f in fragments), message
+    table('f =~ NA*prior("normal(1, 1)")*y1 + y2 + y3\nf ~~ 1*f')  # freed, the prior applies

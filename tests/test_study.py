@@ -4,6 +4,9 @@ resumption after an interruption, the summaries, and simulation-based calibratio
 marginal, hybrid and conditional strategies (slow)."""
 
 import json
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -314,10 +317,40 @@ def test_cli_study(tiny, tmp_path, capsys):
 # ---------------------------------------------------------------- slow: local processes, calibration
 
 @pytest.mark.slow
-def test_local_processes_give_the_same_results(tiny, tmp_path):
-    here = _study(tiny, tmp_path / "here", replications=2)
-    processes = _study(tiny, tmp_path / "processes", replications=2, workers=1)
+def test_local_processes_and_a_dask_cluster_of_processes_give_the_same_results(tiny, tmp_path):
+    from distributed import LocalCluster
+
+    here = _study(tiny, tmp_path / "here", replications=3)
+    processes = _study(tiny, tmp_path / "processes", replications=3, workers=2)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        dask = _study(tiny, tmp_path / "dask", replications=3, scheduler=cluster.scheduler_address)
     pd.testing.assert_frame_equal(_comparable(here), _comparable(processes))
+    pd.testing.assert_frame_equal(_comparable(here), _comparable(dask))
+
+
+@pytest.mark.slow
+def test_a_killed_study_resumes(tmp_path):
+    """``bayes-msem study`` killed (SIGKILL) after two replications are stored, then run again:
+    every replication stored once, the first ones untouched."""
+    (tmp_path / "model.txt").write_text(TINY)
+    _frame().to_csv(tmp_path / "data.csv", index=False)
+    command = [sys.executable, "-m", "bayes_msem.cli", "study", str(tmp_path / "model.txt"), str(tmp_path / "data.csv"),
+               "--cluster", "g", "--prior", "--replications", "40", "--clusters", "30", "--cluster-size", "5",
+               "--draws", "100", "--tune", "100", "--workers", "0", "--seed", "5", "--out", str(tmp_path / "out")]
+    folder = tmp_path / "out" / "replications"
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while len(list(folder.glob("*.parquet"))) < 2 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.kill()
+    process.wait()
+    before = {p.name: p.read_bytes() for p in folder.glob("*.parquet")}
+    assert 2 <= len(before) < 40
+    assert subprocess.run(command, capture_output=True).returncode == 0
+    names = sorted(p.name for p in folder.glob("*.parquet"))
+    assert names == [f"replication-{r:06d}.parquet" for r in range(40)]
+    assert {name: (folder / name).read_bytes() for name in before} == before
+    assert StudyResult.read(tmp_path / "out").replications.groupby("replication").size().eq(len(TINY_TRUTH) + 1).all()
 
 
 TIGHT = {"regression": "normal(0, 1)", "intercept": "normal(0, 1)", "variance": "gamma(4, 4)[sd]"}

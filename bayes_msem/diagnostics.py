@@ -8,6 +8,8 @@ parameters θ and the defined parameters; the sampler statistics come from the D
 check          value                                       warning when
 =============  ==========================================  ========================
 r_hat          largest rank-normalised split R-hat         above 1.01
+chain_modes    largest gap between two chains' means, in   above 2
+               within-chain SDs
 ess_bulk       smallest bulk effective sample size         below 100 per chain
 ess_tail       smallest tail effective sample size         below 100 per chain
 divergences    number of divergent transitions             above 0
@@ -35,6 +37,7 @@ from .plan import parameter_name
 R_HAT_MAX = 1.01
 ESS_PER_CHAIN = 100
 E_BFMI_MIN = 0.3
+MODE_GAP = 2.0  # chains whose means lie this many within-chain SDs apart sample different modes
 MAX_TREE_DEPTH = 10  # the default of nutpie, PyMC, numpyro and blackjax
 STRONGER_PRIOR = "gamma(2, 2)[sd]"  # zero density at SD 0: keeps a variance off the boundary
 _SHOWN = 3  # parameters named in a remedy
@@ -62,7 +65,7 @@ def report(idata: xr.DataTree, table: pd.DataFrame) -> pd.DataFrame:
     and, for a warning, a remedy naming the parameters involved (empty when ok)."""
     parameters = _parameter_draws(idata, table)
     stats = idata["sample_stats"].to_dataset() if "sample_stats" in idata.children else xr.Dataset()
-    rows = {"r_hat": _r_hat(parameters), "ess_bulk": _ess(parameters, "bulk"), "ess_tail": _ess(parameters, "tail")}
+    rows = {"r_hat": _r_hat(parameters), "chain_modes": _chain_modes(parameters), "ess_bulk": _ess(parameters, "bulk"), "ess_tail": _ess(parameters, "tail")}
     if "diverging" in stats:
         rows["divergences"] = _divergences(stats["diverging"], parameters)
     saturated = _saturated(stats)
@@ -125,6 +128,28 @@ def _r_hat(parameters: _Parameters) -> list:
               f"and draws (tune={longer}, draws={longer})."
               + _prior_advice(parameters, worst.index))
     return _row(float(r_hat.max()), R_HAT_MAX, len(worst) > 0, remedy)
+
+
+def _chain_modes(parameters: _Parameters) -> list:
+    """The largest gap between two chains' means, (max_c m_c − min_c m_c) / s̄ with s̄ the mean
+    within-chain SD, over the parameters. Chains of one posterior differ by about s̄/√ESS; a gap
+    of several SDs means chains stuck in separate modes (e.g. a factor whose loadings flip sign),
+    which more draws do not fix."""
+    draws = parameters.draws
+    if draws.sizes["chain"] < 2:
+        return _row(np.nan, MODE_GAP, False, "")
+    means, sds = draws.mean("draw"), draws.std("draw").mean("chain")
+    gap = ((means.max("chain") - means.min("chain")) / sds.where(sds > 0)).to_series().fillna(0.0)
+    apart = gap[gap > MODE_GAP].sort_values(ascending=False)
+    if len(apart):
+        worst = means.sel(parameter=apart.index[0])
+        chains = f"chains {int(np.argmin(worst.values))} and {int(np.argmax(worst.values))}"
+    remedy = (f"the chains sample different modes ({chains if len(apart) else ''}): their means of "
+              f"{_listed(apart, '{:.1f}')} lie that many within-chain SDs apart, so the posterior has several "
+              "modes or a chain is stuck. If loadings differ in sign, fix each factor's sign: keep a marker "
+              "loading (std_lv=False) or give one loading a positive prior, e.g. f =~ prior(\"half_normal(1)\")*y1; "
+              "otherwise give starting values near a sensible solution with start(...) and run more chains.")
+    return _row(float(gap.max()), MODE_GAP, len(apart) > 0, remedy)
 
 
 def _ess(parameters: _Parameters, method: str) -> list:

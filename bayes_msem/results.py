@@ -328,8 +328,8 @@ class Fit:
         return draw(self.table, path, format, self.parameters(), "mean")
 
     def diagnostics(self) -> pd.DataFrame:
-        """The convergence checks, one row per check (index ``check``: r_hat, ess_bulk, ess_tail,
-        divergences, tree_depth, e_bfmi) with columns value, threshold, verdict (``ok`` or
+        """The convergence checks, one row per check (index ``check``: r_hat, chain_modes,
+        ess_bulk, ess_tail, divergences, tree_depth, e_bfmi) with columns value, threshold, verdict (``ok`` or
         ``warning``) and remedy (what to do, naming the parameters involved; empty when ok).
         R-hat and ESS cover the free and the defined parameters (:mod:`.diagnostics`)."""
         return diagnostics.report(self.idata, self.table)

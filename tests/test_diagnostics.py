@@ -9,7 +9,7 @@ import pytest
 import xarray as xr
 
 import bayes_msem as bm
-from bayes_msem.diagnostics import ESS_PER_CHAIN, MAX_TREE_DEPTH, R_HAT_MAX, STRONGER_PRIOR, report, warn
+from bayes_msem.diagnostics import ESS_PER_CHAIN, MAX_TREE_DEPTH, MODE_GAP, R_HAT_MAX, STRONGER_PRIOR, report, warn
 from bayes_msem.examples import TWOLEVEL_CFA, simulate_twolevel
 from bayes_msem.plan import parameter_name
 from bayes_msem.syntax import parse
@@ -58,9 +58,10 @@ def _column(name: str) -> int:
 
 def test_independent_draws_pass_every_check():
     checks = report(_tree(_draws(), **_healthy_stats()), TABLE)
-    assert list(checks.index) == ["r_hat", "ess_bulk", "ess_tail", "divergences", "tree_depth", "e_bfmi"]
+    assert list(checks.index) == ["r_hat", "chain_modes", "ess_bulk", "ess_tail", "divergences", "tree_depth", "e_bfmi"]
     assert (checks["verdict"] == "ok").all() and (checks["remedy"] == "").all()
-    assert list(checks["threshold"]) == [R_HAT_MAX, ESS_PER_CHAIN * CHAINS, ESS_PER_CHAIN * CHAINS, 0, 0, 0.3]
+    assert list(checks["threshold"]) == [R_HAT_MAX, MODE_GAP, ESS_PER_CHAIN * CHAINS, ESS_PER_CHAIN * CHAINS, 0, 0, 0.3]
+    assert checks.loc["chain_modes", "value"] < 0.5  # independent chains: means within ~0.1 SD
 
 
 def test_chains_that_disagree_name_the_parameter_and_ask_for_longer_runs():
@@ -74,6 +75,20 @@ def test_chains_that_disagree_name_the_parameter_and_ask_for_longer_runs():
     assert "R-hat above 1.01 for fb =~ y2 (between)" in checks.loc["r_hat", "remedy"]
     assert "tune=2000, draws=2000" in checks.loc["r_hat", "remedy"]
     assert "prior" not in checks.loc["r_hat", "remedy"]  # the loading is not a variance
+
+
+def test_chains_in_different_modes_name_the_chains_and_the_sign_remedy():
+    """Chain 1 of four has the within loadings' sign flipped (a mode of a factor identified by
+    its variance): the chains' means lie about 2 |λ| / SD apart for those loadings."""
+    theta = _draws(chains=4)
+    for name in ("within:fw=~y2", "within:fw=~y3"):
+        theta[..., _column(name)] = 0.8 + 0.05 * theta[..., _column(name)]
+        theta[1, :, _column(name)] *= -1
+    checks = report(_tree(theta, **{k: np.resize(v, (4, DRAWS)) for k, v in _healthy_stats().items()}), TABLE)
+    assert checks.loc["chain_modes", "verdict"] == "warning" and checks.loc["chain_modes", "value"] > 10
+    remedy = checks.loc["chain_modes", "remedy"]
+    assert "chains 1 and " in remedy and "fw =~ y2 (within)" in remedy and "fw =~ y3 (within)" in remedy
+    assert "fix each factor's sign" in remedy and 'prior("half_normal(1)")' in remedy
 
 
 def test_a_variance_near_zero_among_the_worst_gets_a_stronger_prior():

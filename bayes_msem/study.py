@@ -87,8 +87,9 @@ def theta_values(plan: Plan, values: ParameterValues) -> np.ndarray:
                                  f"was given {theta[k]:g} and {value:g}; give it one value.")
             theta[k] = value
         elif name in random:
-            raise ValueError(f"{name!r} varies over clusters as the random parameter {random[name]!r}; give its mean "
-                             f"and variance instead (e.g. 'between:{random[name]}~1', 'between:{random[name]}~~{random[name]}').")
+            r = random[name]
+            raise ValueError(f"{name!r} varies over clusters as the random parameter {r!r}; give its mean and "
+                             f"variance instead (e.g. 'between:{r}~1', 'between:{r}~~{r}').")
         elif name in fixed:
             if value != fixed[name]:
                 raise ValueError(f"{name!r} is fixed to {fixed[name]:g} in the model syntax, not {value:g}; free it in "
@@ -97,8 +98,8 @@ def theta_values(plan: Plan, values: ParameterValues) -> np.ndarray:
             unknown.append(name)
     names = list(plan.parameters["name"])
     if unknown:
-        hints = [f"{n!r}" + (f" (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(n, list(index), 1)) else "")
-                 for n in unknown[:_SHOW]]
+        close = {n: difflib.get_close_matches(n, list(index), 1) for n in unknown[:_SHOW]}
+        hints = [f"{n!r}" + (f" (did you mean {c[0]!r}?)" if c else "") for n, c in close.items()]
         raise ValueError(f"unknown parameter name(s) {', '.join(hints)}; name parameters as in fit.parameters() "
                          f"(level:lhs op rhs) or by label. The model's free parameters: {_listed(names)}.")
     missing = [name for name, value in zip(names, theta) if np.isnan(value)]
@@ -261,7 +262,8 @@ def _with_missing(plan: Plan, data: ClusteredData, missing: float | Mapping[str,
     wrong = [v for v in rates if v not in allowed]
     if wrong:
         raise ValueError(f"no missing cells in {_listed(wrong)}: only the modelled variables of the lowest level "
-                         f"({_listed(allowed)}) can have missing cells; covariates and cluster-level variables are complete.")
+                         f"({_listed(allowed)}) can have missing cells; covariates and cluster-level variables are "
+                         "complete.")
     values = dict(data.values)
     for name, rate in rates.items():
         if not 0 <= rate < 1:
@@ -333,7 +335,8 @@ class StudySpec:
 def _digest(value: Any) -> str:
     """A content hash of a frame or of JSON-ready values."""
     if isinstance(value, pd.DataFrame):
-        data = pd.util.hash_pandas_object(value, index=True).to_numpy().tobytes() + json.dumps(list(map(str, value.columns))).encode()
+        columns = json.dumps(list(map(str, value.columns))).encode()
+        data = pd.util.hash_pandas_object(value, index=True).to_numpy().tobytes() + columns
     else:
         data = json.dumps(value, sort_keys=True, default=str).encode()
     return hashlib.sha256(data).hexdigest()[:16]
@@ -458,30 +461,17 @@ def study(model: Model, parameters: ParameterValues | str, replications: int = 1
     must guard their entry point with ``if __name__ == "__main__":`` (processes are spawned).
     ``callback(r, rows)`` runs after each replication is stored; what it raises stops the study.
     """
-    check_settings(draws, tune, chains, fit_settings.get("sampler", "nutpie"))
     if not isinstance(replications, int) or replications < 1:
         raise ValueError(f"replications must be an integer >= 1, got {replications!r}.")
-    design = dict(design or {})
-    unknown = [k for k in design if k not in DESIGN_KEYS]
-    if unknown:
-        raise ValueError(f"unknown design setting(s) {_listed(unknown)}; the design takes {', '.join(DESIGN_KEYS)}.")
-    design_data(model.plan, model.data, model.cluster, np.random.default_rng(0), **design)  # fail before starting
-    truth = None
-    if isinstance(parameters, str):
-        if parameters != PRIOR:
-            raise ValueError(f"parameters must be values (a mapping or table) or {PRIOR!r}, got {parameters!r}.")
-    else:
-        truth = dict(zip(model.plan.parameters["name"], map(float, theta_values(model.plan, parameters))))
+    spec = _spec(model, parameters, dict(design or {}), rank_draws,
+                 {"draws": draws, "tune": tune, "chains": chains, "sampler": "nutpie", **fit_settings})
     folder = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="bayes_msem_study_"))
     (folder / "replications").mkdir(parents=True, exist_ok=True)
-    settings = {"std_lv": model.std_lv, "priors": model.priors, "family": {v: str(f) for v, f in model.families.items()}}
-    spec = StudySpec(model.syntax, model.cluster, settings, as_frame(model.data.to_dataset(), model.cluster), truth,
-                     design, {"draws": draws, "tune": tune, "chains": chains, **fit_settings}, 0, rank_draws)
     spec = _claim(folder, spec, seed)
     done = set(_stored(folder))
     pending = [r for r in range(replications) if r not in done]
     started = time.perf_counter()
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # needed by studies only
 
     with tqdm(total=replications, initial=replications - len(pending), desc="replications", unit="rep",
               disable=not progressbar) as bar:
@@ -498,6 +488,24 @@ def study(model: Model, parameters: ParameterValues | str, replications: int = 1
         warnings.warn(f"{len(failed)} of {replications} replications failed (left out of the summaries), e.g. "
                       f"replication {failed.index[0]}: {failed.iloc[0]}", stacklevel=2)
     return result
+
+
+def _spec(model: Model, parameters: ParameterValues | str, design: dict, rank_draws: int, fit: dict) -> StudySpec:
+    """The study's spec (seed still to be chosen), its settings checked before anything runs."""
+    check_settings(fit["draws"], fit["tune"], fit["chains"], fit["sampler"])
+    unknown = [k for k in design if k not in DESIGN_KEYS]
+    if unknown:
+        raise ValueError(f"unknown design setting(s) {_listed(unknown)}; the design takes {', '.join(DESIGN_KEYS)}.")
+    design_data(model.plan, model.data, model.cluster, np.random.default_rng(0), **design)
+    truth = None
+    if isinstance(parameters, str):
+        if parameters != PRIOR:
+            raise ValueError(f"parameters must be values (a mapping or table) or {PRIOR!r}, got {parameters!r}.")
+    else:
+        truth = dict(zip(model.plan.parameters["name"], map(float, theta_values(model.plan, parameters))))
+    settings = {"std_lv": model.std_lv, "priors": model.priors, "family": {v: str(f) for v, f in model.families.items()}}
+    return StudySpec(model.syntax, model.cluster, settings, as_frame(model.data.to_dataset(), model.cluster), truth,
+                     design, fit, 0, rank_draws)
 
 
 def _claim(folder: Path, spec: StudySpec, seed: int | None) -> StudySpec:
@@ -519,7 +527,8 @@ def _claim(folder: Path, spec: StudySpec, seed: int | None) -> StudySpec:
 
 def _stored(folder: Path) -> list[int]:
     """The replications whose file is in ``folder``."""
-    return sorted(int(p.stem.removeprefix("replication-")) for p in (folder / "replications").glob("replication-*.parquet"))
+    files = (folder / "replications").glob("replication-*.parquet")
+    return sorted(int(p.stem.removeprefix("replication-")) for p in files)
 
 
 def _write(folder: Path, replication: int, rows: pd.DataFrame) -> None:
@@ -546,10 +555,12 @@ def _run(spec: StudySpec, pending: list[int], workers: int | None, scheduler: st
         try:
             from distributed import Client, as_completed
         except ImportError as error:
-            raise ImportError("a study on a Dask cluster needs dask.distributed: pip install 'bayes_msem[dask]'.") from error
+            raise ImportError("a study on a Dask cluster needs dask.distributed: "
+                              "pip install 'bayes_msem[dask]'.") from error
         with Client(scheduler) as client:
             shared = client.scatter(spec, broadcast=True)
-            futures = [client.submit(replicate, shared, r, key=f"replication-{r}-{spec.key}", pure=False) for r in pending]
+            futures = [client.submit(replicate, shared, r, key=f"replication-{r}-{spec.key}", pure=False)
+                       for r in pending]
             try:
                 for future in as_completed(futures):
                     yield future.result()
@@ -612,20 +623,20 @@ class StudyResult:
         if estimator not in ("mean", "median"):
             raise ValueError(f"estimator must be 'mean' or 'median', got {estimator!r}.")
         rows = self.replications[self.replications["error"].isna()]
-        rows = rows.assign(error_=rows[estimator] - rows["truth"],
+        deviation = rows[estimator] - rows["truth"]
+        rows = rows.assign(deviation=deviation, squared=deviation ** 2,
                            covered=(rows["lower"] <= rows["truth"]) & (rows["truth"] <= rows["upper"]),
-                           excludes_zero=(rows["lower"] > 0) | (rows["upper"] < 0),
-                           diverged=rows["divergences"] > 0)
+                           excludes_zero=(rows["lower"] > 0) | (rows["upper"] < 0), diverged=rows["divergences"] > 0)
         groups = rows.groupby("parameter", sort=False)
         n = groups.size()
         out = pd.DataFrame({
             "level": groups["level"].first(), "kind": groups["kind"].first(), "replications": n,
-            "truth": groups["truth"].mean(), "estimate": groups[estimator].mean(), "bias": groups["error_"].mean(),
-            "bias_mcse": groups["error_"].std() / np.sqrt(n),
+            "truth": groups["truth"].mean(), "estimate": groups[estimator].mean(), "bias": groups["deviation"].mean(),
+            "bias_mcse": groups["deviation"].std() / np.sqrt(n),
         })
         fixed = groups["truth"].nunique() == 1
         out["relative_bias"] = (out["bias"] / out["truth"]).where(fixed & (out["truth"] != 0))
-        out["rmse"] = np.sqrt(groups["error_"].apply(lambda e: (e ** 2).mean()))
+        out["rmse"] = np.sqrt(groups["squared"].mean())
         out["sd_estimate"] = groups[estimator].std()
         out["mean_sd"] = groups["sd"].mean()
         out["coverage"] = groups["covered"].mean()

@@ -176,10 +176,14 @@ def test_simulate_errors_name_the_cause_and_the_fix(tiny, values, design, messag
     assert message in str(error.value)
 
 
-def test_random_parameters_are_set_through_their_moments():
+def test_random_parameters_are_set_through_their_moments_which_must_be_positive_definite():
     model = bm.Model("level: within\n  s | y ~ x\nlevel: between\n  y ~~ s\n", _frame(), cluster="g")
     with pytest.raises(ValueError, match="varies over clusters as the random parameter 's'; give its mean"):
         model.simulate({"within:y~x": 0.5}, seed=1)
+    values = {"within:y~~y": 1.0, "between:y~~s": 2.0, "between:y~~y": 0.5, "between:y~1": 0.0,
+              "between:s~~s": 0.3, "between:s~1": 0.4}
+    with pytest.raises(ValueError, match="non-finite values of 'y': check that every covariance matrix"):
+        model.simulate(values, n_clusters=10, cluster_size=5, seed=1)
 
 
 # ---------------------------------------------------------------- studies

@@ -459,6 +459,9 @@ def study(model: Model, parameters: ParameterValues | str, replications: int = 1
     process's compiled models), or on the Dask cluster at ``scheduler`` (``dask.distributed``, e.g.
     ``"tcp://10.0.0.5:8786"``; ``pip install 'bayes_msem[dask]'``). Scripts that use local processes
     must guard their entry point with ``if __name__ == "__main__":`` (processes are spawned).
+    A process compiles once for all replications whose data have the same shape where the model's
+    compiled sampler depends on it: the number of clusters with random parameters, the number of
+    rows with non-Gaussian responses (give such designs a fixed ``cluster_size``).
     ``callback(r, rows)`` runs after each replication is stored; what it raises stops the study.
     """
     if not isinstance(replications, int) or replications < 1:

@@ -394,3 +394,13 @@ def group_mean_center(data: pd.DataFrame, columns: Sequence[str], cluster: str) 
         centred[f"{column}_cm"] = means[column]
         centred[f"{column}_cwc"] = data[column] - means[column]
     return centred
+
+
+def data_frame(dataset: xr.Dataset, cluster: str | list[str] | None) -> pd.DataFrame:
+    """Data over ``row`` (:meth:`ClusteredData.to_dataset`, or a fit's observed data) as a
+    DataFrame with the cluster column(s), indexed by the rows' labels where the data carry them."""
+    index = dataset["label"].values if "label" in dataset.coords else None
+    frame = pd.DataFrame({name: dataset[name].values for name in dataset.data_vars}, index=index)
+    for rank, column in enumerate([cluster] if isinstance(cluster, str) else list(cluster or []), start=1):
+        frame[column] = dataset[unit_dim(rank)].values
+    return frame

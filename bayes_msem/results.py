@@ -26,7 +26,7 @@ import pandas as pd
 import xarray as xr
 
 from . import clusters, diagnostics, fit_measures
-from .data import ClusteredData, unit_dim
+from .data import ClusteredData, data_frame
 from .diagram import draw
 from .plan import MARGINAL, make_plan, parameter_name
 from .pointwise import SampledLikelihood, posterior_proposal
@@ -289,12 +289,7 @@ class Fit:
 
     def _frame(self) -> pd.DataFrame:
         """The data of the fit as a DataFrame with its cluster column(s)."""
-        observed = self.idata.observed_data
-        frame = pd.DataFrame({name: observed[name].values for name in observed.data_vars})
-        columns = self.info.get("cluster")
-        for rank, column in enumerate([columns] if isinstance(columns, str) else list(columns or []), start=1):
-            frame[column] = observed[unit_dim(rank)].values
-        return frame
+        return data_frame(self.idata.observed_data.to_dataset(), self.info.get("cluster"))
 
     def _baseline(self, seed: int | None) -> Fit:
         """The independence model fitted to this fit's data."""

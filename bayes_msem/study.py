@@ -31,9 +31,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import xarray as xr
+from tqdm.auto import tqdm
 
 from . import sbc
-from .data import ClusteredData, UpperLevel, unit_dim, validate
+from .data import ClusteredData, UpperLevel, data_frame, validate
 from .diagnostics import SamplingWarning
 from .plan import Plan, data_variables, missing_allowed, parameter_name
 from .predictive import thinned
@@ -272,14 +273,6 @@ def _with_missing(plan: Plan, data: ClusteredData, missing: float | Mapping[str,
     return dataclasses.replace(data, values=values)
 
 
-def as_frame(dataset: xr.Dataset, cluster: str | list[str] | None) -> pd.DataFrame:
-    """Data over ``row`` (:meth:`.ClusteredData.to_dataset`) as a DataFrame with the cluster column(s)."""
-    frame = pd.DataFrame({name: dataset[name].values for name in dataset.data_vars}, index=dataset["label"].values)
-    for rank, column in enumerate([cluster] if isinstance(cluster, str) else list(cluster or []), start=1):
-        frame[column] = dataset[unit_dim(rank)].values
-    return frame
-
-
 def simulate_data(model: Model, parameters: ParameterValues, n_clusters: int | None = None,
                   cluster_size: ClusterSize | list[ClusterSize] | None = None,
                   seed: int | np.random.SeedSequence | None = None, covariates: pd.DataFrame | None = None,
@@ -294,7 +287,7 @@ def simulate_data(model: Model, parameters: ParameterValues, n_clusters: int | N
         if not np.isfinite(drawn.column(name)[kept]).all():
             raise ValueError(f"the parameter values give non-finite values of {name!r}: check that every covariance "
                              "matrix they imply is positive definite (correlations between -1 and 1).")
-    return as_frame(drawn.to_dataset(), model.cluster)
+    return data_frame(drawn.to_dataset(), model.cluster)
 
 
 # ---------------------------------------------------------------- one replication
@@ -474,7 +467,6 @@ def study(model: Model, parameters: ParameterValues | str, replications: int = 1
     done = set(_stored(folder))
     pending = [r for r in range(replications) if r not in done]
     started = time.perf_counter()
-    from tqdm.auto import tqdm  # needed by studies only
 
     with tqdm(total=replications, initial=replications - len(pending), desc="replications", unit="rep",
               disable=not progressbar) as bar:
@@ -507,7 +499,7 @@ def _spec(model: Model, parameters: ParameterValues | str, design: dict, rank_dr
     else:
         truth = dict(zip(model.plan.parameters["name"], map(float, theta_values(model.plan, parameters))))
     settings = {"std_lv": model.std_lv, "priors": model.priors, "family": {v: str(f) for v, f in model.families.items()}}
-    return StudySpec(model.syntax, model.cluster, settings, as_frame(model.data.to_dataset(), model.cluster), truth,
+    return StudySpec(model.syntax, model.cluster, settings, data_frame(model.data.to_dataset(), model.cluster), truth,
                      design, fit, 0, rank_draws)
 
 

@@ -91,7 +91,7 @@ def _dense(model: bm.Model, frame: pd.DataFrame, theta: np.ndarray) -> float:
     total = 0.0
     for _, school in frame.groupby("school"):
         school = school.sort_values("class")
-        n, p = len(school), len(y_names)
+        n = len(school)
         klass = pd.factorize(school["class"])[0]
         same_class = (klass[:, None] == klass[None, :]).astype(float)
         cov = (np.kron(np.eye(n), s1) + np.kron(same_class, embed[0] @ s2 @ embed[0].T)

@@ -1,7 +1,6 @@
 """Post-processing of draws: factor sign alignment and defined parameters (no sampling)."""
 
 import numpy as np
-import pandas as pd
 import pytest
 import xarray as xr
 

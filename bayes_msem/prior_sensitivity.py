@@ -87,14 +87,14 @@ class PriorComparison:
         return pd.concat(frames, axis=1)
 
     def plot(self, path=None, parameters: list[str] | None = None):
-        """Each free parameter's posterior (point estimate and intervals) under each prior set, side
-        by side (arviz-plots' forest plot along a ``prior_set`` dimension); ``parameters`` by name
+        """Each free parameter's posterior (point estimate and intervals, chains combined) under each
+        prior set, side by side (arviz-plots' forest plot along a ``prior_set`` dimension); ``parameters`` by name
         as in ``theta`` (e.g. ``"between:fb~~fb"``); saved to ``path`` if given."""
         import arviz_plots as azp
 
         theta = xr.concat([fit.idata.posterior["theta"] for fit in self.fits.values()], dim="prior_set")
         tree = xr.DataTree.from_dict({"posterior": theta.assign_coords(prior_set=list(self.fits)).to_dataset("parameter")})
-        plot = azp.plot_forest(tree, var_names=parameters, backend="matplotlib")
+        plot = azp.plot_forest(tree, var_names=parameters, combined=True, backend="matplotlib")
         if path is not None:
             plot.savefig(path)
         return plot

@@ -259,12 +259,13 @@ class Fit:
         where a sensitivity exceeds ``threshold``."""
         return sensitivity_table(self._sensitivity_tree(), self.table, threshold)
 
-    def plot_prior_sensitivity(self, path: str | Path | None = None):
+    def plot_prior_sensitivity(self, path: str | Path | None = None, parameters: list[str] | None = None):
         """Each parameter's posterior under power-scaled priors and likelihoods (arviz-plots'
-        ``plot_psense_dist``); saved to ``path`` if given."""
+        ``plot_psense_dist``), or those of ``parameters`` (named as in ``theta``, e.g.
+        ``"between:fb~~fb"``); saved to ``path`` if given."""
         import arviz_plots as azp
 
-        plot = azp.plot_psense_dist(self._sensitivity_tree(), backend="matplotlib")
+        plot = azp.plot_psense_dist(self._sensitivity_tree(), var_names=parameters, backend="matplotlib")
         if path is not None:
             plot.savefig(path)
         return plot

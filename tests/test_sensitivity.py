@@ -25,10 +25,14 @@ def _simulate(clusters: int, seed: int = 1) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def sensitivities():
+def fits():
     return {clusters: bm.Model(SYNTAX, _simulate(clusters), cluster="cluster")
-            .fit(draws=1000, tune=1000, chains=2, random_seed=1).prior_sensitivity()
-            for clusters in (15, 300)}
+            .fit(draws=1000, tune=1000, chains=2, random_seed=1) for clusters in (15, 300)}
+
+
+@pytest.fixture(scope="module")
+def sensitivities(fits):
+    return {clusters: fit.prior_sensitivity() for clusters, fit in fits.items()}
 
 
 def test_few_clusters_flag_the_between_variance_not_the_within_loadings(sensitivities):
@@ -42,3 +46,24 @@ def test_few_clusters_flag_the_between_variance_not_the_within_loadings(sensitiv
 def test_many_clusters_flag_nothing(sensitivities):
     table = sensitivities[300]
     assert (table["prior"] < 0.05).all() and (table["diagnosis"] == "").all()
+
+
+def _figure(plot):
+    """The matplotlib figure of an arviz-plots PlotCollection."""
+    return plot.viz["figure"].item()
+
+
+def test_sensitivity_plot_of_chosen_parameters(fits, tmp_path):
+    every = _figure(fits[15].plot_prior_sensitivity())
+    chosen = _figure(fits[15].plot_prior_sensitivity(tmp_path / "fb.png", parameters=["between:fb~~fb"]))
+    assert len(chosen.axes) < len(every.axes)
+    assert (tmp_path / "fb.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_prior_sets_plot_one_interval_per_set(fits):
+    """Chains are combined: one point estimate per prior set and parameter, not one per chain."""
+    model = fits[15].source
+    comparison = bm.sensitivity(model, {"default": {}, "tight": {"variance": "gamma(2, 4)[sd]"}},
+                                draws=200, tune=200, chains=2, random_seed=1)
+    points = comparison.plot(parameters=["between:fb~~fb"]).viz["point_estimate"]
+    assert "chain" not in points.dims and points.sizes["prior_set"] == 2

@@ -1,13 +1,12 @@
 """Scaling of the JAX path: a two-level CFA with 6 indicators on 2,000 to 100,000 clusters.
 
-    .venv/bin/python bench/scaling.py                       # CPU: every size, writes bench/SCALING.md
-    .venv/bin/python bench/scaling.py --clusters 100000 --sampler numpyro --out $OUT/scaling.json
+    .venv/bin/python bench/scaling.py                       # CPU: every size, numpyro and nutpie; writes bench/SCALING.md
+    .venv/bin/python bench/scaling.py --clusters 100000 --sampler numpyro --out $OUT/scaling.json   # e.g. on a GPU
 
 The model: one factor per level on y1-y6 (marker loadings on y1), free loadings, residual
 variances and item means; clusters of 5-50 rows (uniform), so 100,000 clusters hold about 2.75
 million rows. Each size is fitted in a fresh process with 2 chains x 500 warm-up + 500 draws
-(numpyro's NUTS through PyMC's JAX backend, chains vectorised on one device, or nutpie on
-CPU). Reported: rows, the wall time of ``fit()`` (compile included), min bulk ESS over
+(numpyro's NUTS through PyMC's JAX backend, or nutpie). Reported: rows, the wall time of ``fit()`` (compile included), min bulk ESS over
 ``theta``, min-ESS per second, and the posterior means against the truth (largest |z|).
 """
 
@@ -71,19 +70,20 @@ def measure(n_clusters: int, sampler: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clusters", type=int, nargs="*", default=list(SIZES))
-    parser.add_argument("--sampler", default="numpyro")
+    parser.add_argument("--sampler", nargs="*", default=["numpyro", "nutpie"])
     parser.add_argument("--out", type=Path, help="write the results as JSON here (default: SCALING.md)")
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        print(json.dumps(measure(args.clusters[0], args.sampler)))
+        print(json.dumps(measure(args.clusters[0], args.sampler[0])))
         return
     results = []
-    for n in args.clusters:
-        out = subprocess.run([sys.executable, __file__, "--measure", "--clusters", str(n), "--sampler", args.sampler],
-                             check=True, capture_output=True, text=True).stdout
-        results.append(json.loads(out.strip().splitlines()[-1]))
-        print(results[-1], flush=True)
+    for sampler in args.sampler:
+        for n in args.clusters:
+            out = subprocess.run([sys.executable, __file__, "--measure", "--clusters", str(n), "--sampler", sampler],
+                                 check=True, capture_output=True, text=True).stdout
+            results.append(json.loads(out.strip().splitlines()[-1]))
+            print(results[-1], flush=True)
     if args.out:
         args.out.write_text(json.dumps(results, indent=1))
         return
@@ -96,7 +96,7 @@ def main() -> None:
         "- Settings: 2 chains x 500 warm-up + 500 draws, seed 1; each size in a fresh process\n\n"
         "| clusters | rows | sampler | device | wall s | compile s | sampling s | min bulk ESS | min-ESS/s "
         "| max R-hat | largest \\|mean − truth\\| / SD |\n| ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
-        + "\n".join(rows) + "\n\n" + NOTES + "\nReproduce: `.venv/bin/python bench/scaling.py [--sampler nutpie]`\n")
+        + "\n".join(rows) + "\n\n" + NOTES + "\nReproduce: `.venv/bin/python bench/scaling.py`\n")
 
 
 NOTES = """The marginal strategy reduces the data to each cluster's mean vector and the pooled within

@@ -15,6 +15,7 @@ import dataclasses
 import io
 import json
 import operator
+import os
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -373,15 +374,24 @@ class Fit:
         return "\n".join(lines)
 
     def save(self, path: str | Path) -> Path:
-        """Write the fit to one netCDF file (the DataTree plus the table and facts) that :func:`load` reads."""
+        """Write the fit to one netCDF file (the DataTree plus the table and facts) that :func:`load`
+        reads. The file is written beside ``path`` and renamed when complete, so an interrupted save
+        leaves no partial file."""
         path = Path(path)
+        if not path.parent.is_dir():
+            raise FileNotFoundError(f"cannot save the fit to {path}: the folder {path.parent} does not exist.")
         tree = self.idata.copy()
         tree.attrs = {**tree.attrs, "bayes_msem": json.dumps({
             "table": self.table.to_json(orient="split"),
             "definitions": self.definitions.to_json(orient="split"),
             "info": self.info,
         })}
-        tree.to_netcdf(path)
+        partial = path.with_name(f".{path.name}.partial")
+        try:
+            tree.to_netcdf(partial)
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
         return path
 
 

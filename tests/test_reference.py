@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 
 import bayes_msem as bm
 from test_nested_density import RANDOM_INTERCEPTS
@@ -159,11 +160,28 @@ def test_save_and_load_round_trip(demo_fit, tmp_path):
     assert loaded.summary() == demo_fit.summary()
 
 
-def test_load_rejects_a_damaged_file(tmp_path):
+def test_load_rejects_a_damaged_file(demo_fit, tmp_path):
     damaged = tmp_path / "damaged.nc"
     damaged.write_bytes(b"not a netCDF file")
     with pytest.raises(ValueError, match="not a fit saved by bayes_msem"):
         bm.load(damaged)
+    whole = demo_fit.save(tmp_path / "fit.nc").read_bytes()
+    damaged.write_bytes(whole[: len(whole) // 2])  # truncated
+    with pytest.raises(ValueError, match="not a fit saved by bayes_msem .or it is damaged."):
+        bm.load(damaged)
+
+
+def test_an_interrupted_save_leaves_no_file(demo_fit, tmp_path, monkeypatch):
+    def interrupted(tree, path, **kwargs):
+        Path(path).write_bytes(b"half a file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(xr.DataTree, "to_netcdf", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        demo_fit.save(tmp_path / "fit.nc")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(FileNotFoundError, match="the folder .*missing does not exist"):
+        demo_fit.save(tmp_path / "missing" / "fit.nc")
 
 
 def test_summary_reports_strategy_and_convergence(demo_fit):

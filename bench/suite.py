@@ -42,6 +42,8 @@ import numpy as np
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from demo_twolevel import SYNTAX as DEMO, hand_model as hand_demo  # noqa: E402
 REFERENCE = HERE.parents[1] / "shared" / "reference"
 SETTINGS = dict(draws=1000, tune=1000, chains=2)
 WARM_UP = dict(draws=10, tune=10, chains=1)  # a first run per case fills the compile caches
@@ -94,14 +96,6 @@ def logit_data(seed: int = 2, clusters: int = 100) -> pd.DataFrame:
 # The package's models
 # ---------------------------------------------------------------------------------------------
 
-DEMO = """
-level: within
-  fw =~ y1 + y2 + y3
-  fw ~ x1 + x2 + x3
-level: between
-  fb =~ y1 + y2 + y3
-  fb ~ w1 + w2
-"""
 RANDOM_SLOPE = "level: within\n  s | y ~ x\nlevel: between\n  y ~~ s\n"
 RANDOM_LOADING = ("level: within\n  f =~ y1 + y3 + y4\n  l2 | f =~ y2\nlevel: between\n"
                   "  y1 ~~ y1\n  y2 ~~ y2\n  y3 ~~ y3\n  y4 ~~ y4\n")
@@ -147,13 +141,6 @@ def _sds(name: str, shape: int | None = None, initval=None):
 def _index(values: pd.Series) -> tuple[np.ndarray, int]:
     codes = pd.factorize(values, sort=True)[0]
     return codes, int(codes.max()) + 1
-
-
-def hand_demo(data: pd.DataFrame):
-    sys.path.insert(0, str(HERE))
-    from demo_twolevel import hand_model
-
-    return hand_model(data)
 
 
 def hand_random_slope(data: pd.DataFrame):

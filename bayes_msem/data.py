@@ -221,7 +221,11 @@ def _dtype_fix(name: str, series: pd.Series) -> str | None:
 
 
 def _check_columns(data: pd.DataFrame, used: list[str], clusters: list[str]) -> None:
-    """Raise if a variable or a cluster column is missing or duplicated."""
+    """Raise if a variable or a cluster column is missing or duplicated, or a cluster column is
+    also a model variable."""
+    for name in set(used) & set(clusters):
+        raise DataError(f"{name!r} is the cluster column and also a variable of the model: a cluster id is a label, "
+                        "not a measurement. Use another column in the model (e.g. a cluster-level covariate).")
     for name, role in [(n, "variable") for n in used] + [(c, "cluster column") for c in clusters]:
         count = int((data.columns == name).sum())
         if count == 0:

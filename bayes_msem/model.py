@@ -27,7 +27,8 @@ from .likelihood.families import Family, ordinal_levels, parse_family
 from .likelihood.slopes import CONDITIONAL_MEAN, draw_random_effects
 from .plan import Plan, check_within_variation, data_variables, make_plan, missing_allowed
 from .predictive import plot_predictive, predictive_dataset
-from .results import Fit
+from .priors import default_priors
+from .results import Fit, check_definitions
 from .sample import check_settings, nutpie_model, run_sampler
 from .study import ClusterSize, ParameterValues, simulate_data
 from .syntax import parse
@@ -64,6 +65,8 @@ class Model:
                       for v, f in self.families.items() if f.has_thresholds and v in getattr(data, "columns", ())}
         self.table = build_table(user, cluster, std_lv, {v: f.name for v, f in self.families.items()}, categories)
         self.definitions = definitions(user)
+        check_definitions(self.table, self.definitions)  # these two fail here, not at the first fit
+        default_priors(self.priors)
         model_rows = self.table[self.table["op"].isin(["=~", "~", "~~", "~1"])]
         roles = assign_roles(model_rows)
         variables, between, upper = data_variables(roles)

@@ -492,6 +492,15 @@ def evaluate_definitions(theta: xr.DataArray, table: pd.DataFrame, definitions: 
     return xr.concat(results, dim="definition").assign_coords(definition=definitions["name"].to_list())
 
 
+def check_definitions(table: pd.DataFrame, definitions: pd.DataFrame) -> None:
+    """Raise ``ValueError`` for a definition that names an unknown label or uses an operation the
+    evaluator does not know, by evaluating every definition once at θ = 1."""
+    if len(definitions):
+        theta = xr.DataArray(np.ones(max(int(table["free"].max()), 1)), dims="parameter")
+        with np.errstate(all="ignore"):
+            evaluate_definitions(theta, table, definitions)
+
+
 def _evaluate(node: ast.AST, values: dict, expression: str):
     """A small arithmetic evaluator: numbers, labels, + − × ÷ ^, unary minus and exp/log/sqrt/abs."""
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):

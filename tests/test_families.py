@@ -179,7 +179,7 @@ NAN = np.nan
 
 @pytest.mark.parametrize("family, values, codes", [
     ("bernoulli", [True, False, True], [1, 0, 1]), ("bernoulli", [0, NAN, 1], [0, NAN, 1]),
-    ("ordinal", [5, 2, NAN, 9, 2], [1, 0, NAN, 2, 0]), ("poisson", [0, 3, NAN, 12], [0, 3, NAN, 12]),
+    ("ordinal", [4, 3, NAN, 5, 3], [1, 0, NAN, 2, 0]), ("poisson", [0, 3, NAN, 12], [0, 3, NAN, 12]),
     ("negbinomial", [0, 7], [0, 7]), ("gaussian", [-1.5, NAN, 2.0], [-1.5, NAN, 2.0]),
 ])
 def test_codes(family, values, codes):
@@ -200,6 +200,8 @@ def test_ordinal_levels_are_the_sorted_observed_values():
     ("bernoulli", [0, 0.5], ["takes values 0, 0.5", "declare it gaussian"]),
     ("ordinal", [1, 1.5, 2], ["non-integer values 1.5", "code the categories as integers"]),
     ("ordinal", [3, 3, NAN], ["only the category 3", "at least two categories"]),
+    ("ordinal", [5, 2, NAN, 9, 2], ["categories 2, 5, 9; 3, 4, 6, 7, 8 never observed", "consecutive integers",
+                                    "merge the unobserved category with a neighbour"]),
     ("poisson", [0, -2, 4], ["negative values -2", "non-negative", "declare it gaussian"]),
     ("negbinomial", [0.5, 2], ["non-integer values 0.5", "whole numbers"]),
     ("poisson", [1, np.inf], ["infinite values", "missing (NaN)"]),

@@ -136,6 +136,12 @@ class Family:
                 what = f"only the category {levels[0]:g}" if len(levels) else "no observed values"
                 raise DataError(f"{name!r} is declared ordinal but has {what}; an ordinal variable needs at "
                                 f"least two categories: check its coding or drop it from the model")
+            unseen = np.setdiff1d(np.arange(levels[0], levels[-1] + 1), levels)
+            if len(unseen):
+                raise DataError(f"{name!r} is declared ordinal with the categories {_show(levels)}; {_show(unseen)} "
+                                "never observed, and thresholds can only separate observed categories. If the scale "
+                                "has no such category, recode the values to consecutive integers (e.g. 1, 2, 3); if "
+                                "it has, merge the unobserved category with a neighbour")
             x[~np.isnan(x)] = np.searchsorted(levels, observed)
         return x
 

@@ -27,7 +27,7 @@ from .likelihood.slopes import slopes_loglik
 from .likelihood.woodbury import UnitStatistics
 from .moments import implied_moments, total_effects
 from .plan import CONDITIONAL, HYBRID, Plan
-from .priors import lkj_cholesky, ordered_vector, prior_vector
+from .priors import PriorError, lkj_cholesky, ordered_vector, prior_vector
 from .table import BETWEEN, WITHIN, RandomParameter
 
 
@@ -168,7 +168,8 @@ def starting_values(plan: Plan, data: ClusteredData) -> np.ndarray:
     """Simple starting values (as lavaan's): written start() values first; loadings 1, regressions
     and covariances 0, intercepts at the observed mean, residual variances half the observed
     variance at the level, factor variances half their first indicator's, dispersions from the
-    counts' mean and variance.
+    counts' mean and variance; a default outside its prior's support moves inside it (a written
+    one there is an error).
 
     Starting every chain here keeps chains out of reflected or marker-dropping modes.
     """
@@ -179,8 +180,12 @@ def starting_values(plan: Plan, data: ClusteredData) -> np.ndarray:
     for row in plan.parameters.itertuples(index=False):
         key = (row.level, row.lhs)
         if not np.isnan(row.start):
+            if not row.prior.contains(row.start):
+                raise PriorError(f"the start value {row.start:g} of {row.name} lies outside the support of its prior "
+                                 f"{row.prior.text}; write a start() inside it.")
             starts.append(row.start)
-        elif row.lhs in random:
+            continue
+        if row.lhs in random:
             starts.append(_random_start(random[row.lhs], row.kind, variance))
         elif row.kind == "loading":
             starts.append(1.0)
@@ -199,6 +204,7 @@ def starting_values(plan: Plan, data: ClusteredData) -> np.ndarray:
             starts.append(0.5 * variance.get(first, 2.0))
         else:
             starts.append(0.0)
+        starts[-1] = row.prior.inside(starts[-1])  # e.g. a regression under lognormal(0, 1) starts at 1
     return np.array(starts, dtype=float)
 
 

@@ -85,6 +85,20 @@ class Prior:
         """Priors with the same group are sampled together as one vector."""
         return self.family, self.scale
 
+    def contains(self, value: float) -> bool:
+        """Whether ``value`` (a parameter on its natural scale) lies inside the prior's support."""
+        support = _FAMILIES[self.family][2]
+        if support == "interval":
+            return self.args[0] < value < self.args[1]
+        return value > 0 if support == "positive" else True
+
+    def inside(self, value: float) -> float:
+        """``value`` if the prior allows it, else a point inside its support: the middle of a
+        uniform's interval, 1 for a prior on positive numbers."""
+        if self.contains(value):
+            return value
+        return 0.5 * (self.args[0] + self.args[1]) if _FAMILIES[self.family][2] == "interval" else 1.0
+
 
 def parse_prior(text: str, kind: str) -> Prior:
     """Parse ``family(a, b)[scale]`` and check it suits a parameter of ``kind``."""

@@ -1,10 +1,14 @@
 """Tests for bayes_msem.priors: parsing ``family(args)[scale]`` texts, the defaults per
-parameter kind, and how priors written in the syntax reach the plan. No PyMC graph."""
+parameter kind, how priors written in the syntax reach the plan, and starting values inside
+each prior's support (PyMC graphs only, nothing is compiled)."""
 
 import functools
 
+import numpy as np
+import pandas as pd
 import pytest
 
+import bayes_msem as bm
 from bayes_msem.plan import make_plan
 from bayes_msem.priors import DEFAULT_PRIORS, KINDS, Prior, PriorError, default_priors, parse_prior
 from bayes_msem.syntax import parse
@@ -212,3 +216,22 @@ def test_invalid_prior_in_syntax_names_the_problem():
         plan("f =~ y1 + y2 + y3\ny1 ~~ prior(\"normal(0, 1)\")*y1")
     with pytest.raises(PriorError, match="unknown prior family 'nromal'"):
         plan("f =~ y1 + prior(\"nromal(0, 1)\")*y2 + y3")
+
+
+@pytest.mark.parametrize("syntax", [
+    'y ~ prior("lognormal(0, 1)")*x',                 # a regression starts at 0 by default
+    'y ~ prior("uniform(0.5, 2)")*x',
+    'f =~ y1 + prior("uniform(2, 3)")*y2 + y3',       # a loading starts at 1 by default
+])
+def test_default_starts_move_inside_a_bounded_prior(syntax):
+    """The model's log density at its starting point is finite (was -inf or NaN)."""
+    rng = np.random.default_rng(1)
+    data = pd.DataFrame(rng.normal(size=(50, 5)), columns=["y", "x", "y1", "y2", "y3"])
+    logps = bm.Model(syntax, data).pymc_model.point_logps()
+    assert np.isfinite(list(logps.values())).all(), logps
+
+
+def test_a_written_start_outside_the_prior_is_an_error():
+    data = pd.DataFrame(np.random.default_rng(1).normal(size=(50, 2)), columns=["y", "x"])
+    with pytest.raises(PriorError, match="start value 0 of y~x lies outside the support of its prior lognormal"):
+        bm.Model('y ~ prior("lognormal(0, 1)")*start(0)*x', data).pymc_model

@@ -2,7 +2,8 @@
 
     bayes-msem fit MODEL DATA.csv [--cluster COL [UPPER]] [--draws 1000] [--tune 1000] [--chains 4]
                                   [--seed N] [--sampler nutpie|pymc|numpyro|blackjax]
-                                  [--std-lv] [--out DIR] [--progress]
+                                  [--std-lv] [--family VAR=FAMILY ...] [--ordered VAR ...]
+                                  [--prior KIND=PRIOR ...] [--out DIR] [--progress]
     bayes-msem sensitivity MODEL DATA.csv --prior-set [NAME:]KIND=PRIOR[;KIND=PRIOR...] ...
                                   [--cluster ...] [--draws ...] [--out DIR] (as fit)
     bayes-msem study MODEL DATA.csv (--parameters VALUES.csv|.json | --prior) [--replications 100]
@@ -76,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--seed", type=int, default=None, help="random seed")
     fit.add_argument("--sampler", choices=SAMPLERS, default="nutpie", help="NUTS implementation (default nutpie)")
     fit.add_argument("--std-lv", action="store_true", help="fix factor variances to 1 instead of first loadings")
+    fit.add_argument("--family", metavar="VAR=FAMILY", action="append", default=[],
+                     help="response family of a variable, e.g. u1=bernoulli, n=poisson, o1='ordinal(logit)'; "
+                          "give it once per variable")
+    fit.add_argument("--ordered", metavar="VAR", nargs="+", default=[],
+                     help="ordinal variables (cumulative probit, as lavaan's ordered=)")
+    fit.add_argument("--prior", metavar="KIND=PRIOR", action="append", default=[], dest="priors",
+                     help="default prior of a kind of parameter, e.g. 'variance=gamma(2, 4)[sd]'; once per kind")
     fit.add_argument("--out", metavar="DIR", type=Path, default=Path("bayes_msem_out"),
                      help="output directory (default ./bayes_msem_out)")
     fit.add_argument("--progress", action="store_true", help="show the sampler's progress bar")
@@ -172,7 +180,8 @@ def _model(args: argparse.Namespace) -> Model:
     data = _read_data(args.data)
     try:
         cluster = args.cluster[0] if args.cluster and len(args.cluster) == 1 else args.cluster
-        return Model(syntax, data, cluster=cluster, std_lv=args.std_lv)
+        return Model(syntax, data, cluster=cluster, std_lv=args.std_lv, family=assignments(args.family, "--family"),
+                     ordered=args.ordered, priors=assignments(args.priors, "--prior"))
     except ModelSyntaxError as error:
         raise UserError(f"{args.model}: {_reason(error)}") from error
 
@@ -192,6 +201,16 @@ def fit_command(args: argparse.Namespace) -> None:
     except OSError as error:
         raise UserError(f"cannot write the results to {args.out}: {_reason(error)}") from error
     print(f"Wrote {posterior} and {parameters}.")
+
+
+def assignments(texts: list[str], option: str) -> dict[str, str]:
+    """``NAME=VALUE`` texts as {name: value}."""
+    pairs = [text.partition("=") for text in texts]
+    bad = [text for text, (name, sep, value) in zip(texts, pairs) if not sep or not name.strip() or not value.strip()]
+    if bad:
+        raise UserError(f"cannot read {option} {bad[0]!r}; write NAME=VALUE, e.g. {option} "
+                        f"{'u1=bernoulli' if option == '--family' else 'variance=gamma(2, 4)[sd]'}")
+    return {name.strip(): value.strip() for name, _, value in pairs}
 
 
 def prior_sets(texts: list[str]) -> dict[str, dict[str, str]]:

@@ -147,3 +147,33 @@ def test_sensitivity_end_to_end(inputs: tuple[Path, Path], tmp_path: Path, capsy
     assert variance[("tight", "mean")] < variance[("default", "mean")]
     assert (out / "prior_sets.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Wrote" in capsys.readouterr().out
+
+
+def test_family_ordered_and_prior_options_reach_the_model(inputs: tuple[Path, Path], tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    model, csv = inputs
+    data = pd.read_csv(csv)
+    data["y1"] = (data["y1"] > 0).astype(int)
+    data["y2"] = np.digitize(data["y2"], [-0.5, 0.5])
+    data.to_csv(csv, index=False)
+    built = []
+    monkeypatch.setattr(bm.Model, "fit", lambda self, **kwargs: built.append(self) or _no_fit())
+    argv = ["fit", str(model), str(csv), "--family", "y1=bernoulli(probit)", "--ordered", "y2",
+            "--prior", "variance=gamma(2, 4)[sd]", "--out", str(tmp_path / "out")]
+    with pytest.raises(AssertionError, match="stopped before fitting"):
+        main(argv)
+    (fitted,) = built
+    assert {v: str(f) for v, f in fitted.families.items()} == {"y1": "bernoulli(probit)", "y2": "ordinal(probit)"}
+    assert fitted.priors == {"variance": "gamma(2, 4)[sd]"}
+
+
+@pytest.mark.parametrize("option, fragment", [
+    (["--family", "y1"], "cannot read --family 'y1'; write NAME=VALUE"),
+    (["--prior", "loadings=normal(0, 1)"], "unknown parameter kind(s) ['loadings']"),
+    (["--family", "y1=gamma"], "unknown family 'gamma'"),
+])
+def test_bad_family_or_prior_option(inputs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture,
+                                    option: list[str], fragment: str) -> None:
+    model, csv = inputs
+    assert main(["fit", str(model), str(csv), *option, "--out", str(tmp_path / "out")]) == 2
+    assert fragment in _error(capsys)

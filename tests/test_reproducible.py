@@ -1,0 +1,29 @@
+"""The same seed gives the same draws, with every sampler; another seed gives other draws."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayes_msem as bm
+
+SYNTAX = "level: within\n  y ~ x\nlevel: between\n  y ~~ y\n"
+
+
+@pytest.fixture(scope="module")
+def model() -> bm.Model:
+    rng = np.random.default_rng(3)
+    cluster = np.repeat(np.arange(20), 5)
+    x = rng.normal(size=100)
+    y = 0.5 * x + rng.normal(scale=0.7, size=20)[cluster] + rng.normal(size=100)
+    return bm.Model(SYNTAX, pd.DataFrame({"g": cluster, "x": x, "y": y}), cluster="g")
+
+
+@pytest.mark.parametrize("sampler", ["nutpie", "pymc", "numpyro", "blackjax"])
+def test_same_seed_same_draws(model: bm.Model, sampler: str) -> None:
+    def draws(seed: int) -> np.ndarray:
+        fit = model.fit(draws=50, tune=50, chains=2, random_seed=seed, sampler=sampler)
+        return fit.idata.posterior["theta"].values
+
+    first = draws(11)
+    np.testing.assert_array_equal(first, draws(11))
+    assert not np.array_equal(first, draws(12))

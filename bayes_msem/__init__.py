@@ -6,7 +6,7 @@
     fit.parameters()
 """
 
-from .data import DataError, group_mean_center
+from .data import DataError, DataWarning, group_mean_center
 from .diagnostics import SamplingWarning
 from .model import Model
 from .priors import PriorError
@@ -17,4 +17,4 @@ from .syntax import ModelSyntaxError
 from .table import SpecificationError
 from .templating import template
 
-__all__ = ["Model", "Fit", "compare", "load", "DataError", "ModelSyntaxError", "PriorError", "SamplingWarning", "SpecificationError", "template", "group_mean_center", "sensitivity", "study"]
+__all__ = ["Model", "Fit", "compare", "load", "DataError", "DataWarning", "ModelSyntaxError", "PriorError", "SamplingWarning", "SpecificationError", "template", "group_mean_center", "sensitivity", "study"]

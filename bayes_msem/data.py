@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -28,6 +29,29 @@ _LIST_COLUMNS = 20  # list all columns in messages when there are at most this m
 
 class DataError(ValueError):
     """Bad input data; the message names the cause and the fix."""
+
+
+class DataWarning(UserWarning):
+    """Data the model can use but that is likely to cause trouble; the message says what to do."""
+
+
+SCALE_RATIO = 1000.0  # variances further apart than this (lavaan's threshold) get a warning
+
+
+def warn_scales(data: ClusteredData, names: Sequence[str]) -> None:
+    """A :class:`DataWarning` when the largest variance of the continuous variables ``names`` is
+    more than :data:`SCALE_RATIO` times the smallest: the default priors assume comparable scales,
+    and the sampler adapts worse."""
+    variances = pd.Series({n: np.nanvar(data.values[n]) for n in names}).loc[lambda v: v > 0]
+    if len(variances) < 2 or variances.max() <= SCALE_RATIO * variances.min():
+        return
+    big, small = variances.idxmax(), variances.idxmin()
+    factor = 10 ** round(np.log10(np.sqrt(variances[big] / variances[small])))
+    warnings.warn(f"the variables' variances differ by a factor of {variances[big] / variances[small]:,.0f} "
+                  f"({big!r}: {variances[big]:.3g}, {small!r}: {variances[small]:.3g}); the default priors assume "
+                  f"comparable scales and the sampler adapts worse. Rescale the variable in other units, e.g. "
+                  f"data[{big!r}] / {factor:g}, whose estimates then read in those units, or standardise it: "
+                  f"(data[{big!r}] - data[{big!r}].mean()) / data[{big!r}].std().", DataWarning, stacklevel=3)
 
 
 @dataclass(frozen=True, eq=False)

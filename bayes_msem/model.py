@@ -20,7 +20,7 @@ import pymc as pm
 import xarray as xr
 
 from .build import build_model, cluster_ids
-from .data import ClusteredData, recode, validate
+from .data import ClusteredData, recode, validate, warn_scales
 from .diagram import draw
 from .diagnostics import warn
 from .likelihood.families import Family, ordinal_levels, parse_family
@@ -72,6 +72,7 @@ class Model:
         variables, between, upper = data_variables(roles)
         validated = validate(data, variables, cluster, between, missing_allowed(roles), upper)
         self.data: ClusteredData = recode(validated, {v: f.codes for v, f in self.families.items()})
+        warn_scales(self.data, [v for v in self.data.values if v not in self.families])
         self._plan: Plan | None = None
         self._pymc_model: pm.Model | None = None
 

@@ -1,11 +1,13 @@
 """Tests for bayes_msem.data: validation errors, sorting and grouping by cluster."""
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+import bayes_msem as bm
 from bayes_msem.data import ClusteredData, DataError, validate
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
@@ -246,3 +248,13 @@ def test_three_levels_upper_variable_varies():
 def test_three_levels_one_class_per_school():
     msg = errmsg(_three_level(["a"] * 4 + ["b"] * 4), ["y"], cluster=["class", "school"])
     assert "single class cluster" in msg
+
+
+def test_variables_on_very_different_scales_get_a_warning():
+    rng = np.random.default_rng(1)
+    data = pd.DataFrame({"y": rng.normal(size=100), "income": rng.normal(50_000, 20_000, size=100)})
+    with pytest.warns(bm.DataWarning, match=r"differ by a factor of .*data\['income'\] / 10000.*standardise"):
+        bm.Model("y ~ income", data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", bm.DataWarning)
+        bm.Model("y ~ income", data.assign(income=data["income"] / 10_000))  # comparable now: no warning

@@ -3,7 +3,7 @@
     bayes-msem fit MODEL DATA.csv [--cluster COL [UPPER]] [--draws 1000] [--tune 1000] [--chains 4]
                                   [--seed N] [--sampler nutpie|pymc|numpyro|blackjax]
                                   [--std-lv] [--family VAR=FAMILY ...] [--ordered VAR ...]
-                                  [--prior KIND=PRIOR ...] [--out DIR] [--progress]
+                                  [--priors KIND=PRIOR ...] [--out DIR] [--progress]
     bayes-msem sensitivity MODEL DATA.csv --prior-set [NAME:]KIND=PRIOR[;KIND=PRIOR...] ...
                                   [--cluster ...] [--draws ...] [--out DIR] (as fit)
     bayes-msem study MODEL DATA.csv (--parameters VALUES.csv|.json | --prior) [--replications 100]
@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "give it once per variable")
     fit.add_argument("--ordered", metavar="VAR", nargs="+", default=[],
                      help="ordinal variables (cumulative probit, as lavaan's ordered=)")
-    fit.add_argument("--prior", metavar="KIND=PRIOR", action="append", default=[], dest="priors",
+    fit.add_argument("--priors", metavar="KIND=PRIOR", action="append", default=[], dest="priors",
                      help="default prior of a kind of parameter, e.g. 'variance=gamma(2, 4)[sd]'; once per kind")
     fit.add_argument("--out", metavar="DIR", type=Path, default=Path("bayes_msem_out"),
                      help="output directory (default ./bayes_msem_out)")
@@ -181,7 +181,7 @@ def _model(args: argparse.Namespace) -> Model:
     try:
         cluster = args.cluster[0] if args.cluster and len(args.cluster) == 1 else args.cluster
         return Model(syntax, data, cluster=cluster, std_lv=args.std_lv, family=assignments(args.family, "--family"),
-                     ordered=args.ordered, priors=assignments(args.priors, "--prior"))
+                     ordered=args.ordered, priors=assignments(args.priors, "--priors"))
     except ModelSyntaxError as error:
         raise UserError(f"{args.model}: {_reason(error)}") from error
 

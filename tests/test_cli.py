@@ -159,7 +159,7 @@ def test_family_ordered_and_prior_options_reach_the_model(inputs: tuple[Path, Pa
     built = []
     monkeypatch.setattr(bm.Model, "fit", lambda self, **kwargs: built.append(self) or _no_fit())
     argv = ["fit", str(model), str(csv), "--family", "y1=bernoulli(probit)", "--ordered", "y2",
-            "--prior", "variance=gamma(2, 4)[sd]", "--out", str(tmp_path / "out")]
+            "--priors", "variance=gamma(2, 4)[sd]", "--out", str(tmp_path / "out")]
     with pytest.raises(AssertionError, match="stopped before fitting"):
         main(argv)
     (fitted,) = built
@@ -169,7 +169,7 @@ def test_family_ordered_and_prior_options_reach_the_model(inputs: tuple[Path, Pa
 
 @pytest.mark.parametrize("option, fragment", [
     (["--family", "y1"], "cannot read --family 'y1'; write NAME=VALUE"),
-    (["--prior", "loadings=normal(0, 1)"], "unknown parameter kind(s) ['loadings']"),
+    (["--priors", "loadings=normal(0, 1)"], "unknown parameter kind(s) ['loadings']"),
     (["--family", "y1=gamma"], "unknown family 'gamma'"),
 ])
 def test_bad_family_or_prior_option(inputs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture,
@@ -177,3 +177,10 @@ def test_bad_family_or_prior_option(inputs: tuple[Path, Path], tmp_path: Path, c
     model, csv = inputs
     assert main(["fit", str(model), str(csv), *option, "--out", str(tmp_path / "out")]) == 2
     assert fragment in _error(capsys)
+
+
+def test_study_keeps_prior_for_draws_from_the_prior_beside_priors_per_kind() -> None:
+    from bayes_msem.cli import build_parser
+
+    args = build_parser().parse_args(["study", "m.txt", "d.csv", "--prior", "--priors", "variance=gamma(2, 4)[sd]"])
+    assert args.prior is True and args.priors == ["variance=gamma(2, 4)[sd]"]

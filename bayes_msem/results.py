@@ -94,6 +94,18 @@ class Fit:
             out = pd.concat([out, defined[out.columns]], ignore_index=True)
         return out
 
+    def recovery(self, truth: Mapping[tuple[str, str, str, str], float],
+                 names: Mapping[tuple[str, str, str, str], str] | None = None) -> pd.DataFrame:
+        """Known values beside the posterior, for simulated data: one row per ``truth`` entry, keyed
+        (lhs, op, rhs, level) as in :meth:`parameters`, with its name (``names``, else "lhs op rhs
+        (level)"), the truth, posterior mean, SD, 95% interval (lower, upper) and whether it covers."""
+        table = self.parameters().set_index(["lhs", "op", "rhs", "level"])
+        names = dict(names or {})
+        rows = [(names.get(key, " ".join(key[:3]) + f" ({key[3]})"), value, *table.loc[key, ["mean", "sd", _LOWER, _UPPER]])
+                for key, value in truth.items()]
+        out = pd.DataFrame(rows, columns=["parameter", "truth", "mean", "sd", "lower", "upper"])
+        return out.assign(covered=(out["lower"] < out["truth"]) & (out["truth"] < out["upper"]))
+
     def _summary(self, var: str, dim: str) -> pd.DataFrame:
         s = az.summary(self.idata, var_names=[var], ci_prob=INTERVAL, ci_kind="eti", round_to="none")
         s.index = self.idata.posterior[var][dim].to_numpy().tolist()

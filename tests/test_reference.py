@@ -304,3 +304,14 @@ def test_cluster_specific_slopes(random_slope_fit, tmp_path):
     # standardized cluster by cluster and averaged: the slope's std.all lies between 0 and 1
     slope = random_slope_fit.standardized().query("lhs == 'y' and op == '~' and rhs == 'x'")["std.all"].item()
     assert 0 < slope < 1
+
+
+def test_recovery_sets_known_values_beside_the_posterior(demo_fit):
+    key = ("fw", "=~", "y2", "within")
+    row = demo_fit.parameters().set_index(["lhs", "op", "rhs", "level"]).loc[key]
+    out = demo_fit.recovery({key: 0.0, ("fb", "~~", "fb", "between"): 0.1}, {key: "loading y2"})
+    assert list(out.columns) == ["parameter", "truth", "mean", "sd", "lower", "upper", "covered"]
+    assert list(out["parameter"]) == ["loading y2", "fb ~~ fb (between)"]
+    first = out.iloc[0]
+    assert (first["mean"], first["sd"], first["lower"], first["upper"]) == (row["mean"], row["sd"], row["eti_2.5%"], row["eti_97.5%"])
+    assert not first["covered"]  # the loading's interval lies well above 0

@@ -32,10 +32,7 @@ ROWS = {  # TRUTH key → (lhs, op, rhs, level) of the parameter table
 
 def compare(fit: bm.Fit) -> pd.DataFrame:
     """Posterior mean, SD and 95% interval of each population parameter beside its true value."""
-    table = fit.parameters().set_index(["lhs", "op", "rhs", "level"])
-    rows = [(name, TRUTH[name], *table.loc[key, ["mean", "sd", "eti_2.5%", "eti_97.5%"]]) for name, key in ROWS.items()]
-    out = pd.DataFrame(rows, columns=["parameter", "truth", "mean", "sd", "lower", "upper"])
-    return out.assign(covered=(out["lower"] < out["truth"]) & (out["truth"] < out["upper"]))
+    return fit.recovery({key: TRUTH[name] for name, key in ROWS.items()}, {key: name for name, key in ROWS.items()})
 
 
 def least_squares(pupils: pd.DataFrame) -> pd.DataFrame:

@@ -63,11 +63,7 @@ def truth() -> dict[tuple[str, str, str, str], float]:
 
 def compare(fit: bm.Fit) -> pd.DataFrame:
     """Posterior mean, SD and 95% interval beside the truth, one row per distinct parameter."""
-    table = fit.parameters().set_index(["lhs", "op", "rhs", "level"])
-    rows = [(" ".join(key[:3]) + f" ({key[3]})", value, *table.loc[key, ["mean", "sd", "eti_2.5%", "eti_97.5%"]])
-            for key, value in truth().items()]
-    out = pd.DataFrame(rows, columns=["parameter", "truth", "mean", "sd", "lower", "upper"])
-    return out.assign(covered=(out["lower"] < out["truth"]) & (out["truth"] < out["upper"]))
+    return fit.recovery(truth())
 
 
 def main(path: str | None = None, seed: int = 2004) -> pd.DataFrame:

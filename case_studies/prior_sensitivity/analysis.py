@@ -44,8 +44,4 @@ def truth() -> dict[tuple[str, str, str, str], float]:
 
 def compare(fit: bm.Fit) -> pd.DataFrame:
     """Posterior mean and 95% interval of each free parameter beside its true value."""
-    table = fit.parameters().set_index(["lhs", "op", "rhs", "level"])
-    rows = [(" ".join(key[:3]) + f" ({key[3]})", value, *table.loc[key, ["mean", "eti_2.5%", "eti_97.5%"]])
-            for key, value in truth().items()]
-    out = pd.DataFrame(rows, columns=["parameter", "truth", "mean", "lower", "upper"])
-    return out.assign(covered=(out["lower"] < out["truth"]) & (out["truth"] < out["upper"]))
+    return fit.recovery(truth()).drop(columns="sd")

@@ -104,10 +104,10 @@ class Model:
 
     def _structure(self) -> str:
         """A key for everything but the data: models with equal keys share compiled samplers."""
-        shape = self.data.n_clusters if self.plan.random else None
+        sampled = self.plan.random or self.plan.strategy != "marginal"  # latent variables per row or cluster
+        shape = [self.data.n_rows, self.data.n_clusters, [u.n_clusters for u in self.data.uppers]] if sampled else None
         return json.dumps([self.table.to_json(), sorted(self.priors.items()), self.plan.strategy, shape,
-                           self.data.has_missing, sorted(self.plan.families.items()),
-                           self.data.n_rows if self.plan.families else None])
+                           self.data.has_missing, sorted(self.plan.families.items())])
 
     def fit(self, draws: int = 1000, tune: int = 1000, chains: int = 4, random_seed: int | None = None,
             sampler: str = "nutpie", progressbar: bool = False, target_accept: float = 0.8) -> Fit:

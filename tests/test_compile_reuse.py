@@ -62,3 +62,19 @@ def test_conditional_model_reuse_with_unused_data():
                                                                                random_seed=1) for _ in range(2)]
     assert fits[1].info["seconds_compile"] < 2.0
     assert not np.array_equal(fits[0].idata.posterior["theta"].values, fits[1].idata.posterior["theta"].values)
+
+
+def test_conditional_model_with_other_cluster_counts_compiles_anew():
+    """The sampled cluster effects' shape is part of the structure: as many rows in more clusters
+    (240 = 40 x 6 = 60 x 4) is a new structure, not a reuse with a wrongly sized compiled model."""
+    rng = np.random.default_rng(5)
+    syntax = "level: within\n  y ~ x\nlevel: between\n  y ~~ y\n"
+    fits = []
+    for n_clusters, size in [(40, 6), (60, 4)]:
+        cluster = np.repeat(np.arange(n_clusters), size)
+        u = rng.normal(scale=0.5, size=n_clusters)[cluster]
+        frame = pd.DataFrame({"g": cluster, "y": (rng.random(len(cluster)) < 1 / (1 + np.exp(-u))).astype(float),
+                              "x": rng.normal(size=len(cluster))})
+        fits.append(bm.Model(syntax, frame, cluster="g", family={"y": "poisson"}).fit(draws=50, tune=50, chains=1,
+                                                                                     random_seed=1))
+    assert [f.idata.posterior.sizes["cluster"] for f in fits] == [40, 60]

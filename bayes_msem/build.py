@@ -18,6 +18,7 @@ import pytensor.tensor as pt
 
 from .data import ClusteredData, coordinate, unit_dim
 from .likelihood.conditional import ResponseStatistics, conditional_loglik
+from .likelihood.families import parse_family
 from .likelihood.gaussian import Layout, Statistics
 from .likelihood.hybrid import ClusterStatistics, hybrid_loglik, hybrid_units_loglik, split_between
 from .likelihood.marginal import MarginalStatistics, marginal_loglik
@@ -223,7 +224,10 @@ def _random_start(random: RandomParameter, kind: str, variance: dict) -> float:
 
 def _level_moments(plan: Plan, data: ClusteredData) -> tuple[dict, dict]:
     """Observed mean and variance of each modelled variable at each level (within: pooled
-    within-cluster variance; upper levels: variance of the means of the level's clusters)."""
+    within-cluster variance; upper levels: variance of the means of the level's clusters).
+    Non-Gaussian responses' moments are on the scale of their linear predictor: the mean there
+    is the family's η of the variable's overall mean, the variance 1 (a probit latent response's)."""
+    families = {name: parse_family(text) for name, text in plan.families.items()}
     mean, variance = {}, {}
     for rank, (level, lp) in enumerate(plan.levels.items()):
         names = list(lp.roles.observed)
@@ -236,5 +240,7 @@ def _level_moments(plan: Plan, data: ClusteredData) -> tuple[dict, dict]:
         else:
             values = data.matrix(names)
         for name, m, v in zip(names, np.nanmean(values, axis=0), np.nanvar(values, axis=0)):
+            if name in families:
+                m, v = families[name].linear_predictor(np.nanmean(data.column(name))), 1.0
             mean[(level, name)], variance[(level, name)] = m, max(v, 1e-3)
     return mean, variance

@@ -14,6 +14,7 @@ from scipy import stats
 from scipy.special import expit, gammaln, logsumexp
 
 import bayes_msem as bm
+from bayes_msem.build import starting_values
 from bayes_msem.data import DataError
 from bayes_msem.likelihood.families import Family, log_cdf, ordinal_levels, parse_family
 from bayes_msem.table import SpecificationError
@@ -237,3 +238,18 @@ def test_binary_responses_are_standardized_on_their_latent_response_scale():
     theta = model.plan.parameters["kind"].map({"variance": 0.9}).fillna(0.0).to_numpy()[None]
     icc = icc_table(theta, model.plan, model.data).set_index("variable")["mean"]
     assert icc["u1"] == pytest.approx(0.9 / (0.9 + np.pi**2 / 3))
+
+
+@pytest.mark.parametrize("family, values, start", [
+    ("poisson", [50, 60, 55, 55], np.log(55)), ("negbinomial", [0, 0, 0, 1], np.log(0.25)),
+    ("bernoulli", [1, 1, 1, 0], np.log(3)), ("bernoulli(probit)", [1, 1, 1, 0], stats.norm.ppf(0.75))])
+def test_non_gaussian_intercepts_start_on_the_linear_predictor_scale(family, values, start):
+    """Counts averaging 55 start at η = log 55, not 55 (e^55 overflowed: every transition diverged);
+    their between variance starts at ½ on the η scale, not at half the counts' variance."""
+    frame = pd.DataFrame({"y": np.tile(values, 10), "x": np.arange(40.0) % 3, "g": np.repeat(np.arange(10), 4)})
+    model = bm.Model("level: within\n  y ~ x\nlevel: between\n  y ~~ y\n", frame, cluster="g", family={"y": family})
+    theta = starting_values(model.plan, model.data)
+    table = model.parameter_table().set_index(["lhs", "op", "level"])
+    assert theta[table.loc[("y", "~1", "between"), "free"] - 1] == pytest.approx(start)
+    assert theta[table.loc[("y", "~~", "between"), "free"] - 1] == pytest.approx(0.5)
+    assert np.isfinite(model.pymc_model.point_logps()["loglik"])

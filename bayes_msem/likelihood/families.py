@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytensor.tensor as pt
+import scipy.special
 from pytensor.tensor import TensorLike
 
 from ..data import DataError
@@ -89,6 +90,17 @@ class Family:
         if self.name == "poisson":
             return poisson_logp(y, eta)
         return negbinomial_logp(y, eta, _needed(dispersion, "dispersion", self))
+
+    def linear_predictor(self, mean: float) -> float:
+        """The η at which the response's mean is ``mean`` (of the codes of :meth:`codes`), for
+        starting values: log μ (counts, μ ≥ 0.05), F⁻¹(p) (bernoulli, p within [0.02, 0.98]), 0
+        (ordinal: its thresholds hold the location), the mean itself (gaussian)."""
+        if self.name in ("poisson", "negbinomial"):
+            return float(np.log(max(mean, 0.05)))
+        if self.name == "bernoulli":
+            p = float(np.clip(mean, 0.02, 0.98))
+            return float(np.log(p / (1 - p)) if self.link == "logit" else scipy.special.ndtri(p))
+        return 0.0 if self.has_thresholds else float(mean)
 
     def draw(self, eta: np.ndarray, rng: np.random.Generator, *, thresholds: np.ndarray | None = None,
              dispersion: np.ndarray | float | None = None) -> np.ndarray:

@@ -2,7 +2,7 @@
 
     bayes-msem fit MODEL DATA.csv [--cluster COL [UPPER]] [--draws 1000] [--tune 1000] [--chains 4]
                                   [--seed N] [--sampler nutpie|pymc|numpyro|blackjax]
-                                  [--std-lv] [--family VAR=FAMILY ...] [--ordered VAR ...]
+                                  [--std-lv] [--rescale] [--family VAR=FAMILY ...] [--ordered VAR ...]
                                   [--priors KIND=PRIOR ...] [--out DIR] [--progress]
     bayes-msem sensitivity MODEL DATA.csv --prior-set [NAME:]KIND=PRIOR[;KIND=PRIOR...] ...
                                   [--cluster ...] [--draws ...] [--out DIR] (as fit)
@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--seed", type=int, default=None, help="random seed")
     fit.add_argument("--sampler", choices=SAMPLERS, default="nutpie", help="NUTS implementation (default nutpie)")
     fit.add_argument("--std-lv", action="store_true", help="fix factor variances to 1 instead of first loadings")
+    fit.add_argument("--rescale", action="store_true",
+                     help="fit with continuous variables divided by their SDs; report in their own units")
     fit.add_argument("--family", metavar="VAR=FAMILY", action="append", default=[],
                      help="response family of a variable, e.g. u1=bernoulli, n=poisson, o1='ordinal(logit)'; "
                           "give it once per variable")
@@ -180,7 +182,7 @@ def _model(args: argparse.Namespace) -> Model:
     data = _read_data(args.data)
     try:
         cluster = args.cluster[0] if args.cluster and len(args.cluster) == 1 else args.cluster
-        return Model(syntax, data, cluster=cluster, std_lv=args.std_lv, family=assignments(args.family, "--family"),
+        return Model(syntax, data, cluster=cluster, std_lv=args.std_lv, rescale=args.rescale, family=assignments(args.family, "--family"),
                      ordered=args.ordered, priors=assignments(args.priors, "--priors"))
     except ModelSyntaxError as error:
         raise UserError(f"{args.model}: {_reason(error)}") from error

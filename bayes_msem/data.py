@@ -50,8 +50,8 @@ def warn_scales(data: ClusteredData, names: Sequence[str]) -> None:
     warnings.warn(f"the variables' variances differ by a factor of {variances[big] / variances[small]:,.0f} "
                   f"({big!r}: {variances[big]:.3g}, {small!r}: {variances[small]:.3g}); the default priors assume "
                   f"comparable scales and the sampler adapts worse. Rescale the variable in other units, e.g. "
-                  f"data[{big!r}] / {factor:g}, whose estimates then read in those units, or standardise it: "
-                  f"(data[{big!r}] - data[{big!r}].mean()) / data[{big!r}].std().", DataWarning, stacklevel=3)
+                  f"data[{big!r}] / {factor:g}, whose estimates then read in those units, or pass rescale=True to "
+                  "fit on standardised scales and report in the variables' own units.", DataWarning, stacklevel=3)
 
 
 @dataclass(frozen=True, eq=False)

@@ -30,6 +30,7 @@ from .predictive import plot_predictive, predictive_dataset
 from .priors import default_priors
 from .results import Fit, check_definitions
 from .sample import check_settings, nutpie_model, run_sampler
+from .scales import parameter_factors, rescaled, variable_scales
 from .study import ClusterSize, ParameterValues, simulate_data
 from .syntax import parse
 from .table import assign_roles, build_table, definitions
@@ -50,11 +51,16 @@ class Model:
         ``"bernoulli(probit)"``, ``"ordinal(logit)"``; also ``"poisson"`` and ``"negbinomial"``, whose
         lowest-level ``y ~~ y`` is its dispersion); the others are Gaussian.
     ordered : ordinal variables, as in lavaan (cumulative probit with thresholds ``y | t1 + ...``).
+    rescale : fit with every continuous variable divided by its standard deviation (for variables on
+        very different scales, which the default priors and the sampler's adaptation handle badly);
+        :meth:`Fit.parameters`, ``summary``, ``cluster_effects`` and ``latent_scores`` report in the
+        variables' own units (:mod:`.scales`). Priors written in the syntax or ``priors`` then apply
+        to the rescaled variables, as do ``fit.idata`` and LOO.
     """
 
     def __init__(self, syntax: str, data: pd.DataFrame, cluster: str | list[str] | None = None, *,
                  std_lv: bool = False, priors: Mapping[str, str] | None = None,
-                 family: Mapping[str, str] | None = None, ordered: Sequence[str] = ()):
+                 family: Mapping[str, str] | None = None, ordered: Sequence[str] = (), rescale: bool = False):
         self.syntax = syntax
         self.cluster = cluster
         self.std_lv = std_lv
@@ -72,7 +78,12 @@ class Model:
         variables, between, upper = data_variables(roles)
         validated = validate(data, variables, cluster, between, missing_allowed(roles), upper)
         self.data: ClusteredData = recode(validated, {v: f.codes for v, f in self.families.items()})
-        warn_scales(self.data, [v for v in self.data.values if v not in self.families])
+        continuous = [v for v in self.data.values if v not in self.families]
+        self.scales = variable_scales(self.data, continuous) if rescale else {}
+        if rescale:
+            parameter_factors(self.table, self.scales)  # refuses models the rescaling would change
+            self.data = rescaled(self.data, self.scales)
+        warn_scales(self.data, continuous)
         self._plan: Plan | None = None
         self._pymc_model: pm.Model | None = None
 
@@ -132,6 +143,7 @@ class Model:
             "n_upper_clusters": [upper.n_clusters for upper in self.data.uppers], "strategy": self.plan.strategy,
             "sampler": sampler,
             "syntax": self.syntax, "std_lv": self.std_lv, "families": dict(self.plan.families), "priors": self.priors,
+            "scales": self.scales,
             "seconds_compile": compiled_at - started,
             "seconds_sample": finished - compiled_at,
         }
@@ -159,7 +171,8 @@ class Model:
                  ) -> pd.DataFrame:
         """One data set drawn from the model at ``parameters`` (:mod:`.simulate`: every latent
         variable, random intercept and random parameter of new clusters drawn afresh, non-Gaussian
-        responses from their family), as a DataFrame with the cluster column(s).
+        responses from their family), as a DataFrame with the cluster column(s), in the variables'
+        own units (with ``rescale=True`` too).
 
         ``parameters``: a value per free parameter, named as in θ's ``parameter`` dimension (e.g.
         ``{"between:fb=~y2": 0.8}``; ``"y~x"`` in single-level models) or by label, or a table with

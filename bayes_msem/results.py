@@ -30,8 +30,10 @@ from . import clusters, diagnostics, fit_measures
 from .data import ClusteredData, data_frame
 from .diagram import draw
 from .plan import MARGINAL, make_plan, parameter_name
+from .table import BETWEEN
 from .pointwise import SampledLikelihood, posterior_proposal
 from .predictive import moment_ppp, plot_predictive, predictive_dataset, thinned
+from .scales import theta_factors, variable_scale
 from .scores import latent_scores
 from .prior_sensitivity import draw_densities, sensitivity_table, sensitivity_tree
 from .simulate import Simulator
@@ -74,7 +76,8 @@ class Fit:
 
         Variances are variances; fixed parameters show their value as the mean and no spread.
         """
-        stats = self._summary("theta", "parameter")
+        own_units = self._own_units()
+        stats = self._summary("theta", "parameter", own_units)
         table = self.table
         names = [parameter_name(*r) for r in table[["level", "lhs", "op", "rhs"]].itertuples(index=False)]
         free_names = {}
@@ -88,7 +91,7 @@ class Fit:
         fixed = ~out["free"] & table["random"].isna()
         out.loc[fixed, "mean"] = table.loc[fixed, "fixed"]
         if len(self.definitions):
-            defined = self._summary("defined", "definition").reset_index(names="lhs")
+            defined = self._summary("defined", "definition", own_units).reset_index(names="lhs")
             defined = defined.assign(op=":=", rhs=self.definitions["expression"].to_numpy(), level="", label=None,
                                      random=None, free=True)
             out = pd.concat([out, defined[out.columns]], ignore_index=True)
@@ -106,16 +109,40 @@ class Fit:
         out = pd.DataFrame(rows, columns=["parameter", "truth", "mean", "sd", "lower", "upper"])
         return out.assign(covered=(out["lower"] < out["truth"]) & (out["truth"] < out["upper"]))
 
-    def _summary(self, var: str, dim: str) -> pd.DataFrame:
-        s = az.summary(self.idata, var_names=[var], ci_prob=INTERVAL, ci_kind="eti", round_to="none")
-        s.index = self.idata.posterior[var][dim].to_numpy().tolist()
+    def _own_units(self) -> xr.DataTree:
+        """The posterior of θ and the defined parameters in the variables' own units: the fit's
+        own for models fitted without ``rescale``, else θ times :func:`.scales.theta_factors`."""
+        scales = self.info.get("scales") or {}
+        if not scales:
+            return self.idata
+        posterior = self.idata.posterior.to_dataset()
+        factors = xr.DataArray(theta_factors(self.table, scales), dims="parameter")
+        theta = posterior["theta"] * factors
+        reported = {"theta": theta}
+        if len(self.definitions):
+            reported["defined"] = evaluate_definitions(theta, self.table, self.definitions)
+        return xr.DataTree.from_dict({"posterior": xr.Dataset(reported)})
+
+    def _summary(self, var: str, dim: str, tree: xr.DataTree | None = None) -> pd.DataFrame:
+        tree = self.idata if tree is None else tree
+        s = az.summary(tree, var_names=[var], ci_prob=INTERVAL, ci_kind="eti", round_to="none")
+        s.index = tree.posterior[var][dim].to_numpy().tolist()
         lo, hi = (c for c in s.columns if c.startswith("eti"))
         return pd.DataFrame(s).rename(columns={lo: _LOWER, hi: _UPPER})[_STAT_COLUMNS]
 
     def cluster_effects(self, name: str) -> pd.DataFrame:
         """Per cluster: posterior mean, SD and 95% interval of the random parameter ``name``
         (a variance for a random log-variance; every entry of Φ_j for a covariance block)."""
-        return clusters.summarise(clusters.cluster_draws(self.idata, self.table, name))
+        return clusters.summarise(self._cluster_draws(name))
+
+    def _cluster_draws(self, name: str) -> xr.DataArray:
+        """Draws of the random parameter ``name`` per cluster, in the variables' own units."""
+        return clusters.cluster_draws(self.idata, self.table, name) * self._scale(name, BETWEEN)
+
+    def _scale(self, name: str, level: str) -> float:
+        """The scale of a variable in the fit (1 unless fitted with ``rescale``)."""
+        scales = self.info.get("scales") or {}
+        return variable_scale(self.table, scales)(name, level) if scales else 1.0
 
     def latent_scores(self, level: str | None = None, seed: int | None = None) -> pd.DataFrame:
         """Per unit (row label or cluster id) and latent variable (factors; at the between level also
@@ -124,6 +151,8 @@ class Fit:
         conditional distribution given the data, once per posterior draw (:mod:`.scores`)."""
         data = ClusteredData.from_dataset(self.idata.observed_data.to_dataset(), self.info.get("cluster"))
         scores = latent_scores(self.idata.posterior.to_dataset(), make_plan(self.table), data, seed)
+        scale = np.array([self._scale(v, l) for v, l in scores[["variable", "level"]].itertuples(index=False)])
+        scores[["mean", "sd", _LOWER, _UPPER]] *= scale[:, None]
         if level is None:
             return scores
         if level not in set(scores["level"]):
@@ -325,7 +354,7 @@ class Fit:
 
     def plot_cluster_effects(self, name: str, path: str | Path | None = None):
         """Forest plot of the cluster-specific values of ``name``; saved to ``path`` if given."""
-        return clusters.forest_plot(clusters.cluster_draws(self.idata, self.table, name), name, path)
+        return clusters.forest_plot(self._cluster_draws(name), name, path)
 
     def diagram(self, path: str | Path | None = None, format: str = "png",
                 standardized: bool = False) -> graphviz.Digraph:
@@ -381,7 +410,7 @@ class Fit:
             if level:
                 lines.append(f"Level: {level}")
             body = rows.set_index("name")[["mean", "sd", _LOWER, _UPPER, "r_hat", "ess_bulk"]]
-            lines.append(body.to_string(float_format=lambda v: f"{v:.3f}", na_rep=""))
+            lines.append(body.to_string(float_format=_number, na_rep=""))
             lines.append("")
         return "\n".join(lines)
 
@@ -407,6 +436,12 @@ class Fit:
         return path
 
 
+def _number(value: float) -> str:
+    """Three decimals, or three significant digits for values below 0.01 (e.g. a loading of grams on
+    kilograms), which three decimals would show as 0.000."""
+    return f"{value:.3f}" if value == 0 or abs(value) >= 0.01 else f"{value:.3g}"
+
+
 def _is_dispersion(families: dict, lhs: str, op: str, rhs: str, level: str, lowest: str) -> bool:
     """Whether a row is a negative binomial variable's dispersion α (its lowest-level ``y ~~ y``)."""
     return op == "~~" and lhs == rhs and level == lowest and families.get(lhs, "").startswith("negbinomial")
@@ -419,6 +454,10 @@ def compare(fits: Mapping[str, Fit] | Sequence[Fit]) -> pd.DataFrame:
     named = dict(fits) if isinstance(fits, Mapping) else {f"model {k}": fit for k, fit in enumerate(fits, start=1)}
     if len(named) < 2:
         raise ValueError("compare needs at least two fits.")
+    scales = {name: fit.info.get("scales") or {} for name, fit in named.items()}
+    if len({json.dumps(s, sort_keys=True) for s in scales.values()}) > 1:
+        raise ValueError(f"the fits' data were rescaled differently ({scales}); the log-likelihoods of LOO are on "
+                         "the fitted scale: fit every model with the same rescale setting.")
     units = {name: fit.log_likelihood()["unit"].values for name, fit in named.items()}
     first, *others = units.items()
     for name, values in others:

@@ -38,6 +38,7 @@ from .data import ClusteredData, UpperLevel, data_frame, validate
 from .diagnostics import SamplingWarning
 from .plan import Plan, data_variables, missing_allowed, parameter_name
 from .predictive import thinned
+from .scales import rescaled
 from .results import align_signs, evaluate_definitions
 from .sample import check_settings
 from .simulate import Simulator
@@ -280,7 +281,8 @@ def simulate_data(model: Model, parameters: ParameterValues, n_clusters: int | N
     """One data set from ``model`` at ``parameters`` (see :meth:`.Model.simulate`)."""
     rng = np.random.default_rng(seed)
     theta = theta_values(model.plan, parameters)
-    design = design_data(model.plan, model.data, model.cluster, rng, n_clusters, cluster_size, covariates, missing)
+    data = rescaled(model.data, {name: 1 / scale for name, scale in model.scales.items()})  # in the variables' units
+    design = design_data(model.plan, data, model.cluster, rng, n_clusters, cluster_size, covariates, missing)
     drawn = Simulator(model.plan, design).replicated_data(theta, rng)
     for name in _placeholders(model.plan, 0):
         kept = ~np.isnan(design.column(name))
@@ -488,6 +490,10 @@ def study(model: Model, parameters: ParameterValues | str, replications: int = 1
 def _spec(model: Model, parameters: ParameterValues | str, design: dict, rank_draws: int, fit: dict) -> StudySpec:
     """The study's spec (seed still to be chosen), its settings checked before anything runs."""
     check_settings(fit["draws"], fit["tune"], fit["chains"], fit["sampler"])
+    if model.scales:
+        raise ValueError("a study cannot use rescale=True: each replication's data would be divided by its own SDs, "
+                         "so the priors and the truth would differ in scale between replications. Give the variables "
+                         "fixed units instead (e.g. divide by a power of ten) and fit without rescale.")
     unknown = [k for k in design if k not in DESIGN_KEYS]
     if unknown:
         raise ValueError(f"unknown design setting(s) {_listed(unknown)}; the design takes {', '.join(DESIGN_KEYS)}.")

@@ -159,12 +159,13 @@ def test_family_ordered_and_prior_options_reach_the_model(inputs: tuple[Path, Pa
     built = []
     monkeypatch.setattr(bm.Model, "fit", lambda self, **kwargs: built.append(self) or _no_fit())
     argv = ["fit", str(model), str(csv), "--family", "y1=bernoulli(probit)", "--ordered", "y2",
-            "--priors", "variance=gamma(2, 4)[sd]", "--out", str(tmp_path / "out")]
+            "--priors", "variance=gamma(2, 4)[sd]", "--rescale", "--out", str(tmp_path / "out")]
     with pytest.raises(AssertionError, match="stopped before fitting"):
         main(argv)
     (fitted,) = built
     assert {v: str(f) for v, f in fitted.families.items()} == {"y1": "bernoulli(probit)", "y2": "ordinal(probit)"}
     assert fitted.priors == {"variance": "gamma(2, 4)[sd]"}
+    assert set(fitted.scales) == set(fitted.data.values) - {"y1", "y2"}  # the continuous variables
 
 
 @pytest.mark.parametrize("option, fragment", [

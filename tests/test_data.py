@@ -253,7 +253,7 @@ def test_three_levels_one_class_per_school():
 def test_variables_on_very_different_scales_get_a_warning():
     rng = np.random.default_rng(1)
     data = pd.DataFrame({"y": rng.normal(size=100), "income": rng.normal(50_000, 20_000, size=100)})
-    with pytest.warns(bm.DataWarning, match=r"differ by a factor of .*data\['income'\] / 10000.*standardise"):
+    with pytest.warns(bm.DataWarning, match=r"differ by a factor of .*data\['income'\] / 10000.*rescale=True"):
         bm.Model("y ~ income", data)
     with warnings.catch_warnings():
         warnings.simplefilter("error", bm.DataWarning)

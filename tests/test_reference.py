@@ -124,6 +124,31 @@ def test_demo_twolevel_matches_lavaan(demo_fit):
     np.testing.assert_allclose(r2[("y1", "within")], 1 - std.loc[("y1", "~~", "y1", "within"), "std.all"], atol=1e-12)
 
 
+def test_rescaled_fit_reports_lavaan_estimates_in_the_variables_own_units(demo_fit):
+    """y1 recorded in thousandths and x1 in hundreds: variances near 10⁶ and 10⁻⁴, far from what the
+    default priors expect. With rescale=True the model is fitted on unit SDs and reported in the
+    data's units, where lavaan's estimates change by the units alone: a loading on y by
+    unit(y)/unit(f), a regression of v on w by unit(v)/unit(w), a (co)variance by unit(v)·unit(w),
+    an intercept by unit(y); the factors take their marker y1's unit. The same bar as lavaan's
+    own units (distances in posterior SDs do not change with units)."""
+    data = pd.read_csv(REFERENCE / "demo_twolevel.csv")
+    units = {"y1": 1000.0, "x1": 0.01, "fw": 1000.0, "fb": 1000.0}
+    data["y1"] *= units["y1"]
+    data["x1"] *= units["x1"]
+    fit = bm.Model(DEMO_MODEL, data, cluster="cluster", rescale=True).fit(draws=1000, tune=1000, chains=4, random_seed=1)
+    unit = lambda name: units.get(name, 1.0)  # noqa: E731
+    change = {"=~": lambda lhs, rhs: unit(rhs) / unit(lhs), "~": lambda lhs, rhs: unit(lhs) / unit(rhs),
+              "~~": lambda lhs, rhs: unit(lhs) * unit(rhs), "~1": lambda lhs, rhs: unit(lhs)}
+    reference = _lavaan_demo()
+    reference["est"] *= [change[op](lhs, rhs) for lhs, op, rhs in reference[["lhs", "op", "rhs"]].itertuples(index=False)]
+    _check(fit, reference)
+    assert max(fit.info["scales"].values()) > 1000 and min(fit.info["scales"].values()) < 0.011
+    # the clusters' factor scores in the data's units: the unscaled fit's times 1000
+    ours, plain = (f.latent_scores("between", seed=1).query("variable == 'fb'")["mean"].to_numpy() for f in (fit, demo_fit))
+    assert np.corrcoef(ours, plain)[0, 1] > 0.99
+    assert np.polyfit(plain, ours, 1)[0] == pytest.approx(1000, rel=0.03)
+
+
 def test_holzinger_swineford_matches_lavaan():
     data = pd.read_csv(REFERENCE / "holzinger_swineford.csv")
     fit = bm.Model(HS_MODEL, data).fit(draws=1000, tune=1000, chains=2, random_seed=1)
@@ -211,6 +236,21 @@ def test_random_slope_matches_lme4(random_slope_fit):
     variances and covariance; the residual variance is the within variance of y."""
     _check(random_slope_fit, _lme4_random_slope())
     assert "marginal" in random_slope_fit.summary()  # the slopes are integrated out, not sampled
+
+
+def test_rescaled_random_slopes_in_the_variables_own_units(random_slope_fit):
+    """x recorded in tenths: the slopes (their mean, SD and every cluster's) are a tenth of lme4's,
+    their variance a hundredth, their covariance with the intercept a tenth."""
+    data = pd.read_csv(REFERENCE / "random_slope.csv")
+    data["x"] *= 10
+    fit = bm.Model(RANDOM_SLOPE_MODEL, data, cluster="school", rescale=True).fit(draws=1000, tune=1000, chains=4,
+                                                                                random_seed=1)
+    reference = _lme4_random_slope()
+    change = {("s", "~1", ""): 0.1, ("s", "~~", "s"): 0.01, ("y", "~~", "s"): 0.1}
+    reference["est"] *= [change.get(key, 1.0) for key in reference[["lhs", "op", "rhs"]].itertuples(index=False, name=None)]
+    _check(fit, reference)
+    ours, plain = (f.cluster_effects("s")["mean"].to_numpy() for f in (fit, random_slope_fit))
+    assert np.polyfit(plain, ours, 1)[0] == pytest.approx(0.1, rel=0.03)
 
 
 def _lme4_random_slope() -> pd.DataFrame:

@@ -233,3 +233,35 @@ def test_a_short_fit_warns_with_the_remedy(model):
     assert "(within)" in failed.loc["ess_bulk", "remedy"] or "(between)" in failed.loc["ess_bulk", "remedy"]
     summary = fit.summary()
     assert "Verdict                      check:" in summary and f"    - {failed['remedy'].iloc[0]}" in summary
+
+
+def _random_loading_funnel() -> "pd.DataFrame":
+    """The random-loadings template's design with 15 clusters of 150 units and loadings that vary
+    little (SD 0.05): each cluster pins its loadings down, so their non-centred parameterisation
+    l_j = μ + σ z_j has the funnel's shape in (σ, z_j) (z_j = (l_j − μ)/σ narrows as σ grows
+    small), where NUTS with the default step size diverges."""
+    import pandas as pd
+
+    rng = np.random.default_rng(5)
+    n_clusters, size, spread = 15, 150, 0.05
+    cluster = np.repeat(np.arange(n_clusters), size)
+    loadings = np.stack([np.ones(n_clusters), 0.8 + spread * rng.normal(size=n_clusters),
+                         0.9 + spread * rng.normal(size=n_clusters), np.full(n_clusters, 0.7)], axis=1)
+    within = rng.normal(scale=np.sqrt(0.8), size=len(cluster))
+    between = rng.normal(scale=np.sqrt(0.3), size=n_clusters)
+    means = np.array([2, 0.5, -0.3, 1.0]) + np.outer(between, [1, 0.9, 0.7, 0.8]) + rng.normal(scale=0.4, size=(n_clusters, 4))
+    y = means[cluster] + loadings[cluster] * within[:, None] + rng.normal(size=(len(cluster), 4))
+    return pd.DataFrame(y, columns=["y1", "y2", "y3", "y4"]).assign(cluster=cluster)
+
+
+@pytest.mark.slow
+def test_divergences_on_a_funnel_are_reported_and_the_remedy_removes_them():
+    """The fit warns of its divergent transitions with the remedy, and following it (the same
+    chains and seed at target_accept=0.95: smaller steps that follow the funnel's neck) leaves none."""
+    model = bm.Model(bm.template("random_loadings"), _random_loading_funnel(), cluster="cluster")
+    with pytest.warns(bm.SamplingWarning, match=r"divergent transitions: .*rerun with target_accept=0\.95"):
+        fit = model.fit(draws=1000, tune=1000, chains=4, random_seed=1)
+    assert fit.diagnostics().loc["divergences", "value"] >= 5
+    assert "rerun with target_accept=0.95" in fit.summary()
+    remedied = model.fit(draws=1000, tune=1000, chains=4, random_seed=1, target_accept=0.95)
+    assert remedied.diagnostics().loc["divergences", "value"] == 0

@@ -64,6 +64,7 @@ def main() -> None:
     parser.add_argument("--chains", type=int, default=2)
     parser.add_argument("--workers", type=int, default=None, help="local processes (default cores / chains)")
     parser.add_argument("--out", type=Path, default=Path("out/study_cfa"))
+    parser.add_argument("--summary", type=Path, default=Path(__file__).with_name("study_cfa_summary.csv"))
     args = parser.parse_args()
     pd.set_option("display.width", 220)
 
@@ -81,7 +82,7 @@ def main() -> None:
         rows = pd.concat([r.replications.assign(replication=r.replications["replication"] + k * args.replications)
                           for k, r in enumerate(results)], ignore_index=True)
         tables.append(report("pooled", StudyResult(rows, results[0].settings, args.out)))
-    pd.concat(tables).to_csv(Path(__file__).with_name("study_cfa_summary.csv"), float_format="%.4f")
+    pd.concat(tables).to_csv(args.summary, float_format="%.4f")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@
 """
 
 from .data import DataError, DataWarning, group_mean_center
-from .diagnostics import SamplingWarning
+from .diagnostics import SamplingError, SamplingWarning
 from .model import Model
 from .priors import PriorError
 from .results import Fit, compare, load
@@ -17,4 +17,4 @@ from .syntax import ModelSyntaxError
 from .table import SpecificationError
 from .templating import template
 
-__all__ = ["Model", "Fit", "compare", "load", "DataError", "DataWarning", "ModelSyntaxError", "PriorError", "SamplingWarning", "SpecificationError", "template", "group_mean_center", "sensitivity", "study"]
+__all__ = ["Model", "Fit", "compare", "load", "DataError", "DataWarning", "ModelSyntaxError", "PriorError", "SamplingError", "SamplingWarning", "SpecificationError", "template", "group_mean_center", "sensitivity", "study"]

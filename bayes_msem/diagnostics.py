@@ -76,6 +76,48 @@ def report(idata: xr.DataTree, table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index", columns=_COLUMNS).rename_axis("check")
 
 
+class SamplingError(RuntimeError):
+    """Every chain failed: no chain could leave its starting values."""
+
+
+_START_FAILURES = ("All initialization points failed", "Initial evaluation of model at starting point failed",
+                   "Bad initial energy")
+
+
+def is_start_failure(error: BaseException) -> bool:
+    """Whether a sampler's error says that the log density could not be evaluated at the start
+    (nutpie's "All initialization points failed", PyMC's "Initial evaluation … failed" and "Bad
+    initial energy")."""
+    return any(text in str(error) for text in _START_FAILURES)
+
+
+def failed_chains(idata: xr.DataTree) -> list[int]:
+    """The chains that never moved: every transition divergent, or every draw of θ the same."""
+    theta = idata.posterior["theta"].transpose("chain", "draw", ...).values
+    still = (theta == theta[:, :1]).all(axis=(1, 2)) & (theta.shape[2] > 0)
+    stats = idata.get("sample_stats")
+    diverging = (stats["diverging"].transpose("chain", ...).values.astype(bool).all(axis=1)
+                 if stats is not None and "diverging" in stats else np.zeros(len(still), dtype=bool))
+    return [chain for chain in range(theta.shape[0]) if diverging[chain] or still[chain]]
+
+
+def start_failure(what: str, log_densities: dict[str, float]) -> SamplingError:
+    """The error for a fit whose every chain failed (``what``), naming the terms of the log density
+    at the starting values (PyMC's ``point_logps``) that make it impossible or too steep."""
+    terms = {name: float(value) for name, value in log_densities.items()}
+    impossible = [name for name, value in terms.items() if not np.isfinite(value)]
+    if impossible:
+        where = f"the log density is {terms[impossible[0]]} at the starting values (term {', '.join(impossible)})"
+    else:
+        worst = min(terms, key=terms.get)
+        where = (f"at the starting values the log density is {sum(terms.values()):.3g}, its term {worst!r} "
+                 f"{terms[worst]:.3g}: too steep for any step")
+    return SamplingError(
+        f"every chain failed: {what}; {where}. Starting values are the start() values written in the syntax, "
+        "else come from the data: check written start() values (a count's intercept is on the log scale, a binary "
+        "item's on the logit scale), the priors, and variables on very different scales (rescale=True).")
+
+
 def warn(checks: pd.DataFrame) -> None:
     """One :class:`SamplingWarning` per failed check of a :func:`report`, with its remedy."""
     for remedy in checks.loc[checks["verdict"] == "warning", "remedy"]:

@@ -22,7 +22,7 @@ import xarray as xr
 from .build import build_model, cluster_ids
 from .data import ClusteredData, recode, validate, warn_scales
 from .diagram import draw
-from .diagnostics import warn
+from .diagnostics import failed_chains, is_start_failure, start_failure, warn
 from .likelihood.families import Family, ordinal_levels, parse_family
 from .likelihood.slopes import CONDITIONAL_MEAN, draw_random_effects
 from .plan import Plan, check_within_variation, data_variables, make_plan, missing_allowed
@@ -129,8 +129,16 @@ class Model:
         model = self.pymc_model
         compiled = nutpie_model(model, self._structure()) if sampler == "nutpie" else None
         compiled_at = time.perf_counter()
-        idata = run_sampler(model, compiled, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
-                            sampler=sampler, progressbar=progressbar, target_accept=target_accept)
+        try:
+            idata = run_sampler(model, compiled, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
+                                sampler=sampler, progressbar=progressbar, target_accept=target_accept)
+        except Exception as error:  # nutpie's RuntimeError, PyMC's SamplingError or ParallelSamplingError
+            if not is_start_failure(error):
+                raise
+            raise start_failure("no chain could evaluate the log density at its start", model.point_logps()) from None
+        if len(failed_chains(idata)) == chains:
+            raise start_failure("no chain moved from its starting values (every transition divergent)",
+                                model.point_logps())
         finished = time.perf_counter()
         if CONDITIONAL_MEAN in idata.posterior:  # random slopes were integrated out: draw them
             names = [r.name for r in self.plan.random]

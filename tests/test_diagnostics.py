@@ -265,3 +265,18 @@ def test_divergences_on_a_funnel_are_reported_and_the_remedy_removes_them():
     assert "rerun with target_accept=0.95" in fit.summary()
     remedied = model.fit(draws=1000, tune=1000, chains=4, random_seed=1, target_accept=0.95)
     assert remedied.diagnostics().loc["divergences", "value"] == 0
+
+
+def test_failed_chains_are_those_that_never_moved():
+    """A chain fails when all its transitions diverge or its draws never change; the fit raises
+    only when every chain failed (the errors page has real fits)."""
+    from bayes_msem.diagnostics import failed_chains
+
+    theta = _draws(chains=3)
+    theta[1] = theta[1, :1]  # chain 1 stuck at its start
+    diverging = np.zeros((3, DRAWS), dtype=bool)
+    diverging[2] = True  # chain 2: every transition divergent
+    tree = xr.DataTree.from_dict({
+        "posterior": xr.Dataset({"theta": (("chain", "draw", "parameter"), theta)}),
+        "sample_stats": xr.Dataset({"diverging": (("chain", "draw"), diverging)})})
+    assert failed_chains(tree) == [1, 2]

@@ -45,7 +45,7 @@ def test_each_bad_input_gets_its_error(row, tmp_path, monkeypatch):
     (tmp_path / "damaged.nc").write_bytes(b"not a netCDF file")
     errors = {"ModelSyntaxError": bm.ModelSyntaxError, "SpecificationError": bm.SpecificationError,
               "DataError": bm.DataError, "PriorError": bm.PriorError, "ValueError": ValueError,
-              "TypeError": TypeError, "FileNotFoundError": FileNotFoundError}
+              "TypeError": TypeError, "FileNotFoundError": FileNotFoundError, "SamplingError": bm.SamplingError}
     with pytest.raises(errors[row["error"]]) as raised:
         eval(row["example"].strip("`"), _namespace())
     assert row["says"] in str(raised.value), str(raised.value)

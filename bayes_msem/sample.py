@@ -103,7 +103,18 @@ def run_sampler(model: pm.Model, compiled, *, draws: int, tune: int, chains: int
 
         return nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=random_seed,
                              progress_bar=progressbar, target_accept=target_accept, save_warmup=False)
-    own_init = {"init": "adapt_diag"} if sampler == "pymc" else {}  # the JAX samplers initialise themselves
+    own = {"init": "adapt_diag"} if sampler == "pymc" else {"nuts": {"chain_method": _chain_method(chains)}}
     return pm.sample(draws=draws, tune=tune, chains=chains, random_seed=random_seed, progressbar=progressbar,
                      nuts_sampler=sampler, model=model, target_accept=target_accept,
-                     compute_convergence_checks=False, cores=min(chains, 2), **own_init)
+                     compute_convergence_checks=False, cores=min(chains, 2), **own)
+
+
+def _chain_method(chains: int) -> str:
+    """How the JAX samplers run their chains: one device per chain ("parallel", PyMC's default) when
+    JAX has that many, else vectorised on one device (a GPU; or the CPU when JAX started before
+    PyMC's import could ask it for one host device per chain, where "parallel" fails)."""
+    import jax
+    import pymc.sampling.jax  # noqa: F401  (sets the host device count if JAX has not started yet)
+
+    return "parallel" if jax.local_device_count() >= chains else "vectorized"
+

@@ -1,4 +1,4 @@
-"""The same seed gives the same draws with nutpie, PyMC and numpyro; another seed gives other draws."""
+"""The same seed gives the same draws with nutpie, PyMC, numpyro and blackjax; another seed gives other draws."""
 
 import numpy as np
 import pandas as pd
@@ -18,9 +18,9 @@ def model() -> bm.Model:
     return bm.Model(SYNTAX, pd.DataFrame({"g": cluster, "x": x, "y": y}), cluster="g")
 
 
-# blackjax is left out: in the full suite, a second blackjax fit in one process failed inside
-# PyMC's blackjax driver (a jitted squeeze over the chain keys), though it passes on its own.
-@pytest.mark.parametrize("sampler", ["nutpie", "pymc", "numpyro"])
+# In a worker of the full suite JAX starts (test_kernel.py) before PyMC asks it for one host device
+# per chain; the chains then run vectorised on one device (sample._chain_method).
+@pytest.mark.parametrize("sampler", ["nutpie", "pymc", "numpyro", "blackjax"])
 def test_same_seed_same_draws(model: bm.Model, sampler: str) -> None:
     def draws(seed: int) -> np.ndarray:
         fit = model.fit(draws=50, tune=50, chains=2, random_seed=seed, sampler=sampler)

@@ -30,7 +30,6 @@ from . import clusters, diagnostics, fit_measures
 from .data import ClusteredData, data_frame
 from .diagram import draw
 from .plan import MARGINAL, make_plan, parameter_name
-from .table import BETWEEN
 from .pointwise import SampledLikelihood, posterior_proposal
 from .predictive import moment_ppp, plot_predictive, predictive_dataset, thinned
 from .scales import theta_factors, variable_scale
@@ -38,6 +37,7 @@ from .scores import latent_scores
 from .prior_sensitivity import draw_densities, sensitivity_table, sensitivity_tree
 from .simulate import Simulator
 from .standardized import icc_table, r_squared_table, standardized_table
+from .table import BETWEEN
 
 INTERVAL = 0.95
 _LOWER, _UPPER = "eti_2.5%", "eti_97.5%"

@@ -54,7 +54,7 @@ def parameter_factors(table: pd.DataFrame, scales: Mapping[str, float]) -> np.nd
             raise SpecificationError(f"rescale=True cannot carry the random variance {row.random!r} ({written}): its "
                                      "log would shift, not scale. Rescale the data yourself (e.g. divide by a power "
                                      "of ten) and fit without rescale.")
-        fixed = row.free == 0 and not isinstance(row.random, str) and row.fixed not in (0.0,) and not np.isnan(row.fixed)
+        fixed = row.free == 0 and not isinstance(row.random, str) and np.isfinite(row.fixed) and row.fixed != 0
         if fixed and abs(factor - 1) > _TOLERANCE:
             raise SpecificationError(f"{written} is fixed at {row.fixed:g}, which in the variables' own units is "
                                      f"{row.fixed * factor:.4g}: rescale=True would change the model. Rescale the data "

@@ -137,12 +137,12 @@ class Fit:
 
     def _cluster_draws(self, name: str) -> xr.DataArray:
         """Draws of the random parameter ``name`` per cluster, in the variables' own units."""
-        return clusters.cluster_draws(self.idata, self.table, name) * self._scale(name, BETWEEN)
+        return clusters.cluster_draws(self.idata, self.table, name) * self._scale()(name, BETWEEN)
 
-    def _scale(self, name: str, level: str) -> float:
-        """The scale of a variable in the fit (1 unless fitted with ``rescale``)."""
+    def _scale(self):
+        """The function (name, level) → the variable's scale in the fit (1 unless fitted with ``rescale``)."""
         scales = self.info.get("scales") or {}
-        return variable_scale(self.table, scales)(name, level) if scales else 1.0
+        return variable_scale(self.table, scales) if scales else lambda name, level: 1.0
 
     def latent_scores(self, level: str | None = None, seed: int | None = None) -> pd.DataFrame:
         """Per unit (row label or cluster id) and latent variable (factors; at the between level also
@@ -151,8 +151,10 @@ class Fit:
         conditional distribution given the data, once per posterior draw (:mod:`.scores`)."""
         data = ClusteredData.from_dataset(self.idata.observed_data.to_dataset(), self.info.get("cluster"))
         scores = latent_scores(self.idata.posterior.to_dataset(), make_plan(self.table), data, seed)
-        scale = np.array([self._scale(v, l) for v, l in scores[["variable", "level"]].itertuples(index=False)])
-        scores[["mean", "sd", _LOWER, _UPPER]] *= scale[:, None]
+        scale = self._scale()
+        factors = {key: scale(*key) for key in set(scores[["variable", "level"]].itertuples(index=False, name=None))}
+        per_row = np.array([factors[key] for key in zip(scores["variable"], scores["level"])])
+        scores[["mean", "sd", _LOWER, _UPPER]] *= per_row[:, None]
         if level is None:
             return scores
         if level not in set(scores["level"]):

@@ -20,6 +20,8 @@ import pymc as pm
 import xarray as xr
 from pymc.initial_point import make_initial_point_fn
 
+from .callbacks import cached_callbacks
+
 SAMPLERS = ("nutpie", "pymc", "numpyro", "blackjax")
 _CACHE_SIZE = 8
 _COMPILED: OrderedDict = OrderedDict()
@@ -86,10 +88,15 @@ def compile_nutpie(model: pm.Model):
     correlation between a random parameter and a random intercept, is exactly zero, and
     nutpie's initial mass matrix needs it non-zero, while a large jitter can start a chain in
     a marker-dropping mode (a factor's variance near 0 with huge loadings).
+
+    The compiled callbacks are kept on disk (:mod:`bayes_msem.callbacks`): a later process
+    compiling the same graph loads them.
     """
     import nutpie
 
-    return dataclasses.replace(nutpie.compile_pymc_model(model), initial_point_func=_initial_points(model))
+    with cached_callbacks():
+        compiled = nutpie.compile_pymc_model(model, cache=True)
+    return dataclasses.replace(compiled, initial_point_func=_initial_points(model))
 
 
 def run_sampler(model: pm.Model, compiled, *, draws: int, tune: int, chains: int, random_seed: int | None,

@@ -1,0 +1,82 @@
+"""nutpie's callbacks kept in the on-disk cache (bayes_msem.callbacks): a second compile of the
+same graph loads them, and through the C interface they return exactly what PyTensor's compiled
+log-density, gradient and stored values give, also after the data are swapped for a refit."""
+
+import ctypes
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayes_msem as bm
+from bayes_msem import callbacks, sample
+from bayes_msem.examples import TWOLEVEL_CFA, simulate_twolevel
+
+DOUBLE = ctypes.POINTER(ctypes.c_double)
+
+
+def _logit_data(seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    cluster = np.repeat(np.arange(30), 5)
+    x = rng.normal(size=len(cluster))
+    u = rng.normal(scale=0.5, size=30)[cluster]
+    return pd.DataFrame({"g": cluster, "x": x, "y": (rng.random(len(x)) < 1 / (1 + np.exp(-u - x))).astype(float)})
+
+
+MODELS = {
+    "marginal": lambda seed: bm.Model(TWOLEVEL_CFA, simulate_twolevel(n_clusters=40, seed=seed), cluster="school"),
+    "conditional": lambda seed: bm.Model("level: within\n  y ~ x\nlevel: between\n  y ~~ y\n", _logit_data(seed),
+                                         cluster="g", family={"y": "bernoulli"}),
+}
+
+
+def _call_logp(compiled, x: np.ndarray) -> tuple[int, float, np.ndarray]:
+    grad, logp = np.zeros_like(x), np.zeros(())
+    status = compiled.compiled_logp_func.ctypes(len(x), x.ctypes.data_as(DOUBLE), grad.ctypes.data_as(DOUBLE),
+                                                logp.ctypes.data_as(DOUBLE), compiled.user_data.ctypes.data)
+    return status, float(logp), grad
+
+
+def _call_expand(compiled, x: np.ndarray) -> tuple[int, np.ndarray]:
+    values = np.zeros(compiled.n_expanded)
+    status = compiled.compiled_expand_func.ctypes(len(x), compiled.n_expanded, x.ctypes.data_as(DOUBLE),
+                                                  values.ctypes.data_as(DOUBLE), compiled.user_data.ctypes.data)
+    return status, values
+
+
+@pytest.mark.parametrize("strategy", list(MODELS))
+def test_callbacks_load_from_disk_and_match_pytensor(strategy):
+    first, other = MODELS[strategy](1), MODELS[strategy](2)
+    sample.compile_nutpie(first.pymc_model)
+    compiled = sample.compile_nutpie(first.pymc_model)   # a new callback object: numba finds it on disk
+    assert compiled.compiled_logp_func._pyfunc.__name__ == "logp_callback"
+    assert compiled.compiled_logp_func.cache_hits == 1 and compiled.compiled_expand_func.cache_hits == 1
+
+    reference = sample.compile_nutpie(other.pymc_model)  # PyTensor functions holding the other data
+    swapped = compiled.with_data(**{var.name: var.get_value() for var in reference.shared_var_keys})
+    rng = np.random.default_rng(0)
+    for case, expected in ((compiled, compiled), (swapped, reference)):
+        for _ in range(3):
+            x = case.initial_point_func(int(rng.integers(1000))) + rng.normal(scale=0.1, size=case.n_dim)
+            status, logp, grad = _call_logp(case, x)
+            want_logp, want_grad = expected.logp_func(x)
+            assert status == 0
+            # the same compiled graph function on the same inputs: equal to the last bit
+            assert logp == float(want_logp)
+            np.testing.assert_array_equal(grad, want_grad)
+            status, values = _call_expand(case, x)
+            assert status == 0
+            np.testing.assert_array_equal(values, expected.expand_func(x)[0])
+
+
+def test_callbacks_report_wrong_sizes_and_non_finite_values():
+    compiled = sample.compile_nutpie(MODELS["marginal"](1).pymc_model)
+    x = compiled.initial_point_func(0)
+    assert _call_logp(compiled, x[:-1])[0] == -1
+    x[:] = np.nan
+    assert _call_logp(compiled, x)[0] in (3, 4)
+
+
+def test_a_graph_without_a_cache_key_falls_back_to_nutpie():
+    record = np.zeros((), dtype=[("shared", [("data", [("a", np.uintp)])])]).dtype
+    assert callbacks._cached_callback(callbacks._LOGP, "logp_callback", lambda x: x, record, [], {}, n_dim=1) is None

@@ -505,9 +505,9 @@ def render(info: dict, res: dict, args) -> str:
         f"({'meets' if ess_fit >= TARGET_ESS_PER_S else 'misses'} the target), {ess_sample:.1f} for its sampling "
         f"phase; the hand-written model here: {hand_total:.1f} (total) / {hand_sample:.1f} (sampling).")
     out("")
-    out("Run-to-run spread on this VM is large even when idle: repeated identical runs gave warm compile "
-        "27-36 s (package) and 20-24 s (hand-written), sampling phases 2.0-3.7 s (both), so single-run "
-        "ratios carry roughly +-20 %; ESS repeats exactly for a given seed and cache state (see README.md).")
+    out("Run-to-run spread on this VM is large even when idle (compile and sampling phases of identical runs "
+        "differ by up to a third; README.md), and one seed's min ESS varies by about +-30 %, so single-run ratios "
+        "are rough; `SUITE.md` compares five seeds per model.")
     out("")
     out("### Sanity check: posterior means, package vs hand-written")
     out("")

@@ -77,6 +77,22 @@ def test_callbacks_report_wrong_sizes_and_non_finite_values():
     assert _call_logp(compiled, x)[0] in (3, 4)
 
 
-def test_a_graph_without_a_cache_key_falls_back_to_nutpie():
-    record = np.zeros((), dtype=[("shared", [("data", [("a", np.uintp)])])]).dtype
-    assert callbacks._cached_callback(callbacks._LOGP, "logp_callback", lambda x: x, record, [], {}, n_dim=1) is None
+def _record(word) -> np.dtype:
+    """nutpie's user-data layout for one vector ``a``, its pointer and size as ``word``."""
+    blocks = [("data", [("a", word)]), ("size", [("a", word)]), ("shape", [("a", np.uint64, (1,))])]
+    return np.dtype([("shared", blocks)])
+
+
+def test_a_graph_without_a_cache_key_or_an_unknown_record_falls_back_to_nutpie():
+    import numba
+    from pytensor.link.numba.cache import compile_numba_function_src
+
+    data = {"a": np.zeros(3)}
+    plain = numba.njit(lambda x, a: x)
+    assert callbacks._cached_callback(callbacks._LOGP, "logp_callback", plain, _record(np.uintp), ["a"], data,
+                                      n_dim=1) is None
+    keyed = numba.njit(compile_numba_function_src("def graph(x, a):\n    return x\n", "graph", cache_key="test_graph"))
+    assert callbacks._cached_callback(callbacks._LOGP, "logp_callback", keyed, _record(np.uintp), ["a"], data,
+                                      n_dim=1) is not None
+    assert callbacks._cached_callback(callbacks._LOGP, "logp_callback", keyed, _record(np.uint32), ["a"], data,
+                                      n_dim=1) is None

@@ -111,12 +111,9 @@ def _cached_callback(template: str, name: str, graph, record: np.dtype, keys: li
     return compile_numba_function_src(source, name, env, cache_key=f"bayes_msem_{name}_{key}")
 
 
-_LOGP_SIGNATURE = numba.types.int64(numba.types.uint64, numba.types.CPointer(numba.types.double),
-                                    numba.types.CPointer(numba.types.double),
-                                    numba.types.CPointer(numba.types.double), numba.types.voidptr)
-_EXPAND_SIGNATURE = numba.types.int64(numba.types.uint64, numba.types.uint64,
-                                      numba.types.CPointer(numba.types.double),
-                                      numba.types.CPointer(numba.types.double), numba.types.voidptr)
+_DOUBLES = numba.types.CPointer(numba.types.double)
+_LOGP_SIGNATURE = numba.types.int64(numba.types.uint64, _DOUBLES, _DOUBLES, _DOUBLES, numba.types.voidptr)
+_EXPAND_SIGNATURE = numba.types.int64(numba.types.uint64, numba.types.uint64, _DOUBLES, _DOUBLES, numba.types.voidptr)
 
 
 @contextlib.contextmanager

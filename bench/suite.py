@@ -438,7 +438,9 @@ The hand-written random-slope, random-loading, logit and three-level models samp
 effect and factor score, non-centred, as one writes them directly in PyMC; the package integrates
 out whatever is Gaussian and linear given the rest (random slopes, random intercepts, factor
 scores given the random loadings), so it samples far fewer variables per gradient. In the logit
-model nothing integrates in closed form: both sides sample the same variables.
+model nothing integrates in closed form: both sides sample the same variables, and the package
+is faster per gradient because it evaluates the Bernoulli-logit log-likelihood and its
+derivative in one fused pass per element (`bayes_msem/likelihood/logit.py`).
 """
 
 

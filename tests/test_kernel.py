@@ -1,14 +1,16 @@
-"""The fused Gaussian kernel against scipy's multivariate normal, finite differences and itself
-across backends (numpy reference, numba for nutpie, JAX for numpyro/blackjax)."""
+"""The fused kernels against scipy (the multivariate normal; the log-sigmoid), finite differences
+and themselves across backends (numpy reference, numba for nutpie, JAX for numpyro/blackjax)."""
 
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
 import pytest
 from pytensor.compile.mode import Mode
+from scipy.special import expit, log_expit
 from scipy.stats import multivariate_normal
 
 from bayes_msem.likelihood.kernel import gaussian_scatter
+from bayes_msem.likelihood.logit import bernoulli_logit_logp
 
 PYTHON = Mode(linker="py", optimizer="fast_run")
 BACKENDS = [PYTHON, "NUMBA", "JAX"]
@@ -67,3 +69,37 @@ def test_not_positive_definite_is_minus_infinity(mode):
     cov[1] = -np.eye(3)
     value = _function(mode)(cov, coef, crossprod, counts)[0]
     assert np.isfinite(value[0]) and value[1] == -np.inf
+
+
+def _logit_function(mode):
+    """Value, first and second derivative of Σ w ℓ(y, η) with the fused Bernoulli-logit kernel."""
+    y, eta, w = pt.vector("y"), pt.vector("eta"), pt.vector("w")
+    value = bernoulli_logit_logp(y, eta)
+    slope = pytensor.grad((w * value).sum(), eta)
+    return pytensor.function([y, eta, w], [value, slope, pytensor.grad(slope.sum(), eta)], mode=mode)
+
+
+@pytest.mark.parametrize("mode", BACKENDS, ids=IDS)
+def test_bernoulli_logit_matches_scipy_far_into_both_tails(mode):
+    rng = np.random.default_rng(4)
+    eta = np.r_[rng.normal(0.0, 3.0, 200), -1e3, -40.0, -0.0, 0.0, 40.0, 1e3]
+    y = (rng.random(eta.size) < 0.5).astype(float)
+    w = rng.normal(size=eta.size)
+    value, slope, curvature = _logit_function(mode)(y, eta, w)
+    sign = 2 * y - 1
+    # scipy's log_expit and expit are accurate to a few ulp in both tails
+    np.testing.assert_allclose(value, log_expit(sign * eta), rtol=1e-13, atol=1e-300)
+    np.testing.assert_allclose(slope, w * sign * expit(-sign * eta), rtol=1e-13, atol=1e-300)
+    np.testing.assert_allclose(curvature, -w * expit(eta) * expit(-eta), rtol=1e-12, atol=1e-300)
+
+
+def test_bernoulli_logit_gradient_matches_finite_differences():
+    rng = np.random.default_rng(5)
+    y = np.array([0.0, 1.0, 1.0, 0.0, 1.0])
+    pytensor.gradient.verify_grad(lambda eta: bernoulli_logit_logp(y, eta) * np.array([1.0, -2.0, 0.5, 3.0, 1.0]),
+                                  [rng.normal(0.0, 2.0, 5)], rng=rng, mode=PYTHON, abs_tol=1e-7, rel_tol=1e-7)
+
+
+def test_bernoulli_logit_broadcasts_like_the_other_families():
+    value = bernoulli_logit_logp(np.array([[0.0], [1.0]]), pt.as_tensor(np.array([-1.0, 2.0]))).eval()
+    np.testing.assert_allclose(value, log_expit(np.array([[1.0, -2.0], [-1.0, 2.0]])), rtol=1e-14)

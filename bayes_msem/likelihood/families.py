@@ -22,6 +22,7 @@ from pytensor.tensor import TensorLike
 
 from ..data import DataError
 from ..table import SpecificationError
+from .logit import bernoulli_logit_logp
 
 LINKS: dict[str, tuple[str, ...]] = {
     "gaussian": ("identity",),
@@ -200,7 +201,10 @@ def gaussian_logp(y: TensorLike, eta: TensorLike, sd: TensorLike) -> pt.TensorVa
 
 
 def bernoulli_logp(y: TensorLike, eta: TensorLike, link: str) -> pt.TensorVariable:
-    """log p(y | η) for y ∈ {0, 1}: log F((2y − 1) η) (= y η − log(1 + e^η) for the logit link)."""
+    """log p(y | η) for y ∈ {0, 1}: log F((2y − 1) η) (= y η − log(1 + e^η) for the logit link,
+    value and derivative fused in :func:`~.logit.bernoulli_logit_logp`)."""
+    if link == "logit":
+        return bernoulli_logit_logp(_float(y), _float(eta))
     return log_cdf((2 * _float(y) - 1) * _float(eta), link)
 
 

@@ -34,7 +34,7 @@ class BernoulliLogit(Op):
         return Apply(self, [y, eta], [eta.type(), eta.type()])
 
     def perform(self, node, inputs, outputs) -> None:
-        for out, result in zip(outputs, _numpy(*inputs)):
+        for out, result in zip(outputs, _vectorised(np, *inputs)):
             out[0] = result
 
     def infer_shape(self, node, shapes):
@@ -56,16 +56,18 @@ def bernoulli_logit_logp(y: TensorLike, eta: TensorLike) -> pt.TensorVariable:
     return _bernoulli_logit(y, eta)[0]
 
 
-def _numpy(y: np.ndarray, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _vectorised(xp, y, eta):
+    """ℓ and ∂ℓ/∂η with the array module ``xp`` (numpy, or jax.numpy)."""
     sign = 2.0 * y - 1.0
     x = sign * eta
-    e = np.exp(-np.abs(x))
+    e = xp.exp(-xp.abs(x))
     tail = 1.0 / (1.0 + e)
-    return np.minimum(x, 0.0) - np.log1p(e), sign * np.where(x >= 0.0, e * tail, tail)
+    return xp.minimum(x, 0.0) - xp.log1p(e), sign * xp.where(x >= 0.0, e * tail, tail)
 
 
 @numba_basic.numba_njit
 def _numba(y, eta):
+    """:func:`_vectorised` as one loop without temporary arrays."""
     flat_y, flat_eta = y.ravel(), eta.ravel()
     value, slope = np.empty(flat_eta.shape), np.empty(flat_eta.shape)
     for i in range(flat_eta.size):
@@ -97,10 +99,6 @@ else:
     @jax_funcify.register(BernoulliLogit)
     def _jax_funcify(op, **kwargs):
         def bernoulli_logit(y, eta):
-            sign = 2.0 * y - 1.0
-            x = sign * eta
-            e = jnp.exp(-jnp.abs(x))
-            tail = 1.0 / (1.0 + e)
-            return jnp.minimum(x, 0.0) - jnp.log1p(e), sign * jnp.where(x >= 0.0, e * tail, tail)
+            return _vectorised(jnp, y, eta)
 
         return bernoulli_logit

@@ -1,6 +1,6 @@
 """nutpie's callbacks kept in the on-disk cache (bayes_msem.callbacks): a second compile of the
-same graph loads them, and through the C interface they return exactly what PyTensor's compiled
-log-density, gradient and stored values give, also after the data are swapped for a refit."""
+same graph loads them, and through the C interface they return what PyTensor's compiled
+log-density, gradient and stored values give (to rounding), also after the data are swapped for a refit."""
 
 import ctypes
 
@@ -61,12 +61,18 @@ def test_callbacks_load_from_disk_and_match_pytensor(strategy):
             status, logp, grad = _call_logp(case, x)
             want_logp, want_grad = expected.logp_func(x)
             assert status == 0
-            # the same compiled graph function on the same inputs: equal to the last bit
-            assert logp == float(want_logp)
-            np.testing.assert_array_equal(grad, want_grad)
+            # The same graph on the same inputs. PyTensor compiles with fast-math flags (reassociation,
+            # contraction), so numba may optimise the graph function differently where it is compiled
+            # into the callback: in one cold-cache run one gradient element differed by 1 ulp. Sums of
+            # a few hundred terms reordered stay within ~1e-13 of each other; a wrong pointer or shape
+            # would be off by far more.
+            assert status == 0
+            np.testing.assert_allclose(logp, float(want_logp), rtol=1e-13)
+            np.testing.assert_allclose(grad, want_grad, rtol=1e-13, atol=1e-13 * np.abs(want_grad).max())
             status, values = _call_expand(case, x)
             assert status == 0
-            np.testing.assert_array_equal(values, expected.expand_func(x)[0])
+            want_values = expected.expand_func(x)[0]
+            np.testing.assert_allclose(values, want_values, rtol=1e-13, atol=1e-13 * np.abs(want_values).max())
 
 
 def test_callbacks_report_wrong_sizes_and_non_finite_values():

@@ -110,10 +110,13 @@ def run_sampler(model: pm.Model, compiled, *, draws: int, tune: int, chains: int
 
         return nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=random_seed,
                              progress_bar=progressbar, target_accept=target_accept, save_warmup=False)
-    own = {"init": "adapt_diag"} if sampler == "pymc" else {"nuts": {"chain_method": _chain_method(chains)}}
+    # PyMC's own NUTS runs its chains one after another: in parallel it forks the process, and the
+    # fork of a process that has run nutpie (whose threads hold locks) can hang in the child.
+    own = ({"init": "adapt_diag", "cores": 1} if sampler == "pymc"
+           else {"nuts": {"chain_method": _chain_method(chains)}, "cores": min(chains, 2)})
     return pm.sample(draws=draws, tune=tune, chains=chains, random_seed=random_seed, progressbar=progressbar,
                      nuts_sampler=sampler, model=model, target_accept=target_accept,
-                     compute_convergence_checks=False, cores=min(chains, 2), **own)
+                     compute_convergence_checks=False, **own)
 
 
 def _chain_method(chains: int) -> str:

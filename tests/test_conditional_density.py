@@ -14,7 +14,7 @@ from scipy import stats
 from scipy.special import expit
 
 import bayes_msem as bm
-from dense_reference import fill
+from dense_reference import fill, point_function
 
 SYNTAX = """
 level: within
@@ -94,8 +94,7 @@ def test_conditional_matches_scipy_reference():
     assert pm_model.named_vars_to_dims["within_z"] == ("row", "within_z_variable")
     rng = np.random.default_rng(0)
     names = ["theta", "loglik", "within_z", "between_z", "scores_within", "scores_between"]
-    outputs = pm_model.replace_rvs_by_values([pm_model[name] for name in names])
-    evaluate = pm_model.compile_fn(outputs, inputs=pm_model.value_vars)
+    evaluate = point_function(pm_model, names)
     for _ in range(3):
         point = {k: v + rng.normal(scale=0.4, size=np.shape(v)) for k, v in pm_model.initial_point().items()}
         theta, loglik, within_z, between_z, *scores = evaluate(point)
@@ -184,8 +183,7 @@ def test_conditional_with_random_parameters_matches_scipy_reference():
     assert plan.strategy == "conditional" and [r.name for r in plan.random] == ["l2", "s", "v"]
     pm_model = model.pymc_model
     names = ["theta", "loglik", "within_z", "between_z", "random_effects"]
-    evaluate = pm_model.compile_fn(pm_model.replace_rvs_by_values([pm_model[n] for n in names]),
-                                   inputs=pm_model.value_vars)
+    evaluate = point_function(pm_model, names)
     within, between = plan.levels["within"], plan.levels["between"]
     rng = np.random.default_rng(1)
     for _ in range(3):
@@ -240,8 +238,7 @@ def test_three_level_conditional_matches_scipy_reference():
     assert plan.strategy == "conditional" and plan.three_level
     pm_model = model.pymc_model
     names = ["theta", "loglik", "within_z", "between_z", "upper_z", "random_effects"]
-    evaluate = pm_model.compile_fn(pm_model.replace_rvs_by_values([pm_model[n] for n in names]),
-                                   inputs=pm_model.value_vars)
+    evaluate = point_function(pm_model, names)
     within, middle, top = plan.levels.values()
     school = data.upper.parent
     rng = np.random.default_rng(2)
@@ -299,8 +296,7 @@ def test_four_level_conditional_matches_scipy_reference():
     assert plan.strategy == "conditional" and list(plan.levels) == ["within", "cluster", "school", "district"]
     pm_model = model.pymc_model
     names = ["theta", "loglik", "between_z", "upper_z", "upper_4_z"]
-    evaluate = pm_model.compile_fn(pm_model.replace_rvs_by_values([pm_model[n] for n in names]),
-                                   inputs=pm_model.value_vars)
+    evaluate = point_function(pm_model, names)
     levels = list(plan.levels.values())
     rng = np.random.default_rng(3)
     for _ in range(3):
@@ -346,8 +342,7 @@ def test_cross_level_regression_matches_scipy_reference():
     plan, data = model.plan, model.data
     assert plan.strategy == "conditional"
     pm_model = model.pymc_model
-    evaluate = pm_model.compile_fn(pm_model.replace_rvs_by_values(
-        [pm_model[n] for n in ["theta", "loglik", "within_z", "between_z", "upper_z"]]), inputs=pm_model.value_vars)
+    evaluate = point_function(pm_model, ["theta", "loglik", "within_z", "between_z", "upper_z"])
     within, middle, top = plan.levels.values()
     school = data.upper.parent
     rng = np.random.default_rng(4)

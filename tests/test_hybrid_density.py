@@ -29,7 +29,7 @@ from scipy.stats import multivariate_normal
 import bayes_msem as bm
 from bayes_msem.likelihood.gaussian import Layout
 from bayes_msem.likelihood.hybrid import ClusterStatistics
-from dense_reference import fill, level_moments, observed_logpdf, ram_moments, stacked_cluster
+from dense_reference import fill, level_moments, observed_logpdf, point_function, ram_moments, stacked_cluster
 
 RANDOM_SLOPE = """
 level: within
@@ -263,10 +263,7 @@ def _check_non_centred(model, theta, random, z, cluster_ids, frame):
 
 def _evaluator(model):
     """A compiled function: unconstrained point → (θ, r, loglik)."""
-    pm_model = model.pymc_model
-    outputs = pm_model.replace_rvs_by_values(
-        [pm_model["theta"], pm_model["random_effects"], pm_model["loglik"]])
-    return pm_model.compile_fn(outputs, inputs=pm_model.value_vars)
+    return point_function(model.pymc_model, ["theta", "random_effects", "loglik"])
 
 
 def _swap_data(model, other):
@@ -393,7 +390,7 @@ def test_integrated_slopes_match_dense_reference(syntax, missing):
     assert model.plan.strategy == "marginal"
     pm_model = model.pymc_model
     names = ["theta", "loglik", "random_effects_mean"]
-    evaluate = pm_model.compile_fn(pm_model.replace_rvs_by_values([pm_model[n] for n in names]), inputs=pm_model.value_vars)
+    evaluate = point_function(pm_model, names)
     rng = np.random.default_rng(5)
     for _ in range(3):
         point = {k: v + rng.normal(scale=0.4, size=np.shape(v)) for k, v in pm_model.initial_point().items()}

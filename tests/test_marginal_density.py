@@ -19,7 +19,7 @@ import bayes_msem as bm
 from bayes_msem.likelihood.gaussian import Layout
 from bayes_msem.likelihood.patterns import PatternStatistics, pattern_loglik
 from bayes_msem.moments import implied_moments, path_length
-from dense_reference import dense_cluster_logliks, level_moments, observed_logpdf
+from dense_reference import DENSITY_CHECK_MODE, dense_cluster_logliks, level_moments, observed_logpdf, point_function
 
 TWO_LEVEL = """
 level: within
@@ -94,8 +94,7 @@ def _at_random_point(model, seed):
     pm_model = model.pymc_model
     rng = np.random.default_rng(seed)
     point = {k: v + rng.normal(scale=0.4, size=np.shape(v)) for k, v in pm_model.initial_point().items()}
-    outputs = pm_model.replace_rvs_by_values([pm_model["theta"], pm_model["loglik"]])
-    theta, loglik = pm_model.compile_fn(outputs, inputs=pm_model.value_vars)(point)
+    theta, loglik = point_function(pm_model, ["theta", "loglik"])(point)
     return np.asarray(theta), float(loglik)
 
 
@@ -156,7 +155,7 @@ def test_complete_data_pattern_form_equals_size_form():
     def constants(stats):
         return {f.name: pt.as_tensor_variable(np.asarray(getattr(stats, f.name), dtype=float)) for f in fields(stats)}
 
-    value = pattern_loglik(layout, moments, constants(PatternStatistics.from_data(layout, model.data))).eval()
+    value = pattern_loglik(layout, moments, constants(PatternStatistics.from_data(layout, model.data))).eval(mode=DENSITY_CHECK_MODE)
     assert value == pytest.approx(loglik, abs=1e-8, rel=0)
 
 

@@ -20,7 +20,7 @@ from scipy.stats import multivariate_normal
 import bayes_msem as bm
 from bayes_msem.likelihood.nested import NestedLayout, NestedStatistics, nested_loglik
 from bayes_msem.moments import implied_moments
-from dense_reference import level_moments
+from dense_reference import DENSITY_CHECK_MODE, level_moments
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
@@ -52,7 +52,7 @@ def _loglik(model: bm.Model, theta: np.ndarray) -> float:
     moments = [implied_moments(lp, pt.as_tensor_variable(theta)) for lp in plan.levels.values()]
     stats = NestedStatistics.from_data(layout, model.data)
     constants = {f.name: pt.as_tensor_variable(np.asarray(getattr(stats, f.name), dtype=float)) for f in fields(stats)}
-    return float(nested_loglik(layout, moments, constants).eval())
+    return float(nested_loglik(layout, moments, constants).eval(mode=DENSITY_CHECK_MODE))
 
 
 def test_log_likelihood_equals_lme4_at_its_estimates():

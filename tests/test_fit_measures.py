@@ -155,6 +155,7 @@ def test_loo_and_waic_are_per_cluster(demo_fits):
     assert ranked.index[0] == "true"
 
 
+@pytest.mark.slow
 def test_loo_prefers_the_data_generating_model():
     """Two within factors simulated; the one-factor model loses under leave-one-cluster-out LOO by
     more than two SEs of the difference."""

@@ -134,6 +134,7 @@ def test_111_posterior_means_agree_with_maximum_likelihood(fit_111):
 # 1-1-1 with random a and b
 # --------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_random_paths_within_indirect_effect_includes_their_covariance():
     """E[a_j b_j] = E[a] E[b] + Cov(a, b) = 0.09 + 0.1 = 0.19: the interval of ind_within
     (ma*mb + cab) covers 0.19 and excludes 0.09, the product of the mean paths alone.

@@ -86,28 +86,36 @@ def _two_outcome_syntax(residual_covariance: bool) -> str:
             + "level: between\n  s ~ 1\n  y1 ~~ y2\n")
 
 
-def test_moment_ppp_accepts_the_true_random_slope_model_and_rejects_a_missing_covariance(two_outcomes):
+@pytest.fixture(scope="module")
+def two_outcome_fit(two_outcomes):
+    return (bm.Model(_two_outcome_syntax(True), two_outcomes, cluster="cluster")
+            .fit(draws=300, tune=300, chains=2, random_seed=3))
+
+
+def test_moment_ppp_accepts_the_true_random_slope_model(two_outcome_fit):
     """Random slopes leave the chi-square to Gaussian random-intercept models; the moment
-    discrepancy still separates the true model (PPP > 0.1) from one without the within residual
-    covariance of 0.5 (PPP < 0.05)."""
-    fits = {flag: bm.Model(_two_outcome_syntax(flag), two_outcomes, cluster="cluster")
-            .fit(draws=300, tune=300, chains=2, random_seed=3) for flag in (True, False)}
-    assert fits[True].ppp(draws=300, seed=1) > 0.1
-    assert fits[False].ppp(draws=300, seed=1) < 0.05
+    discrepancy of the true model gives PPP > 0.1."""
+    assert two_outcome_fit.ppp(draws=300, seed=1) > 0.1
 
 
-def test_prior_and_posterior_predictive_draws_and_plots(two_outcomes, tmp_path):
+@pytest.mark.slow
+def test_moment_ppp_rejects_a_missing_residual_covariance(two_outcomes):
+    """Without the within residual covariance of 0.5 the moment PPP falls below 0.05."""
+    wrong = bm.Model(_two_outcome_syntax(False), two_outcomes, cluster="cluster")
+    assert wrong.fit(draws=300, tune=300, chains=2, random_seed=3).ppp(draws=300, seed=1) < 0.05
+
+
+def test_prior_and_posterior_predictive_draws_and_plots(two_outcomes, two_outcome_fit, tmp_path):
     model = bm.Model(_two_outcome_syntax(True), two_outcomes, cluster="cluster")
     prior = model.sample_prior_predictive(draws=40, random_seed=2)
     assert set(prior.children) == {"prior", "prior_predictive", "observed_data"}
     assert prior["prior_predictive"]["y1"].shape == (1, 40, len(two_outcomes))
     assert np.isfinite(prior["prior_predictive"]["y2"].values).all()
     model.plot_prior_predictive(tmp_path / "prior.png", draws=20, random_seed=2)
-    fit = model.fit(draws=300, tune=300, chains=2, random_seed=3)
-    predictive = fit.sample_posterior_predictive(draws=60, random_seed=4)
+    predictive = two_outcome_fit.sample_posterior_predictive(draws=60, random_seed=4)
     assert predictive["y1"].dims == ("chain", "draw", "row") and predictive.sizes["draw"] == 30
     # replicated data resemble the data: the overall SD of y1 within 15% of the observed one
     assert predictive["y1"].std().item() == pytest.approx(two_outcomes["y1"].std(), rel=0.15)
-    fit.plot_posterior_predictive(tmp_path / "posterior.png")
+    two_outcome_fit.plot_posterior_predictive(tmp_path / "posterior.png")
     for name in ("prior.png", "posterior.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -59,6 +59,7 @@ def demo_fit():
     return bm.Model(DEMO_MODEL, data, cluster="cluster").fit(draws=1000, tune=1000, chains=4, random_seed=1)
 
 
+@pytest.mark.slow
 def test_demo_twolevel_missing_at_random_matches_complete_data(demo_fit):
     """Cells of y2 and y3 removed with a probability that rises with the observed y1 (missing at
     random, about 12% each): the fit that integrates them out lands on the complete-data fit.

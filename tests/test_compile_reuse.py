@@ -1,5 +1,8 @@
 """Compile once per model structure: a model of the same structure on new data reuses the
-compiled sampler, swapping only the data, coordinates and starting values."""
+compiled sampler, swapping only the data, coordinates and starting values.
+
+Reuse is checked by counting compilations, not by timing: how fast a reused model starts
+sampling (under 2 s) is measured by ``bench/demo_twolevel.py``."""
 
 import numpy as np
 import pandas as pd
@@ -12,23 +15,38 @@ from bayes_msem.examples import TWOLEVEL_CFA, simulate_twolevel
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture
+def compilations(monkeypatch) -> list:
+    """The models compiled for nutpie during a test, one entry per compilation."""
+    compiled = []
+
+    def counting(model):
+        compiled.append(model)
+        return original(model)
+
+    original = sample.compile_nutpie
+    monkeypatch.setattr(sample, "compile_nutpie", counting)
+    sample._COMPILED.clear()
+    return compiled
+
+
 def _fit(data):
     return bm.Model(TWOLEVEL_CFA, data, cluster="school").fit(draws=200, tune=200, chains=2, random_seed=7)
 
 
-def test_new_data_reuses_the_compiled_model_and_matches_a_fresh_compile():
+def test_new_data_reuses_the_compiled_model_and_matches_a_fresh_compile(compilations):
     first, second = simulate_twolevel(n_clusters=60, seed=11), simulate_twolevel(n_clusters=90, seed=12)
     _fit(first)
     reused = _fit(second)
-    assert reused.info["seconds_compile"] < 2.0
+    assert len(compilations) == 1
     assert reused.idata.observed_data.sizes["row"] == len(second)
     sample._COMPILED.clear()
     fresh = _fit(second)
-    assert fresh.info["seconds_compile"] > reused.info["seconds_compile"]
+    assert len(compilations) == 2
     np.testing.assert_array_equal(reused.idata.posterior["theta"].values, fresh.idata.posterior["theta"].values)
 
 
-def test_hybrid_model_reuse_takes_the_new_cluster_ids():
+def test_hybrid_model_reuse_takes_the_new_cluster_ids(compilations):
     """With random parameters the compiled model is reused for data with as many clusters; the
     cluster coordinate follows the new data."""
     rng = np.random.default_rng(3)
@@ -42,11 +60,11 @@ def test_hybrid_model_reuse_takes_the_new_cluster_ids():
 
     fits = [bm.Model(syntax, data(ids), cluster="g").fit(draws=100, tune=100, chains=1, random_seed=1)
             for ids in (np.arange(30), np.arange(100, 130))]
-    assert fits[1].info["seconds_compile"] < 2.0
+    assert len(compilations) == 1
     assert list(fits[1].cluster_effects("s")["cluster"]) == list(range(100, 130))
 
 
-def test_conditional_model_reuse_with_unused_data():
+def test_conditional_model_reuse_with_unused_data(compilations):
     """A conditional model registers statistics its graph may not use (no cluster-level outcomes
     here); a refit on new data passes the compiled sampler only those it uses."""
     rng = np.random.default_rng(4)
@@ -60,11 +78,11 @@ def test_conditional_model_reuse_with_unused_data():
     syntax = "level: within\n  y ~ x\nlevel: between\n  y ~~ y\n"
     fits = [bm.Model(syntax, data(), cluster="g", family={"y": "bernoulli"}).fit(draws=100, tune=100, chains=1,
                                                                                random_seed=1) for _ in range(2)]
-    assert fits[1].info["seconds_compile"] < 2.0
+    assert len(compilations) == 1
     assert not np.array_equal(fits[0].idata.posterior["theta"].values, fits[1].idata.posterior["theta"].values)
 
 
-def test_conditional_model_with_other_cluster_counts_compiles_anew():
+def test_conditional_model_with_other_cluster_counts_compiles_anew(compilations):
     """The sampled cluster effects' shape is part of the structure: as many rows in more clusters
     (240 = 40 x 6 = 60 x 4) is a new structure, not a reuse with a wrongly sized compiled model."""
     rng = np.random.default_rng(5)
@@ -77,4 +95,5 @@ def test_conditional_model_with_other_cluster_counts_compiles_anew():
                               "x": rng.normal(size=len(cluster))})
         fits.append(bm.Model(syntax, frame, cluster="g", family={"y": "poisson"}).fit(draws=50, tune=50, chains=1,
                                                                                      random_seed=1))
+    assert len(compilations) == 2
     assert [f.idata.posterior.sizes["cluster"] for f in fits] == [40, 60]

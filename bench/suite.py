@@ -35,6 +35,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -256,13 +257,13 @@ CASES = {
 # Measurement (one case and implementation per process)
 # ---------------------------------------------------------------------------------------------
 
-def measure(case: Case, implementation: str, settings: dict, seed: int) -> dict:
-    """Time one run; nutpie.sample is wrapped to record when sampling starts, the first draw and
-    each chain's leapfrog steps and run time."""
-    import arviz as az
+@contextmanager
+def sampling_marks():
+    """nutpie.sample wrapped to record, in the yielded dict, when sampling starts (``sample``,
+    ``sample_cpu``), the first draw (``first_draw``), when it returns (``sampled``) and each chain's
+    leapfrog steps and run time (``chains``)."""
     import nutpie
 
-    data = case.data()
     marks: dict = {}
     original = nutpie.sample
 
@@ -279,6 +280,24 @@ def measure(case: Case, implementation: str, settings: dict, seed: int) -> dict:
         return idata
 
     nutpie.sample = sample
+    try:
+        yield marks
+    finally:
+        nutpie.sample = original
+
+
+def measure(case: Case, implementation: str, settings: dict, seed: int) -> dict:
+    """Time one run: when sampling starts, the first draw and each chain's leapfrog steps and run
+    time (:func:`sampling_marks`)."""
+    with sampling_marks() as marks:
+        return _measured(case, implementation, settings, seed, marks)
+
+
+def _measured(case: Case, implementation: str, settings: dict, seed: int, marks: dict) -> dict:
+    import arviz as az
+    import nutpie
+
+    data = case.data()
     started, started_cpu = time.perf_counter(), time.process_time()
     if implementation == "package":
         idata = case.package(data).fit(random_seed=seed, **settings).idata

@@ -106,6 +106,13 @@ every size, and its wall time is the compile. *Wall s* is `bm.Model(...)` (valid
 statistics) plus `fit()` to the returned Fit: compilation (numpyro: JAX tracing, inside its
 sampling time), warm-up and draws, and the conversion of the draws. No GPU was lent for these
 runs; `--out` writes JSON for a run on one.
+
+The last column is the largest of 19 |z| (loadings, item means, factor variances): about 2.5 is
+typical for 19 draws of a standard normal and 3 not rare. Per parameter (nutpie, residual
+variances included, 31 parameters), the largest |z| were fb~~fb at 20,000 clusters (-2.90) and
+the between residual variance of y4 (-3.16) and fb=~y5 (-2.94) at 100,000; the z of the other
+size for each was 1.07 to 1.56, signs were mixed throughout, and the item means agreed with the
+plain mean of the cluster means to within 0.0013: no parameter is off at both sizes.
 """
 
 

@@ -289,22 +289,18 @@ def sampling_marks():
 def measure(case: Case, implementation: str, settings: dict, seed: int) -> dict:
     """Time one run: when sampling starts, the first draw and each chain's leapfrog steps and run
     time (:func:`sampling_marks`)."""
-    with sampling_marks() as marks:
-        return _measured(case, implementation, settings, seed, marks)
-
-
-def _measured(case: Case, implementation: str, settings: dict, seed: int, marks: dict) -> dict:
     import arviz as az
     import nutpie
 
     data = case.data()
-    started, started_cpu = time.perf_counter(), time.process_time()
-    if implementation == "package":
-        idata = case.package(data).fit(random_seed=seed, **settings).idata
-    else:
-        compiled = nutpie.compile_pymc_model(case.hand(data))
-        idata = nutpie.sample(compiled, seed=seed, progress_bar=False, save_warmup=False, **settings)
-    finished = time.perf_counter()
+    with sampling_marks() as marks:
+        started, started_cpu = time.perf_counter(), time.process_time()
+        if implementation == "package":
+            idata = case.package(data).fit(random_seed=seed, **settings).idata
+        else:
+            compiled = nutpie.compile_pymc_model(case.hand(data))
+            idata = nutpie.sample(compiled, seed=seed, progress_bar=False, save_warmup=False, **settings)
+        finished = time.perf_counter()
     theta = idata.posterior["theta"]
     ess = az.ess(idata, var_names=["theta"])["theta"]
     stats = idata["sample_stats"]

@@ -2,7 +2,7 @@
 compiled sampler, swapping only the data, coordinates and starting values.
 
 Reuse is checked by counting compilations, not by timing: how fast a reused model starts
-sampling (under 2 s) is measured by ``bench/demo_twolevel.py``."""
+sampling (under 2 s) is measured by ``bench/refit.py``."""
 
 import numpy as np
 import pandas as pd

@@ -121,17 +121,22 @@ class Model:
                            self.data.has_missing, sorted(self.plan.families.items())])
 
     def fit(self, draws: int = 1000, tune: int = 1000, chains: int = 4, random_seed: int | None = None,
-            sampler: str = "nutpie", progressbar: bool = False, target_accept: float = 0.8) -> Fit:
+            sampler: str = "nutpie", progressbar: bool | str = "auto", target_accept: float = 0.8,
+            quiet: bool = False) -> Fit:
         """Sample the posterior with NUTS and return a :class:`Fit`; warns (:class:`SamplingWarning`)
-        for every failed convergence check of :meth:`Fit.diagnostics`, with its remedy."""
+        for every failed convergence check of :meth:`Fit.diagnostics`, with its remedy.
+
+        ``progressbar``: the sampler's progress bar; ``"auto"`` shows it in a terminal or notebook.
+        ``quiet``: print nothing (neither the line that says a model structure is being compiled
+        nor the progress bar)."""
         check_settings(draws, tune, chains, sampler)
         started = time.perf_counter()
         model = self.pymc_model
-        compiled = nutpie_model(model, self._structure()) if sampler == "nutpie" else None
+        compiled = nutpie_model(model, self._structure(), quiet) if sampler == "nutpie" else None
         compiled_at = time.perf_counter()
         try:
             idata = run_sampler(model, compiled, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
-                                sampler=sampler, progressbar=progressbar, target_accept=target_accept)
+                                sampler=sampler, progressbar=progressbar and not quiet, target_accept=target_accept)
         except Exception as error:  # nutpie's RuntimeError, PyMC's SamplingError or ParallelSamplingError
             if not is_start_failure(error):
                 raise

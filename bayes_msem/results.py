@@ -342,7 +342,8 @@ class Fit:
 
         post = self.idata.posterior
         null = Model(fit_measures.baseline_syntax(make_plan(self.table)), self._frame(), cluster=self.info.get("cluster"))
-        return null.fit(draws=post.sizes["draw"], tune=post.sizes["draw"], chains=post.sizes["chain"], random_seed=seed)
+        return null.fit(draws=post.sizes["draw"], tune=post.sizes["draw"], chains=post.sizes["chain"], random_seed=seed,
+                        quiet=True)
 
     def _gaussian_functions(self, what: str | None = None) -> fit_measures.GaussianFunctions:
         """The compiled log-likelihood of a marginal-strategy model (an error for others, and for

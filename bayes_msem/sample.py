@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import sys
+import time
 from collections import OrderedDict
 
 import numpy as np
@@ -39,13 +41,30 @@ def check_settings(draws: int, tune: int, chains: int, sampler: str) -> None:
         raise ImportError(f"the {sampler} sampler needs JAX: pip install 'bayes_msem[jax]'.")
 
 
-def nutpie_model(model: pm.Model, structure: str):
+def show_progress(progressbar: bool | str) -> bool:
+    """Whether to draw the sampler's progress bar: ``"auto"`` draws it when standard error is a
+    terminal or the process is a Jupyter kernel."""
+    if progressbar != "auto":
+        return bool(progressbar)
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    return sys.stderr.isatty() or type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def nutpie_model(model: pm.Model, structure: str, quiet: bool = False):
     """The nutpie-compiled model, compiled once per model ``structure`` (a key that changes when
     anything but the data changes); another model of the same structure reuses the compiled
-    functions with its own data and coordinates."""
+    functions with its own data and coordinates. Unless ``quiet``, a compile says so on standard
+    error."""
     cached = _COMPILED.get(structure)
     if cached is None:
+        if not quiet:
+            print("bayes_msem: compiling this model structure for nutpie (numba); the compiled functions are "
+                  "cached on disk, so later fits of this structure start in seconds ...", end="", file=sys.stderr,
+                  flush=True)
+        started = time.perf_counter()
         cached = _COMPILED[structure] = compile_nutpie(model)
+        if not quiet:
+            print(f" done in {time.perf_counter() - started:.1f} s.", file=sys.stderr, flush=True)
         while len(_COMPILED) > _CACHE_SIZE:
             _COMPILED.popitem(last=False)
         return cached
@@ -100,11 +119,12 @@ def compile_nutpie(model: pm.Model):
 
 
 def run_sampler(model: pm.Model, compiled, *, draws: int, tune: int, chains: int, random_seed: int | None,
-                sampler: str, progressbar: bool, target_accept: float = 0.8) -> xr.DataTree:
+                sampler: str, progressbar: bool | str, target_accept: float = 0.8) -> xr.DataTree:
     """Draw ``chains`` × ``draws`` posterior draws after ``tune`` warm-up iterations.
 
     ``compiled`` is the nutpie-compiled ``model`` (used only by the nutpie sampler).
     """
+    progressbar = show_progress(progressbar)
     if sampler == "nutpie":
         import nutpie
 

@@ -382,7 +382,7 @@ def replicate(spec: StudySpec, replication: int) -> pd.DataFrame:
             warnings.simplefilter("ignore", SamplingWarning)
             theta = true_theta(spec, theta_seed)
             frame = template.simulate(dict(zip(template.plan.parameters["name"], theta)), seed=data_seed, **spec.design)
-            fit = spec.model(frame).fit(random_seed=fit_seed, **spec.fit)
+            fit = spec.model(frame).fit(random_seed=fit_seed, **{"quiet": True, **spec.fit})
             rows = summarise(fit, theta, spec.rank_draws)
     except Exception as error:  # a replication's failure is a result of the study, recorded with its message
         rows = pd.DataFrame({"parameter": names, "error": f"{type(error).__name__}: {error}"})

@@ -6,6 +6,7 @@
     fit.parameters()
 """
 
+from . import datasets
 from .data import DataError, DataWarning, group_mean_center
 from .diagnostics import SamplingError, SamplingWarning
 from .model import Model

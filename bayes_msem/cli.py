@@ -1,21 +1,25 @@
 """The ``bayes-msem`` command line program.
 
     bayes-msem fit MODEL DATA.csv [--cluster COL [UPPER]] [--draws 1000] [--tune 1000] [--chains 4]
-                                  [--seed N] [--sampler nutpie|pymc|numpyro|blackjax]
+                                  [--seed N] [--sampler nutpie|pymc|numpyro|blackjax] [--target-accept 0.8]
                                   [--std-lv] [--rescale] [--family VAR=FAMILY ...] [--ordered VAR ...]
-                                  [--priors KIND=PRIOR ...] [--out DIR] [--progress]
+                                  [--priors KIND=PRIOR ...] [--out DIR] [--progress | --quiet]
     bayes-msem sensitivity MODEL DATA.csv --prior-set [NAME:]KIND=PRIOR[;KIND=PRIOR...] ...
                                   [--cluster ...] [--draws ...] [--out DIR] (as fit)
     bayes-msem study MODEL DATA.csv (--parameters VALUES.csv|.json | --prior) [--replications 100]
                                   [--clusters N --cluster-size SIZE [SIZE ...]] [--missing RATE]
                                   [--workers N | --scheduler ADDRESS] [--sbc NAME ...] [--bins 10]
-                                  [--draws 500] [--tune 500] [--chains 2] [--out DIR] (as fit)
+                                  [--rank-draws 99] [--draws 500] [--tune 500] [--chains 2] [--out DIR] (as fit)
     bayes-msem --version
 
 ``fit`` reads lavaan syntax from MODEL and data from a CSV file, samples the
 posterior, prints the summary and writes ``posterior.nc`` (read it back with
 ``bayes_msem.load``) and ``parameters.csv`` into the output directory. Mistakes
-in the input end with a one-line ``error: ...`` on stderr and exit status 2.
+in the input end with a one-line ``error: ...`` on stderr and exit status 2 (a syntax
+error adds the model line with a caret under the column); failed convergence checks print
+``warning: ...``. Errors and warnings give their advice as flags (``--target-accept 0.95``
+where Python reads ``target_accept=0.95``). The sampler's progress bar shows in a terminal;
+``--progress`` shows it anywhere, ``--quiet`` prints neither it nor the line about compiling.
 
 ``sensitivity`` refits the model under each ``--prior-set`` (default priors per kind, e.g.
 ``"tight: variance=gamma(2, 4)[sd]"``; ``default`` for the model's own), prints the posteriors
@@ -33,22 +37,58 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import shlex
 import sys
 import tempfile
+import warnings
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import pandas as pd
 
-from . import DataError, Model, ModelSyntaxError, PriorError, SpecificationError, sensitivity, study
-from .sample import SAMPLERS, check_settings
+from . import (DataError, DataWarning, Model, ModelSyntaxError, PriorError, SamplingError, SamplingWarning,
+               SpecificationError, sensitivity, study)
+from .sample import SAMPLERS, check_settings, show_progress
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
+# The package's errors and warnings give their advice in Python's spelling; the command prints it
+# as its flags. (pattern of the Python spelling, the flag's spelling), applied in order.
+FLAG_SPELLING: tuple[tuple[str, str | Callable[[re.Match], str]], ...] = (
+    (r"\btarget_accept=", "--target-accept "),
+    (r"\btune=(\d+), draws=(\d+)", r"--tune \1 --draws \2"),
+    (r"\b(draws|tune|chains)=(\d+)", r"--\1 \2"),
+    (r"^(draws|tune|chains|replications) must be", r"--\1 must be"),
+    (r"\(std_lv=False\)", "(without --std-lv)"),
+    (r"\bstd_lv=True\b", "--std-lv"),
+    (r"\brescale=True\b", "--rescale"),
+    (r"\bcluster=(\[[^\]]*\]|'[^']*')", lambda m: " ".join(["--cluster", *map(shlex.quote, re.findall(r"'([^']*)'", m[1]))])),
+    (r"\bdrop cluster=", "leave out --cluster"),
+    (r"\bordered=\['([^']*)'\]", r"--ordered \1"),
+    (r"\bfamily=\{'([^']*)': '([^']*)'\}", r"--family \1=\2"),
+    (r"\bpriors=\{'([^']*)': '([^']*)'\}", r"--priors '\1=\2'"),
+    (r"\bin priors=", "in --priors"),
+    (r"\bparameters='prior'", "--prior"),
+    (r"\bn_clusters\b", "--clusters"),
+    (r"\bcluster_size\b", "--cluster-size"),
+)
+_FLAG_SPELLING = [(re.compile(pattern), flag) for pattern, flag in FLAG_SPELLING]
+
+
+def as_flags(message: str) -> str:
+    """``message`` with the advice it gives in Python's spelling (``target_accept=0.95``,
+    ``cluster='COLUMN'``) spelled as the command's flags (``--target-accept 0.95``, ``--cluster COLUMN``)."""
+    for pattern, flag in _FLAG_SPELLING:
+        message = pattern.sub(flag, message)
+    return message
+
 
 class UserError(Exception):
-    """A problem with the command's input, reported as one line without a traceback."""
+    """A problem with the command's input, written for the command line: printed as it is (one line,
+    or a syntax error's three), without a traceback."""
 
 
 def _version() -> str:
@@ -59,6 +99,10 @@ def _version() -> str:
         return "dev"
 
 
+SAMPLER_PROGRESS = "the sampler's progress bar"
+QUIET_FIT = "show neither the sampler's progress bar nor the line that says a model structure is being compiled"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``bayes-msem`` and its subcommands."""
     parser = argparse.ArgumentParser(prog="bayes-msem", description="Bayesian multilevel SEM in lavaan syntax.")
@@ -66,71 +110,85 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     fit = commands.add_parser("fit", help="fit a model to a CSV file",
                               description="Fit a model written in lavaan syntax to the data in a CSV file.")
-    fit.add_argument("model", metavar="MODEL", type=Path, help="text file with the lavaan model syntax")
-    fit.add_argument("data", metavar="DATA.csv", type=Path, help="CSV file with one row per unit")
-    fit.add_argument("--cluster", metavar="COL", nargs="+",
-                     help="column that identifies clusters (two-level models); two columns, lowest first, "
-                          "for three-level models")
-    fit.add_argument("--draws", type=int, default=1000, help="posterior draws per chain (default 1000)")
-    fit.add_argument("--tune", type=int, default=1000, help="warm-up iterations per chain (default 1000)")
-    fit.add_argument("--chains", type=int, default=4, help="number of chains (default 4)")
-    fit.add_argument("--seed", type=int, default=None, help="random seed")
-    fit.add_argument("--sampler", choices=SAMPLERS, default="nutpie", help="NUTS implementation (default nutpie)")
-    fit.add_argument("--std-lv", action="store_true", help="fix factor variances to 1 instead of first loadings")
-    fit.add_argument("--rescale", action="store_true",
-                     help="fit with continuous variables divided by their SDs; report in their own units")
-    fit.add_argument("--family", metavar="VAR=FAMILY", action="append", default=[],
-                     help="response family of a variable, e.g. u1=bernoulli, n=poisson, o1='ordinal(logit)'; "
-                          "give it once per variable")
-    fit.add_argument("--ordered", metavar="VAR", nargs="+", default=[],
-                     help="ordinal variables (cumulative probit, as lavaan's ordered=)")
-    fit.add_argument("--priors", metavar="KIND=PRIOR", action="append", default=[], dest="priors",
-                     help="default prior of a kind of parameter, e.g. 'variance=gamma(2, 4)[sd]'; once per kind")
-    fit.add_argument("--out", metavar="DIR", type=Path, default=Path("bayes_msem_out"),
-                     help="output directory (default ./bayes_msem_out)")
-    fit.add_argument("--progress", action="store_true", help="show the sampler's progress bar")
+    _add_fit_options(fit, draws=1000, chains=4, out="bayes_msem_out", seed="random seed", progress=SAMPLER_PROGRESS,
+                     quiet=QUIET_FIT)
     sensitivity = commands.add_parser(
-        "sensitivity", parents=[fit], add_help=False, conflict_handler="resolve",
-        help="refit a model under alternative prior sets and compare the posteriors",
+        "sensitivity", help="refit a model under alternative prior sets and compare the posteriors",
         description="Refit a model under each prior set and write the posteriors side by side.")
+    _add_fit_options(sensitivity, draws=1000, chains=4, out="bayes_msem_out", seed="random seed",
+                     progress=SAMPLER_PROGRESS, quiet=QUIET_FIT)
     sensitivity.add_argument("--prior-set", metavar="[NAME:]KIND=PRIOR[;KIND=PRIOR...]", action="append",
                              required=True, dest="prior_sets",
                              help="default priors per kind, e.g. 'tight: variance=gamma(2, 4)[sd]'; "
                                   "'default' for the model's own; give it once per set")
     run = commands.add_parser(
-        "study", parents=[fit], add_help=False, conflict_handler="resolve",
-        help="simulate from a model and fit it again, many times (bias, coverage, power, calibration)",
+        "study", help="simulate from a model and fit it again, many times (bias, coverage, power, calibration)",
         description="Monte Carlo study: data simulated from the model with DATA.csv as the template, fitted "
                     "again per replication; rerun the command to resume an interrupted study.")
+    _add_fit_options(run, draws=500, chains=2, out="bayes_msem_study",
+                     seed="study seed (default: that of the study in DIR, else a fresh one, recorded in DIR)",
+                     progress="a progress bar of the replications", quiet="show no progress bar of the replications")
     truth = run.add_mutually_exclusive_group(required=True)
     truth.add_argument("--parameters", metavar="VALUES", type=Path,
                        help="true values: a CSV table like fit's parameters.csv (lhs, op, rhs, level, mean or "
                             "value), a CSV with name and value columns, or a JSON object {name: value}")
     truth.add_argument("--prior", action="store_true",
                        help="draw the true values from the prior in each replication (simulation-based calibration)")
-    run.add_argument("--replications", type=int, default=100, help="number of replications (default 100)")
+    run.add_argument("--replications", type=int, default=100, metavar="N",
+                     help="number of replications (default 100)")
     run.add_argument("--clusters", type=int, metavar="N",
                      help="clusters of the highest level per data set (default: those of DATA.csv, with its covariates)")
     run.add_argument("--cluster-size", metavar="SIZE", nargs="+", type=_size,
                      help="units per cluster, N or LOW:HIGH; one per level above the rows, lowest first")
     run.add_argument("--missing", type=float, metavar="RATE",
                      help="share of the lowest level's modelled cells made missing completely at random")
-    run.add_argument("--draws", type=int, default=500, help="posterior draws per chain (default 500)")
-    run.add_argument("--tune", type=int, default=500, help="warm-up iterations per chain (default 500)")
-    run.add_argument("--chains", type=int, default=2, help="number of chains (default 2)")
-    run.add_argument("--seed", type=int, default=None,
-                     help="study seed (default: that of the study in DIR, else a fresh one, recorded in DIR)")
     run.add_argument("--workers", type=int, metavar="N",
                      help="local processes (default: cores / chains; 0 runs in this process)")
     run.add_argument("--scheduler", metavar="ADDRESS", help="run on the Dask cluster at this scheduler address")
     run.add_argument("--sbc", metavar="NAME", nargs="+",
                      help="parameters whose ranks are tested and plotted (with --prior; default all)")
-    run.add_argument("--bins", type=int, default=10, help="rank histogram bins (default 10)")
-    run.add_argument("--rank-draws", type=int, default=99, help="thinned posterior draws the truth is ranked among")
-    run.add_argument("--out", metavar="DIR", type=Path, default=Path("bayes_msem_study"),
-                     help="output directory (default ./bayes_msem_study)")
-    run.add_argument("--progress", action="store_true", help="show a progress bar of the replications")
+    run.add_argument("--bins", type=int, default=10, metavar="N", help="rank histogram bins (default 10)")
+    run.add_argument("--rank-draws", type=int, default=99, metavar="N",
+                     help="thinned posterior draws the truth is ranked among (default 99)")
     return parser
+
+
+def _add_fit_options(parser: argparse.ArgumentParser, *, draws: int, chains: int, out: str, seed: str,
+                     progress: str, quiet: str) -> None:
+    """MODEL, DATA.csv and the options of the model and the sampler (``--tune`` defaults to ``draws``
+    too), which every subcommand takes (each subcommand its own actions: argparse's ``parents=`` shares them, and overriding a shared
+    option there strips the option strings from the parent's action as well)."""
+    parser.add_argument("model", metavar="MODEL", type=Path, help="text file with the lavaan model syntax")
+    parser.add_argument("data", metavar="DATA.csv", type=Path, help="CSV file with one row per unit")
+    parser.add_argument("--cluster", metavar="COL", nargs="+",
+                        help="column that identifies clusters (two-level models); two columns, lowest first, "
+                             "for three-level models")
+    parser.add_argument("--draws", type=int, default=draws, metavar="N",
+                        help=f"posterior draws per chain (default {draws})")
+    parser.add_argument("--tune", type=int, default=draws, metavar="N",
+                        help=f"warm-up iterations per chain (default {draws})")
+    parser.add_argument("--chains", type=int, default=chains, metavar="N", help=f"number of chains (default {chains})")
+    parser.add_argument("--seed", type=int, default=None, metavar="N", help=seed)
+    parser.add_argument("--sampler", choices=SAMPLERS, default="nutpie", help="NUTS implementation (default nutpie)")
+    parser.add_argument("--target-accept", type=float, default=None, metavar="P",
+                        help="the sampler's target acceptance rate, in (0, 1) (default 0.8); higher values, "
+                             "e.g. 0.95, take smaller steps, which avoids most divergent transitions")
+    parser.add_argument("--std-lv", action="store_true", help="fix factor variances to 1 instead of first loadings")
+    parser.add_argument("--rescale", action="store_true",
+                        help="fit with continuous variables divided by their SDs; report in their own units")
+    parser.add_argument("--family", metavar="VAR=FAMILY", action="append", default=[],
+                        help="response family of a variable, e.g. u1=bernoulli, n=poisson, o1='ordinal(logit)'; "
+                             "give it once per variable")
+    parser.add_argument("--ordered", metavar="VAR", nargs="+", default=[],
+                        help="ordinal variables (cumulative probit, as lavaan's ordered=)")
+    parser.add_argument("--priors", metavar="KIND=PRIOR", action="append", default=[],
+                        help="default prior of a kind of parameter, e.g. 'variance=gamma(2, 4)[sd]'; once per kind")
+    parser.add_argument("--out", metavar="DIR", type=Path, default=Path(out),
+                        help=f"output directory (default ./{out})")
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument("--progress", action="store_true",
+                       help=f"show {progress} even when standard error is not a terminal (default: only in a terminal)")
+    shown.add_argument("--quiet", action="store_true", help=f"{quiet} (results, warnings and errors still print)")
 
 
 def _size(text: str) -> int | tuple[int, int]:
@@ -184,17 +242,34 @@ def _model(args: argparse.Namespace) -> Model:
         cluster = args.cluster[0] if args.cluster and len(args.cluster) == 1 else args.cluster
         return Model(syntax, data, cluster=cluster, std_lv=args.std_lv, rescale=args.rescale, family=assignments(args.family, "--family"),
                      ordered=args.ordered, priors=assignments(args.priors, "--priors"))
-    except ModelSyntaxError as error:
-        raise UserError(f"{args.model}: {_reason(error)}") from error
+    except ModelSyntaxError as error:  # the whole message: its last lines echo the line with a caret under the column
+        raise UserError(f"{args.model}: {error}") from error
+
+
+def _sampler_settings(args: argparse.Namespace) -> dict:
+    """The command's draws, tune, chains, sampler and (when given) target_accept, checked."""
+    check_settings(args.draws, args.tune, args.chains, args.sampler)
+    settings = {"draws": args.draws, "tune": args.tune, "chains": args.chains, "sampler": args.sampler}
+    if args.target_accept is not None:
+        if not 0 < args.target_accept < 1:
+            raise UserError(f"--target-accept must be a number between 0 and 1, e.g. 0.95; got {args.target_accept:g}.")
+        settings["target_accept"] = args.target_accept
+    return settings
+
+
+def _fit_settings(args: argparse.Namespace) -> dict:
+    """The keyword arguments of :meth:`Model.fit` that the command sets: the sampler's settings,
+    the seed, and what it prints (``--progress``: a progress bar even outside a terminal)."""
+    return {**_sampler_settings(args), "random_seed": args.seed, "progressbar": True if args.progress else "auto",
+            "quiet": args.quiet}
 
 
 def fit_command(args: argparse.Namespace) -> None:
     """``bayes-msem fit``: fit, print the summary, write posterior.nc and parameters.csv."""
+    settings = _fit_settings(args)
     model = _model(args)
-    check_settings(args.draws, args.tune, args.chains, args.sampler)
     _prepare_output(args.out)  # before the slow part: compiling and sampling
-    fit = model.fit(draws=args.draws, tune=args.tune, chains=args.chains, random_seed=args.seed,
-                    sampler=args.sampler, progressbar=args.progress)
+    fit = model.fit(**settings)
     print(fit.summary())
     posterior, parameters = args.out / "posterior.nc", args.out / "parameters.csv"
     try:
@@ -237,11 +312,10 @@ def prior_sets(texts: list[str]) -> dict[str, dict[str, str]]:
 def sensitivity_command(args: argparse.Namespace) -> None:
     """``bayes-msem sensitivity``: refit under each prior set, print and write the comparison."""
     sets = prior_sets(args.prior_sets)
+    settings = _fit_settings(args)
     model = _model(args)
-    check_settings(args.draws, args.tune, args.chains, args.sampler)
     _prepare_output(args.out)
-    comparison = sensitivity(model, sets, draws=args.draws, tune=args.tune, chains=args.chains,
-                             random_seed=args.seed, sampler=args.sampler, progressbar=args.progress)
+    comparison = sensitivity(model, sets, **settings)
     table = comparison.table()
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
     csv, png = args.out / "prior_sets.csv", args.out / "prior_sets.png"
@@ -272,18 +346,18 @@ def _read_parameters(path: Path) -> dict[str, float] | pd.DataFrame:
 
 def study_command(args: argparse.Namespace) -> None:
     """``bayes-msem study``: run (or resume) the study, print and write its summaries."""
+    settings = _sampler_settings(args)
     model = _model(args)
     parameters = "prior" if args.prior else _read_parameters(args.parameters)
-    check_settings(args.draws, args.tune, args.chains, args.sampler)
     _prepare_output(args.out)
     design = {"n_clusters": args.clusters, "missing": args.missing,
               "cluster_size": None if args.cluster_size is None else
               args.cluster_size[0] if len(args.cluster_size) == 1 else args.cluster_size}
     try:
         result = study(model, parameters, args.replications, {k: v for k, v in design.items() if v is not None},
-                       out=args.out, seed=args.seed, draws=args.draws, tune=args.tune, chains=args.chains,
-                       rank_draws=args.rank_draws, workers=args.workers, scheduler=args.scheduler,
-                       progressbar=args.progress, sampler=args.sampler)
+                       out=args.out, seed=args.seed, rank_draws=args.rank_draws, workers=args.workers,
+                       scheduler=args.scheduler, progressbar=not args.quiet and (args.progress or show_progress("auto")),
+                       **settings)
     except KeyboardInterrupt:
         stored = len(list((args.out / "replications").glob("replication-*.parquet")))
         print(f"interrupted: {stored} replication(s) stored in {args.out}; run the same command to resume.",
@@ -306,6 +380,15 @@ def study_command(args: argparse.Namespace) -> None:
           f"in {args.out / 'replications'}).")
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file=None, line: str | None = None) -> None:
+    """Print the package's warnings as ``warning: ...`` with their advice as flags; others as Python does."""
+    if issubclass(category, (SamplingWarning, DataWarning)):
+        print(f"warning: {as_flags(str(message))}", file=sys.stderr)
+    else:
+        (file or sys.stderr).write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``bayes-msem`` with ``argv`` (default: the process arguments); return the exit status."""
     try:
@@ -313,11 +396,16 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as done:  # --help, --version (0) and usage errors (2, message already printed)
         return done.code if isinstance(done.code, int) else EXIT_USER_ERROR
     # Bad draws/chains raise ValueError; a sampler that needs JAX raises ImportError.
-    user_errors = (UserError, ModelSyntaxError, DataError, SpecificationError, PriorError, ValueError, ImportError)
+    user_errors = (ModelSyntaxError, DataError, SpecificationError, PriorError, SamplingError, ValueError, ImportError)
     try:
-        {"fit": fit_command, "sensitivity": sensitivity_command, "study": study_command}[args.command](args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            {"fit": fit_command, "sensitivity": sensitivity_command, "study": study_command}[args.command](args)
+    except UserError as error:  # written for the command line: printed whole
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
     except user_errors as error:
-        print(f"error: {_reason(error)}", file=sys.stderr)
+        print(f"error: {as_flags(_reason(error))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

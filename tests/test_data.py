@@ -1,7 +1,6 @@
 """Tests for bayes_msem.data: validation errors, sorting and grouping by cluster."""
 
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -9,8 +8,6 @@ import pytest
 
 import bayes_msem as bm
 from bayes_msem.data import ClusteredData, DataError, validate
-
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
 
 @pytest.fixture
@@ -91,7 +88,7 @@ def test_bool_and_nullable_dtypes(df: pd.DataFrame) -> None:
 
 
 def test_demo_twolevel() -> None:
-    data = pd.read_csv(REFERENCE / "demo_twolevel.csv")
+    data = bm.datasets.load("demo_twolevel")
     names = [f"y{i}" for i in range(1, 7)] + ["x1", "x2", "x3", "w1", "w2"]
     d = validate(data, names, cluster="cluster", between=["w1", "w2"])
     assert d.n_rows == 2500 and d.n_clusters == 200

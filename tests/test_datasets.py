@@ -16,7 +16,8 @@ HS_COLUMNS = [f"x{i}" for i in range(1, 10)]
 SIZES = [
     ("demo_twolevel", 2500, [f"y{i}" for i in range(1, 7)] + ["x1", "x2", "x3", "w1", "w2", "cluster"],
      "cluster", 200, (5, 20)),
-    ("holzinger_swineford", 301, ["id", "sex", "ageyr", "agemo", "school", "grade", *HS_COLUMNS], "school", 2, (145, 156)),
+    ("holzinger_swineford", 301, ["id", "sex", "ageyr", "agemo", "school", "grade", *HS_COLUMNS], "school", 2,
+     (145, 156)),
     ("hs_multigroup", 301, ["id", "school", "sex", "ageyr", "grade", *HS_COLUMNS], "school", 2, (145, 156)),
     ("random_slope", 1457, ["school", "x", "y"], "school", 100, (3, 25)),
     ("three_level", 900, ["student", "class", "school", "x", "y"], "class", 180, (5, 5)),

@@ -1,8 +1,6 @@
 """Model fit: the chi-square discrepancy against lavaan, cluster-wise log-likelihood against a dense
 normal, PPP on true and misspecified models, Bayesian fit indices, and LOO model choice."""
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,7 +12,6 @@ from dense_reference import dense_cluster_logliks
 from test_nested_density import RANDOM_INTERCEPTS
 from test_reference import RANDOM_SLOPE_MODEL
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 DEMO = bm.template("twolevel_sem_demo")
 # the Demo model with y3's within loading dropped: y3 uncorrelated with y1, y2 and x within clusters
 DEMO_WITHOUT_Y3 = DEMO.replace("fw =~ y1 + y2 + y3", "fw =~ y1 + y2\n  y3 ~~ y3")
@@ -27,33 +24,28 @@ speed   =~ x7 + x8 + x9
 
 def _lavaan_theta(plan, reference: pd.DataFrame) -> np.ndarray:
     """θ at lavaan's estimates: each free parameter's (level, lhs, op, rhs) row of ``reference``."""
-    rhs = reference["rhs"].fillna("")
     theta = np.empty(len(plan.parameters))
     for k, row in plan.parameters.iterrows():
         op = plan.table.loc[plan.table["free"] == row["free"], "op"].iloc[0]
-        hit = reference[(reference["lhs"] == row["lhs"]) & (reference["op"] == op) & (rhs == (row["rhs"] or ""))
-                        & (reference["level"] == row["level"])]
+        hit = reference[(reference["lhs"] == row["lhs"]) & (reference["op"] == op)
+                        & (reference["rhs"] == (row["rhs"] or "")) & (reference["level"] == row["level"])]
         theta[k] = hit["est"].iloc[0]
     return theta
 
 
 @pytest.fixture(scope="module")
 def demo_data():
-    return pd.read_csv(REFERENCE / "demo_twolevel.csv")
+    return bm.datasets.load("demo_twolevel")
 
 
 @pytest.fixture(scope="module")
 def demo_functions(demo_data):
     model = bm.Model(DEMO, demo_data, cluster="cluster")
-    reference = pd.read_csv(REFERENCE / "demo_twolevel_lavaan.csv")
-    # the file's level column reads "between" throughout: the within block ends where fb's rows begin
-    first_between = reference.index[(reference["lhs"] == "fb") & (reference["op"] == "=~")][0]
-    reference["level"] = np.where(reference.index < first_between, "within", "between")
-    return GaussianFunctions(model.plan, model.data), _lavaan_theta(model.plan, reference)
+    return GaussianFunctions(model.plan, model.data), _lavaan_theta(model.plan, bm.datasets.reference("demo_twolevel"))
 
 
 def test_demo_chi_square_at_lavaan_estimates_is_lavaans(demo_functions):
-    """At lavaan's ML estimates: ℓ = −12076.566 (the reference README) and the likelihood-ratio
+    """At lavaan's ML estimates: ℓ = −12076.566 (lavaan's, in bm.datasets.describe) and the likelihood-ratio
     statistic against the saturated two-level model is lavaan's 8.092 on 10 degrees of freedom
     (30 sample statistics − 20 parameters; lavaan's multilevel tutorial reports 8.092, df 10)."""
     functions, theta = demo_functions
@@ -67,9 +59,9 @@ def test_demo_chi_square_at_lavaan_estimates_is_lavaans(demo_functions):
 def test_holzinger_swineford_chi_square_at_lavaan_estimates_is_lavaans():
     """Single level: lavaan's chi-square of the three-factor CFA is 85.306 on 24 degrees of freedom
     (54 sample statistics with means − 30 parameters)."""
-    data = pd.read_csv(REFERENCE / "holzinger_swineford.csv")
+    data = bm.datasets.load("holzinger_swineford")
     model = bm.Model(HS, data)
-    reference = pd.read_csv(REFERENCE / "holzinger_swineford_cfa_lavaan.csv").assign(level="")
+    reference = bm.datasets.reference("holzinger_swineford").assign(level="")
     functions = GaussianFunctions(model.plan, model.data)
     theta = _lavaan_theta(model.plan, reference)
     saturated = SaturatedModel(functions.layout, functions.statistics)
@@ -118,7 +110,7 @@ def test_cluster_loglik_matches_dense_reference():
 
 
 def test_baseline_is_the_independence_model_with_the_same_covariates():
-    plan = bm.Model(DEMO, pd.read_csv(REFERENCE / "demo_twolevel.csv"), cluster="cluster").plan
+    plan = bm.Model(DEMO, bm.datasets.load("demo_twolevel"), cluster="cluster").plan
     assert baseline_syntax(plan).split("\n") == [
         "level: within", "y1 ~~ y1", "y2 ~~ y2", "y3 ~~ y3", "y1 ~ 0*x1 + 0*x2 + 0*x3",
         "level: between", "y1 ~~ y1", "y2 ~~ y2", "y3 ~~ y3", "y1 ~ 0*w1 + 0*w2"]
@@ -191,16 +183,16 @@ def test_unit_loglik_of_random_slopes_and_three_levels_sums_to_lme4():
     """With integrated random slopes and with three levels the log-likelihood of each cluster (each
     school) is evaluated on its own data; at lme4's ML estimates the units add up to lme4's
     log-likelihood (−2246.833 and −1442.958), and a school's value is a dense normal of its rows."""
-    slopes = pd.read_csv(REFERENCE / "random_slope_lme4.csv").set_index("param")["est"]
-    model = bm.Model(RANDOM_SLOPE_MODEL, pd.read_csv(REFERENCE / "random_slope.csv"), cluster="school")
+    slopes = bm.datasets.reference("random_slope").set_index("param")["est"]
+    model = bm.Model(RANDOM_SLOPE_MODEL, bm.datasets.load("random_slope"), cluster="school")
     values = {"within:y~~y": "var_residual", "between:y~1": "intercept", "between:s~1": "slope_x",
               "between:y~~y": "var_intercept", "between:s~~s": "var_slope", "between:y~~s": "cov_intercept_slope"}
     theta = slopes[model.plan.parameters["name"].map(values)].to_numpy()
     units = GaussianFunctions(model.plan, model.data).cluster_loglik(theta)
     assert len(units) == 100 and units.sum() == pytest.approx(slopes["loglik"], abs=1e-6)
 
-    three = pd.read_csv(REFERENCE / "three_level_lme4.csv").set_index("param")["est"]
-    data = pd.read_csv(REFERENCE / "three_level.csv")
+    three = bm.datasets.reference("three_level").set_index("param")["est"]
+    data = bm.datasets.load("three_level")
     model = bm.Model(RANDOM_INTERCEPTS, data, cluster=["class", "school"])
     theta = three[["slope_x", "var_residual", "var_class", "var_school", "intercept"]].to_numpy()
     functions = GaussianFunctions(model.plan, model.data)
@@ -230,7 +222,7 @@ def test_holzinger_swineford_fit_indices_match_lavaan():
     TLI 0.896). With vague priors the Bayesian indices sit near them (BRMSEA uses T − p* over
     (p* − p_D) N, and T ≈ chi-square + p_D per draw): within 0.015 for BRMSEA and 0.03 for BCFI and
     BTLI, which covers their posterior spread; the PPP is 0."""
-    data = pd.read_csv(REFERENCE / "holzinger_swineford.csv")
+    data = bm.datasets.load("holzinger_swineford")
     fit = bm.Model(HS, data).fit(draws=500, tune=500, chains=2, random_seed=1)
     measures = fit.fit_measures(seed=1)
     assert measures["ppp"] < 0.01 and measures["moments"] == 54

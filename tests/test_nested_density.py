@@ -9,7 +9,6 @@
 """
 
 from dataclasses import fields
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,8 +20,6 @@ import bayes_msem as bm
 from bayes_msem.likelihood.nested import NestedLayout, NestedStatistics, nested_loglik
 from bayes_msem.moments import implied_moments
 from dense_reference import DENSITY_CHECK_MODE, level_moments
-
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
 RANDOM_INTERCEPTS = """
 level: within
@@ -56,9 +53,9 @@ def _loglik(model: bm.Model, theta: np.ndarray) -> float:
 
 
 def test_log_likelihood_equals_lme4_at_its_estimates():
-    data = pd.read_csv(REFERENCE / "three_level.csv")
+    data = bm.datasets.load("three_level")
     model = bm.Model(RANDOM_INTERCEPTS, data, cluster=["class", "school"])
-    est = pd.read_csv(REFERENCE / "three_level_lme4.csv").set_index("param")["est"]
+    est = bm.datasets.reference("three_level").set_index("param")["est"]
     names = model.plan.parameters["name"].to_list()
     assert names == ["within:y~x", "within:y~~y", "class:y~~y", "school:y~~y", "school:y~1"]
     theta = est[["slope_x", "var_residual", "var_class", "var_school", "intercept"]].to_numpy()

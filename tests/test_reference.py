@@ -19,8 +19,6 @@ import xarray as xr
 import bayes_msem as bm
 from test_nested_density import RANDOM_INTERCEPTS
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
-
 DEMO_MODEL = bm.template("twolevel_sem_demo")
 
 HS_MODEL = """
@@ -53,7 +51,7 @@ def _check(fit, reference):
 
 @pytest.fixture(scope="module")
 def demo_fit():
-    data = pd.read_csv(REFERENCE / "demo_twolevel.csv")
+    data = bm.datasets.load("demo_twolevel")
     # four chains, the number for which R-hat < 1.01 is the recommended bar (Vehtari et al. 2021);
     # with two chains of 1000 draws it exceeds 1.01 by chance alone
     return bm.Model(DEMO_MODEL, data, cluster="cluster").fit(draws=1000, tune=1000, chains=4, random_seed=1)
@@ -68,7 +66,7 @@ def test_demo_twolevel_missing_at_random_matches_complete_data(demo_fit):
     √(f / (1 − f)) ≈ 0.37 posterior SD at most; 1 SD is well outside that, and far inside the bias
     a likelihood that mishandled the missing cells would show (the missingness depends on y1,
     which correlates with y2 and y3 at both levels)."""
-    data = pd.read_csv(REFERENCE / "demo_twolevel.csv")
+    data = bm.datasets.load("demo_twolevel")
     rng = np.random.default_rng(7)
     y1 = (data["y1"] - data["y1"].mean()) / data["y1"].std()
     for name in ["y2", "y3"]:
@@ -90,12 +88,8 @@ def test_demo_twolevel_missing_at_random_matches_complete_data(demo_fit):
 
 
 def _lavaan_demo() -> pd.DataFrame:
-    """lavaan's table: the file's level column says 'between' throughout; the within block comes
-    first and ends at the within factor's intercept row ``fw ~1``."""
-    ref = pd.read_csv(REFERENCE / "demo_twolevel_lavaan.csv")
-    end_of_within = ref.index[(ref["lhs"] == "fw") & (ref["op"] == "~1")][0]
-    ref["level"] = np.where(ref.index <= end_of_within, "within", "between")
-    ref["rhs"] = ref["rhs"].fillna("")
+    """lavaan's free parameters (se > 0) of the Demo.twolevel model."""
+    ref = bm.datasets.reference("demo_twolevel")
     return ref[ref["se"] > 0]
 
 
@@ -112,7 +106,7 @@ def test_demo_twolevel_matches_lavaan(demo_fit):
     # does not use the model: (MSB − MSW) / n0 over itself plus MSW; they agree within 0.03
     # (about one posterior SD), as the between model is saturated for y1-y3
     icc = demo_fit.icc().set_index("variable")["mean"]
-    data = pd.read_csv(REFERENCE / "demo_twolevel.csv")
+    data = bm.datasets.load("demo_twolevel")
     for y in ["y1", "y2", "y3"]:
         groups = data.groupby("cluster")[y]
         n, total = groups.size().to_numpy(), len(data)
@@ -132,7 +126,7 @@ def test_rescaled_fit_reports_lavaan_estimates_in_the_variables_own_units(demo_f
     unit(y)/unit(f), a regression of v on w by unit(v)/unit(w), a (co)variance by unit(v)·unit(w),
     an intercept by unit(y); the factors take their marker y1's unit. The same bar as lavaan's
     own units (distances in posterior SDs do not change with units)."""
-    data = pd.read_csv(REFERENCE / "demo_twolevel.csv")
+    data = bm.datasets.load("demo_twolevel")
     units = {"y1": 1000.0, "x1": 0.01, "fw": 1000.0, "fb": 1000.0}
     data["y1"] *= units["y1"]
     data["x1"] *= units["x1"]
@@ -151,13 +145,12 @@ def test_rescaled_fit_reports_lavaan_estimates_in_the_variables_own_units(demo_f
 
 
 def test_holzinger_swineford_matches_lavaan():
-    data = pd.read_csv(REFERENCE / "holzinger_swineford.csv")
+    data = bm.datasets.load("holzinger_swineford")
     # 2000 draws per chain: with 1000, the largest R-hat of the 30 parameters exceeded 1.01 by
     # chance alone in 3 of seeds 1-6 (1.005-1.017; draws differ between processor types), with 2000
     # it was 1.002-1.008
     fit = bm.Model(HS_MODEL, data).fit(draws=2000, tune=1000, chains=2, random_seed=1)
-    ref = pd.read_csv(REFERENCE / "holzinger_swineford_cfa_lavaan.csv").assign(level="")
-    ref["rhs"] = ref["rhs"].fillna("")
+    ref = bm.datasets.reference("holzinger_swineford").assign(level="")
     _check(fit, ref[ref["se"] > 0])
     assert len(fit.parameters().query("free")) == 30
     # std.all against lavaan's, from its estimates by the textbook formulas of a CFA with simple
@@ -229,7 +222,7 @@ level: between
 
 @pytest.fixture(scope="module")
 def random_slope_fit():
-    data = pd.read_csv(REFERENCE / "random_slope.csv")
+    data = bm.datasets.load("random_slope")
     model = bm.Model(RANDOM_SLOPE_MODEL, data, cluster="school")
     return model.fit(draws=1000, tune=1000, chains=4, random_seed=1)
 
@@ -245,7 +238,7 @@ def test_random_slope_matches_lme4(random_slope_fit):
 def test_rescaled_random_slopes_in_the_variables_own_units(random_slope_fit):
     """x recorded in tenths: the slopes (their mean, SD and every cluster's) are a tenth of lme4's,
     their variance a hundredth, their covariance with the intercept a tenth."""
-    data = pd.read_csv(REFERENCE / "random_slope.csv")
+    data = bm.datasets.load("random_slope")
     data["x"] *= 10
     fit = bm.Model(RANDOM_SLOPE_MODEL, data, cluster="school", rescale=True).fit(draws=1000, tune=1000, chains=4,
                                                                                 random_seed=1)
@@ -258,7 +251,7 @@ def test_rescaled_random_slopes_in_the_variables_own_units(random_slope_fit):
 
 
 def _lme4_random_slope() -> pd.DataFrame:
-    lme4 = pd.read_csv(REFERENCE / "random_slope_lme4.csv").set_index("param")["est"]
+    lme4 = bm.datasets.reference("random_slope").set_index("param")["est"]
     return pd.DataFrame([
         ("y", "~1", "", "between", lme4["intercept"]),
         ("s", "~1", "", "between", lme4["slope_x"]),
@@ -272,10 +265,10 @@ def _lme4_random_slope() -> pd.DataFrame:
 def test_three_level_matches_lme4():
     """lmer(y ~ x + (1 | school) + (1 | class), REML = FALSE): the intercept is y's mean at the top
     level, the variance components are y's variances at the school and class levels."""
-    data = pd.read_csv(REFERENCE / "three_level.csv")
+    data = bm.datasets.load("three_level")
     fit = bm.Model(RANDOM_INTERCEPTS, data, cluster=["class", "school"]).fit(draws=1000, tune=1000, chains=4,
                                                                              random_seed=1)
-    lme4 = pd.read_csv(REFERENCE / "three_level_lme4.csv").set_index("param")["est"]
+    lme4 = bm.datasets.reference("three_level").set_index("param")["est"]
     _check(fit, pd.DataFrame([
         ("y", "~1", "", "school", lme4["intercept"]),
         ("y", "~", "x", "within", lme4["slope_x"]),
@@ -297,12 +290,12 @@ def test_three_level_matches_lme4():
 def test_logit_random_intercept_matches_glmer():
     """glmer(y ~ x + (1 | cluster), binomial, nAGQ = 25): the conditional strategy samples the
     clusters' random intercepts (non-centred); y's intercept lives at the between level."""
-    data = pd.read_csv(REFERENCE / "logit_random_intercept.csv")
+    data = bm.datasets.load("logit_random_intercept")
     syntax = "level: within\n  y ~ x\nlevel: between\n  y ~~ y\n"
     # 2000 draws per chain: the 80 sampled random intercepts mix more slowly than integrated ones
     fit = bm.Model(syntax, data, cluster="cluster", family={"y": "bernoulli"}).fit(draws=2000, tune=1000, chains=4,
                                                                                   random_seed=1)
-    glmer = pd.read_csv(REFERENCE / "logit_random_intercept_lme4.csv").set_index("param")["est"]
+    glmer = bm.datasets.reference("logit_random_intercept").set_index("param")["est"]
     _check(fit, pd.DataFrame([
         ("y", "~1", "", "between", glmer["intercept"]),
         ("y", "~", "x", "within", glmer["slope_x"]),
@@ -317,7 +310,7 @@ def test_logit_random_intercept_matches_glmer():
 @pytest.mark.parametrize("sampler", ["numpyro", "blackjax"])
 def test_jax_samplers_match_lme4(sampler):
     """The JAX path (the fused kernel's JAX version, numpyro or blackjax NUTS) meets the same bar."""
-    data = pd.read_csv(REFERENCE / "random_slope.csv")
+    data = bm.datasets.load("random_slope")
     fit = bm.Model(RANDOM_SLOPE_MODEL, data, cluster="school").fit(draws=1000, tune=1000, chains=2, random_seed=1, sampler=sampler)
     _check(fit, _lme4_random_slope())
     assert fit.cluster_effects("s")["cluster"].nunique() == 100
@@ -325,7 +318,7 @@ def test_jax_samplers_match_lme4(sampler):
 
 def test_cluster_specific_slopes(random_slope_fit, tmp_path):
     effects = random_slope_fit.cluster_effects("s")
-    data = pd.read_csv(REFERENCE / "random_slope.csv")
+    data = bm.datasets.load("random_slope")
     assert list(effects["cluster"]) == list(pd.unique(data["school"]))
     assert (effects["eti_2.5%"] < effects["mean"]).all() and (effects["mean"] < effects["eti_97.5%"]).all()
     # the average cluster slope sits near the population mean slope

@@ -2,22 +2,20 @@
 checks) and the table-level checks of bayes_msem.plan. No sampling, no PyMC graph.
 
 The expected tables are what lavaan's ``sem()`` / ``cfa()`` builds with
-``meanstructure = TRUE`` and ``fixed.x = TRUE``; where ``shared/reference`` holds
-lavaan's own parameter table for a model, the test compares against it as well.
+``meanstructure = TRUE`` and ``fixed.x = TRUE``; where ``bm.datasets`` ships lavaan's own
+parameter table for a model, the test compares against it as well.
 """
 
 import functools
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from bayes_msem import datasets
 from bayes_msem.plan import Plan, make_plan
 from bayes_msem.syntax import parse
 from bayes_msem.table import COLUMNS, SpecificationError, assign_roles, build_table
-
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
 HS = """
 visual  =~ x1 + x2 + x3
@@ -75,11 +73,6 @@ def plan_error(syntax: str, **kwargs) -> str:
     return str(info.value)
 
 
-def lavaan_reference(name: str) -> pd.DataFrame:
-    path = REFERENCE / name
-    return pd.read_csv(path, keep_default_na=False)
-
-
 # --- Holzinger-Swineford 3-factor CFA --------------------------------------------------
 
 def test_hs_columns_and_free_numbers():
@@ -130,7 +123,7 @@ def test_hs_std_lv_keeps_user_fixed_loading():
 
 
 def test_hs_against_lavaan_parameter_table():
-    reference = lavaan_reference("holzinger_swineford_cfa_lavaan.csv").assign(level="")
+    reference = datasets.reference("holzinger_swineford").assign(level="")
     ours = table(HS)
     lavaan_free = reference[reference["se"] > 0]
     assert free_keys(ours) == keys(lavaan_free)
@@ -211,10 +204,7 @@ def test_twolevel_roles():
 
 
 def test_twolevel_against_lavaan_parameter_table():
-    reference = lavaan_reference("demo_twolevel_lavaan.csv")
-    # the CSV's level column reads 'between' throughout; the within block comes first, up to fb's rows
-    first_between = reference.index[reference["lhs"] == "fb"][0]
-    reference["level"] = np.where(reference.index < first_between, "within", "between")
+    reference = datasets.reference("demo_twolevel")
     ours = table(DEMO, cluster="cluster")
     assert free_keys(ours) == keys(reference[reference["se"] > 0])
     # lavaan keeps rows for the fixed.x covariates (fixed at their sample values); we condition without rows

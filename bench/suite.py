@@ -45,7 +45,8 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from demo_twolevel import SYNTAX as DEMO, hand_model as hand_demo  # noqa: E402
-REFERENCE = HERE.parents[1] / "shared" / "reference"
+# the files of bm.datasets, read without importing the package (the hand-written runs must not)
+DATASETS = HERE.parent / "bayes_msem" / "datasets"
 SETTINGS = dict(draws=1000, tune=1000, chains=2)
 WARM_UP = dict(draws=10, tune=10, chains=1)  # a first run per case fills the compile caches
 SEEDS = (1, 2, 3, 4, 5)  # one seed's min ESS varies by about +-30 %: each case runs several
@@ -58,15 +59,15 @@ COEF_SD, INTERCEPT_SD, SD_ALPHA, SD_BETA = 10.0, 32.0, 1.0, 0.5
 # ---------------------------------------------------------------------------------------------
 
 def demo_data() -> pd.DataFrame:
-    return pd.read_csv(REFERENCE / "demo_twolevel.csv")
+    return pd.read_csv(DATASETS / "demo_twolevel.csv")
 
 
 def random_slope_data() -> pd.DataFrame:
-    return pd.read_csv(REFERENCE / "random_slope.csv")
+    return pd.read_csv(DATASETS / "random_slope.csv")
 
 
 def three_level_data() -> pd.DataFrame:
-    return pd.read_csv(REFERENCE / "three_level.csv")
+    return pd.read_csv(DATASETS / "three_level.csv")
 
 
 def random_loading_data(seed: int = 1, clusters: int = 100, size: int = 30) -> pd.DataFrame:

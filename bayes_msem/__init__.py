@@ -9,6 +9,8 @@
 from . import datasets
 from .data import DataError, DataWarning, group_mean_center
 from .diagnostics import SamplingError, SamplingWarning
+from .errors import (ArgumentTypeError, Error, MissingDependencyError, MissingFileError, SavedFitError,
+                     SettingsError, UnavailableError)
 from .model import Model
 from .priors import PriorError
 from .results import Fit, compare, load
@@ -18,4 +20,5 @@ from .syntax import ModelSyntaxError
 from .table import SpecificationError
 from .templating import template
 
-__all__ = ["Model", "Fit", "compare", "load", "DataError", "DataWarning", "ModelSyntaxError", "PriorError", "SamplingError", "SamplingWarning", "SpecificationError", "template", "group_mean_center", "sensitivity", "study"]
+__all__ = ["Model", "Fit", "compare", "load", "Error", "SettingsError", "ArgumentTypeError", "MissingDependencyError",
+           "MissingFileError", "SavedFitError", "UnavailableError", "DataError", "DataWarning", "ModelSyntaxError", "PriorError", "SamplingError", "SamplingWarning", "SpecificationError", "template", "group_mean_center", "sensitivity", "study"]

@@ -48,8 +48,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import (DataError, DataWarning, Model, ModelSyntaxError, PriorError, SamplingError, SamplingWarning,
-               SpecificationError, sensitivity, study)
+from . import DataWarning, Model, ModelSyntaxError, SamplingWarning, sensitivity, study
+from .errors import Error
 from .sample import SAMPLERS, check_settings, show_progress
 
 EXIT_USER_ERROR = 2
@@ -86,7 +86,7 @@ def as_flags(message: str) -> str:
     return message
 
 
-class UserError(Exception):
+class UserError(Error):
     """A problem with the command's input, written for the command line: printed as it is (one line,
     or a syntax error's three), without a traceback."""
 
@@ -395,8 +395,8 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as done:  # --help, --version (0) and usage errors (2, message already printed)
         return done.code if isinstance(done.code, int) else EXIT_USER_ERROR
-    # Bad draws/chains raise ValueError; a sampler that needs JAX raises ImportError.
-    user_errors = (ModelSyntaxError, DataError, SpecificationError, PriorError, SamplingError, ValueError, ImportError)
+    # Every error the package raises on purpose is an Error (bad settings, a sampler that needs JAX, ...).
+    user_errors = (Error, ValueError, ImportError)
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning

@@ -15,6 +15,7 @@ import pandas as pd
 import pytensor.tensor as pt
 import xarray as xr
 
+from .errors import SettingsError, UnavailableError
 from .moments import correlation_cholesky
 from .table import RandomParameter, random_parameters
 
@@ -25,9 +26,9 @@ def cluster_draws(idata: xr.DataTree, table: pd.DataFrame, name: str) -> xr.Data
     """Draws (chain, draw, cluster[, entry]) of the random parameter ``name`` on its natural scale."""
     random = random_parameters(table[table["random"].notna()])
     if "random_effects" not in idata.posterior:
-        raise ValueError("this model has no random parameters (cluster-specific estimates need 'NAME | relation' "
-                         "terms); random intercepts and between-level factors are latent scores: "
-                         "fit.latent_scores('between').")
+        raise UnavailableError("this model has no random parameters (cluster-specific estimates need 'NAME | relation' "
+                               "terms); random intercepts and between-level factors are latent scores: "
+                               "fit.latent_scores('between').")
     effects = idata.posterior["random_effects"]
     by_name = {r.name: r for r in random}
     if name in by_name:
@@ -36,8 +37,8 @@ def cluster_draws(idata: xr.DataTree, table: pd.DataFrame, name: str) -> xr.Data
     block = [r for r in random if r.written == name]
     if not block:
         known = sorted({r.written for r in random} | set(by_name))
-        raise ValueError(f"{name!r} is not a random parameter of this model; known: {', '.join(known)}. Random "
-                         "intercepts and between-level factors are latent scores: fit.latent_scores('between').")
+        raise SettingsError(f"{name!r} is not a random parameter of this model; known: {', '.join(known)}. Random "
+                            "intercepts and between-level factors are latent scores: fit.latent_scores('between').")
     return _covariance_draws(effects, block)
 
 

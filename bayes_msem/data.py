@@ -23,11 +23,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .errors import Error
+
 _SHOW = 5  # row labels shown in messages
 _LIST_COLUMNS = 20  # list all columns in messages when there are at most this many
 
 
-class DataError(ValueError):
+class DataError(Error, ValueError):
     """Bad input data; the message names the cause and the fix."""
 
 
@@ -239,9 +241,26 @@ def _dtype_fix(name: str, series: pd.Series) -> str | None:
         return f"{where}: use its real part, absolute value or angle as separate real variables"
     if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
         return None
-    return (f"{where}: if it holds numbers stored as text, convert with pd.to_numeric(data[{name!r}]); "
-            f"if it holds categories, encode them with pd.get_dummies(data[{name!r}]) "
-            f"or data[{name!r}].astype('category').cat.codes")
+    return f"{where}: {_text_fix(name, series)}"
+
+
+def _text_fix(name: str, series: pd.Series) -> str:
+    """Advice for a text column: numbers stored as text convert with pd.to_numeric; a few non-numeric
+    values among numbers are missing-value codes (".", "NA ", "-99x"), read as NaN with na_values=;
+    anything else holds categories."""
+    given = series.dropna()
+    text = pd.Series(given.to_numpy(), dtype=object)
+    numbers = pd.to_numeric(text.where(~text.map(lambda v: isinstance(v, bool))), errors="coerce")
+    codes = list(dict.fromkeys(text[numbers.isna()]))
+    if not codes:
+        return f"it holds numbers stored as text; convert with pd.to_numeric(data[{name!r}])"
+    found = ", ".join(map(repr, codes[:_SHOW])) + (", ..." if len(codes) > _SHOW else "")
+    if numbers.notna().any() and len(codes) <= _SHOW:
+        return (f"its non-numeric values {found} look like missing-value codes: read the file with "
+                f"pd.read_csv(..., na_values={codes!r}), or convert with "
+                f"pd.to_numeric(data[{name!r}].replace({codes!r}, np.nan))")
+    return (f"it holds text such as {found}; if these are categories, encode them with "
+            f"pd.get_dummies(data[{name!r}]) or data[{name!r}].astype('category').cat.codes")
 
 
 def _check_columns(data: pd.DataFrame, used: list[str], clusters: list[str]) -> None:

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .errors import Error
 from .plan import parameter_name
 
 R_HAT_MAX = 1.01
@@ -76,7 +77,7 @@ def report(idata: xr.DataTree, table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index", columns=_COLUMNS).rename_axis("check")
 
 
-class SamplingError(RuntimeError):
+class SamplingError(Error, RuntimeError):
     """Every chain failed: no chain could leave its starting values."""
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import graphviz
 import pandas as pd
 
+from .errors import MissingDependencyError, SettingsError
 from .table import MODEL_OPS, LevelRoles, assign_roles, random_parameters
 
 KEYS = ["lhs", "op", "rhs", "level"]
@@ -81,11 +82,11 @@ def render(graph: graphviz.Digraph, path: str | Path | None, format: str = "png"
     path = Path(path)
     kind = path.suffix.removeprefix(".").lower() or format
     if kind not in graphviz.FORMATS:
-        raise ValueError(f"cannot write a diagram as {kind!r}; use a file name ending in .png, .svg or .pdf.")
+        raise SettingsError(f"cannot write a diagram as {kind!r}; use a file name ending in .png, .svg or .pdf.")
     try:
         image = graph.pipe(format=kind)
     except graphviz.ExecutableNotFound as error:
-        raise RuntimeError(MISSING_DOT) from error
+        raise MissingDependencyError(MISSING_DOT) from error
     path.write_bytes(image)
     return graph
 

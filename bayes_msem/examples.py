@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .errors import SettingsError
+
 TWOLEVEL_CFA = """
 level: within
     fw =~ y1 + y2 + y3 + y4
@@ -70,7 +72,7 @@ def simulate_twolevel(n_clusters: int = 100, cluster_size: tuple[int, int] = (5,
     """
     low, high = cluster_size
     if not 1 <= low <= high:
-        raise ValueError(f"cluster_size must be (low, high) with 1 <= low <= high, got {cluster_size!r}.")
+        raise SettingsError(f"cluster_size must be (low, high) with 1 <= low <= high, got {cluster_size!r}.")
     t = TWOLEVEL_TRUTH
     rng = np.random.default_rng(seed)
     sizes = rng.integers(low, high + 1, size=n_clusters)

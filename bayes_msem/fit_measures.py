@@ -29,6 +29,7 @@ from scipy.optimize import minimize
 
 from .build import integrated_loglik, integrated_statistics
 from .data import ClusteredData
+from .errors import UnavailableError
 from .likelihood.gaussian import Layout, Statistics, flat
 from .likelihood.marginal import MarginalStatistics, marginal_loglik
 from .moments import Moments, implied_moments
@@ -53,8 +54,8 @@ def check_supported(plan: Plan, data: ClusteredData, what: str) -> None:
     """Raise, with the reason and the alternative, for a model :func:`not_covered` names."""
     reason = not_covered(plan, data)
     if reason is not None:
-        raise NotImplementedError(f"{what} is not available: {reason}; fit.ppp() checks the model with a moment "
-                                  "discrepancy instead.")
+        raise UnavailableError(f"{what} is not available: {reason}; fit.ppp() checks the model with a moment "
+                               "discrepancy instead.")
 
 
 def _compile(inputs: list, outputs) -> pytensor.compile.Function:
@@ -69,8 +70,8 @@ class GaussianFunctions:
 
     def __init__(self, plan: Plan, data: ClusteredData):
         if plan.strategy != MARGINAL:
-            raise ValueError(f"the closed-form log-likelihood needs every latent variable integrated out; this model "
-                             f"uses the {plan.strategy} strategy (see pointwise.SampledLikelihood).")
+            raise UnavailableError(f"the closed-form log-likelihood needs every latent variable integrated out; this model "
+                                   f"uses the {plan.strategy} strategy (see pointwise.SampledLikelihood).")
         self.plan, self.data = plan, data
         self.layout = None if plan.three_level else Layout.from_plan(plan)
         theta = pt.vector("theta")
@@ -224,8 +225,8 @@ def bayesian_indices(model: ChiSquare, p_d: float, null: ChiSquare | None = None
     T is the model's discrepancy on the data, T₀ the null model's (paired draw by draw; the shorter
     sets the number of draws)."""
     if model.moments <= p_d:
-        raise ValueError(f"the effective number of parameters ({p_d:.1f}) is not below the number of sample "
-                         f"statistics ({model.moments}): the model has no degrees of freedom to assess fit.")
+        raise UnavailableError(f"the effective number of parameters ({p_d:.1f}) is not below the number of sample "
+                               f"statistics ({model.moments}): the model has no degrees of freedom to assess fit.")
     excess = np.maximum(model.observed - model.moments, 0.0)
     out = {"BRMSEA": np.sqrt(excess / ((model.moments - p_d) * model.n))}
     if null is not None:

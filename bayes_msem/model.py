@@ -34,6 +34,7 @@ from .scales import parameter_factors, rescaled, variable_scales
 from .study import ClusterSize, ParameterValues, simulate_data
 from .syntax import parse
 from .table import assign_roles, build_table, definitions
+from .validation import check_fit_arguments, check_model_arguments
 
 
 class Model:
@@ -61,6 +62,7 @@ class Model:
     def __init__(self, syntax: str, data: pd.DataFrame, cluster: str | list[str] | None = None, *,
                  std_lv: bool = False, priors: Mapping[str, str] | None = None,
                  family: Mapping[str, str] | None = None, ordered: Sequence[str] = (), rescale: bool = False):
+        check_model_arguments(syntax, data, cluster, std_lv, priors, family, ordered, rescale)
         self.syntax = syntax
         self.cluster = cluster
         self.std_lv = std_lv
@@ -130,6 +132,7 @@ class Model:
         ``quiet``: print nothing (neither the line that says a model structure is being compiled
         nor the progress bar)."""
         check_settings(draws, tune, chains, sampler)
+        check_fit_arguments(random_seed, target_accept, progressbar, quiet)
         started = time.perf_counter()
         model = self.pymc_model
         compiled = nutpie_model(model, self._structure(), quiet) if sampler == "nutpie" else None

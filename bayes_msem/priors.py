@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 import pymc as pm
 
+from .errors import Error
+
 KINDS = ("loading", "regression", "intercept", "variance", "covariance", "threshold", "dispersion")
 POSITIVE_KINDS = ("variance", "dispersion")  # a prior on positive numbers, by default on the square root ([sd])
 DEFAULT_PRIORS = {
@@ -63,7 +65,7 @@ _POSITIVE_ARGS = {"sigma", "beta", "alpha", "nu", "lam", "eta"}
 _PATTERN = re.compile(r"^\s*([A-Za-z_][\w-]*)\s*\(([^()]*)\)\s*(?:\[\s*(sd|var)\s*\])?\s*$")
 
 
-class PriorError(ValueError):
+class PriorError(Error, ValueError):
     """An invalid prior specification; the message names the prior and the fix."""
 
 

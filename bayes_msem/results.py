@@ -29,6 +29,7 @@ import xarray as xr
 from . import clusters, diagnostics, fit_measures
 from .data import ClusteredData, data_frame
 from .diagram import draw
+from .errors import MissingFileError, SavedFitError, SettingsError
 from .plan import MARGINAL, make_plan, parameter_name
 from .pointwise import SampledLikelihood, posterior_proposal
 from .predictive import moment_ppp, plot_predictive, predictive_dataset, thinned
@@ -37,7 +38,7 @@ from .scores import latent_scores
 from .prior_sensitivity import draw_densities, sensitivity_table, sensitivity_tree
 from .simulate import Simulator
 from .standardized import icc_table, r_squared_table, standardized_table
-from .table import BETWEEN
+from .table import BETWEEN, SpecificationError
 
 INTERVAL = 0.95
 _LOWER, _UPPER = "eti_2.5%", "eti_97.5%"
@@ -158,7 +159,7 @@ class Fit:
         if level is None:
             return scores
         if level not in set(scores["level"]):
-            raise ValueError(f"no latent variables at level {level!r}; levels with scores: {sorted(set(scores['level']))}.")
+            raise SettingsError(f"no latent variables at level {level!r}; levels with scores: {sorted(set(scores['level']))}.")
         return scores[scores["level"] == level].reset_index(drop=True)
 
     def standardized(self) -> pd.DataFrame:
@@ -423,7 +424,7 @@ class Fit:
         leaves no partial file."""
         path = Path(path)
         if not path.parent.is_dir():
-            raise FileNotFoundError(f"cannot save the fit to {path}: the folder {path.parent} does not exist.")
+            raise MissingFileError(f"cannot save the fit to {path}: the folder {path.parent} does not exist.")
         tree = self.idata.copy()
         tree.attrs = {**tree.attrs, "bayes_msem": json.dumps({
             "table": self.table.to_json(orient="split"),
@@ -456,17 +457,17 @@ def compare(fits: Mapping[str, Fit] | Sequence[Fit]) -> pd.DataFrame:
     named in a mapping, or numbered "model 1", "model 2", … in a list."""
     named = dict(fits) if isinstance(fits, Mapping) else {f"model {k}": fit for k, fit in enumerate(fits, start=1)}
     if len(named) < 2:
-        raise ValueError("compare needs at least two fits.")
+        raise SettingsError("compare needs at least two fits.")
     scales = {name: fit.info.get("scales") or {} for name, fit in named.items()}
     if len({json.dumps(s, sort_keys=True) for s in scales.values()}) > 1:
-        raise ValueError(f"the fits' data were rescaled differently ({scales}); the log-likelihoods of LOO are on "
-                         "the fitted scale: fit every model with the same rescale setting.")
+        raise SettingsError(f"the fits' data were rescaled differently ({scales}); the log-likelihoods of LOO are on "
+                            "the fitted scale: fit every model with the same rescale setting.")
     units = {name: fit.log_likelihood()["unit"].values for name, fit in named.items()}
     first, *others = units.items()
     for name, values in others:
         if len(values) != len(first[1]) or (values != first[1]).any():
-            raise ValueError(f"{name!r} and {first[0]!r} were not fitted to the same clusters; LOO compares "
-                             "models of the same data only.")
+            raise SettingsError(f"{name!r} and {first[0]!r} were not fitted to the same clusters; LOO compares "
+                                "models of the same data only.")
     return az.compare({name: fit.idata for name, fit in named.items()}, var_name="y", round_to="none")
 
 
@@ -474,12 +475,12 @@ def load(path: str | Path) -> Fit:
     """Read a fit written by :meth:`Fit.save`."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"no saved fit at {path}.")
+        raise MissingFileError(f"no saved fit at {path}.")
     try:
         tree = xr.open_datatree(path).load()
         meta = json.loads(tree.attrs["bayes_msem"])
     except (OSError, ValueError, KeyError) as error:
-        raise ValueError(f"{path} is not a fit saved by bayes_msem (or it is damaged): {error}") from error
+        raise SavedFitError(f"{path} is not a fit saved by bayes_msem (or it is damaged): {error}") from error
     table = pd.read_json(io.StringIO(meta["table"]), orient="split")
     table = table.astype({"label": object, "prior": object, "random": object})
     table = table.where(table.notna(), None).astype({"fixed": float, "start": float})
@@ -561,7 +562,7 @@ def _evaluate(node: ast.AST, values: dict, expression: str):
         return float(node.value)
     if isinstance(node, ast.Name):
         if node.id not in values:
-            raise ValueError(f"'{node.id}' in the definition '{expression}' is not a parameter label or defined name.")
+            raise SpecificationError(f"'{node.id}' in the definition '{expression}' is not a parameter label or defined name.")
         return values[node.id]
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         return _BINARY[type(node.op)](_evaluate(node.left, values, expression), _evaluate(node.right, values, expression))
@@ -570,7 +571,7 @@ def _evaluate(node: ast.AST, values: dict, expression: str):
         return -value if isinstance(node.op, ast.USub) else value
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCTIONS and len(node.args) == 1:
         return _FUNCTIONS[node.func.id](_evaluate(node.args[0], values, expression))
-    raise ValueError(f"cannot evaluate the definition '{expression}': only numbers, labels, + - * / ^ and "
-                     f"{', '.join(_FUNCTIONS)} are allowed.")
+    raise SpecificationError(f"cannot evaluate the definition '{expression}': only numbers, labels, + - * / ^ and "
+                             f"{', '.join(_FUNCTIONS)} are allowed.")
 
 

@@ -23,6 +23,7 @@ import xarray as xr
 from pymc.initial_point import make_initial_point_fn
 
 from .callbacks import cached_callbacks
+from .errors import MissingDependencyError, SettingsError
 
 SAMPLERS = ("nutpie", "pymc", "numpyro", "blackjax")
 _CACHE_SIZE = 8
@@ -34,11 +35,11 @@ def check_settings(draws: int, tune: int, chains: int, sampler: str) -> None:
     # nutpie needs at least one warm-up draw (tune=0 aborts inside the sampler)
     for name, value, least in (("draws", draws, 1), ("tune", tune, 1), ("chains", chains, 1)):
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
-            raise ValueError(f"{name} must be an integer >= {least}, got {value!r}.")
+            raise SettingsError(f"{name} must be an integer >= {least}, got {value!r}.")
     if sampler not in SAMPLERS:
-        raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}.")
+        raise SettingsError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}.")
     if sampler in ("numpyro", "blackjax") and importlib.util.find_spec(sampler) is None:
-        raise ImportError(f"the {sampler} sampler needs JAX: pip install 'bayes_msem[jax]'.")
+        raise MissingDependencyError(f"the {sampler} sampler needs JAX: pip install 'bayes_msem[jax]'.")
 
 
 def show_progress(progressbar: bool | str) -> bool:

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from .errors import SettingsError
+
 
 def ranks(draws: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """r_p = #{l : draws[l, p] < truth[p]} for draws (L, P) and truth (P,): each in 0..L."""
@@ -24,7 +26,7 @@ def ranks(draws: np.ndarray, truth: np.ndarray) -> np.ndarray:
 def bin_probabilities(n_draws: int, bins: int) -> np.ndarray:
     """p_b, the share of the ranks 0..L (L = ``n_draws``) that fall in bin b = ⌊r · B / (L + 1)⌋."""
     if not 2 <= bins <= n_draws + 1:
-        raise ValueError(f"bins must be between 2 and the number of possible ranks ({n_draws + 1}), got {bins}.")
+        raise SettingsError(f"bins must be between 2 and the number of possible ranks ({n_draws + 1}), got {bins}.")
     return np.bincount(np.arange(n_draws + 1) * bins // (n_draws + 1), minlength=bins) / (n_draws + 1)
 
 

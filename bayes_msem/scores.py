@@ -37,6 +37,7 @@ import xarray as xr
 
 from .clusters import summarise
 from .data import ClusteredData, coordinate, unit_dim
+from .errors import UnavailableError
 from .moments import implied_moments
 from .plan import LevelPlan, Plan
 
@@ -57,7 +58,7 @@ def latent_scores(posterior: xr.Dataset, plan: Plan, data: ClusteredData, seed: 
         table = summarise(values.assign_coords({unit: ids}).rename({unit: "unit", variable: "variable"}))
         frames.append(table.assign(level="" if level == "single" else level))
     if not frames:
-        raise ValueError("this model has no latent variables to score.")
+        raise UnavailableError("this model has no latent variables to score.")
     return pd.concat(frames, ignore_index=True)[["level", "unit", "variable", "mean", "sd", "eti_2.5%", "eti_97.5%"]]
 
 

@@ -29,6 +29,7 @@ import pytensor
 import pytensor.tensor as pt
 
 from .data import ClusteredData
+from .errors import UnavailableError
 from .likelihood.families import parse_family
 from .moments import level_matrices
 from .plan import LevelPlan, MatrixSpec, Plan, matrix_entry
@@ -125,7 +126,7 @@ def icc_table(theta: np.ndarray, plan: Plan, data: ClusteredData, interval: floa
     variable with parts at both levels of a two-level model (Σ_W,vv averaged over clusters where
     the within level has random parameters)."""
     if len(plan.levels) != 2:
-        raise ValueError("ICCs are defined for two-level models.")
+        raise UnavailableError("ICCs are defined for two-level models.")
     (_, within, sigma_w, _, _), (_, between, sigma_b, _, _) = _level_covariances(theta, plan, data, random)
     names = [v for v in within.roles.observed if v in between.roles.observed]
     draws = []
@@ -166,7 +167,7 @@ def _level_covariances(theta: np.ndarray, plan: Plan, data: ClusteredData, rando
     (module docstring), Ψ per draw, and — for the level with random parameters — its B, Γ and Ψ
     per draw and cluster (then Σ and Ψ have a cluster axis too), else None."""
     if plan.random and random is None:
-        raise ValueError("models with random parameters need their cluster values to be standardized.")
+        raise UnavailableError("models with random parameters need their cluster values to be standardized.")
     out = []
     for rank, (label, level) in enumerate(plan.levels.items()):
         covariates = _covariate_cov(data, level, rank, plan.two_level)

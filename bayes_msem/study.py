@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from . import sbc
 from .data import ClusteredData, UpperLevel, data_frame, validate
 from .diagnostics import SamplingWarning
+from .errors import ArgumentTypeError, MissingDependencyError, SettingsError
 from .plan import Plan, data_variables, missing_allowed, parameter_name
 from .predictive import thinned
 from .scales import rescaled
@@ -81,36 +82,36 @@ def theta_values(plan: Plan, values: ParameterValues) -> np.ndarray:
     unknown = []
     for name, value in given.items():
         if not np.isfinite(value):
-            raise ValueError(f"the value of {name!r} is {value}; give every parameter a finite number.")
+            raise SettingsError(f"the value of {name!r} is {value}; give every parameter a finite number.")
         if name in index:
             k = index[name]
             if not np.isnan(theta[k]) and theta[k] != value:
-                raise ValueError(f"{name!r} is the parameter {plan.parameters['name'][k]!r} (a shared label), which "
-                                 f"was given {theta[k]:g} and {value:g}; give it one value.")
+                raise SettingsError(f"{name!r} is the parameter {plan.parameters['name'][k]!r} (a shared label), which "
+                                    f"was given {theta[k]:g} and {value:g}; give it one value.")
             theta[k] = value
         elif name in random:
             r = random[name]
-            raise ValueError(f"{name!r} varies over clusters as the random parameter {r!r}; give its mean and "
-                             f"variance instead (e.g. 'between:{r}~1', 'between:{r}~~{r}').")
+            raise SettingsError(f"{name!r} varies over clusters as the random parameter {r!r}; give its mean and "
+                                f"variance instead (e.g. 'between:{r}~1', 'between:{r}~~{r}').")
         elif name in fixed:
             if value != fixed[name]:
-                raise ValueError(f"{name!r} is fixed to {fixed[name]:g} in the model syntax, not {value:g}; free it in "
-                                 "the syntax or leave it out.")
+                raise SettingsError(f"{name!r} is fixed to {fixed[name]:g} in the model syntax, not {value:g}; free it in "
+                                    "the syntax or leave it out.")
         else:
             unknown.append(name)
     names = list(plan.parameters["name"])
     if unknown:
         close = {n: difflib.get_close_matches(n, list(index), 1) for n in unknown[:_SHOW]}
         hints = [f"{n!r}" + (f" (did you mean {c[0]!r}?)" if c else "") for n, c in close.items()]
-        raise ValueError(f"unknown parameter name(s) {', '.join(hints)}; name parameters as in fit.parameters() "
-                         f"(level:lhs op rhs) or by label. The model's free parameters: {_listed(names)}.")
+        raise SettingsError(f"unknown parameter name(s) {', '.join(hints)}; name parameters as in fit.parameters() "
+                            f"(level:lhs op rhs) or by label. The model's free parameters: {_listed(names)}.")
     missing = [name for name, value in zip(names, theta) if np.isnan(value)]
     if missing:
-        raise ValueError(f"no value for the free parameter(s) {_listed(missing)}; give a value for every free "
-                         "parameter (the list is model.plan.parameters['name']), e.g. from fit.parameters() of a fit.")
+        raise SettingsError(f"no value for the free parameter(s) {_listed(missing)}; give a value for every free "
+                            "parameter (the list is model.plan.parameters['name']), e.g. from fit.parameters() of a fit.")
     positive = plan.parameters["kind"].isin(["variance", "dispersion"]).to_numpy() & (theta <= 0)
     if positive.any():
-        raise ValueError(f"variance(s) {_listed([n for n, p in zip(names, positive) if p])} must be positive.")
+        raise SettingsError(f"variance(s) {_listed([n for n, p in zip(names, positive) if p])} must be positive.")
     return theta
 
 
@@ -118,8 +119,8 @@ def _named(values: ParameterValues) -> dict[str, float]:
     """{name: value} from a mapping, a Series or a parameter table (:func:`theta_values`)."""
     if isinstance(values, pd.DataFrame):
         if not {"lhs", "op", "rhs"} <= set(values.columns) or not {"value", "mean"} & set(values.columns):
-            raise ValueError("a table of parameter values needs columns lhs, op, rhs (and level in multilevel "
-                             f"models) and value (or mean, as fit.parameters()); it has {list(values.columns)}.")
+            raise SettingsError("a table of parameter values needs columns lhs, op, rhs (and level in multilevel "
+                                f"models) and value (or mean, as fit.parameters()); it has {list(values.columns)}.")
         rows = values[values["op"] != ":="]
         if "free" in rows.columns:
             rows = rows[rows["free"].astype(bool)]
@@ -129,8 +130,8 @@ def _named(values: ParameterValues) -> dict[str, float]:
         return dict(zip(names, rows[column].astype(float)))
     if isinstance(values, (Mapping, pd.Series)):
         return {str(name): float(value) for name, value in values.items()}
-    raise TypeError(f"parameter values must be a mapping, a Series or a table like fit.parameters(), got "
-                    f"{type(values).__name__}.")
+    raise ArgumentTypeError(f"parameter values must be a mapping, a Series or a table like fit.parameters(), got "
+                            f"{type(values).__name__}.")
 
 
 def _listed(names: Sequence[str]) -> str:
@@ -152,14 +153,14 @@ def design_data(plan: Plan, data: ClusteredData, cluster: str | list[str] | None
     modelled variables missing with that probability (MCAR)."""
     if covariates is not None:
         if n_clusters is not None or cluster_size is not None:
-            raise ValueError("give either a covariates frame (its clusters are the design) or n_clusters and "
-                             "cluster_size, not both.")
+            raise SettingsError("give either a covariates frame (its clusters are the design) or n_clusters and "
+                                "cluster_size, not both.")
         data = _covariate_data(plan, covariates, cluster)
     elif n_clusters is not None:
         data = new_clusters(plan, cluster, n_clusters, cluster_size, rng)
     elif cluster_size is not None:
-        raise ValueError("cluster_size needs n_clusters (the number of clusters of the highest level); give both, "
-                         "or neither to keep the model's data.")
+        raise SettingsError("cluster_size needs n_clusters (the number of clusters of the highest level); give both, "
+                            "or neither to keep the model's data.")
     return _with_missing(plan, data, missing, rng)
 
 
@@ -215,30 +216,30 @@ def new_clusters(plan: Plan, cluster: str | list[str] | None, n_clusters: int,
 def _check_count(n_clusters: Any, columns: list[str]) -> None:
     if not isinstance(n_clusters, (int, np.integer)) or isinstance(n_clusters, bool) or n_clusters < 2:
         what = f"clusters of {columns[-1]!r}" if columns else "rows (the model has a single level)"
-        raise ValueError(f"n_clusters must be an integer >= 2 (the number of {what}), got {n_clusters!r}.")
+        raise SettingsError(f"n_clusters must be an integer >= 2 (the number of {what}), got {n_clusters!r}.")
 
 
 def _sizes(cluster_size: Any, columns: list[str]) -> list[tuple[int, int]]:
     """The (low, high) size of each level's units, lowest first, checked (see :func:`new_clusters`)."""
     if not columns:
         if cluster_size not in (None, 1):
-            raise ValueError("a single-level model has no clusters: leave cluster_size out (n_clusters is the number "
-                             "of rows).")
+            raise SettingsError("a single-level model has no clusters: leave cluster_size out (n_clusters is the number "
+                                "of rows).")
         return []
     if cluster_size is None:
-        raise ValueError("n_clusters needs cluster_size: the number of units in each cluster, e.g. 10 or (5, 15), "
-                         "one per level above the rows (lowest first) with three or more levels.")
+        raise SettingsError("n_clusters needs cluster_size: the number of units in each cluster, e.g. 10 or (5, 15), "
+                            "one per level above the rows (lowest first) with three or more levels.")
     sizes = cluster_size if isinstance(cluster_size, list) else [cluster_size]
     if len(sizes) != len(columns):
         example = "[10, (3, 6)] for 10 rows per cluster and 3 to 6 clusters per upper cluster" if len(columns) > 1 \
             else "10 or (5, 15)"
-        raise ValueError(f"cluster_size needs one size per level above the rows ({len(columns)}: "
-                         f"{', '.join(map(repr, columns))}), lowest first, e.g. {example}; got {cluster_size!r}.")
+        raise SettingsError(f"cluster_size needs one size per level above the rows ({len(columns)}: "
+                            f"{', '.join(map(repr, columns))}), lowest first, e.g. {example}; got {cluster_size!r}.")
     bounds = [_bounds(size) for size in sizes]
     for (low, high), size, column in zip(bounds, sizes, columns):
         if not 1 <= low <= high or high < 2:
-            raise ValueError(f"the size of the clusters of {column!r} must be an integer >= 2 or a range (low, high) "
-                             f"with 1 <= low <= high and high >= 2, got {size!r}.")
+            raise SettingsError(f"the size of the clusters of {column!r} must be an integer >= 2 or a range (low, high) "
+                                f"with 1 <= low <= high and high >= 2, got {size!r}.")
     return bounds
 
 
@@ -263,13 +264,13 @@ def _with_missing(plan: Plan, data: ClusteredData, missing: float | Mapping[str,
     rates = dict(missing) if isinstance(missing, Mapping) else dict.fromkeys(allowed, missing)
     wrong = [v for v in rates if v not in allowed]
     if wrong:
-        raise ValueError(f"no missing cells in {_listed(wrong)}: only the modelled variables of the lowest level "
-                         f"({_listed(allowed)}) can have missing cells; covariates and cluster-level variables are "
-                         "complete.")
+        raise SettingsError(f"no missing cells in {_listed(wrong)}: only the modelled variables of the lowest level "
+                            f"({_listed(allowed)}) can have missing cells; covariates and cluster-level variables are "
+                            "complete.")
     values = dict(data.values)
     for name, rate in rates.items():
         if not 0 <= rate < 1:
-            raise ValueError(f"the missing rate of {name!r} must be in [0, 1), got {rate!r}.")
+            raise SettingsError(f"the missing rate of {name!r} must be in [0, 1), got {rate!r}.")
         values[name] = np.where(rng.random(data.n_rows) < rate, np.nan, values[name])
     return dataclasses.replace(data, values=values)
 
@@ -287,8 +288,8 @@ def simulate_data(model: Model, parameters: ParameterValues, n_clusters: int | N
     for name in _placeholders(model.plan, 0):
         kept = ~np.isnan(design.column(name))
         if not np.isfinite(drawn.column(name)[kept]).all():
-            raise ValueError(f"the parameter values give non-finite values of {name!r}: check that every covariance "
-                             "matrix they imply is positive definite (correlations between -1 and 1).")
+            raise SettingsError(f"the parameter values give non-finite values of {name!r}: check that every covariance "
+                                "matrix they imply is positive definite (correlations between -1 and 1).")
     return data_frame(drawn.to_dataset(), model.cluster)
 
 
@@ -460,7 +461,7 @@ def study(model: Model, parameters: ParameterValues | str, replications: int = 1
     ``callback(r, rows)`` runs after each replication is stored; what it raises stops the study.
     """
     if not isinstance(replications, int) or replications < 1:
-        raise ValueError(f"replications must be an integer >= 1, got {replications!r}.")
+        raise SettingsError(f"replications must be an integer >= 1, got {replications!r}.")
     spec = _spec(model, parameters, dict(design or {}), rank_draws,
                  {"draws": draws, "tune": tune, "chains": chains, "sampler": "nutpie", **fit_settings})
     folder = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="bayes_msem_study_"))
@@ -491,17 +492,17 @@ def _spec(model: Model, parameters: ParameterValues | str, design: dict, rank_dr
     """The study's spec (seed still to be chosen), its settings checked before anything runs."""
     check_settings(fit["draws"], fit["tune"], fit["chains"], fit["sampler"])
     if model.scales:
-        raise ValueError("a study cannot use rescale=True: each replication's data would be divided by its own SDs, "
-                         "so the priors and the truth would differ in scale between replications. Give the variables "
-                         "fixed units instead (e.g. divide by a power of ten) and fit without rescale.")
+        raise SettingsError("a study cannot use rescale=True: each replication's data would be divided by its own SDs, "
+                            "so the priors and the truth would differ in scale between replications. Give the variables "
+                            "fixed units instead (e.g. divide by a power of ten) and fit without rescale.")
     unknown = [k for k in design if k not in DESIGN_KEYS]
     if unknown:
-        raise ValueError(f"unknown design setting(s) {_listed(unknown)}; the design takes {', '.join(DESIGN_KEYS)}.")
+        raise SettingsError(f"unknown design setting(s) {_listed(unknown)}; the design takes {', '.join(DESIGN_KEYS)}.")
     design_data(model.plan, model.data, model.cluster, np.random.default_rng(0), **design)
     truth = None
     if isinstance(parameters, str):
         if parameters != PRIOR:
-            raise ValueError(f"parameters must be values (a mapping or table) or {PRIOR!r}, got {parameters!r}.")
+            raise SettingsError(f"parameters must be values (a mapping or table) or {PRIOR!r}, got {parameters!r}.")
     else:
         truth = dict(zip(model.plan.parameters["name"], map(float, theta_values(model.plan, parameters))))
     settings = {"std_lv": model.std_lv, "priors": model.priors, "family": {v: str(f) for v, f in model.families.items()}}
@@ -520,8 +521,8 @@ def _claim(folder: Path, spec: StudySpec, seed: int | None) -> StudySpec:
     described = json.loads(json.dumps(spec.describe(), default=str))
     if recorded is not None and recorded != described:
         changed = [k for k in described if recorded.get(k) != described[k]]
-        raise ValueError(f"the folder {folder} holds a study with other settings ({', '.join(changed)}); choose "
-                         "another folder, or delete this one to start over.")
+        raise SettingsError(f"the folder {folder} holds a study with other settings ({', '.join(changed)}); choose "
+                            "another folder, or delete this one to start over.")
     _atomic(path, lambda temporary: temporary.write_text(json.dumps(described, indent=1)))
     return spec
 
@@ -556,8 +557,8 @@ def _run(spec: StudySpec, pending: list[int], workers: int | None, scheduler: st
         try:
             from distributed import Client, as_completed
         except ImportError as error:
-            raise ImportError("a study on a Dask cluster needs dask.distributed: "
-                              "pip install 'bayes_msem[dask]'.") from error
+            raise MissingDependencyError("a study on a Dask cluster needs dask.distributed: "
+                                         "pip install 'bayes_msem[dask]'.") from error
         with Client(scheduler) as client:
             shared = client.scatter(spec, broadcast=True)
             futures = [client.submit(replicate, shared, r, key=f"replication-{r}-{spec.key}", pure=False)
@@ -622,7 +623,7 @@ class StudyResult:
             coverage = share of 95% intervals holding θ_r (MC SE √(c(1 − c)/R)), power = share of
             intervals excluding 0, mean R-hat, mean bulk ESS, share of fits with divergences."""
         if estimator not in ("mean", "median"):
-            raise ValueError(f"estimator must be 'mean' or 'median', got {estimator!r}.")
+            raise SettingsError(f"estimator must be 'mean' or 'median', got {estimator!r}.")
         rows = self.replications[self.replications["error"].isna()]
         deviation = rows[estimator] - rows["truth"]
         rows = rows.assign(deviation=deviation, squared=deviation ** 2,
@@ -651,17 +652,17 @@ class StudyResult:
     def _ranks(self, parameters: Sequence[str] | None) -> tuple[dict[str, np.ndarray], int]:
         """The ranks of the chosen parameters (default all) over the successful replications, and L."""
         if self.settings["parameters"] != PRIOR:
-            raise ValueError("simulation-based calibration needs θ drawn from the prior in every replication: run "
-                             "the study with parameters='prior'.")
+            raise SettingsError("simulation-based calibration needs θ drawn from the prior in every replication: run "
+                                "the study with parameters='prior'.")
         rows = self.replications[self.replications["error"].isna()]
         known = list(dict.fromkeys(rows["parameter"]))
         chosen = known if parameters is None else list(parameters)
         unknown = [p for p in chosen if p not in known]
         if unknown:
-            raise ValueError(f"no ranks of {_listed(unknown)}; the study's parameters: {_listed(known)}.")
+            raise SettingsError(f"no ranks of {_listed(unknown)}; the study's parameters: {_listed(known)}.")
         n_draws = rows["rank_draws"].unique()
         if len(n_draws) != 1:
-            raise ValueError(f"the replications ranked among different numbers of draws ({sorted(n_draws)}).")
+            raise SettingsError(f"the replications ranked among different numbers of draws ({sorted(n_draws)}).")
         return {p: rows.loc[rows["parameter"] == p, "rank"].to_numpy() for p in chosen}, int(n_draws[0])
 
     def sbc(self, parameters: Sequence[str] | None = None, bins: int = 10) -> pd.DataFrame:

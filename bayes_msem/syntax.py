@@ -33,6 +33,8 @@ from typing import NoReturn
 
 import pandas as pd
 
+from .errors import ArgumentTypeError, Error
+
 __all__ = ["ModelSyntaxError", "parse"]
 
 #: Columns of the table returned by :func:`parse`, with their dtypes.
@@ -66,7 +68,7 @@ _MAX_DEPTH = 50
 _INTERCEPT = "1"
 
 
-class ModelSyntaxError(ValueError):
+class ModelSyntaxError(Error, ValueError):
     """Raised for malformed model syntax.
 
     The message reads ``line L, column C: found <what>; expected <what>`` followed by
@@ -448,7 +450,7 @@ class _Statement:
 def parse(text: str) -> pd.DataFrame:
     """Parse lavaan/Mplus-style model syntax into the user parameter table (see _COLUMNS)."""
     if not isinstance(text, str):
-        raise TypeError(f"model syntax must be a str, not {type(text).__name__}")
+        raise ArgumentTypeError(f"model syntax must be a str, not {type(text).__name__}")
     lines = text.split("\n")
     rows: list[dict[str, object]] = []
     block: str | None = None

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .errors import Error
+
 COLUMNS = ["lhs", "op", "rhs", "level", "label", "free", "fixed", "start", "prior", "random", "user"]
 SINGLE_LEVEL = ""
 WITHIN, BETWEEN = "within", "between"
@@ -40,7 +42,7 @@ _LEVEL_ALIASES = {"within": WITHIN, "1": WITHIN, "between": BETWEEN, "2": BETWEE
 MODEL_OPS = ("=~", "~", "~~", "~1")
 
 
-class SpecificationError(ValueError):
+class SpecificationError(Error, ValueError):
     """The model is not specified in a way that can be estimated; the message says how to fix it."""
 
 
@@ -119,6 +121,7 @@ def build_table(user: pd.DataFrame, cluster: str | list[str] | None = None, std_
     user["level"] = user["block"].map(mapping)
     user = user.sort_values("level", key=lambda s: s.map(order.index), kind="stable")  # lowest level first
     rows = user[user["op"].isin(MODEL_OPS) | (user["op"] == "|")]
+    _check_statements(rows, user[user["op"] == ":="])
     _check_latent_levels(rows)
     _check_random_duplicates(rows)
     roles = assign_roles(rows)
@@ -132,6 +135,7 @@ def build_table(user: pd.DataFrame, cluster: str | list[str] | None = None, std_
     table = _apply_equalities(table, user[user["op"].isin(["==", "<", ">"])])
     table = _number_free(table)
     _check_scales(table, roles)
+    _check_fixed_values(table, roles, families)
     _check_priors_are_on_free_parameters(table)
     return table[COLUMNS].reset_index(drop=True)
 
@@ -453,3 +457,78 @@ def _check_scales(table: pd.DataFrame, roles: dict[str, LevelRoles]) -> None:
                 f"Fix one loading (e.g. '{lv} =~ 1*{loadings['rhs'].iloc[0]} + ...'), fix its variance "
                 f"('{lv} ~~ 1*{lv}'), or fit with std_lv=True."
             )
+
+
+def _statement_key(level: str, lhs: str, op: str, rhs: str) -> tuple:
+    """One key per matrix entry a statement writes: ``a ~~ b`` and ``b ~~ a`` are the same entry."""
+    return (level, op, *sorted((lhs, rhs))) if op == "~~" else (level, op, lhs, rhs)
+
+
+def _check_statements(rows: pd.DataFrame, defined: pd.DataFrame) -> None:
+    """Refuse what lavaan refuses in the syntax itself: a parameter written twice, a variable
+    regressed on itself, a label that is also a variable name, a defined name used twice or that
+    is also a variable or a label."""
+    first: dict[tuple, int] = {}
+    for r in rows.itertuples(index=False):
+        statement = f"{r.lhs} {r.op} {r.rhs}".strip()
+        if r.op in ("~", "=~") and r.lhs == r.rhs:
+            raise SpecificationError(f"line {r.line}: '{statement}' relates a variable to itself; a variable cannot "
+                                     "predict or measure itself. Remove the statement (a variance is written "
+                                     f"'{r.lhs} ~~ {r.lhs}').")
+        key = _statement_key(r.level, r.lhs, r.op, r.rhs)
+        if isinstance(r.random, str):
+            continue  # a random relation written twice: _check_random_duplicates says how
+        if key in first:
+            raise SpecificationError(f"line {r.line}: '{statement}' is written twice (first on line {first[key]}); "
+                                     "write each parameter once, with all its modifiers (to make parameters equal, "
+                                     "give them the same label).")
+        first[key] = r.line
+    variables = set(_names(rows)) | set(rows["random"].dropna())
+    for r in rows[rows["label"].isin(variables)].itertuples(index=False):
+        raise SpecificationError(f"line {r.line}: the label {r.label!r} is also the name of a variable; labels and "
+                                 f"variable names must differ (e.g. b_{r.label}).")
+    labels = set(rows["label"].dropna())
+    seen: set[str] = set()
+    for r in defined.itertuples(index=False):
+        clash = ("a variable" if r.lhs in variables else "a parameter label" if r.lhs in labels
+                 else "defined twice" if r.lhs in seen else None)
+        if clash:
+            what = "is " + clash if clash != "defined twice" else "is defined more than once"
+            raise SpecificationError(f"line {r.line}: the defined parameter {r.lhs!r} (':=') {what}; give each "
+                                     "defined parameter its own new name.")
+        seen.add(r.lhs)
+
+
+def _check_fixed_values(table: pd.DataFrame, roles: dict[str, LevelRoles], families: Mapping[str, str]) -> None:
+    """Refuse fixed values no model can have: non-finite ones, negative variances, a zero residual
+    variance of a Gaussian observed variable of the lowest level that measures no factor (its
+    covariance matrix would be singular), and fixed covariances whose correlation (with both
+    variances fixed) lies outside [-1, 1]."""
+    fixed = table[table["fixed"].notna()]
+    for r in fixed[~np.isfinite(fixed["fixed"].to_numpy(float))].itertuples(index=False):
+        raise SpecificationError(f"'{r.lhs} {r.op} {r.rhs}'{_at(r.level)} is fixed at {r.fixed}; fix it at a finite "
+                                 "number or free it.")
+    variance = fixed[(fixed["op"] == "~~") & (fixed["lhs"] == fixed["rhs"])]
+    lowest = next(iter(roles))
+    indicators = set(table.loc[(table["op"] == "=~") & (table["level"] == lowest), "rhs"])
+    for r in variance.itertuples(index=False):
+        singular = (r.fixed == 0 and r.level == lowest and r.lhs in roles[lowest].observed
+                    and r.lhs not in indicators and r.lhs not in families)
+        if r.fixed < 0 or singular:
+            why = ("a variance cannot be negative" if r.fixed < 0 else "with no residual variance it would be an "
+                   "exact function of the other variables, and the likelihood would be singular")
+            raise SpecificationError(f"'{r.lhs} ~~ {r.rhs}'{_at(r.level)} is fixed at {r.fixed:g}: {why}. Fix it at a "
+                                     "positive value or free it.")
+    sd = {(r.level, r.lhs): np.sqrt(r.fixed) for r in variance.itertuples(index=False)}
+    for r in fixed[(fixed["op"] == "~~") & (fixed["lhs"] != fixed["rhs"])].itertuples(index=False):
+        scale = sd.get((r.level, r.lhs), np.nan) * sd.get((r.level, r.rhs), np.nan)
+        if abs(r.fixed) > scale:  # False while either variance is free (nan)
+            raise SpecificationError(
+                f"'{r.lhs} ~~ {r.rhs}'{_at(r.level)} is fixed at {r.fixed:g}, a correlation of {r.fixed / scale:.3g} "
+                f"given the fixed variances of {r.lhs!r} and {r.rhs!r}; a correlation lies in [-1, 1]. Fix the "
+                "covariance within ± the product of the standard deviations, or free it.")
+
+
+def _at(level: str) -> str:
+    return f" at the {level} level" if level else ""
+

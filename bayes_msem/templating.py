@@ -15,6 +15,8 @@ import difflib
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 
+from .errors import ArgumentTypeError, SettingsError
+
 __all__ = ["available_templates", "template"]
 
 _SUFFIX = ".msem"
@@ -36,11 +38,11 @@ def template(name: str) -> str:
     Raises ``ValueError`` for an unknown name, listing the templates and suggesting the closest.
     """
     if not isinstance(name, str):
-        raise TypeError(f"a template name is a string, got {type(name).__name__}.")
+        raise ArgumentTypeError(f"a template name is a string, got {type(name).__name__}.")
     stem = name.strip().removesuffix(_SUFFIX)
     names = available_templates()
     if stem not in names:
         close = difflib.get_close_matches(stem, names, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
-        raise ValueError(f"unknown template {name!r}; {hint}available templates: {', '.join(names)}.")
+        raise SettingsError(f"unknown template {name!r}; {hint}available templates: {', '.join(names)}.")
     return _folder().joinpath(stem + _SUFFIX).read_text(encoding="utf-8")

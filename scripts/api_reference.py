@@ -76,7 +76,7 @@ def render() -> str:
         lines += entry("###", f"`{name}`", signature(f"bm.{name}", function), inspect.getdoc(function))
     lines += ["## Exceptions and warnings", ""]
     for name, error in errors:
-        lines += entry("###", f"`{name}`", f"class {name}({error.__base__.__name__})", inspect.getdoc(error))
+        lines += entry("###", f"`{name}`", f"class {name}({', '.join(b.__name__ for b in error.__bases__)})", inspect.getdoc(error))
     return "\n".join(lines).rstrip() + "\n"
 
 

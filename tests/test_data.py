@@ -157,7 +157,7 @@ def test_all_singletons(df: pd.DataFrame) -> None:
 @pytest.mark.parametrize(
     ("values", "words"),
     [
-        (["a", "b", "a", "b", "a", "b", "a"], ["pd.to_numeric", "pd.get_dummies", "cat.codes"]),
+        (["a", "b", "a", "b", "a", "b", "a"], ["text such as 'a', 'b'", "pd.get_dummies", "cat.codes"]),
         (pd.Categorical([1, 2, 1, 2, 1, 2, 1]), ["dtype category", "pd.get_dummies", "cat.codes"]),
         (pd.date_range("2020-01-01", periods=7), ["datetime64", "days since start"]),
         (pd.to_timedelta(range(7), unit="D"), ["timedelta64", "total_seconds"]),

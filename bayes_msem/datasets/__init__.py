@@ -21,6 +21,8 @@ from importlib.resources import as_file, files
 
 import pandas as pd
 
+from ..errors import SettingsError
+
 __all__ = ["Dataset", "describe", "info", "load", "names", "reference"]
 
 _LAVAAN = "lavaan 0.6-14 (R 4.2.2)"
@@ -231,7 +233,7 @@ def info(name: str) -> Dataset:
 
     An unknown name raises ``ValueError`` listing the names."""
     if name not in _BY_NAME:
-        raise ValueError(f"no data set named {name!r}; the data sets are: {', '.join(_BY_NAME)}.")
+        raise SettingsError(f"no data set named {name!r}; the data sets are: {', '.join(_BY_NAME)}.")
     return _BY_NAME[name]
 
 
@@ -251,8 +253,8 @@ def load(name: str) -> pd.DataFrame:
     Raises ``ValueError`` for an unknown name and for a set without public data."""
     dataset = info(name)
     if dataset.data is None:
-        raise ValueError(f"{name!r} has no data in the package, only published estimates (the data are not "
-                         f"public); read them with bm.datasets.reference({name!r}).")
+        raise SettingsError(f"{name!r} has no data in the package, only published estimates (the data are not "
+                            f"public); read them with bm.datasets.reference({name!r}).")
     return _read(dataset.data)
 
 
@@ -263,7 +265,7 @@ def reference(name: str, table: str = "estimates") -> pd.DataFrame:
     Raises ``ValueError`` for an unknown name or table, listing the choices."""
     tables = info(name).references
     if table not in tables:
-        raise ValueError(f"{name!r} has no reference table {table!r}; its tables are: {', '.join(tables)}.")
+        raise SettingsError(f"{name!r} has no reference table {table!r}; its tables are: {', '.join(tables)}.")
     frame = _read(tables[table])
     text = frame.select_dtypes(exclude="number").columns
     return frame.fillna({column: "" for column in text})

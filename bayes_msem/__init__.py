@@ -19,6 +19,7 @@ from .study import study
 from .syntax import ModelSyntaxError
 from .table import SpecificationError
 from .templating import template
+from . import warning_display  # noqa: F401  (one-line warnings; PyTensor's BLAS notice silenced)
 
 __all__ = ["Model", "Fit", "compare", "load", "Error", "SettingsError", "ArgumentTypeError", "MissingDependencyError",
            "MissingFileError", "SavedFitError", "UnavailableError", "DataError", "DataWarning", "ModelSyntaxError", "PriorError", "SamplingError", "SamplingWarning", "SpecificationError", "template", "group_mean_center", "sensitivity", "study"]

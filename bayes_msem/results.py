@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import clusters, diagnostics, fit_measures
+from . import clusters, diagnostics, fit_measures, report
 from .data import ClusteredData, data_frame
 from .diagram import draw
 from .errors import MissingFileError, SavedFitError, SettingsError
@@ -366,8 +366,9 @@ class Fit:
         with ``standardized=True``); rendered to ``path`` (PNG, SVG, … by its suffix, else
         ``format``) when given."""
         if standardized:
-            return draw(self.table, path, format, self.standardized(), "std.all")
-        return draw(self.table, path, format, self.parameters(), "mean")
+            return draw(self.table, path, format, self.standardized(), "std.all",
+                        "Numbers on the paths: posterior means of the standardized estimates (std.all)")
+        return draw(self.table, path, format, self.parameters(), "mean", "Numbers on the paths: posterior means")
 
     def diagnostics(self) -> pd.DataFrame:
         """The convergence checks, one row per check (index ``check``: r_hat, chain_modes,
@@ -406,16 +407,7 @@ class Fit:
             *[f"    - {remedy}" for remedy in problems],
             "",
         ]
-        table = self.parameters()
-        lowest = table["level"].iloc[0] if len(table) else ""
-        shown = table.assign(name=[f"{l} {o} {r}".strip() + (" (dispersion)" if _is_dispersion(families, l, o, r, v, lowest) else "")
-                                   for l, o, r, v in table[["lhs", "op", "rhs", "level"]].itertuples(index=False)])
-        for level, rows in shown.groupby("level", sort=False):
-            if level:
-                lines.append(f"Level: {level}")
-            body = rows.set_index("name")[["mean", "sd", _LOWER, _UPPER, "r_hat", "ess_bulk"]]
-            lines.append(body.to_string(float_format=_number, na_rep=""))
-            lines.append("")
+        lines += [report.LEGEND, "", *report.estimates_text(self.parameters(), families)]
         return "\n".join(lines)
 
     def save(self, path: str | Path) -> Path:
@@ -438,17 +430,6 @@ class Fit:
         finally:
             partial.unlink(missing_ok=True)
         return path
-
-
-def _number(value: float) -> str:
-    """Three decimals, or three significant digits for values below 0.01 (e.g. a loading of grams on
-    kilograms), which three decimals would show as 0.000."""
-    return f"{value:.3f}" if value == 0 or abs(value) >= 0.01 else f"{value:.3g}"
-
-
-def _is_dispersion(families: dict, lhs: str, op: str, rhs: str, level: str, lowest: str) -> bool:
-    """Whether a row is a negative binomial variable's dispersion α (its lowest-level ``y ~~ y``)."""
-    return op == "~~" and lhs == rhs and level == lowest and families.get(lhs, "").startswith("negbinomial")
 
 
 def compare(fits: Mapping[str, Fit] | Sequence[Fit]) -> pd.DataFrame:

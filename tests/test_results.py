@@ -1,8 +1,16 @@
-"""Post-processing of draws: factor sign alignment and defined parameters (no sampling)."""
+"""Post-processing of draws: factor sign alignment and defined parameters (no sampling); the
+summary's lavaan layout, on a table and on two small fits; the package's warnings on one line."""
+
+import subprocess
+import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
+
+import bayes_msem as bm
+from bayes_msem.report import estimates_text
 
 from bayes_msem.plan import parameter_name
 from bayes_msem.results import align_signs, evaluate_definitions
@@ -85,3 +93,115 @@ def test_sampled_scores_follow_their_factors_reflection():
     scores = xr.DataArray(np.ones((1, 4, 3, 1)), dims=("chain", "draw", "row", "v"), coords={"v": ["f"]},
                           name="scores_single")
     np.testing.assert_array_equal(align_scores(scores, signs).values[0, :, 0, 0], [-1, -1, 1, 1])
+
+
+_NAN = np.nan
+_COLUMNS = ["lhs", "op", "rhs", "level", "label", "random", "free", "mean", "sd", "eti_2.5%", "eti_97.5%", "r_hat",
+            "ess_bulk", "ess_tail"]
+_STATS = (0.5, 0.01, 0.48, 0.52, 1.0, 500.0, 400.0)
+
+
+def test_estimates_are_laid_out_as_lavaan_lays_them_out():
+    """Sections per level, rows under their left-hand side, residual dots, labels; numbers with three
+    decimals (more where the mean would read 0.000), integer ESS; a fixed value alone; a random
+    slope and a binary item's residual named, not shown as numbers."""
+    rows = [("f", "=~", "y1", "within", None, None, False, 1.0, *[_NAN] * 6),
+            ("f", "=~", "y2", "within", "a", None, True, 0.8, 0.05, 0.7, 0.9, 1.0012, 412.6, 300.0),
+            ("f", "=~", "u", "within", None, None, True, *_STATS),
+            ("y2", "~", "x", "within", None, "s", False, *[_NAN] * 7),
+            ("y1", "~~", "y2", "within", None, None, True, -0.12345, 0.01, -0.14, -0.1, 1.0, 500.0, 400.0),
+            ("u", "~~", "u", "within", None, None, False, 0.0, *[_NAN] * 6),
+            ("f", "~~", "f", "within", None, None, True, *_STATS),
+            ("y2", "~1", "", "between", None, None, True, 0.00004, 0.00002, 0.00001, 0.00009, 1.0, 500.0, 400.0),
+            ("ab", ":=", "a*2", "", None, None, True, 1.6, 0.1, 1.4, 1.8, 1.0, 412.6, 300.0)]
+    text = estimates_text(pd.DataFrame(rows, columns=_COLUMNS), {"u": "bernoulli"})
+    header = " " * 18 + "     Mean       SD     2.5%    97.5%    R-hat      ESS"
+    assert text == [
+        "Level: within", "",
+        "Latent Variables:", header,
+        "  f =~",
+        "    y1                1.000",
+        "    y2 (a)            0.800    0.050    0.700    0.900    1.001      413",
+        "    u                 0.500    0.010    0.480    0.520    1.000      500", "",
+        "Regressions:", header,
+        "  y2 ~",
+        "    x                varies over clusters: s", "",
+        "Covariances:", header,
+        "  .y1 ~~",
+        "    .y2              -0.123    0.010   -0.140   -0.100    1.000      500", "",
+        "Variances:", header,
+        "   .u                from the family: bernoulli",
+        "    f                 0.500    0.010    0.480    0.520    1.000      500", "",
+        "Level: between", "",
+        "Intercepts:", header,
+        "    y2             0.000040 0.000020 0.000010 0.000090    1.000      500", "",
+        "Defined Parameters:", header,
+        "    ab                1.600    0.100    1.400    1.800    1.000      413", ""]
+
+
+def _slope_data() -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    cluster = np.repeat(np.arange(60), 12)
+    x = rng.normal(size=len(cluster))
+    slope = 0.5 + 0.4 * rng.normal(size=60)
+    y = slope[cluster] * x + 0.6 * rng.normal(size=60)[cluster] + rng.normal(size=len(cluster))
+    return pd.DataFrame({"y": y, "x": x, "cluster": cluster})
+
+
+def _logit_data() -> pd.DataFrame:
+    rng = np.random.default_rng(4)
+    cluster = np.repeat(np.arange(40), 6)
+    x = rng.normal(size=len(cluster))
+    u = rng.normal(scale=0.5, size=40)[cluster]
+    return pd.DataFrame({"g": cluster, "x": x, "y": (rng.random(len(x)) < 1 / (1 + np.exp(-u - x))).astype(float)})
+
+
+@pytest.fixture(scope="module")
+def slope_fit() -> bm.Fit:
+    model = bm.Model("level: within\n  s | y ~ x\nlevel: between\n  y ~~ s\n", _slope_data(), cluster="cluster")
+    return model.fit(draws=300, tune=300, chains=2, random_seed=1)
+
+
+def _line(text: str, level: str, section: str, start: str) -> str:
+    """The one line of ``section`` at ``level`` of a summary that starts with ``start``."""
+    body = text.split(f"Level: {level}")[1].split(f"{section}:")[1].split("\n\n")[0]
+    (line,) = [line for line in body.splitlines() if line.startswith(start)]
+    return line
+
+
+def test_summary_of_a_random_slope_fit(slope_fit):
+    """The slope's row names its random parameter; its mean and variance are between-level rows
+    with the posterior's numbers (three decimals, R-hat, integer bulk ESS)."""
+    text = slope_fit.summary()
+    assert _line(text, "within", "Regressions", "    x ").split() == ["x", "varies", "over", "clusters:", "s"]
+    table = slope_fit.parameters().set_index(["lhs", "op", "rhs", "level"])
+    mean = table.loc[("s", "~1", "", "between")]
+    expected = [f"{mean[c]:.3f}" for c in ("mean", "sd", "eti_2.5%", "eti_97.5%", "r_hat")] + [f"{mean['ess_bulk']:.0f}"]
+    assert _line(text, "between", "Intercepts", "    s ").split() == ["s", *expected]
+    assert _line(text, "within", "Intercepts", "   .y ").split() == [".y", "0.000"]  # fixed: its value, no spread
+
+
+def test_summary_names_the_family_of_a_binary_items_residual():
+    with pytest.warns(bm.SamplingWarning):  # 100 draws of one chain
+        fit = bm.Model("level: within\n  y ~ x\nlevel: between\n  y ~~ y\n", _logit_data(), cluster="g",
+                       family={"y": "bernoulli"}).fit(draws=100, tune=100, chains=1, random_seed=1)
+    line = _line(fit.summary(), "within", "Variances", "   .y ")
+    assert line.split() == [".y", "from", "the", "family:", "bernoulli(logit)"]
+
+
+def test_package_warnings_print_once_on_one_line_and_pytensors_blas_notice_not_at_all():
+    """In a fresh process: a SamplingWarning issued twice from one place prints once, as
+    "SamplingWarning: message"; another library's warning keeps Python's format; looking up
+    PyTensor's BLAS flags (which warns where no BLAS library can be linked) prints nothing."""
+    script = (
+        "import logging, warnings\n"
+        "import pytensor\n"
+        "import bayes_msem as bm\n"
+        "for _ in range(2):\n"
+        "    warnings.warn('too few draws', bm.SamplingWarning)\n"
+        "warnings.warn('elsewhere', UserWarning)\n"
+        "pytensor.config.blas__ldflags\n"
+        "logging.getLogger('pytensor.tensor.blas').warning('Using NumPy C-API based implementation for BLAS functions.')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stderr == "SamplingWarning: too few draws\n<string>:6: UserWarning: elsewhere\n"

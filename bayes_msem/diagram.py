@@ -36,17 +36,22 @@ _LEVEL = {"style": "dashed,rounded", "color": "gray50", "fontcolor": "gray30", "
 _CIRCLE = {"margin": "0.02"}
 _DOT = {"shape": "point", "width": "0.09", "fontsize": "10"}
 _COVARIANCE = {"style": "dashed", "dir": "both", "constraint": "false"}
+_RASTER, _RASTER_DPI = {"png", "jpg", "jpeg", "gif", "bmp", "webp"}, "150"  # Graphviz's 72 dpi reads small on screen
 
 
 def draw(table: pd.DataFrame, path: str | Path | None = None, format: str = "png",
-         estimates: pd.DataFrame | None = None, column: str = "mean") -> graphviz.Digraph:
+         estimates: pd.DataFrame | None = None, column: str = "mean", caption: str | None = None) -> graphviz.Digraph:
     """The path diagram of ``table``, rendered to ``path`` when given (see :func:`render`).
 
     Each path is labelled with ``estimates[column]`` of its row (``estimates`` has the table's
-    lhs, op, rhs, level columns) where that is known, else with its label or fixed value.
+    lhs, op, rhs, level columns) where that is known, else with its label or fixed value; ``caption``
+    (what those numbers are) is written under the diagram.
     """
     values = _row_values(table, estimates, column) if estimates is not None else pd.Series(math.nan, table.index)
-    return render(path_diagram(table, values), path, format)
+    graph = path_diagram(table, values)
+    if caption:
+        graph.attr(label=caption, labelloc="b", labeljust="l", fontsize="11", fontcolor="gray20")
+    return render(graph, path, format)
 
 
 def path_diagram(table: pd.DataFrame, values: pd.Series) -> graphviz.Digraph:
@@ -76,19 +81,22 @@ def path_diagram(table: pd.DataFrame, values: pd.Series) -> graphviz.Digraph:
 
 def render(graph: graphviz.Digraph, path: str | Path | None, format: str = "png") -> graphviz.Digraph:
     """Write ``graph`` to ``path`` (when given) in the format of its suffix (``.png``, ``.svg``,
-    ``.pdf``, …), or in ``format`` when it has none; return ``graph``."""
+    ``.pdf``, …), or in ``format`` when it has none, raster images at 150 dpi; return ``graph``."""
     if path is None:
         return graph
-    path = Path(path)
+    original, path = graph, Path(path)
     kind = path.suffix.removeprefix(".").lower() or format
     if kind not in graphviz.FORMATS:
         raise SettingsError(f"cannot write a diagram as {kind!r}; use a file name ending in .png, .svg or .pdf.")
+    if kind in _RASTER:
+        graph = graph.copy()
+        graph.attr(dpi=_RASTER_DPI)
     try:
         image = graph.pipe(format=kind)
     except graphviz.ExecutableNotFound as error:
         raise MissingDependencyError(MISSING_DOT) from error
     path.write_bytes(image)
-    return graph
+    return original
 
 
 def _row_values(table: pd.DataFrame, estimates: pd.DataFrame, column: str) -> pd.Series:

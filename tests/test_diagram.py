@@ -194,12 +194,16 @@ def test_fit_diagram_shows_posterior_means(fit: bm.Fit) -> None:
     edges = _edges(fit.diagram())
     assert edges[("f", "y2")]["label"] == f"{means['f', '=~', 'y2']:.2f}"
     assert edges[("x", "f")]["label"] == f"{means['f', '~', 'x']:.2f}" and edges[("f", "y1")]["label"] == "1.00"
+    assert 'label="Numbers on the paths: posterior means"' in fit.diagram().source  # a caption says what they are
     standardized = fit.standardized().set_index(["lhs", "op", "rhs"])["std.all"]
-    edges = _edges(fit.diagram(standardized=True))
+    graph = fit.diagram(standardized=True)
+    assert 'label="Numbers on the paths: posterior means of the standardized estimates (std.all)"' in graph.source
+    edges = _edges(graph)
     assert edges[("f", "y1")]["label"] == f"{standardized['f', '=~', 'y1']:.2f}" != "1.00"
     assert edges[("x", "f")]["label"] == f"{standardized['f', '~', 'x']:.2f}"
 
 
+@pytest.mark.needs_dot
 def test_rendering_writes_png_and_svg(fit: bm.Fit, tmp_path) -> None:
     png, svg, plain = tmp_path / "model.png", tmp_path / "model.svg", tmp_path / "model"
     graph = fit.diagram(png)
@@ -210,7 +214,10 @@ def test_rendering_writes_png_and_svg(fit: bm.Fit, tmp_path) -> None:
     fit.diagram(plain, format="svg")
     assert b"<svg" in plain.read_bytes()[:500]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "model.png", "model.svg"]  # no stray source files
-    with pytest.raises(ValueError, match=r"\.png, \.svg or \.pdf"):
+
+
+def test_unknown_image_format_names_the_ones_to_use(fit: bm.Fit, tmp_path) -> None:
+    with pytest.raises(bm.SettingsError, match=r"\.png, \.svg or \.pdf"):
         fit.diagram(tmp_path / "model.docx")
 
 
@@ -218,5 +225,5 @@ def test_missing_dot_program_names_the_fix(fit: bm.Fit, tmp_path, monkeypatch: p
     monkeypatch.setenv("PATH", str(tmp_path))
     graph = fit.diagram()  # building the digraph needs no Graphviz program
     assert "digraph" in graph.source
-    with pytest.raises(RuntimeError, match="apt install graphviz, brew install graphviz or conda install graphviz"):
+    with pytest.raises(bm.MissingDependencyError, match="apt install graphviz, brew install graphviz or conda install graphviz"):
         fit.diagram(tmp_path / "model.png")

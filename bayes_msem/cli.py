@@ -74,6 +74,7 @@ FLAG_SPELLING: tuple[tuple[str, str | Callable[[re.Match], str]], ...] = (
     (r"\bparameters='prior'", "--prior"),
     (r"\bn_clusters\b", "--clusters"),
     (r"\bcluster_size\b", "--cluster-size"),
+    (r": data\.dropna\(subset=\[[^\]]*\]\)", " from the CSV file"),
 )
 _FLAG_SPELLING = [(re.compile(pattern), flag) for pattern, flag in FLAG_SPELLING]
 

@@ -304,6 +304,17 @@ def test_study_errors_give_their_advice_as_flags(inputs: tuple[Path, Path], tmp_
     assert flags in err and not PYTHON_SPELLING.search(err)
 
 
+def test_missing_covariate_advice_names_the_csv_file(inputs: tuple[Path, Path], tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    model, csv = inputs
+    model.write_text("y1 ~ y2\n")
+    pd.read_csv(csv).assign(y2=lambda d: d["y2"].where(d.index != 3)).to_csv(csv, index=False)
+    assert main(["fit", str(model), str(csv), "--out", str(tmp_path / "out")]) == 2
+    err = _error(capsys)
+    assert err.startswith("error: Missing values in 'y2': 1 missing (rows 3)")
+    assert err.endswith("or drop those rows from the CSV file.") and "dropna" not in err
+
+
 def test_data_warning_gives_its_advice_as_a_flag(inputs: tuple[Path, Path], tmp_path: Path,
                                                  capsys: pytest.CaptureFixture) -> None:
     model, csv = inputs

@@ -24,6 +24,7 @@ import pandas as pd
 import xarray as xr
 
 from .errors import Error
+from .validation import check_names
 
 _SHOW = 5  # row labels shown in messages
 _LIST_COLUMNS = 20  # list all columns in messages when there are at most this many
@@ -434,6 +435,7 @@ def group_mean_center(data: pd.DataFrame, columns: Sequence[str], cluster: str) 
     cluster mean measures the latent one with error, which biases between-level and contextual
     effects when clusters are small or the ICC of x is low (Lüdtke et al., 2008).
     """
+    check_names("columns", columns, "columns=['x']")
     validate(data, list(columns), cluster)
     means = data.groupby(cluster, sort=False)[list(columns)].transform("mean")
     centred = data.copy()

@@ -34,7 +34,7 @@ from .scales import parameter_factors, rescaled, variable_scales
 from .study import ClusterSize, ParameterValues, simulate_data
 from .syntax import parse
 from .table import assign_roles, build_table, definitions
-from .validation import check_fit_arguments, check_model_arguments
+from .validation import check_count, check_fit_arguments, check_model_arguments, check_seed
 
 
 class Model:
@@ -172,6 +172,8 @@ class Model:
         """θ drawn from the priors and one data set replicated from each (:mod:`.simulate`): a
         DataTree with groups ``prior`` (θ), ``prior_predictive`` (each observed variable over chain,
         draw, row) and ``observed_data``, for :func:`.predictive.plot_predictive` or ArviZ."""
+        check_count("draws", draws)
+        check_seed("random_seed", random_seed)
         prior = pm.sample_prior_predictive(draws, model=self.pymc_model, var_names=["theta"], random_seed=random_seed)
         theta = prior["prior"]["theta"].transpose("chain", "draw", "parameter")
         seed = None if random_seed is None else random_seed + 1

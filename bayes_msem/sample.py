@@ -24,6 +24,7 @@ from pymc.initial_point import make_initial_point_fn
 
 from .callbacks import cached_callbacks
 from .errors import MissingDependencyError, SettingsError
+from .validation import check_count
 
 SAMPLERS = ("nutpie", "pymc", "numpyro", "blackjax")
 _CACHE_SIZE = 8
@@ -33,9 +34,8 @@ _COMPILED: OrderedDict = OrderedDict()
 def check_settings(draws: int, tune: int, chains: int, sampler: str) -> None:
     """Reject impossible sampler settings before anything is compiled."""
     # nutpie needs at least one warm-up draw (tune=0 aborts inside the sampler)
-    for name, value, least in (("draws", draws, 1), ("tune", tune, 1), ("chains", chains, 1)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < least:
-            raise SettingsError(f"{name} must be an integer >= {least}, got {value!r}.")
+    for name, value in (("draws", draws), ("tune", tune), ("chains", chains)):
+        check_count(name, value)
     if sampler not in SAMPLERS:
         raise SettingsError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}.")
     if sampler in ("numpyro", "blackjax") and importlib.util.find_spec(sampler) is None:

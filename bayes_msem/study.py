@@ -43,6 +43,7 @@ from .scales import rescaled
 from .results import align_signs, evaluate_definitions
 from .sample import check_settings
 from .simulate import Simulator
+from .validation import check_seed
 
 if TYPE_CHECKING:
     from .model import Model
@@ -280,6 +281,7 @@ def simulate_data(model: Model, parameters: ParameterValues, n_clusters: int | N
                   seed: int | np.random.SeedSequence | None = None, covariates: pd.DataFrame | None = None,
                   missing: float | Mapping[str, float] | None = None) -> pd.DataFrame:
     """One data set from ``model`` at ``parameters`` (see :meth:`.Model.simulate`)."""
+    check_seed("seed", seed)
     rng = np.random.default_rng(seed)
     theta = theta_values(model.plan, parameters)
     data = rescaled(model.data, {name: 1 / scale for name, scale in model.scales.items()})  # in the variables' units

@@ -514,9 +514,11 @@ def _check_fixed_values(table: pd.DataFrame, roles: dict[str, LevelRoles], famil
     for r in variance.itertuples(index=False):
         singular = (r.fixed == 0 and r.level == lowest and r.lhs in roles[lowest].observed
                     and r.lhs not in indicators and r.lhs not in families)
-        if r.fixed < 0 or singular:
+        constant = r.fixed == 0 and r.lhs in _exogenous_factors(table[table["level"] == r.level], roles[r.level])
+        if r.fixed < 0 or singular or constant:
             why = ("a variance cannot be negative" if r.fixed < 0 else "with no residual variance it would be an "
-                   "exact function of the other variables, and the likelihood would be singular")
+                   "exact function of the other variables, and the likelihood would be singular" if singular else
+                   "a factor that predicts without varying is a constant, and its loadings cannot be estimated")
             raise SpecificationError(f"'{r.lhs} ~~ {r.rhs}'{_at(r.level)} is fixed at {r.fixed:g}: {why}. Fix it at a "
                                      "positive value or free it.")
     sd = {(r.level, r.lhs): np.sqrt(r.fixed) for r in variance.itertuples(index=False)}
@@ -527,6 +529,12 @@ def _check_fixed_values(table: pd.DataFrame, roles: dict[str, LevelRoles], famil
                 f"'{r.lhs} ~~ {r.rhs}'{_at(r.level)} is fixed at {r.fixed:g}, a correlation of {r.fixed / scale:.3g} "
                 f"given the fixed variances of {r.lhs!r} and {r.rhs!r}; a correlation lies in [-1, 1]. Fix the "
                 "covariance within ± the product of the standard deviations, or free it.")
+
+
+def _exogenous_factors(rows: pd.DataFrame, roles: LevelRoles) -> set[str]:
+    """The factors of a level that nothing predicts or measures (their variance is their whole variance)."""
+    dependent = set(rows.loc[rows["op"] == "~", "lhs"]) | set(rows.loc[rows["op"] == "=~", "rhs"])
+    return set(roles.latent) - dependent
 
 
 def _at(level: str) -> str:

@@ -28,7 +28,7 @@ def _check_flag(name: str, value: object) -> None:
         raise _type_error(name, "True or False", value, f"{name}=True")
 
 
-def _check_names(name: str, value: object, example: str) -> None:
+def check_names(name: str, value: object, example: str) -> None:
     """A list (or tuple) of column names; a single string is refused, as it reads as its letters."""
     if isinstance(value, str) or not isinstance(value, Sequence) or not all(isinstance(v, str) for v in value):
         raise _type_error(name, "a list of variable names", value, example)
@@ -76,17 +76,29 @@ def check_model_arguments(syntax: object, data: object, cluster: object, std_lv:
     _check_flag("rescale", rescale)
     _check_mapping("priors", priors, "priors={'loading': 'normal(0, 5)'}")
     _check_mapping("family", family, "family={'y4': 'bernoulli'}")
-    _check_names("ordered", ordered, "ordered=['y1', 'y2']")
+    check_names("ordered", ordered, "ordered=['y1', 'y2']")
     if isinstance(syntax, str):
         _check_latent_names(syntax, data)
+
+
+def check_count(name: str, value: object, least: int = 1) -> None:
+    """An integer (not a bool) of at least ``least``, e.g. draws, chains or replications."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < least:
+        raise SettingsError(f"{name} must be an integer >= {least}, got {value!r}.")
+
+
+def check_seed(name: str, value: object) -> None:
+    """None, an integer >= 0 or a ``np.random.SeedSequence``."""
+    if value is None or isinstance(value, np.random.SeedSequence):
+        return
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
+        raise SettingsError(f"{name} must be None or an integer >= 0, got {value!r}; e.g. {name}=1.")
 
 
 def check_fit_arguments(random_seed: object, target_accept: object, progressbar: object, quiet: object) -> None:
     """Raise for a ``fit(...)`` argument of the wrong type or out of range (draws, tune, chains and
     the sampler are checked by :func:`.sample.check_settings`)."""
-    if random_seed is not None and (not isinstance(random_seed, (int, np.integer)) or isinstance(random_seed, bool)
-                                    or random_seed < 0):
-        raise SettingsError(f"random_seed must be None or an integer >= 0, got {random_seed!r}; e.g. random_seed=1.")
+    check_seed("random_seed", random_seed)
     if (not isinstance(target_accept, (float, int, np.floating)) or isinstance(target_accept, bool)
             or not 0 < target_accept < 1):
         raise SettingsError(f"target_accept must be a number between 0 and 1 (exclusive), got {target_accept!r}; "

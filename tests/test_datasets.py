@@ -137,7 +137,7 @@ def test_gllamm_table1_holds_the_published_estimates():
         ("couple", "extreme", 0.0), ("marriage", "extreme", 0.0), ("financial", "extreme", 0.0)}
     assert (table.groupby("block").size() == pd.Series({"factor_variance": 4, "intercept": 7, "loading": 14,
                                                          "loglik": 1})).all()
-    with pytest.raises(ValueError, match=r"no data in the package.*bm.datasets.reference\('gllamm_table1'\)"):
+    with pytest.raises(bm.SettingsError, match=r"no data in the package.*bm.datasets.reference\('gllamm_table1'\)"):
         datasets.load("gllamm_table1")
 
 
@@ -151,9 +151,10 @@ def test_every_file_in_the_folder_belongs_to_a_set():
 
 
 def test_unknown_names_and_tables_list_the_choices():
-    with pytest.raises(ValueError, match="no data set named 'demo'; the data sets are: demo_twolevel, "):
+    with pytest.raises(bm.SettingsError, match="no data set named 'demo'; the data sets are: demo_twolevel, "):
         datasets.load("demo")
-    with pytest.raises(ValueError, match="gllamm_table1"):
+    with pytest.raises(bm.SettingsError, match="gllamm_table1"):
         datasets.reference("nope")
-    with pytest.raises(ValueError, match="'random_slope' has no reference table 'fit'; its tables are: estimates"):
+    no_table = "'random_slope' has no reference table 'fit'; its tables are: estimates."
+    with pytest.raises(bm.SettingsError, match=no_table):
         datasets.reference("random_slope", "fit")

@@ -231,7 +231,7 @@ def names() -> list[str]:
 def info(name: str) -> Dataset:
     """The record of data set ``name``: source, licence, design, reference fit and model.
 
-    An unknown name raises ``ValueError`` listing the names."""
+    An unknown name raises ``bm.SettingsError`` (a ``ValueError``) listing the names."""
     if name not in _BY_NAME:
         raise SettingsError(f"no data set named {name!r}; the data sets are: {', '.join(_BY_NAME)}.")
     return _BY_NAME[name]
@@ -250,7 +250,7 @@ def _read(file: str) -> pd.DataFrame:
 def load(name: str) -> pd.DataFrame:
     """The data of set ``name`` as read from its CSV file (missing values as NaN).
 
-    Raises ``ValueError`` for an unknown name and for a set without public data."""
+    Raises ``bm.SettingsError`` for an unknown name and for a set without public data."""
     dataset = info(name)
     if dataset.data is None:
         raise SettingsError(f"{name!r} has no data in the package, only published estimates (the data are not "
@@ -262,7 +262,7 @@ def reference(name: str, table: str = "estimates") -> pd.DataFrame:
     """The maximum-likelihood table ``table`` of set ``name`` (``"estimates"``; ``hs_multigroup``
     also ``"fit"``), with the columns its software wrote; empty text cells read as ``""``.
 
-    Raises ``ValueError`` for an unknown name or table, listing the choices."""
+    Raises ``bm.SettingsError`` for an unknown name or table, listing the choices."""
     tables = info(name).references
     if table not in tables:
         raise SettingsError(f"{name!r} has no reference table {table!r}; its tables are: {', '.join(tables)}.")

@@ -36,7 +36,7 @@ def test_every_set_loads_with_its_documented_size(name, rows, columns, cluster, 
     assert list(data.columns) == columns and len(data) == rows
     sizes = data.groupby(cluster).size()
     assert len(sizes) == clusters and (sizes.min(), sizes.max()) == extremes
-    description = datasets.describe(name)
+    description = " ".join(datasets.describe(name).split())  # as one line, whatever the wrapping
     assert f"{rows:,} " in description and datasets.info(name).licence in description
 
 

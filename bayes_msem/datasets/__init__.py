@@ -15,6 +15,7 @@ read as ``""`` and numbers that are empty as NaN.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.resources import as_file, files
@@ -25,8 +26,8 @@ from ..errors import SettingsError
 
 __all__ = ["Dataset", "describe", "info", "load", "names", "reference"]
 
-_LAVAAN = "lavaan 0.6-14 (R 4.2.2)"
-_LME4 = "lme4 1.1-31 (R 4.2.2), REML = FALSE"
+_LAVAAN = "lavaan 0.6-14, R 4.2.2"
+_LME4 = "lme4 1.1-31, R 4.2.2, REML = FALSE"
 _LAVAAN_LICENCE = "GPL-2 | GPL-3, as part of lavaan (Rosseel 2012, Journal of Statistical Software 48(2))"
 _HS_LICENCE = ("public domain (Holzinger & Swineford 1939); distributed with lavaan (GPL-2 | GPL-3) "
                "and MBESS")
@@ -60,10 +61,11 @@ class Dataset:
     parameters: Mapping[str, str] = field(default_factory=dict)
 
     def __str__(self) -> str:
-        lines = [f"{self.name}: {self.title}", f"Source: {self.source}", f"Licence: {self.licence}",
-                 f"Design: {self.design}", f"Reference: {self.fitted}"]
         shipped = [self.data] if self.data else []
-        lines.append("Files: " + ", ".join(shipped + [f"{file} ({table})" for table, file in self.references.items()]))
+        shipped += [f"{file} ({table})" for table, file in self.references.items()]
+        fields = [f"{self.name}: {self.title}", f"Source: {self.source}", f"Licence: {self.licence}",
+                  f"Design: {self.design}", f"Reference: {self.fitted}", "Files: " + ", ".join(shipped)]
+        lines = [textwrap.fill(text, 100, subsequent_indent="  ") for text in fields]
         if self.model is not None:
             arguments = "".join(f", {key}={value!r}" for key, value in self.options.items())
             lines.append(f"Model (bm.Model(model, data{arguments})):\n{self.model.strip()}")
@@ -118,8 +120,8 @@ level: between
         licence=_HS_LICENCE,
         design=("301 pupils in two groups (`school`: Pasteur 156, lavaan's group 1; Grant-White 145, "
                 "group 2); id, sex, ageyr, grade (one missing, not used by the model), x1-x9."),
-        fitted=(f"lavaan ({_LAVAAN}), cfa(model, group = \"school\", meanstructure = TRUE), ML, three fits: "
-                "configural (no equality constraints), metric (group.equal = \"loadings\"), scalar "
+        fitted=(f"lavaan's ML estimates ({_LAVAAN}), cfa(model, group = \"school\", meanstructure = TRUE), of three "
+                "fits: configural (no equality constraints), metric (group.equal = \"loadings\"), scalar "
                 "(group.equal = c(\"loadings\", \"intercepts\")). Table estimates: parameterEstimates() of "
                 "each, columns model, lhs, op, rhs, group (the school), label, est, se; rows with the same "
                 "label (lavaan's automatic .p2. ...) are constrained equal across groups; fixed rows have "

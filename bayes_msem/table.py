@@ -502,12 +502,16 @@ def _check_statements(rows: pd.DataFrame, defined: pd.DataFrame) -> None:
 def _check_fixed_values(table: pd.DataFrame, roles: dict[str, LevelRoles], families: Mapping[str, str]) -> None:
     """Refuse fixed values no model can have: non-finite ones, negative variances, a zero residual
     variance of a Gaussian observed variable of the lowest level that measures no factor (its
-    covariance matrix would be singular), and fixed covariances whose correlation (with both
-    variances fixed) lies outside [-1, 1]."""
+    covariance matrix would be singular), a zero variance of a factor nothing predicts or measures,
+    and fixed covariances whose correlation (with both variances fixed) lies outside [-1, 1]; and
+    start values of fixed parameters, which would be silently ignored."""
     fixed = table[table["fixed"].notna()]
     for r in fixed[~np.isfinite(fixed["fixed"].to_numpy(float))].itertuples(index=False):
         raise SpecificationError(f"'{r.lhs} {r.op} {r.rhs}'{_at(r.level)} is fixed at {r.fixed}; fix it at a finite "
                                  "number or free it.")
+    for r in fixed[fixed["start"].notna()].itertuples(index=False):
+        raise SpecificationError(f"the start value of '{r.lhs} {r.op} {r.rhs}'{_at(r.level)} would have no effect: that "
+                                 f"parameter is fixed at {r.fixed:g}. Drop start() or free the parameter (NA*).")
     variance = fixed[(fixed["op"] == "~~") & (fixed["lhs"] == fixed["rhs"])]
     lowest = next(iter(roles))
     indicators = set(table.loc[(table["op"] == "=~") & (table["level"] == lowest), "rhs"])

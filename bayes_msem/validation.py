@@ -61,10 +61,12 @@ def _check_latent_names(syntax: str, data: object) -> None:
     names = list(dict.fromkeys([*user.loc[user["op"] == "=~", "lhs"], *user["random"].dropna()]))
     clashes = [n for n in names if n in set(map(str, data.columns))]
     if clashes:
+        what, column = (("is a latent variable (or random parameter)", "a column") if len(clashes) == 1 else
+                        ("are latent variables (or random parameters)", "columns"))
         raise SpecificationError(
-            f"{', '.join(map(repr, clashes))} is a latent variable (or random parameter) of the model and also a column "
-            f"of the data; the column would be ignored. Rename the latent variable (e.g. '{clashes[0]}_lv'), or, if "
-            "the column is meant, do not define it with '=~' or '|'.")
+            f"{', '.join(map(repr, clashes))} {what} of the model and also {column} of the data, which would be "
+            f"ignored. Rename the latent variable (e.g. '{clashes[0]}_lv'), or, if the data are meant, do not define "
+            "it with '=~' or '|'.")
 
 
 def check_model_arguments(syntax: object, data: object, cluster: object, std_lv: object, priors: object,

@@ -306,6 +306,12 @@ def _to_float(data: pd.DataFrame, used: list[str], missing_ok: Sequence[str]) ->
     if infinite:
         raise DataError("Infinite values in model variables: " + "; ".join(infinite)
                         + ". Replace or drop those rows (e.g. check for division by zero or log(0)).")
+    with np.errstate(over="ignore", invalid="ignore"):
+        huge = [n for n, v in values.items() if not np.isfinite(np.nanvar(v))]
+    if huge:
+        scale = 10.0 ** np.floor(np.log10(np.nanmax(np.abs(values[huge[0]]))))
+        raise DataError(f"The values of {', '.join(map(repr, huge))} are so large that their variance overflows; "
+                        f"divide by a power of ten, e.g. data[{huge[0]!r}] / {scale:g}.")
     constant = [n for n, v in values.items() if np.nanmax(v) == np.nanmin(v)]
     if constant:
         raise DataError(f"Constant variable(s) {', '.join(map(repr, constant))}: a constant column carries "

@@ -466,8 +466,8 @@ def _statement_key(level: str, lhs: str, op: str, rhs: str) -> tuple:
 
 def _check_statements(rows: pd.DataFrame, defined: pd.DataFrame) -> None:
     """Refuse what lavaan refuses in the syntax itself: a parameter written twice, a variable
-    regressed on itself, a label that is also a variable name, a defined name used twice or that
-    is also a variable or a label."""
+    regressed on itself, a random parameter named like a factor, a label that is also a variable
+    name, a defined name used twice or that is also a variable or a label."""
     first: dict[tuple, int] = {}
     for r in rows.itertuples(index=False):
         statement = f"{r.lhs} {r.op} {r.rhs}".strip()
@@ -483,6 +483,10 @@ def _check_statements(rows: pd.DataFrame, defined: pd.DataFrame) -> None:
                                      "write each parameter once, with all its modifiers (to make parameters equal, "
                                      "give them the same label).")
         first[key] = r.line
+    factors = set(rows.loc[rows["op"] == "=~", "lhs"])
+    for r in rows[rows["random"].isin(factors)].itertuples(index=False):
+        raise SpecificationError(f"line {r.line}: {r.random!r} names both a factor ('=~') and a random parameter "
+                                 f"('{r.random} | ...'); give the random parameter its own name (e.g. s_{r.random}).")
     variables = set(_names(rows)) | set(rows["random"].dropna())
     for r in rows[rows["label"].isin(variables)].itertuples(index=False):
         raise SpecificationError(f"line {r.line}: the label {r.label!r} is also the name of a variable; labels and "

@@ -347,12 +347,16 @@ def _upper_level(data: pd.DataFrame, column: str, lower: str, order: np.ndarray,
     crossed = index[codes != parent[index]]
     if len(crossed):
         example = data[lower].to_numpy()[order][index == crossed[0]][0]
+        example = example.item() if isinstance(example, np.generic) else example  # 0, not np.int64(0)
         schools = sorted(set(codes[index == crossed[0]].tolist()))
+        reversed_order = bool((data.groupby(column, sort=False)[lower].nunique() == 1).all())
+        fix = (f"The columns seem to be listed highest level first: list them lowest level first, e.g. "
+               f"cluster=[{column!r}, {lower!r}, ...]." if reversed_order else
+               f"If the ids restart in each {column}, make them unique, e.g. "
+               f"data[{lower!r}] = data[{column!r}].astype(str) + '/' + data[{lower!r}].astype(str).")
         raise DataError(
             f"The clusters of {lower!r} are not nested in {column!r}: {lower} {example!r} appears in "
-            f"{len(schools)} different {column} clusters ({_show(np.asarray(uniques), np.array(schools))}). "
-            f"If the ids restart in each {column}, make them unique, e.g. "
-            f"data[{lower!r}] = data[{column!r}].astype(str) + '/' + data[{lower!r}].astype(str).")
+            f"{len(schools)} different {column} clusters ({_show(np.asarray(uniques), np.array(schools))}). " + fix)
     if len(uniques) < 2:
         raise DataError(f"The cluster column {column!r} has {len(uniques)} distinct cluster(s); each level of "
                         "a model needs many clusters (at least 2 to run, 30+ advisable). Check the column or drop "

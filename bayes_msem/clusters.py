@@ -15,6 +15,7 @@ import pandas as pd
 import pytensor.tensor as pt
 import xarray as xr
 
+from . import forest
 from .errors import SettingsError, UnavailableError
 from .moments import correlation_cholesky
 from .table import RandomParameter, random_parameters
@@ -71,11 +72,16 @@ def summarise(draws: xr.DataArray) -> pd.DataFrame:
 
 
 def forest_plot(draws: xr.DataArray, name: str, path: str | Path | None = None):
-    """Forest plot of the cluster-specific values (ArviZ), saved to ``path`` if given."""
-    import arviz_plots as azp
-
-    tree = xr.DataTree.from_dict({"posterior": xr.Dataset({name: draws})})
-    plot = azp.plot_forest(tree, var_names=[name], combined=True, backend="matplotlib")
-    if path is not None:
-        plot.savefig(path)
-    return plot
+    """Forest plot (:mod:`.forest`) of the cluster-specific values of ``name``: a row per cluster,
+    under a header per entry of a covariance block; saved to ``path`` if given."""
+    stacked = draws.stack(sample=("chain", "draw"))
+    if "entry" in draws.dims:
+        stacked = stacked.stack(row=("entry", "cluster"))
+        groups = [f"{name}: {entry}" for entry in stacked["entry"].values]
+    else:
+        stacked = stacked.rename(cluster="row")
+        groups = [""] * stacked.sizes["row"]
+    labels = [str(c) for c in stacked["cluster" if "entry" in draws.dims else "row"].values]
+    values = stacked.transpose("sample", "row").values
+    return forest.forest(groups, labels, [forest.from_draws(name, values)], f"Cluster-specific values of {name}",
+                         name, "cluster", path=path)

@@ -210,7 +210,7 @@ class Model:
 
     def plot_prior_predictive(self, path: str | Path | None = None, draws: int = 500, random_seed: int | None = None,
                               var_names: list[str] | None = None):
-        """Prior predictive against observed distributions (arviz-plots); saved to ``path`` if given."""
+        """Prior predictive against observed data (:func:`.predictive.plot_predictive`); saved to ``path`` if given."""
         return plot_predictive(self.sample_prior_predictive(draws, random_seed), "prior_predictive", path, var_names)
 
 

@@ -22,7 +22,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .data import ClusteredData
+from scipy.stats import gaussian_kde
+
+from .data import ClusteredData, unit_dim
 from .plan import Plan
 from .simulate import Simulator
 
@@ -80,12 +82,73 @@ def moment_ppp(simulator: Simulator, theta: np.ndarray, seed: int | None) -> flo
 
 
 def plot_predictive(tree: xr.DataTree, group: str, path: str | Path | None = None, var_names: list[str] | None = None):
-    """The predictive distribution of each variable against the observed one (arviz-plots'
-    ``plot_ppc_dist``); saved to ``path`` if given."""
-    import arviz_plots as azp
+    """Replicated against observed data (``group``: prior_predictive or posterior_predictive), a
+    column per variable: the distribution of the values and, with clusters, of the cluster means
+    and of the within-cluster SDs (clusters with two or more observed cells); up to 40 replicated
+    data sets as thin lines, the data as a thick one (:func:`_draw_statistic`); saved to ``path`` if
+    given."""
+    import matplotlib.pyplot as plt
 
     names = var_names or [str(v) for v in tree[group].data_vars]  # the observed data also hold covariates
-    plot = azp.plot_ppc_dist(tree, group=group, var_names=names, backend="matplotlib")
+    observed = tree["observed_data"]
+    cluster = observed[unit_dim(1)].values if unit_dim(1) in observed.coords else None
+    statistics = _STATISTICS if cluster is not None else _STATISTICS[:1]
+    figure, axes = plt.subplots(len(statistics), len(names), squeeze=False, layout="constrained",
+                                figsize=(max(5.0, 0.6 + 3.0 * len(names)), 0.9 + 2.3 * len(statistics)))
+    for column, name in enumerate(names):
+        replicated = tree[group][name].transpose("chain", "draw", "row").values.reshape(-1, observed.sizes["row"])
+        replicated = replicated[np.linspace(0, len(replicated) - 1, min(_SETS, len(replicated))).astype(int)]
+        for row, (title, statistic) in enumerate(statistics):
+            ax = axes[row, column]
+            _draw_statistic(ax, statistic(observed[name].values, cluster),
+                            [statistic(values, cluster) for values in replicated])
+            ax.set_title(f"{name}: {title}", fontsize="medium")
+    axes[0, 0].legend(frameon=False, fontsize="small")
+    kind = "posterior" if group.startswith("posterior") else "prior"
+    figure.suptitle(f"{kind.capitalize()} predictive check", x=0.01, ha="left", fontweight="bold")
     if path is not None:
-        plot.savefig(path) if hasattr(plot, "savefig") else plot.viz["chart"].item().savefig(path)
-    return plot
+        figure.savefig(path, dpi=150)
+    return figure
+
+
+def _values(values: np.ndarray, cluster: np.ndarray | None) -> np.ndarray:
+    return values[~np.isnan(values)]
+
+
+def _cluster_means(values: np.ndarray, cluster: np.ndarray) -> np.ndarray:
+    return pd.Series(values).groupby(cluster).mean().dropna().to_numpy()
+
+
+def _cluster_sds(values: np.ndarray, cluster: np.ndarray) -> np.ndarray:
+    return pd.Series(values).groupby(cluster).std(ddof=1).dropna().to_numpy()
+
+
+_SETS = 40
+_STATISTICS = [("values", _values), ("cluster means", _cluster_means), ("within-cluster SDs", _cluster_sds)]
+
+
+def _draw_statistic(ax, observed: np.ndarray, replicated: list[np.ndarray]) -> None:
+    """The distribution of a statistic in each replicated data set (thin blue lines) and in the data
+    (a thick black one): a density (Gaussian kernel) where it takes more than ten distinct values,
+    else the proportion of each value (blue ticks, black dots)."""
+    replicated = [np.round(v, 9) for v in replicated]  # equal SDs of 0/1 items differ in the last bits
+    observed = np.round(observed, 9)
+    support = np.unique(np.concatenate([observed, *replicated]))
+    discrete = len(support) <= 10
+    if discrete:
+        curve = lambda v: (v[:, None] == support).mean(axis=0)  # noqa: E731
+        replicated_style, observed_style = {"linestyle": "none", "marker": "_", "markersize": 14}, {
+            "linestyle": "none", "marker": "o", "markersize": 5}
+    else:
+        support = np.linspace(*np.quantile(support, [0.002, 0.998]), 200)
+        curve = lambda v: gaussian_kde(v)(support) if np.ptp(v) > 0 else np.zeros_like(support)  # noqa: E731
+        replicated_style, observed_style = {"linewidth": 0.8}, {"linewidth": 1.8}
+    for k, values in enumerate(replicated):
+        ax.plot(support, curve(values), color="C0", alpha=0.3, label="replicated" if k == 0 else None,
+                **replicated_style)
+    ax.plot(support, curve(observed), color="black", label="observed", **observed_style)
+    if not discrete:
+        ax.set_yticks([])  # a density's scale says little; a proportion's does
+    ax.set_ylabel("proportion" if discrete else "density", fontsize="small")
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)

@@ -25,7 +25,11 @@ import pytensor.tensor as pt
 import xarray as xr
 from pytensor.graph.replace import graph_replace
 
+from .forest import Series, forest, free_rows, from_draws
 from .sample import jittered
+
+SENSITIVITY_CAPTION = ("Above the threshold: prior and likelihood, potential prior-data conflict; prior only, "
+                       "potential strong prior / weak likelihood.")
 
 
 def draw_densities(model: pm.Model, posterior: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -69,6 +73,20 @@ def sensitivity_table(tree: xr.DataTree, table: pd.DataFrame, threshold: float =
     return out
 
 
+def sensitivity_densities(tree: xr.DataTree, parameters: list[str] | None = None, path=None):
+    """Each parameter's posterior under power-scaled priors (left) and likelihoods (right), one row
+    per parameter of ``parameters`` (θ's names; all by default) from arviz-plots' ``plot_psense_dist``,
+    2.2 inches a row so that titles clear the axes above; saved to ``path`` if given."""
+    import arviz_plots as azp
+
+    rows = len(parameters) if parameters else len(tree.posterior.data_vars)
+    figure = {"figsize": (9, 0.6 + 2.2 * rows), "layout": "constrained"}
+    plot = azp.plot_psense_dist(tree, var_names=parameters, backend="matplotlib", figure_kwargs=figure)
+    if path is not None:
+        plot.savefig(path)
+    return plot
+
+
 @dataclass(frozen=True)
 class PriorComparison:
     """Fits of one model under several named sets of priors (:func:`sensitivity`)."""
@@ -87,17 +105,32 @@ class PriorComparison:
         return pd.concat(frames, axis=1)
 
     def plot(self, path=None, parameters: list[str] | None = None):
-        """Each free parameter's posterior (point estimate and intervals, chains combined) under each
-        prior set, side by side (arviz-plots' forest plot along a ``prior_set`` dimension); ``parameters`` by name
-        as in ``theta`` (e.g. ``"between:fb~~fb"``); saved to ``path`` if given."""
-        import arviz_plots as azp
+        """Forest plot (:mod:`.forest`) of each free parameter's posterior under each prior set, one
+        colour per set, rows grouped by level and section; ``parameters`` by name as in ``theta``
+        (e.g. ``"between:fb~~fb"``); saved to ``path`` if given."""
+        rows = free_rows(next(iter(self.fits.values())).table, parameters)
+        series = [from_draws(name, _draws(fit.idata.posterior["theta"], list(rows["name"])))
+                  for name, fit in self.fits.items()]
+        return forest(list(rows["group"]), list(rows["label"]), series, "Posterior under each set of priors",
+                      "parameter value", path=path)
 
-        theta = xr.concat([fit.idata.posterior["theta"] for fit in self.fits.values()], dim="prior_set")
-        tree = xr.DataTree.from_dict({"posterior": theta.assign_coords(prior_set=list(self.fits)).to_dataset("parameter")})
-        plot = azp.plot_forest(tree, var_names=parameters, combined=True, backend="matplotlib")
-        if path is not None:
-            plot.savefig(path)
-        return plot
+
+def _draws(theta: xr.DataArray, names: list[str]) -> np.ndarray:
+    """Draws (samples, parameters) of the θ entries ``names``, chains pooled."""
+    return theta.sel(parameter=names).stack(sample=("chain", "draw")).transpose("sample", "parameter").values
+
+
+def sensitivity_plot(table: pd.DataFrame, sensitivities: pd.DataFrame, threshold: float,
+                     parameters: list[str] | None = None, path=None):
+    """Dot plot of each free parameter's prior and likelihood sensitivity (``sensitivities``, from
+    :func:`sensitivity_table`) against ``threshold``, rows grouped by level and section."""
+    rows = free_rows(table, parameters).merge(sensitivities, on=["lhs", "op", "rhs", "level"], how="left")
+    series = [Series(kind, rows[kind].to_numpy()) for kind in ("prior", "likelihood")]
+    return forest(list(rows["group"]), list(rows["label"]), series,
+                  "Sensitivity to the prior and to the likelihood (power-scaling)",
+                  "sensitivity (cumulative Jensen-Shannon distance per unit of log power)",
+                  caption=SENSITIVITY_CAPTION, reference=threshold, reference_label=f"threshold {threshold:g}",
+                  path=path)
 
 
 def sensitivity(model, priors: Mapping[str, Mapping[str, str]] | Sequence[Mapping[str, str]],

@@ -52,6 +52,12 @@ def _kind(row: dict) -> str:
     return row["op"]
 
 
+def section(row: dict) -> tuple[int, str]:
+    """The summary section of a table row (a mapping with lhs, op, rhs): its place and title."""
+    kind = _kind(row)
+    return list(_SECTIONS).index(kind), _SECTIONS[kind]
+
+
 def _level_lines(rows: list[dict], families: dict[str, str], width: int) -> list[str]:
     """The sections of one level."""
     dependent = {r["rhs"] for r in rows if r["op"] == "=~"} | {r["lhs"] for r in rows if r["op"] == "~"}

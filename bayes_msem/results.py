@@ -35,7 +35,7 @@ from .pointwise import SampledLikelihood, posterior_proposal
 from .predictive import moment_ppp, plot_predictive, predictive_dataset, thinned
 from .scales import theta_factors, variable_scale
 from .scores import latent_scores
-from .prior_sensitivity import draw_densities, sensitivity_table, sensitivity_tree
+from .prior_sensitivity import draw_densities, sensitivity_densities, sensitivity_plot, sensitivity_table, sensitivity_tree
 from .simulate import Simulator
 from .standardized import icc_table, r_squared_table, standardized_table
 from .table import BETWEEN, SpecificationError
@@ -291,8 +291,10 @@ class Fit:
         return dataset
 
     def plot_posterior_predictive(self, path: str | Path | None = None, var_names: list[str] | None = None):
-        """Posterior predictive against observed distributions (arviz-plots), after
-        :meth:`sample_posterior_predictive` (run here with its defaults if it was not)."""
+        """Replicated against observed data, per variable: the values' distribution and, with
+        clusters, the cluster means' and within-cluster SDs' (:func:`.predictive.plot_predictive`, a
+        matplotlib figure), after :meth:`sample_posterior_predictive` (run here with its defaults if
+        it was not); saved to ``path`` if given."""
         if "posterior_predictive" not in self.idata.children:
             self.sample_posterior_predictive()
         return plot_predictive(self.idata, "posterior_predictive", path, var_names)
@@ -304,16 +306,15 @@ class Fit:
         where a sensitivity exceeds ``threshold``."""
         return sensitivity_table(self._sensitivity_tree(), self.table, threshold)
 
-    def plot_prior_sensitivity(self, path: str | Path | None = None, parameters: list[str] | None = None):
-        """Each parameter's posterior under power-scaled priors and likelihoods (arviz-plots'
-        ``plot_psense_dist``), or those of ``parameters`` (named as in ``theta``, e.g.
-        ``"between:fb~~fb"``); saved to ``path`` if given."""
-        import arviz_plots as azp
-
-        plot = azp.plot_psense_dist(self._sensitivity_tree(), var_names=parameters, backend="matplotlib")
-        if path is not None:
-            plot.savefig(path)
-        return plot
+    def plot_prior_sensitivity(self, path: str | Path | None = None, parameters: list[str] | None = None,
+                               threshold: float = 0.05, densities: bool = False):
+        """Dot plot of each parameter's prior and likelihood sensitivity (:meth:`prior_sensitivity`)
+        against ``threshold``, or, with ``densities=True``, its posterior under power-scaled priors and
+        likelihoods (arviz-plots' ``plot_psense_dist``); ``parameters`` by name as in ``theta`` (e.g.
+        ``"between:fb~~fb"``), else all; saved to ``path`` if given."""
+        if not densities:
+            return sensitivity_plot(self.table, self.prior_sensitivity(threshold), threshold, parameters, path)
+        return sensitivity_densities(self._sensitivity_tree(), parameters, path)
 
     def _sensitivity_tree(self) -> xr.DataTree:
         if getattr(self, "_sensitivity", None) is None:
@@ -357,7 +358,8 @@ class Fit:
         return self._functions
 
     def plot_cluster_effects(self, name: str, path: str | Path | None = None):
-        """Forest plot of the cluster-specific values of ``name``; saved to ``path`` if given."""
+        """Forest plot (a matplotlib figure) of the cluster-specific values of ``name``: a row per
+        cluster with its posterior mean and 50% and 95% intervals, a zero line; saved to ``path`` if given."""
         return clusters.forest_plot(self._cluster_draws(name), name, path)
 
     def diagram(self, path: str | Path | None = None, format: str = "png",

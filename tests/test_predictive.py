@@ -6,10 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.special import expit
-from scipy.stats import norm
+import xarray as xr
+from scipy.stats import gaussian_kde, norm
 
 import bayes_msem as bm
 from bayes_msem.likelihood.families import parse_family
+from bayes_msem.predictive import plot_predictive
 from bayes_msem.simulate import Simulator
 
 RANDOM_SLOPE = """
@@ -116,6 +118,36 @@ def test_prior_and_posterior_predictive_draws_and_plots(two_outcomes, two_outcom
     assert predictive["y1"].dims == ("chain", "draw", "row") and predictive.sizes["draw"] == 30
     # replicated data resemble the data: the overall SD of y1 within 15% of the observed one
     assert predictive["y1"].std().item() == pytest.approx(two_outcomes["y1"].std(), rel=0.15)
-    two_outcome_fit.plot_posterior_predictive(tmp_path / "posterior.png")
+    figure = two_outcome_fit.plot_posterior_predictive(tmp_path / "posterior.png")
     for name in ("prior.png", "posterior.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # beside the values' distribution, the cluster means' and the within-cluster SDs', per outcome
+    titles = [ax.get_title() for ax in figure.axes]
+    assert titles == [f"{v}: {s}" for s in ("values", "cluster means", "within-cluster SDs") for v in ("y1", "y2")]
+    assert [t.get_text() for t in figure.axes[0].get_legend().get_texts()] == ["replicated", "observed"]
+    observed = {ax.get_title(): ax.get_lines()[-1] for ax in figure.axes}  # drawn last, over the replicated sets
+    for title, statistic in (("y1: cluster means", "mean"), ("y2: within-cluster SDs", "std")):
+        line = observed[title]
+        statistics = np.round(two_outcomes.groupby("cluster")[title[:2]].agg(statistic), 9)  # as the plot rounds
+        expected = gaussian_kde(statistics)(line.get_xdata())
+        np.testing.assert_allclose(line.get_ydata(), expected, rtol=1e-9)
+    assert len(figure.axes[2].get_lines()) == 40 + 1  # 40 of the 60 replicated sets, and the data
+
+
+def test_predictive_plot_of_a_binary_item_shows_proportions():
+    """A 0/1 item's values (and cluster SDs) take few values: proportions, the observed one a dot."""
+    rng = np.random.default_rng(2)
+    cluster = np.repeat(np.arange(20), 4)
+    y = (rng.random(80) < 0.3).astype(float)
+    frame = pd.DataFrame({"y": y, "cluster": cluster})
+    replicated = (rng.random((1, 5, 80)) < 0.3).astype(float)
+    tree = xr.DataTree.from_dict({
+        "posterior_predictive": xr.Dataset({"y": (("chain", "draw", "row"), replicated)}),
+        "observed_data": xr.Dataset({"y": ("row", y)}, coords={"cluster": ("row", cluster)})})
+    figure = plot_predictive(tree, "posterior_predictive")
+    values = figure.axes[0]
+    assert values.get_ylabel() == "proportion" and list(values.get_lines()[-1].get_xdata()) == [0.0, 1.0]
+    np.testing.assert_allclose(values.get_lines()[-1].get_ydata(), [1 - y.mean(), y.mean()])
+    np.testing.assert_allclose(values.get_lines()[0].get_ydata()[1], replicated[0, 0].mean())
+    sds = np.round(frame.groupby("cluster")["y"].std(), 9).value_counts(normalize=True).sort_index()
+    np.testing.assert_allclose(figure.axes[2].get_lines()[-1].get_ydata(), sds.to_numpy())

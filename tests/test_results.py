@@ -1,5 +1,6 @@
 """Post-processing of draws: factor sign alignment and defined parameters (no sampling); the
-summary's lavaan layout, on a table and on two small fits; the package's warnings on one line."""
+summary's lavaan layout, on a table and on two small fits; the package's warnings on one line;
+forest plots."""
 
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import pytest
 import xarray as xr
 
 import bayes_msem as bm
+from bayes_msem.forest import Series, forest
 from bayes_msem.report import estimates_text
 
 from bayes_msem.plan import parameter_name
@@ -205,3 +207,26 @@ def test_package_warnings_print_once_on_one_line_and_pytensors_blas_notice_not_a
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert result.stderr == "SamplingWarning: too few draws\n<string>:6: UserWarning: elsewhere\n"
+
+
+def test_forest_rows_sit_under_their_headers():
+    figure = forest(["a", "a", "b"], ["x", "y", "z"], [Series("one", np.array([1.0, 2.0, 3.0])),
+                                                      Series("two", np.array([0.5, 1.5, 2.5]))], "title", "value")
+    ax = figure.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "  x", "  y", "b", "  z"]
+    assert [t.get_fontweight() == "bold" for t in ax.get_yticklabels()] == [True, False, False, True, False]
+    one, two = (line for line in ax.get_lines() if line.get_label() in ("one", "two"))
+    assert list(one.get_ydata() + 0.125) == list(two.get_ydata() - 0.125) == [1.0, 2.0, 4.0]  # beside each other
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["one", "two"]  # colours that mean something
+
+
+def test_cluster_forest_plot(slope_fit, tmp_path):
+    """A row per cluster at its posterior mean, a title, an axis label and a zero line."""
+    figure = slope_fit.plot_cluster_effects("s", tmp_path / "forest.png")
+    assert (tmp_path / "forest.png").read_bytes()[:4] == b"\x89PNG"
+    ax = figure.axes[0]
+    (points,) = [line for line in ax.get_lines() if line.get_label() == "s"]
+    np.testing.assert_allclose(points.get_xdata(), slope_fit.cluster_effects("s")["mean"])
+    assert [t.get_text() for t in ax.get_yticklabels()] == [str(c) for c in range(60)]
+    assert (figure.get_suptitle(), ax.get_xlabel(), ax.get_ylabel()) == ("Cluster-specific values of s", "s", "cluster")
+    assert [list(line.get_xdata()) for line in ax.get_lines() if line.get_linestyle() == "--"] == [[0, 0]]

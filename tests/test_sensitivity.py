@@ -48,22 +48,51 @@ def test_many_clusters_flag_nothing(sensitivities):
     assert (table["prior"] < 0.05).all() and (table["diagnosis"] == "").all()
 
 
-def _figure(plot):
-    """The matplotlib figure of an arviz-plots PlotCollection."""
-    return plot.viz["figure"].item()
+def _points(ax, series: str) -> dict[str, float]:
+    """The x of each row's point of ``series`` in a forest plot, keyed by the row's header and label."""
+    (line,) = [line for line in ax.get_lines() if line.get_label() == series]
+    ticks, header, rows = ax.get_yticklabels(), "", {}
+    for tick in ticks:
+        if tick.get_fontweight() == "bold":
+            header = tick.get_text()
+            continue
+        (x,) = line.get_xdata()[abs(line.get_ydata() - tick.get_position()[1]) < 0.5]
+        rows[f"{header}: {tick.get_text().strip()}"] = x
+    return rows
 
 
-def test_sensitivity_plot_of_chosen_parameters(fits, tmp_path):
-    every = _figure(fits[15].plot_prior_sensitivity())
-    chosen = _figure(fits[15].plot_prior_sensitivity(tmp_path / "fb.png", parameters=["between:fb~~fb"]))
-    assert len(chosen.axes) < len(every.axes)
-    assert (tmp_path / "fb.png").read_bytes()[:4] == b"\x89PNG"
+def test_sensitivity_dot_plot_and_densities(fits, sensitivities, tmp_path):
+    """One row per free parameter under its level and section, its prior and likelihood
+    sensitivities as ArviZ's psense gives them, and the threshold; densities on request."""
+    figure = fits[15].plot_prior_sensitivity(tmp_path / "psense.png")
+    assert (tmp_path / "psense.png").read_bytes()[:4] == b"\x89PNG"
+    ax = figure.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels() if t.get_fontweight() == "bold"] == [
+        "within: Latent Variables", "within: Variances", "between: Latent Variables", "between: Intercepts",
+        "between: Variances"]
+    table = sensitivities[15]
+    sections = {"=~": "Latent Variables", "~1": "Intercepts", "~~": "Variances"}
+    for kind in ("prior", "likelihood"):
+        expected = {f"{r.level}: {sections[r.op]}: {r.lhs} {r.op} {r.rhs}".strip(): getattr(r, kind)
+                    for r in table.itertuples()}
+        assert _points(ax, kind) == pytest.approx(expected)
+    (threshold,) = [line for line in ax.get_lines() if line.get_label() == "threshold 0.05"]
+    assert list(threshold.get_xdata()) == [0.05, 0.05]
+    densities = fits[15].plot_prior_sensitivity(parameters=["between:fb~~fb"], densities=True)
+    assert len(densities.viz["figure"].item().axes) == 2  # the prior's and the likelihood's power scaling
+    with pytest.raises(bm.SettingsError, match="'fb~~fb' are not free parameters.*between:fb~~fb"):
+        fits[15].plot_prior_sensitivity(parameters=["fb~~fb"])
 
 
 def test_prior_sets_plot_one_interval_per_set(fits):
-    """Chains are combined: one point estimate per prior set and parameter, not one per chain."""
+    """Chains are combined: one point per prior set and parameter, at its posterior mean."""
     model = fits[15].source
     comparison = bm.sensitivity(model, {"default": {}, "tight": {"variance": "gamma(2, 4)[sd]"}},
                                 draws=200, tune=200, chains=2, random_seed=1)
-    points = comparison.plot(parameters=["between:fb~~fb"]).viz["point_estimate"]
-    assert "chain" not in points.dims and points.sizes["prior_set"] == 2
+    ax = comparison.plot(parameters=["between:fb~~fb", "within:f=~y2"]).axes[0]
+    means = comparison.table()
+    for name in ("default", "tight"):
+        assert _points(ax, name) == pytest.approx({
+            "between: Variances: fb ~~ fb": means.loc[("fb", "~~", "fb", "between"), (name, "mean")],
+            "within: Latent Variables: f =~ y2": means.loc[("f", "=~", "y2", "within"), (name, "mean")]})
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["default", "tight"]

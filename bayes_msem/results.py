@@ -380,7 +380,8 @@ class Fit:
         return diagnostics.report(self.idata, self.table)
 
     def summary(self) -> str:
-        """A readable report: data, strategy, sampler, convergence verdict and the parameter estimates."""
+        """A readable report: data, strategy, sampler, convergence verdict and the parameter estimates,
+        laid out as lavaan's ``summary()`` lays them out (:mod:`.report`)."""
         checks = self.diagnostics()
         values, problems = checks["value"], checks.loc[checks["verdict"] == "warning", "remedy"]
         info = self.info

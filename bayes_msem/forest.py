@@ -80,7 +80,7 @@ def forest(groups: list[str], labels: list[str], series: list[Series], title: st
         ax.plot(s.points, y, "o", color=colour, markersize=4.5, markeredgecolor="white", markeredgewidth=0.6,
                 label=s.name)
     if reference is not None:
-        ax.axvline(reference, color="0.35", linestyle="--", linewidth=0.9, zorder=0, label=reference_label)
+        ax.axvline(reference, color="0.35", linestyle="--", linewidth=0.9, zorder=1.5, label=reference_label)
     ax.set_yticks(ticks, names)
     for tick, header in zip(ax.get_yticklabels(), headers):
         if header:

@@ -11,6 +11,7 @@ import pytest
 import xarray as xr
 
 import bayes_msem as bm
+from bayes_msem.clusters import forest_plot
 from bayes_msem.forest import Series, forest
 from bayes_msem.report import estimates_text
 
@@ -230,3 +231,14 @@ def test_cluster_forest_plot(slope_fit, tmp_path):
     assert [t.get_text() for t in ax.get_yticklabels()] == [str(c) for c in range(60)]
     assert (figure.get_suptitle(), ax.get_xlabel(), ax.get_ylabel()) == ("Cluster-specific values of s", "s", "cluster")
     assert [list(line.get_xdata()) for line in ax.get_lines() if line.get_linestyle() == "--"] == [[0, 0]]
+
+
+def test_cluster_forest_plot_of_a_covariance_block_groups_its_entries():
+    """Φ_j's entries each head the rows of the clusters (draws made up: the layout is checked)."""
+    draws = xr.DataArray(np.random.default_rng(1).normal(size=(2, 50, 3, 2)), dims=("chain", "draw", "cluster", "entry"),
+                         coords={"cluster": [10, 11, 12], "entry": ["f1~~f1", "f1~~f2"]})
+    ax = forest_plot(draws, "Phi").axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["Phi: f1~~f1", "  10", "  11", "  12",
+                                                            "Phi: f1~~f2", "  10", "  11", "  12"]
+    (points,) = [line for line in ax.get_lines() if line.get_label() == "Phi"]
+    np.testing.assert_allclose(points.get_xdata(), draws.mean(("chain", "draw")).transpose("entry", "cluster").values.ravel())

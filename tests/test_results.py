@@ -107,17 +107,20 @@ _STATS = (0.5, 0.01, 0.48, 0.52, 1.0, 500.0, 400.0)
 def test_estimates_are_laid_out_as_lavaan_lays_them_out():
     """Sections per level, rows under their left-hand side, residual dots, labels; numbers with three
     decimals (more where the mean would read 0.000), integer ESS; a fixed value alone; a random
-    slope and a binary item's residual named, not shown as numbers."""
+    slope and a binary item's residual named, not shown as numbers; thresholds; a negative binomial
+    item's dispersion."""
     rows = [("f", "=~", "y1", "within", None, None, False, 1.0, *[_NAN] * 6),
             ("f", "=~", "y2", "within", "a", None, True, 0.8, 0.05, 0.7, 0.9, 1.0012, 412.6, 300.0),
             ("f", "=~", "u", "within", None, None, True, *_STATS),
             ("y2", "~", "x", "within", None, "s", False, *[_NAN] * 7),
             ("y1", "~~", "y2", "within", None, None, True, -0.12345, 0.01, -0.14, -0.1, 1.0, 500.0, 400.0),
             ("u", "~~", "u", "within", None, None, False, 0.0, *[_NAN] * 6),
+            ("o", "|", "t1", "within", None, None, True, *_STATS),
+            ("n", "~~", "n", "within", None, None, True, *_STATS),
             ("f", "~~", "f", "within", None, None, True, *_STATS),
             ("y2", "~1", "", "between", None, None, True, 0.00004, 0.00002, 0.00001, 0.00009, 1.0, 500.0, 400.0),
             ("ab", ":=", "a*2", "", None, None, True, 1.6, 0.1, 1.4, 1.8, 1.0, 412.6, 300.0)]
-    text = estimates_text(pd.DataFrame(rows, columns=_COLUMNS), {"u": "bernoulli"})
+    text = estimates_text(pd.DataFrame(rows, columns=_COLUMNS), {"u": "bernoulli", "n": "negbinomial"})
     header = " " * 18 + "     Mean       SD     2.5%    97.5%    R-hat      ESS"
     assert text == [
         "Level: within", "",
@@ -132,8 +135,11 @@ def test_estimates_are_laid_out_as_lavaan_lays_them_out():
         "Covariances:", header,
         "  .y1 ~~",
         "    .y2              -0.123    0.010   -0.140   -0.100    1.000      500", "",
+        "Thresholds:", header,
+        "    o|t1              0.500    0.010    0.480    0.520    1.000      500", "",
         "Variances:", header,
         "   .u                from the family: bernoulli",
+        "    n (dispersion)    0.500    0.010    0.480    0.520    1.000      500",
         "    f                 0.500    0.010    0.480    0.520    1.000      500", "",
         "Level: between", "",
         "Intercepts:", header,

@@ -50,8 +50,8 @@ def free_rows(table: pd.DataFrame, names: list[str] | None = None) -> pd.DataFra
     if names is not None:
         unknown = sorted(set(names) - set(rows["name"]))
         if unknown:
-            raise SettingsError(f"{', '.join(map(repr, unknown))} are not free parameters of this model; "
-                                f"known: {', '.join(rows['name'])}.")
+            raise SettingsError(f"not free parameters of this model: {', '.join(map(repr, unknown))}; name them as "
+                                f"in theta: {', '.join(rows['name'])}.")
         rows = rows[rows["name"].isin(names)]
     places = [section(r) for r in rows.to_dict("records")]
     levels = list(dict.fromkeys(rows["level"]))

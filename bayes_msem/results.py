@@ -30,6 +30,7 @@ from . import clusters, diagnostics, fit_measures, report
 from .data import ClusteredData, data_frame
 from .diagram import draw
 from .errors import MissingFileError, SavedFitError, SettingsError
+from .forest import free_rows
 from .plan import MARGINAL, make_plan, parameter_name
 from .pointwise import SampledLikelihood, posterior_proposal
 from .predictive import moment_ppp, plot_predictive, predictive_dataset, thinned
@@ -314,7 +315,8 @@ class Fit:
         ``"between:fb~~fb"``), else all; saved to ``path`` if given."""
         if not densities:
             return sensitivity_plot(self.table, self.prior_sensitivity(threshold), threshold, parameters, path)
-        return sensitivity_densities(self._sensitivity_tree(), parameters, path)
+        chosen = None if parameters is None else list(free_rows(self.table, parameters)["name"])  # checked
+        return sensitivity_densities(self._sensitivity_tree(), chosen, path)
 
     def _sensitivity_tree(self) -> xr.DataTree:
         if getattr(self, "_sensitivity", None) is None:

@@ -80,8 +80,9 @@ def test_sensitivity_dot_plot_and_densities(fits, sensitivities, tmp_path):
     assert list(threshold.get_xdata()) == [0.05, 0.05]
     densities = fits[15].plot_prior_sensitivity(parameters=["between:fb~~fb"], densities=True)
     assert len(densities.viz["figure"].item().axes) == 2  # the prior's and the likelihood's power scaling
-    with pytest.raises(bm.SettingsError, match="'fb~~fb' are not free parameters.*between:fb~~fb"):
-        fits[15].plot_prior_sensitivity(parameters=["fb~~fb"])
+    for densities in (False, True):
+        with pytest.raises(bm.SettingsError, match="not free parameters of this model: 'fb~~fb'; .*between:fb~~fb"):
+            fits[15].plot_prior_sensitivity(parameters=["fb~~fb"], densities=densities)
 
 
 def test_prior_sets_plot_one_interval_per_set(fits):

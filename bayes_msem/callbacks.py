@@ -14,7 +14,22 @@ time). The wrappers here are generated as source that reads the pointers and sha
 word offsets of the record, and are registered under a key made of that source and PyTensor's
 cache key of f: the same graph and data layout load the compiled callbacks from disk. Graphs
 PyTensor cannot cache (no key for f), or a record of another layout, fall back to nutpie's
-wrappers. The draws are the same either way: both call the same f.
+wrappers.
+
+Same draws from an empty or a warm cache. A callback's machine code holds its own copy of f and
+of every function f calls, but numba links those copies as weak ("linkonce_odr") symbols, and
+the JIT binds a weak symbol to the first definition loaded into the process: the process that
+compiles f (cache empty) runs the separately compiled functions it built first, a process that
+loads the callback from disk runs the callback's copies. Optimised apart, with PyTensor's
+fast-math flags, the two can round differently, and NUTS amplifies that (the ansari_jedidi
+template, seed 5, 2 × (200 + 200): one chain's draws differed by up to 3e-8 between the two
+processes). The functions linked into a callback are therefore made internal before its machine
+code is emitted: every process runs the callback's own code, the code on disk. This uses numba's
+private code-library interface (checked with numba 0.68).
+
+nutpie's user-data record is read by field offsets, a private layout: checked with nutpie
+0.16.9-0.16.11 (0.16.9 is the first whose record is keyed by ``shared_var_keys``, which
+:mod:`bayes_msem.sample` uses; its ``compile_pymc`` is identical up to 0.16.11).
 """
 
 from __future__ import annotations
@@ -27,6 +42,9 @@ import numba
 import numpy as np
 
 _SWAP_LOCK = threading.Lock()
+# part of the callbacks' cache key: raise it whenever their machine code changes (2: self-contained)
+CALLBACK_VERSION = 2
+_CALLBACK_NAMES = ("logp_callback", "expand_callback", "logp_numba", "expand_numba")  # ours, then nutpie's
 
 _LOGP = """
 def logp_callback(dim, x_, out_, logp_, user_data_):
@@ -106,7 +124,7 @@ def _cached_callback(template: str, name: str, graph, record: np.dtype, keys: li
     except (KeyError, TypeError):  # a record without nutpie's shared.data/size/shape layout
         return None
     source = template.format(data=block, arguments=arguments, words=record.itemsize // 8, **sizes)
-    key = hashlib.sha256(f"{source}\n{graph_key}".encode()).hexdigest()
+    key = hashlib.sha256(f"{source}\n{graph_key}\n{CALLBACK_VERSION}".encode()).hexdigest()
     env = {"__name__": __name__, "numba": numba, "np": np, "graph": graph, "as_pointer": address_as_void_pointer}
     return compile_numba_function_src(source, name, env, cache_key=f"bayes_msem_{name}_{key}")
 
@@ -114,6 +132,36 @@ def _cached_callback(template: str, name: str, graph, record: np.dtype, keys: li
 _DOUBLES = numba.types.CPointer(numba.types.double)
 _LOGP_SIGNATURE = numba.types.int64(numba.types.uint64, _DOUBLES, _DOUBLES, _DOUBLES, numba.types.voidptr)
 _EXPAND_SIGNATURE = numba.types.int64(numba.types.uint64, numba.types.uint64, _DOUBLES, _DOUBLES, numba.types.voidptr)
+
+
+def _internalize_linked(library) -> None:
+    """Give every function that ``library`` (a numba code library, optimised, not yet emitted)
+    linked in from other libraries internal linkage, so its calls bind to its own copies."""
+    linked = {function.name for other in library._linking_libraries
+              for function in other._get_module_for_linking().functions if not function.is_declaration}
+    for function in library._final_module.functions:
+        if function.name in linked and not function.is_declaration:
+            function.linkage = "internal"
+
+
+@contextlib.contextmanager
+def _self_contained_callbacks():
+    """Within this context the C callbacks compiled (:data:`_CALLBACK_NAMES`) run only their own
+    code (:func:`_internalize_linked`)."""
+    from numba.core.codegen import CPUCodeLibrary
+
+    own_optimize = CPUCodeLibrary._optimize_final_module
+
+    def optimize(library) -> None:
+        own_optimize(library)
+        if library.name.rpartition(".")[2] in _CALLBACK_NAMES:
+            _internalize_linked(library)
+
+    CPUCodeLibrary._optimize_final_module = optimize
+    try:
+        yield
+    finally:
+        CPUCodeLibrary._optimize_final_module = own_optimize
 
 
 @contextlib.contextmanager
@@ -134,7 +182,7 @@ def cached_callbacks():
         return ((function, _EXPAND_SIGNATURE) if function
                 else own_expand(n_dim, n_expanded, graph, user_data, keys, data))
 
-    with _SWAP_LOCK:
+    with _SWAP_LOCK, _self_contained_callbacks():
         nutpie_compile._make_c_logp_func, nutpie_compile._make_c_expand_func = logp, expand
         try:
             yield

@@ -50,29 +50,36 @@ def test_callbacks_load_from_disk_and_match_pytensor(strategy):
     sample.compile_nutpie(first.pymc_model)
     compiled = sample.compile_nutpie(first.pymc_model)   # a new callback object: numba finds it on disk
     assert compiled.compiled_logp_func._pyfunc.__name__ == "logp_callback"
+    assert compiled.compiled_expand_func._pyfunc.__name__ == "expand_callback"
     assert compiled.compiled_logp_func.cache_hits == 1 and compiled.compiled_expand_func.cache_hits == 1
+    for callback in (compiled.compiled_logp_func, compiled.compiled_expand_func):
+        _assert_self_contained(callback)
 
     reference = sample.compile_nutpie(other.pymc_model)  # PyTensor functions holding the other data
     swapped = compiled.with_data(**{var.name: var.get_value() for var in reference.shared_var_keys})
+    _assert_callbacks_match(compiled, compiled)
+    _assert_callbacks_match(swapped, reference)
+
+
+def _assert_callbacks_match(case, expected, points: int = 3) -> None:
+    """``case``'s C callbacks give what ``expected``'s PyTensor functions give at a few points near the start."""
     rng = np.random.default_rng(0)
-    for case, expected in ((compiled, compiled), (swapped, reference)):
-        for _ in range(3):
-            x = case.initial_point_func(int(rng.integers(1000))) + rng.normal(scale=0.1, size=case.n_dim)
-            status, logp, grad = _call_logp(case, x)
-            want_logp, want_grad = expected.logp_func(x)
-            assert status == 0
-            # The same graph on the same inputs. PyTensor compiles with fast-math flags (reassociation,
-            # contraction), so numba may optimise the graph function differently where it is compiled
-            # into the callback: in one cold-cache run one gradient element differed by 1 ulp. Sums of
-            # a few hundred terms reordered stay within ~1e-13 of each other; a wrong pointer or shape
-            # would be off by far more.
-            assert status == 0
-            np.testing.assert_allclose(logp, float(want_logp), rtol=1e-13)
-            np.testing.assert_allclose(grad, want_grad, rtol=1e-13, atol=1e-13 * np.abs(want_grad).max())
-            status, values = _call_expand(case, x)
-            assert status == 0
-            want_values = expected.expand_func(x)[0]
-            np.testing.assert_allclose(values, want_values, rtol=1e-13, atol=1e-13 * np.abs(want_values).max())
+    for _ in range(points):
+        x = case.initial_point_func(int(rng.integers(1000))) + rng.normal(scale=0.1, size=case.n_dim)
+        status, logp, grad = _call_logp(case, x)
+        want_logp, want_grad = expected.logp_func(x)
+        # The same graph on the same inputs. PyTensor compiles with fast-math flags (reassociation,
+        # contraction), so numba may optimise the graph function differently where it is compiled
+        # into the callback: in one cold-cache run one gradient element differed by 1 ulp. Sums of
+        # a few hundred terms reordered stay within ~1e-13 of each other; a wrong pointer or shape
+        # would be off by far more.
+        assert status == 0
+        np.testing.assert_allclose(logp, float(want_logp), rtol=1e-13)
+        np.testing.assert_allclose(grad, want_grad, rtol=1e-13, atol=1e-13 * np.abs(want_grad).max())
+        status, values = _call_expand(case, x)
+        assert status == 0
+        want_values = expected.expand_func(x)[0]
+        np.testing.assert_allclose(values, want_values, rtol=1e-13, atol=1e-13 * np.abs(want_values).max())
 
 
 def test_callbacks_report_wrong_sizes_and_non_finite_values():
@@ -102,3 +109,39 @@ def test_a_graph_without_a_cache_key_or_an_unknown_record_falls_back_to_nutpie()
                                       n_dim=1) is not None
     assert callbacks._cached_callback(callbacks._LOGP, "logp_callback", keyed, _record(np.uint32), ["a"], data,
                                       n_dim=1) is None
+
+
+def _assert_self_contained(callback) -> None:
+    """Every function in the callback's machine code but its own entry points is internal: no call
+    binds to a copy compiled elsewhere (bayes_msem.callbacks)."""
+    from llvmlite.binding import Linkage
+
+    library = callback._library
+    module = library._final_module if callback.cache_hits == 0 else library._shared_module
+    defined = [f for f in module.functions if not f.is_declaration]
+    exported = [f.name for f in defined if f.linkage != Linkage.internal]
+    assert len(defined) > len(exported) > 0
+    assert all(callback._pyfunc.__name__ in name for name in exported), exported
+
+
+def _padded(make_user_data):
+    """nutpie's ``make_user_data`` with a 4-byte field before the record's data: its words no longer
+    at 8-byte offsets, a layout the cached callbacks refuse."""
+    def make(shared_var_keys, shared_data):
+        user_data = make_user_data(shared_var_keys, shared_data)
+        padded = np.zeros((), np.dtype([("pad", np.uint32), ("shared", user_data.dtype["shared"])]))
+        padded["shared"] = user_data["shared"]
+        return padded
+    return make
+
+
+def test_a_record_of_another_layout_compiles_nutpies_callbacks_with_the_same_values(monkeypatch):
+    import nutpie.compile_pymc as nutpie_compile
+
+    monkeypatch.setattr(nutpie_compile, "make_user_data", _padded(nutpie_compile.make_user_data))
+    compiled = sample.compile_nutpie(MODELS["conditional"](1).pymc_model)
+    assert compiled.user_data.dtype.names == ("pad", "shared")
+    assert compiled.compiled_logp_func._pyfunc.__name__ == "logp_numba"  # nutpie's own wrappers
+    assert compiled.compiled_expand_func._pyfunc.__name__ == "expand_numba"
+    _assert_self_contained(compiled.compiled_logp_func)
+    _assert_callbacks_match(compiled, compiled)

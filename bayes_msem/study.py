@@ -43,7 +43,7 @@ from .scales import rescaled
 from .results import align_signs, evaluate_definitions
 from .sample import check_settings
 from .simulate import Simulator
-from .validation import check_seed
+from .validation import check_count, check_seed
 
 if TYPE_CHECKING:
     from .model import Model
@@ -462,8 +462,10 @@ def study(model: Model, parameters: ParameterValues | str, replications: int = 1
     rows with non-Gaussian responses (give such designs a fixed ``cluster_size``).
     ``callback(r, rows)`` runs after each replication is stored; what it raises stops the study.
     """
-    if not isinstance(replications, int) or replications < 1:
-        raise SettingsError(f"replications must be an integer >= 1, got {replications!r}.")
+    check_count("replications", replications)
+    check_count("rank_draws", rank_draws)
+    check_count("workers", 0 if workers is None else workers, least=0)
+    check_seed("seed", seed)
     spec = _spec(model, parameters, dict(design or {}), rank_draws,
                  {"draws": draws, "tune": tune, "chains": chains, "sampler": "nutpie", **fit_settings})
     folder = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="bayes_msem_study_"))

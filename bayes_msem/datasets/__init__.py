@@ -201,7 +201,7 @@ level: between
     Dataset(
         name="gllamm_table1",
         title="GLLAMM's multilevel logit factor model of attitudes to abortion: published estimates",
-        source="Rabe-Hesketh, Skrondal & Pickles (2004), Table 1",
+        source="Rabe-Hesketh, Skrondal & Pickles (2004), Generalized multilevel structural equation modeling, Psychometrika 69(2), 167-190, Table 1",
         licence="published estimates, quoted from the paper for reference",
         design=("The data (British Social Attitudes panel on abortion, UK Data Archive) are not public. "
                 "Seven binary items (1 = in favour of legal abortion when ...): woman (decides on her "

@@ -21,14 +21,7 @@ from bayes_msem.likelihood.nested import NestedLayout, NestedStatistics, nested_
 from bayes_msem.moments import implied_moments
 from dense_reference import DENSITY_CHECK_MODE, level_moments
 
-RANDOM_INTERCEPTS = """
-level: within
-  y ~ x
-level: class
-  y ~~ y
-level: school
-  y ~~ y
-"""
+RANDOM_INTERCEPTS = bm.datasets.info("three_level").model  # lme4's (1 | school) + (1 | class)
 
 FACTORS = """
 level: within

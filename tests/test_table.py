@@ -25,14 +25,7 @@ speed   =~ x7 + x8 + x9
 FACTORS = ("visual", "textual", "speed")
 ITEMS = tuple(f"x{i}" for i in range(1, 10))
 
-DEMO = """
-level: within
-  fw =~ y1 + y2 + y3
-  fw ~ x1 + x2 + x3
-level: between
-  fb =~ y1 + y2 + y3
-  fb ~ w1 + w2
-"""
+DEMO = datasets.info("demo_twolevel").model  # lavaan's two-level SEM of Demo.twolevel
 
 
 @functools.cache

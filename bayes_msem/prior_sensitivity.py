@@ -25,6 +25,7 @@ import pytensor.tensor as pt
 import xarray as xr
 from pytensor.graph.replace import graph_replace
 
+from .errors import ArgumentTypeError, SettingsError
 from .forest import Series, forest, free_rows, from_draws
 from .sample import jittered
 
@@ -138,7 +139,17 @@ def sensitivity(model, priors: Mapping[str, Mapping[str, str]] | Sequence[Mappin
     """The model refitted under each set of default priors (kind → prior, as ``Model(priors=...)``,
     added to the model's own), named in a mapping or "set 1", "set 2", … in a list; ``fit_settings``
     go to :meth:`Model.fit`."""
+    if isinstance(priors, (str, bytes)) or not isinstance(priors, (Mapping, Sequence)):
+        raise ArgumentTypeError("priors takes sets of default priors: a mapping name -> {kind: prior} or a list "
+                                f"of {{kind: prior}}, got {type(priors).__name__}.")
     named = dict(priors) if isinstance(priors, Mapping) else {f"set {k}": p for k, p in enumerate(priors, start=1)}
+    if not named:
+        raise SettingsError('sensitivity needs at least one set of priors, e.g. {"wide": {"loading": '
+                            '"normal(0, 10)"}}.')
+    for name, prior_set in named.items():
+        if not isinstance(prior_set, Mapping):
+            raise ArgumentTypeError(f"the prior set {name!r} must map parameter kinds to priors, e.g. "
+                                    f'{{"loading": "normal(0, 10)"}}; got {type(prior_set).__name__}.')
     fits = {}
     for name, prior_set in named.items():
         refit = copy.copy(model)

@@ -29,7 +29,7 @@ import xarray as xr
 from . import clusters, diagnostics, fit_measures, report
 from .data import ClusteredData, data_frame
 from .diagram import draw
-from .errors import MissingFileError, SavedFitError, SettingsError
+from .errors import ArgumentTypeError, MissingFileError, SavedFitError, SettingsError
 from .forest import free_rows
 from .plan import MARGINAL, make_plan, parameter_name
 from .pointwise import SampledLikelihood, posterior_proposal
@@ -441,9 +441,15 @@ def compare(fits: Mapping[str, Fit] | Sequence[Fit]) -> pd.DataFrame:
     """Rank fits of the same data by leave-one-cluster-out LOO (:meth:`Fit.loo`, ArviZ's
     ``compare``): best first, with the ELPD difference, its SE and stacking weights. ``fits`` are
     named in a mapping, or numbered "model 1", "model 2", … in a list."""
+    if isinstance(fits, (str, bytes)) or not isinstance(fits, (Mapping, Sequence)):
+        raise ArgumentTypeError(f"compare takes a list of fits or a mapping name -> fit, got {type(fits).__name__}.")
     named = dict(fits) if isinstance(fits, Mapping) else {f"model {k}": fit for k, fit in enumerate(fits, start=1)}
     if len(named) < 2:
         raise SettingsError("compare needs at least two fits.")
+    for name, fit in named.items():
+        if not isinstance(fit, Fit):
+            raise ArgumentTypeError(f"compare takes fits (the result of Model.fit or bm.load); {name!r} is of type "
+                                    f"{type(fit).__name__}.")
     scales = {name: fit.info.get("scales") or {} for name, fit in named.items()}
     if len({json.dumps(s, sort_keys=True) for s in scales.values()}) > 1:
         raise SettingsError(f"the fits' data were rescaled differently ({scales}); the log-likelihoods of LOO are on "
@@ -459,6 +465,8 @@ def compare(fits: Mapping[str, Fit] | Sequence[Fit]) -> pd.DataFrame:
 
 def load(path: str | Path) -> Fit:
     """Read a fit written by :meth:`Fit.save`."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ArgumentTypeError(f"load takes the path of a saved fit (a str or Path), got {type(path).__name__}.")
     path = Path(path)
     if not path.exists():
         raise MissingFileError(f"no saved fit at {path}.")

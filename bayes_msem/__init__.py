@@ -6,20 +6,29 @@
     fit.parameters()
 """
 
-from . import datasets
-from .data import DataError, DataWarning, group_mean_center
-from .diagnostics import SamplingError, SamplingWarning
-from .errors import (ArgumentTypeError, Error, MissingDependencyError, MissingFileError, SavedFitError,
-                     SettingsError, UnavailableError)
-from .model import Model
-from .priors import PriorError
-from .results import Fit, compare, load
-from .prior_sensitivity import sensitivity
-from .study import study
-from .syntax import ModelSyntaxError
-from .table import SpecificationError
-from .templating import template
-from . import warning_display  # noqa: F401  (one-line warnings; PyTensor's BLAS notice silenced)
+from . import (
+                     datasets,
+                     warning_display,  # noqa: F401  (one-line warnings; PyTensor's BLAS notice silenced)
+)
+from .data.clustered import DataError, DataWarning, group_mean_center
+from .errors import (
+                     ArgumentTypeError,
+                     Error,
+                     MissingDependencyError,
+                     MissingFileError,
+                     SavedFitError,
+                     SettingsError,
+                     UnavailableError,
+)
+from .model import Model, load
+from .results.diagnostics import SamplingError, SamplingWarning
+from .results.fit import Fit, compare
+from .results.sensitivity import sensitivity
+from .spec.priors import PriorError
+from .spec.syntax import ModelSyntaxError
+from .spec.table import SpecificationError
+from .studies.study import study
+from .templates import template
 
 __all__ = ["Model", "Fit", "compare", "load", "Error", "SettingsError", "ArgumentTypeError", "MissingDependencyError",
            "MissingFileError", "SavedFitError", "UnavailableError", "DataError", "DataWarning", "ModelSyntaxError", "PriorError", "SamplingError", "SamplingWarning", "SpecificationError", "template", "group_mean_center", "sensitivity", "study"]

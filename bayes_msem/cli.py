@@ -25,7 +25,7 @@ where Python reads ``target_accept=0.95``). The sampler's progress bar shows in 
 ``"tight: variance=gamma(2, 4)[sd]"``; ``default`` for the model's own), prints the posteriors
 side by side and writes ``prior_sets.csv`` and ``prior_sets.png`` into the output directory.
 
-``study`` runs a Monte Carlo study (:func:`bayes_msem.study`): data simulated from the model
+``study`` runs a Monte Carlo study (:func:`.studies.study`): data simulated from the model
 (with DATA.csv as the template: its variables, clusters and covariates) at the ``--parameters``
 (a CSV table like ``parameters.csv`` of ``fit``, a CSV with name and value columns, or a JSON
 object {name: value}) or at θ drawn from the prior (``--prior``), fitted again per replication;
@@ -48,9 +48,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import DataWarning, Model, ModelSyntaxError, SamplingWarning, sensitivity, study
+from . import DataWarning, Model, ModelSyntaxError, SamplingWarning, sensitivity
 from .errors import Error
-from .sample import SAMPLERS, check_settings, show_progress
+from .sampling.samplers import SAMPLERS, check_settings, show_progress
+from .studies.study import study
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130

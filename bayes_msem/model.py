@@ -1,7 +1,9 @@
 """The user's entry point: ``Model(syntax, data, cluster=...)`` runs the pipeline stages in order.
 
-syntax ─parse→ user table ─defaults→ parameter table; data ─validate→ clustered data;
-table ─plan→ matrices and strategy ─build→ ``pm.Model`` ─sample→ DataTree ─results→ :class:`Fit`.
+syntax ─parse→ user table ─defaults→ parameter table ─plan→ matrices and features (:mod:`.spec`);
+DataFrame ─validate→ clustered data (:mod:`.data`); features ─registry→ likelihood strategy
+(:mod:`.likelihood`); plan + data ─build→ ``pm.Model`` ─sample→ DataTree (:mod:`.sampling`)
+─results→ :class:`Fit` (:mod:`.results`). See docs/architecture.md.
 The PyMC model is built on first use; nutpie compiles once per model structure, so a
 model of the same structure on new data starts sampling without compiling.
 """
@@ -19,22 +21,24 @@ import pandas as pd
 import pymc as pm
 import xarray as xr
 
-from .build import build_model, cluster_ids
-from .data import ClusteredData, recode, validate, warn_scales
-from .diagram import draw
-from .diagnostics import failed_chains, is_start_failure, start_failure, warn
+from .data.clustered import ClusteredData, check_within_variation, cluster_ids, recode, validate, warn_scales
+from .data.scales import parameter_factors, rescaled, variable_scales
 from .likelihood.families import Family, ordinal_levels, parse_family
+from .likelihood.registry import strategy_for
 from .likelihood.slopes import CONDITIONAL_MEAN, draw_random_effects
-from .plan import Plan, check_within_variation, data_variables, make_plan, missing_allowed
-from .predictive import plot_predictive, predictive_dataset
-from .priors import default_priors
-from .results import Fit, check_definitions
-from .sample import check_settings, nutpie_model, run_sampler
-from .scales import parameter_factors, rescaled, variable_scales
-from .study import ClusterSize, ParameterValues, simulate_data
-from .syntax import parse
-from .table import assign_roles, build_table, definitions
-from .validation import check_count, check_fit_arguments, check_model_arguments, check_seed
+from .likelihood.strategy import MARGINAL, Strategy
+from .plots.diagram import draw
+from .results.diagnostics import failed_chains, is_start_failure, start_failure, warn
+from .results.fit import Fit, check_definitions, read_fit
+from .results.predictive import plot_predictive, predictive_dataset
+from .sampling.build import build_model
+from .sampling.samplers import check_settings, nutpie_model, run_sampler
+from .simulation.design import ClusterSize, ParameterValues, simulate_data
+from .spec.arguments import check_count, check_fit_arguments, check_model_arguments, check_seed
+from .spec.plan import Plan, data_variables, make_plan, missing_allowed
+from .spec.priors import default_priors
+from .spec.syntax import parse
+from .spec.table import assign_roles, build_table, definitions
 
 
 class Model:
@@ -55,7 +59,7 @@ class Model:
     rescale : fit with every continuous variable divided by its standard deviation (for variables on
         very different scales, which the default priors and the sampler's adaptation handle badly);
         :meth:`Fit.parameters`, ``summary``, ``cluster_effects`` and ``latent_scores`` report in the
-        variables' own units (:mod:`.scales`). Priors written in the syntax or ``priors`` then apply
+        variables' own units (:mod:`.data.scales`). Priors written in the syntax or ``priors`` then apply
         to the rescaled variables, as do ``fit.idata`` and LOO.
     """
 
@@ -94,19 +98,25 @@ class Model:
         return self.table.copy()
 
     def diagram(self, path: str | Path | None = None, format: str = "png") -> graphviz.Digraph:
-        """The path diagram (:mod:`.diagram`), paths labelled with their labels and fixed values;
+        """The path diagram (:mod:`.plots.diagram`), paths labelled with their labels and fixed values;
         rendered to ``path`` (PNG, SVG, … by its suffix, else ``format``) when given."""
         return draw(self.table, path, format)
 
     @property
     def plan(self) -> Plan:
-        """Matrices, free parameters and likelihood strategy (raises for unsupported features)."""
+        """Matrices, free parameters and the features that choose the likelihood strategy (raises
+        for unsupported features)."""
         if self._plan is None:
             plan = make_plan(self.table, self.priors, {v: str(f) for v, f in self.families.items()},
                              self.data.has_missing)
             check_within_variation(plan, self.data)
             self._plan = plan
         return self._plan
+
+    @property
+    def strategy(self) -> Strategy:
+        """The likelihood strategy of the model (:mod:`.likelihood.registry`)."""
+        return strategy_for(self.plan)
 
     @property
     def pymc_model(self) -> pm.Model:
@@ -117,9 +127,9 @@ class Model:
 
     def _structure(self) -> str:
         """A key for everything but the data: models with equal keys share compiled samplers."""
-        sampled = self.plan.random or self.plan.strategy != "marginal"  # latent variables per row or cluster
+        sampled = self.plan.random or self.strategy.kind != MARGINAL  # latent variables per row or cluster
         shape = [self.data.n_rows, self.data.n_clusters, [u.n_clusters for u in self.data.uppers]] if sampled else None
-        return json.dumps([self.table.to_json(), sorted(self.priors.items()), self.plan.strategy, shape,
+        return json.dumps([self.table.to_json(), sorted(self.priors.items()), self.strategy.name, shape,
                            self.data.has_missing, sorted(self.plan.families.items())])
 
     def fit(self, draws: int = 1000, tune: int = 1000, chains: int = 4, random_seed: int | None = None,
@@ -156,7 +166,7 @@ class Model:
         info = {
             "version": _version(), "cluster": self.cluster, "n_rows": self.data.n_rows,
             "n_clusters": self.data.n_clusters,
-            "n_upper_clusters": [upper.n_clusters for upper in self.data.uppers], "strategy": self.plan.strategy,
+            "n_upper_clusters": [upper.n_clusters for upper in self.data.uppers], "strategy": self.strategy.kind,
             "sampler": sampler,
             "syntax": self.syntax, "std_lv": self.std_lv, "families": dict(self.plan.families), "priors": self.priors,
             "scales": self.scales,
@@ -168,10 +178,17 @@ class Model:
         warn(fit.diagnostics())  # one SamplingWarning per failed convergence check
         return fit
 
+    @classmethod
+    def from_fit(cls, fit: Fit) -> Model:
+        """The model of ``fit``, rebuilt from the syntax, settings and data it keeps."""
+        info = fit.info
+        return cls(info["syntax"], fit.frame(), cluster=info.get("cluster"), std_lv=info.get("std_lv", False),
+                   priors=info.get("priors"), family=info.get("families"))
+
     def sample_prior_predictive(self, draws: int = 500, random_seed: int | None = None) -> xr.DataTree:
-        """θ drawn from the priors and one data set replicated from each (:mod:`.simulate`): a
+        """θ drawn from the priors and one data set replicated from each (:mod:`.simulation.simulator`): a
         DataTree with groups ``prior`` (θ), ``prior_predictive`` (each observed variable over chain,
-        draw, row) and ``observed_data``, for :func:`.predictive.plot_predictive` or ArviZ."""
+        draw, row) and ``observed_data``, for :func:`~.results.predictive.plot_predictive` or ArviZ."""
         check_count("draws", draws)
         check_seed("random_seed", random_seed)
         prior = pm.sample_prior_predictive(draws, model=self.pymc_model, var_names=["theta"], random_seed=random_seed)
@@ -187,7 +204,7 @@ class Model:
                  cluster_size: ClusterSize | list[ClusterSize] | None = None, seed: int | None = None, *,
                  covariates: pd.DataFrame | None = None, missing: float | Mapping[str, float] | None = None
                  ) -> pd.DataFrame:
-        """One data set drawn from the model at ``parameters`` (:mod:`.simulate`: every latent
+        """One data set drawn from the model at ``parameters`` (:mod:`.simulation.simulator`: every latent
         variable, random intercept and random parameter of new clusters drawn afresh, non-Gaussian
         responses from their family), as a DataFrame with the cluster column(s), in the variables'
         own units (with ``rescale=True`` too).
@@ -206,12 +223,21 @@ class Model:
         variable, at which the lowest level's modelled variables lose cells completely at random.
         Ids count from 0 at each level.
         """
-        return simulate_data(self, parameters, n_clusters, cluster_size, seed, covariates, missing)
+        return simulate_data(self.plan, self.data, self.scales, self.cluster, parameters, n_clusters, cluster_size,
+                             seed, covariates, missing)
 
     def plot_prior_predictive(self, path: str | Path | None = None, draws: int = 500, random_seed: int | None = None,
                               var_names: list[str] | None = None):
-        """Prior predictive against observed data (:func:`.predictive.plot_predictive`); saved to ``path`` if given."""
+        """Prior predictive against observed data (:func:`~.results.predictive.plot_predictive`); saved to ``path`` if given."""
         return plot_predictive(self.sample_prior_predictive(draws, random_seed), "prior_predictive", path, var_names)
+
+
+def load(path: str | Path) -> Fit:
+    """Read a fit written by :meth:`Fit.save`; its :class:`Model` is rebuilt from the syntax,
+    settings and data the file keeps when a result needs it."""
+    fit = read_fit(path)
+    fit.rebuild = Model.from_fit
+    return fit
 
 
 def response_families(family: Mapping[str, str] | None, ordered: Sequence[str]) -> dict[str, Family]:

@@ -17,8 +17,8 @@ from __future__ import annotations
 import logging
 import warnings
 
-from .data import DataWarning
-from .diagnostics import SamplingWarning
+from .data.clustered import DataWarning
+from .results.diagnostics import SamplingWarning
 
 ONE_LINE = (DataWarning, SamplingWarning)
 _BLAS_WARNING = "PyTensor could not link to a BLAS installation"

@@ -40,7 +40,7 @@ SHORT_RUN = dict(draws=300, tune=300, chains=2, random_seed=1)
 
 
 def model_names() -> list[str]:
-    from bayes_msem.templating import available_templates
+    from bayes_msem.templates import available_templates
 
     return [f"template:{name}" for name in available_templates()] + [f"suite:{name}" for name in SUITE_CASES]
 
@@ -55,8 +55,9 @@ def build(name: str):
         case = CASES[key]
         return case.package(case.data())
     sys.path.insert(0, str(ROOT / "tests"))
-    import bayes_msem as bm
     from test_templates import SIMULATORS
+
+    import bayes_msem as bm
 
     simulated = SIMULATORS[key]()
     return bm.Model(bm.template(key), simulated.data, **simulated.options)
@@ -94,7 +95,7 @@ def child(name: str) -> dict:
     import nutpie.compile_pymc as nutpie_compile
 
     import bayes_msem.model
-    from bayes_msem.sample import run_sampler
+    from bayes_msem.sampling.samplers import run_sampler
 
     sys.path.insert(0, str(HERE))
     from suite import sampling_marks
@@ -126,7 +127,7 @@ def child(name: str) -> dict:
     numba, llvm = at_start["numba"], at_start["llvm"]
     compile_seconds = marks["sample"] - started
     return {
-        "strategy": model.plan.strategy, "compile": compile_seconds, "compile_cpu": marks["sample_cpu"] - started_cpu,
+        "strategy": model.strategy.kind, "compile": compile_seconds, "compile_cpu": marks["sample_cpu"] - started_cpu,
         "sampling": marks["sampled"] - marks["sample"], "gradients_per_s": float(np.mean(steps / runtime)),
         "numba": numba, "llvm": llvm, "numba_compiled": at_start["compiled"],
         "pytensor": pytensor_seconds["total"] - pytensor_seconds["numba"],

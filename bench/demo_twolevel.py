@@ -77,7 +77,7 @@ def phase_compile() -> dict:
     """Build the pm.Model and compile it with nutpie (what the first fit() does before sampling)."""
     t = time.perf_counter()
     import bayes_msem as bm
-    from bayes_msem.sample import compile_nutpie
+    from bayes_msem.sampling.samplers import compile_nutpie
 
     t_import = time.perf_counter() - t
     data = _load()
@@ -93,8 +93,9 @@ def phase_compile() -> dict:
 
 def phase_first_draw() -> dict:
     """Time from calling fit() to the first draw, via a progress callback injected into nutpie.sample."""
-    import bayes_msem as bm
     import nutpie
+
+    import bayes_msem as bm
 
     data = _load()
     model = bm.Model(SYNTAX, data, cluster="cluster")
@@ -542,7 +543,7 @@ def render(info: dict, res: dict, args) -> str:
     out("- **Compile, cold**: a fresh process with PyTensor's `base_compiledir` and `compiledir` (the numba "
         "cache of PyTensor lives in `base_compiledir/numba`, so `compiledir` alone would leave it warm) and "
         "`NUMBA_CACHE_DIR` pointing at new empty temporary directories; timed from `bm.Model(...)` through "
-        "`model.pymc_model` and `bayes_msem.sample.compile_nutpie` (imports excluded: "
+        "`model.pymc_model` and `bayes_msem.sampling.samplers.compile_nutpie` (imports excluded: "
         f"{s(res['cold']['import']) if 'cold' in res else 'n/a'} cold, {s(res['warm']['import'])} warm).")
     out("- **Compile, warm**: the same with the default caches, after one untimed run.")
     out("- **Time to first draw**: `fit()` is called as usual; `nutpie.sample` is wrapped to pass a "

@@ -23,9 +23,9 @@ import pandas as pd
 from scipy.optimize import minimize
 
 import bayes_msem as bm
-from bayes_msem.build import integrated_statistics
 from bayes_msem.examples import TWOLEVEL_CFA, TWOLEVEL_TRUTH, simulate_twolevel
-from bayes_msem.fit_measures import GaussianFunctions
+from bayes_msem.results.fit_measures import GaussianFunctions
+from bayes_msem.sampling.build import integrated_statistics
 
 Z = 1.959964
 

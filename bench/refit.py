@@ -7,7 +7,7 @@ Per case of the suite (package side), in a fresh process: a first fit of the cas
 three refits, each to a data set simulated from the first fit's posterior means with
 ``Model.simulate`` on the same design (clusters, covariates). Each fit is timed from
 ``bm.Model(...)`` to the sampler's start and to its first draw (:func:`suite.sampling_marks`),
-and the compilations are counted (``bayes_msem.sample.compile_nutpie`` wrapped): a refit must
+and the compilations are counted (``bayes_msem.sampling.samplers.compile_nutpie`` wrapped): a refit must
 not compile.
 """
 
@@ -92,7 +92,7 @@ def main(names: list[str]) -> None:
         "*To sampling* runs from `bm.Model(...)` on the new data to the start of `nutpie.sample` (building\n"
         "the model, its statistics and the PyMC graph, and swapping the data into the compiled sampler);\n"
         "*to first draw* adds the sampler's start-up to its first warm-up draw. *Compiles* counts calls of\n"
-        "`bayes_msem.sample.compile_nutpie`: the first fit compiles (from PyTensor's on-disk caches when\n"
+        "`bayes_msem.sampling.samplers.compile_nutpie`: the first fit compiles (from PyTensor's on-disk caches when\n"
         "they are warm), a refit of the same structure does not. The hybrid and conditional strategies\n"
         "sample latent variables per row or cluster, so their structure includes the numbers of rows and\n"
         "clusters; the simulated data keep the design and thus both.\n\n"

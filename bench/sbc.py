@@ -59,7 +59,7 @@ def main() -> None:
         table = result.sbc(bins=10)
         result.plot_ranks(Path(__file__).with_name(f"sbc_{name}.png"), bins=10)
         fits = result.replications.groupby("replication").agg(divergences=("divergences", "first"), r_hat=("r_hat", "max"))
-        print(f"\n=== {name} ({model.plan.strategy}): {replications} replications, {len(result.failures())} failed, "
+        print(f"\n=== {name} ({model.strategy.kind}): {replications} replications, {len(result.failures())} failed, "
               f"wall time of this run {wall:.0f} s; fits with divergences {(fits['divergences'] > 0).mean():.2f}, "
               f"with max R-hat > 1.05 {(fits['r_hat'] > 1.05).mean():.2f}")
         print(table.to_string(float_format=lambda v: f"{v:.3f}"))

@@ -22,7 +22,7 @@ import pandas as pd
 
 import bayes_msem as bm
 from bayes_msem.examples import TWOLEVEL_CFA, TWOLEVEL_TRUTH, simulate_twolevel
-from bayes_msem.study import StudyResult
+from bayes_msem.studies.study import StudyResult
 
 COLUMNS = ["truth", "estimate", "bias", "bias_mcse", "relative_bias", "median_relative_bias", "rmse", "sd_estimate",
            "mean_sd", "coverage", "power", "r_hat", "ess_bulk"]

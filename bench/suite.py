@@ -44,13 +44,15 @@ import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from demo_twolevel import SYNTAX as DEMO, hand_model as hand_demo  # noqa: E402
+from demo_twolevel import SYNTAX as DEMO  # noqa: E402
+from demo_twolevel import hand_model as hand_demo
+
 # the files of bm.datasets, read without importing the package (the hand-written runs must not)
 DATASETS = HERE.parent / "bayes_msem" / "datasets"
 SETTINGS = dict(draws=1000, tune=1000, chains=2)
 WARM_UP = dict(draws=10, tune=10, chains=1)  # a first run per case fills the compile caches
 SEEDS = (1, 2, 3, 4, 5)  # one seed's min ESS varies by about +-30 %: each case runs several
-# prior scales of the package's defaults (bayes_msem.priors.DEFAULT_PRIORS)
+# prior scales of the package's defaults (bayes_msem.spec.priors.DEFAULT_PRIORS)
 COEF_SD, INTERCEPT_SD, SD_ALPHA, SD_BETA = 10.0, 32.0, 1.0, 0.5
 
 

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from bayes_msem.diagram import MISSING_DOT
+from bayes_msem.plots.diagram import MISSING_DOT
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -3,7 +3,7 @@
 import numpy as np
 from scipy.stats import multivariate_normal
 
-from bayes_msem.plan import LevelPlan, MatrixSpec
+from bayes_msem.spec.plan import LevelPlan, MatrixSpec
 
 
 def fill(spec: MatrixSpec, theta: np.ndarray) -> np.ndarray:

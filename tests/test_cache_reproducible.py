@@ -1,7 +1,7 @@
 """Same seed, same draws whether the compile cache was empty or warm: two fresh processes share one
 new, empty compile cache; the first compiles the model and stores nutpie's callbacks, the second
 loads them, and both draw the same posterior to the bit. The random-slope model (lme4's data) drew
-differently before the callbacks were made self-contained (bayes_msem.callbacks): gradients 4e-15
+differently before the callbacks were made self-contained (bayes_msem.sampling.callbacks): gradients 4e-15
 apart, posterior means 3e-9 apart after 2 x (200 + 200) draws; its cold compile takes 2-3 minutes."""
 
 import os
@@ -17,7 +17,7 @@ import sys
 import numpy as np
 import pandas as pd
 import bayes_msem as bm
-from bayes_msem import sample
+from bayes_msem.sampling import samplers
 
 if sys.argv[2] == "logit":
     rng = np.random.default_rng(3)
@@ -28,7 +28,7 @@ else:
     data = pd.read_csv(bm.__path__[0] + "/datasets/random_slope.csv")
     model = bm.Model("level: within\n  s | y ~ x\nlevel: between\n  y ~~ s\n", data, cluster="school")
 fit = model.fit(draws=200, tune=200, chains=2, random_seed=5, quiet=True)
-(compiled,) = sample._COMPILED.values()
+(compiled,) = samplers._COMPILED.values()
 posterior = fit.idata.posterior.to_dataset()
 np.savez(sys.argv[1], cache_hits=[compiled.compiled_logp_func.cache_hits, compiled.compiled_expand_func.cache_hits],
          **{name: posterior[name].values for name in posterior.data_vars})

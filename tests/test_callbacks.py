@@ -1,4 +1,4 @@
-"""nutpie's callbacks kept in the on-disk cache (bayes_msem.callbacks): a second compile of the
+"""nutpie's callbacks kept in the on-disk cache (bayes_msem.sampling.callbacks): a second compile of the
 same graph loads them, and through the C interface they return what PyTensor's compiled
 log-density, gradient and stored values give (to rounding), also after the data are swapped for a refit."""
 
@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 import bayes_msem as bm
-from bayes_msem import callbacks, sample
 from bayes_msem.examples import TWOLEVEL_CFA, simulate_twolevel
+from bayes_msem.sampling import callbacks, samplers
 
 DOUBLE = ctypes.POINTER(ctypes.c_double)
 
@@ -47,15 +47,15 @@ def _call_expand(compiled, x: np.ndarray) -> tuple[int, np.ndarray]:
 @pytest.mark.parametrize("strategy", list(MODELS))
 def test_callbacks_load_from_disk_and_match_pytensor(strategy):
     first, other = MODELS[strategy](1), MODELS[strategy](2)
-    sample.compile_nutpie(first.pymc_model)
-    compiled = sample.compile_nutpie(first.pymc_model)   # a new callback object: numba finds it on disk
+    samplers.compile_nutpie(first.pymc_model)
+    compiled = samplers.compile_nutpie(first.pymc_model)   # a new callback object: numba finds it on disk
     assert compiled.compiled_logp_func._pyfunc.__name__ == "logp_callback"
     assert compiled.compiled_expand_func._pyfunc.__name__ == "expand_callback"
     assert compiled.compiled_logp_func.cache_hits == 1 and compiled.compiled_expand_func.cache_hits == 1
     for callback in (compiled.compiled_logp_func, compiled.compiled_expand_func):
         _assert_self_contained(callback)
 
-    reference = sample.compile_nutpie(other.pymc_model)  # PyTensor functions holding the other data
+    reference = samplers.compile_nutpie(other.pymc_model)  # PyTensor functions holding the other data
     swapped = compiled.with_data(**{var.name: var.get_value() for var in reference.shared_var_keys})
     _assert_callbacks_match(compiled, compiled)
     _assert_callbacks_match(swapped, reference)
@@ -83,7 +83,7 @@ def _assert_callbacks_match(case, expected, points: int = 3) -> None:
 
 
 def test_callbacks_report_wrong_sizes_and_non_finite_values():
-    compiled = sample.compile_nutpie(MODELS["marginal"](1).pymc_model)
+    compiled = samplers.compile_nutpie(MODELS["marginal"](1).pymc_model)
     x = compiled.initial_point_func(0)
     assert _call_logp(compiled, x[:-1])[0] == -1
     x[:] = np.nan
@@ -113,7 +113,7 @@ def test_a_graph_without_a_cache_key_or_an_unknown_record_falls_back_to_nutpie()
 
 def _assert_self_contained(callback) -> None:
     """Every function in the callback's machine code but its own entry points is internal: no call
-    binds to a copy compiled elsewhere (bayes_msem.callbacks)."""
+    binds to a copy compiled elsewhere (bayes_msem.sampling.callbacks)."""
     from llvmlite.binding import Linkage
 
     library = callback._library
@@ -139,7 +139,7 @@ def test_a_record_of_another_layout_compiles_nutpies_callbacks_with_the_same_val
     import nutpie.compile_pymc as nutpie_compile
 
     monkeypatch.setattr(nutpie_compile, "make_user_data", _padded(nutpie_compile.make_user_data))
-    compiled = sample.compile_nutpie(MODELS["conditional"](1).pymc_model)
+    compiled = samplers.compile_nutpie(MODELS["conditional"](1).pymc_model)
     assert compiled.user_data.dtype.names == ("pad", "shared")
     assert compiled.compiled_logp_func._pyfunc.__name__ == "logp_numba"  # nutpie's own wrappers
     assert compiled.compiled_expand_func._pyfunc.__name__ == "expand_numba"

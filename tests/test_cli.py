@@ -12,7 +12,7 @@ import xarray as xr
 import bayes_msem as bm
 from bayes_msem import cli
 from bayes_msem.cli import as_flags, main
-from bayes_msem.diagnostics import report
+from bayes_msem.results.diagnostics import report
 
 MODEL = "f =~ y1 + y2 + y3\n"
 
@@ -364,6 +364,6 @@ def test_every_flag_the_advice_names_exists() -> None:
     ("draws must be an integer >= 1, got 0.", "--draws must be an integer >= 1, got 0."),
 ])
 def test_python_spellings_of_settings_become_flags(message: str, flags: str) -> None:
-    """Pieces of the package's messages (diagnostics.py, table.py, study.py, sample.py) that the
-    end-to-end cases above do not reach cheaply."""
+    """Pieces of the package's messages (results/diagnostics.py, spec/table.py, studies/study.py,
+    sampling/samplers.py) that the end-to-end cases above do not reach cheaply."""
     assert as_flags(message) == flags

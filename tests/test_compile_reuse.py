@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 import bayes_msem as bm
-from bayes_msem import sample
 from bayes_msem.examples import TWOLEVEL_CFA, simulate_twolevel
+from bayes_msem.sampling import samplers
 
 pytestmark = pytest.mark.slow
 
@@ -24,9 +24,9 @@ def compilations(monkeypatch) -> list:
         compiled.append(model)
         return original(model)
 
-    original = sample.compile_nutpie
-    monkeypatch.setattr(sample, "compile_nutpie", counting)
-    sample._COMPILED.clear()
+    original = samplers.compile_nutpie
+    monkeypatch.setattr(samplers, "compile_nutpie", counting)
+    samplers._COMPILED.clear()
     return compiled
 
 
@@ -40,7 +40,7 @@ def test_new_data_reuses_the_compiled_model_and_matches_a_fresh_compile(compilat
     reused = _fit(second)
     assert len(compilations) == 1
     assert reused.idata.observed_data.sizes["row"] == len(second)
-    sample._COMPILED.clear()
+    samplers._COMPILED.clear()
     fresh = _fit(second)
     assert len(compilations) == 2
     np.testing.assert_array_equal(reused.idata.posterior["theta"].values, fresh.idata.posterior["theta"].values)

@@ -10,11 +10,12 @@ within covariate and missing cells.
 import numpy as np
 import pandas as pd
 import pytest
+from dense_reference import fill, point_function
 from scipy import stats
 from scipy.special import expit
 
 import bayes_msem as bm
-from dense_reference import fill, point_function
+from bayes_msem.likelihood.registry import strategy_for
 
 SYNTAX = """
 level: within
@@ -89,7 +90,7 @@ def _reference(model, theta, within_z, between_z):
 
 def test_conditional_matches_scipy_reference():
     model = bm.Model(SYNTAX, _data(), cluster="cluster", family=FAMILIES)
-    assert model.plan.strategy == "conditional"
+    assert model.strategy.kind == "conditional"
     pm_model = model.pymc_model
     assert pm_model.named_vars_to_dims["within_z"] == ("row", "within_z_variable")
     rng = np.random.default_rng(0)
@@ -180,7 +181,7 @@ def test_conditional_with_random_parameters_matches_scipy_reference():
     families = {"y2": "bernoulli(probit)", "y4": "poisson"}
     model = bm.Model(RANDOM, _data(), cluster="cluster", family=families)
     plan, data = model.plan, model.data
-    assert plan.strategy == "conditional" and [r.name for r in plan.random] == ["l2", "s", "v"]
+    assert strategy_for(plan).kind == "conditional" and [r.name for r in plan.random] == ["l2", "s", "v"]
     pm_model = model.pymc_model
     names = ["theta", "loglik", "within_z", "between_z", "random_effects"]
     evaluate = point_function(pm_model, names)
@@ -235,7 +236,7 @@ def test_three_level_conditional_matches_scipy_reference():
     frame = _data().assign(school=lambda f: f["cluster"] // 2)
     model = bm.Model(THREE_LEVEL, frame, cluster=["cluster", "school"], family={"y2": "bernoulli(probit)", "y4": "poisson"})
     plan, data = model.plan, model.data
-    assert plan.strategy == "conditional" and plan.three_level
+    assert strategy_for(plan).kind == "conditional" and plan.three_level
     pm_model = model.pymc_model
     names = ["theta", "loglik", "within_z", "between_z", "upper_z", "random_effects"]
     evaluate = point_function(pm_model, names)
@@ -293,7 +294,7 @@ def test_four_level_conditional_matches_scipy_reference():
     frame["d"] = np.array([0.3, -1.2])[frame["district"]]
     model = bm.Model(FOUR_LEVEL, frame, cluster=["cluster", "school", "district"], family={"y2": "bernoulli"})
     plan, data = model.plan, model.data
-    assert plan.strategy == "conditional" and list(plan.levels) == ["within", "cluster", "school", "district"]
+    assert strategy_for(plan).kind == "conditional" and list(plan.levels) == ["within", "cluster", "school", "district"]
     pm_model = model.pymc_model
     names = ["theta", "loglik", "between_z", "upper_z", "upper_4_z"]
     evaluate = point_function(pm_model, names)
@@ -340,7 +341,7 @@ def test_cross_level_regression_matches_scipy_reference():
     frame = _data().assign(school=lambda f: f["cluster"] // 2)
     model = bm.Model(CROSS_LEVEL, frame, cluster=["cluster", "school"], family={"y2": "bernoulli"})
     plan, data = model.plan, model.data
-    assert plan.strategy == "conditional"
+    assert strategy_for(plan).kind == "conditional"
     pm_model = model.pymc_model
     evaluate = point_function(pm_model, ["theta", "loglik", "within_z", "between_z", "upper_z"])
     within, middle, top = plan.levels.values()

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import bayes_msem as bm
-from bayes_msem.data import group_mean_center
+from bayes_msem.data.clustered import group_mean_center
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""Tests for bayes_msem.data: validation errors, sorting and grouping by cluster."""
+"""Tests for bayes_msem.data.clustered: validation errors, sorting and grouping by cluster."""
 
 import warnings
 
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import bayes_msem as bm
-from bayes_msem.data import ClusteredData, DataError, validate
+from bayes_msem.data.clustered import ClusteredData, DataError, validate
 
 
 @pytest.fixture
@@ -38,8 +38,6 @@ def test_sorting_and_grouping(df: pd.DataFrame) -> None:
     assert d.column("y").tolist() == [1.0, 3.0, 6.0, 2.0, 5.0, 4.0, 7.0]
     np.testing.assert_array_equal(d.matrix(["y", "x"]), df.loc[d.row_labels, ["y", "x"]].to_numpy())
     assert d.matrix([]).shape == (7, 0)
-    sizes, counts = d.size_groups
-    assert sizes.tolist() == [2, 3] and counts.tolist() == [2, 1]
     np.testing.assert_array_equal(d.cluster_values(["w"])[:, 0], [10.0, 20.0, 30.0])
     assert set(d.values) == {"y", "x", "w"}
     with pytest.raises(ValueError):

@@ -9,11 +9,19 @@ import pytest
 import xarray as xr
 
 import bayes_msem as bm
-from bayes_msem.diagnostics import ESS_PER_CHAIN, MAX_TREE_DEPTH, MODE_GAP, R_HAT_MAX, STRONGER_PRIOR, report, warn
 from bayes_msem.examples import TWOLEVEL_CFA, simulate_twolevel
-from bayes_msem.plan import parameter_name
-from bayes_msem.syntax import parse
-from bayes_msem.table import build_table
+from bayes_msem.results.diagnostics import (
+    ESS_PER_CHAIN,
+    MAX_TREE_DEPTH,
+    MODE_GAP,
+    R_HAT_MAX,
+    STRONGER_PRIOR,
+    report,
+    warn,
+)
+from bayes_msem.spec.plan import parameter_name
+from bayes_msem.spec.syntax import parse
+from bayes_msem.spec.table import build_table
 
 TABLE = build_table(parse(TWOLEVEL_CFA), "school")
 NAMES = [parameter_name(*r) for r in TABLE[TABLE["free"] > 0].drop_duplicates("free")[["level", "lhs", "op", "rhs"]]
@@ -273,7 +281,7 @@ def test_divergences_on_a_funnel_are_reported_and_the_remedy_removes_nearly_all(
 def test_failed_chains_are_those_that_never_moved():
     """A chain fails when all its transitions diverge or its draws never change; the fit raises
     only when every chain failed (the errors page has real fits)."""
-    from bayes_msem.diagnostics import failed_chains
+    from bayes_msem.results.diagnostics import failed_chains
 
     theta = _draws(chains=3)
     theta[1] = theta[1, :1]  # chain 1 stuck at its start

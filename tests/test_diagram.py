@@ -1,4 +1,4 @@
-"""Path diagrams (bayes_msem.diagram, Model.diagram, Fit.diagram): the DOT source has the right
+"""Path diagrams (bayes_msem.plots.diagram, Model.diagram, Fit.diagram): the DOT source has the right
 nodes, shapes, edges and labels; rendering writes PNG and SVG files. One tiny fit; no other sampling."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import bayes_msem as bm
-from bayes_msem.diagram import draw
+from bayes_msem.plots.diagram import draw
 
 CFA = """
 visual =~ x1 + x2 + x3

@@ -18,11 +18,11 @@ import pandas as pd
 import pytest
 
 import bayes_msem as bm
-from bayes_msem import syntax as syntax_module
 from bayes_msem.model import response_families
-from bayes_msem.plan import data_variables
-from bayes_msem.priors import DEFAULT_PRIORS
-from bayes_msem.table import MODEL_OPS, assign_roles, build_table
+from bayes_msem.spec import syntax as syntax_module
+from bayes_msem.spec.plan import data_variables
+from bayes_msem.spec.priors import DEFAULT_PRIORS
+from bayes_msem.spec.table import MODEL_OPS, assign_roles, build_table
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = sorted((ROOT / "docs").glob("*.md"))
@@ -140,3 +140,17 @@ def test_relative_links_exist(path: Path) -> None:
     targets = [t.split("#")[0] for t in LINK.findall(text) if not re.match(r"[a-z]+:|#", t)]
     missing = [t for t in targets if not (path.parent / t).exists()]
     assert not missing
+
+
+def test_architecture_page_names_only_modules_that_exist():
+    """docs/architecture.md matches the code: every file of the package it names exists, every
+    stage folder of the package is named, and its table of strategies is the registry's, in order."""
+    from bayes_msem.likelihood.registry import STRATEGIES
+
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    named = set(re.findall(r"bayes_msem/[\w/]+(?:\.py)?", text))
+    assert named and not [path for path in named if not (ROOT / path).exists()]
+    folders = {p.parent.name for p in (ROOT / "bayes_msem").glob("*/__init__.py")}
+    assert not [folder for folder in folders if f"bayes_msem/{folder}/" not in text]
+    rows = re.findall(r"^\| (\w+) \| `bayes_msem/likelihood/(\w+)\.py` \|", text, re.M)
+    assert [name for name, _ in rows] == [s.name for s in STRATEGIES]

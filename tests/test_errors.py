@@ -76,7 +76,7 @@ def test_each_error_is_an_error_and_the_builtin_it_was(error, builtin):
 
 
 # Checks of the package's own invariants (a programming error, never the user's input).
-INTERNAL = {("callbacks.py", "TypeError"), ("likelihood/families.py", "TypeError"),
+INTERNAL = {("sampling/callbacks.py", "TypeError"), ("likelihood/families.py", "TypeError"),
             ("likelihood/families.py", "ValueError"), ("likelihood/logit.py", "ValueError")}
 
 

@@ -14,10 +14,10 @@ from scipy import stats
 from scipy.special import expit, gammaln, logsumexp
 
 import bayes_msem as bm
-from bayes_msem.build import starting_values
-from bayes_msem.data import DataError
+from bayes_msem.data.clustered import DataError
 from bayes_msem.likelihood.families import Family, log_cdf, ordinal_levels, parse_family
-from bayes_msem.table import SpecificationError
+from bayes_msem.sampling.build import starting_values
+from bayes_msem.spec.table import SpecificationError
 
 FAMILIES = [Family("gaussian", "identity"), Family("bernoulli", "logit"), Family("bernoulli", "probit"),
             Family("ordinal", "logit"), Family("ordinal", "probit"), Family("poisson", "log"),
@@ -218,7 +218,7 @@ def test_binary_responses_are_standardized_on_their_latent_response_scale():
     """A probit item with loading λ on a factor of variance 1 has latent response variance λ² + 1,
     so std.all = λ / √(λ² + 1) and R² = λ² / (λ² + 1); with a logit random intercept of variance τ²
     the latent ICC is τ² / (τ² + π²/3) (Snijders & Bosker); a count item has no such scale (NaN)."""
-    from bayes_msem.standardized import icc_table, r_squared_table, standardized_table
+    from bayes_msem.results.standardized import icc_table, r_squared_table, standardized_table
 
     rng = np.random.default_rng(0)
     frame = pd.DataFrame(rng.integers(0, 2, size=(40, 3)), columns=["u1", "u2", "u3"]).assign(

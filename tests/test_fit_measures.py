@@ -4,13 +4,13 @@ normal, PPP on true and misspecified models, Bayesian fit indices, and LOO model
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import multivariate_normal
-
-import bayes_msem as bm
-from bayes_msem.fit_measures import GaussianFunctions, SaturatedModel, baseline_syntax, chi_square
 from dense_reference import dense_cluster_logliks
+from scipy.stats import multivariate_normal
 from test_nested_density import RANDOM_INTERCEPTS
 from test_reference import RANDOM_SLOPE_MODEL
+
+import bayes_msem as bm
+from bayes_msem.results.fit_measures import GaussianFunctions, SaturatedModel, baseline_syntax, chi_square
 
 DEMO = bm.template("twolevel_sem_demo")
 # the Demo model with y3's within loading dropped: y3 uncorrelated with y1, y2 and x within clusters
@@ -174,7 +174,7 @@ def test_fit_measures_explain_what_they_cover():
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"y": rng.normal(size=40), "x": rng.normal(size=40), "cluster": np.repeat(np.arange(10), 4)})
     model = bm.Model("level: within\n s | y ~ x\nlevel: between\n y ~~ y\n s ~~ s", frame, cluster="cluster")
-    from bayes_msem.fit_measures import check_supported
+    from bayes_msem.results.fit_measures import check_supported
     with pytest.raises(NotImplementedError, match="random intercepts only"):
         check_supported(model.plan, model.data, "PPP")
 

@@ -24,12 +24,12 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 import pytest
+from dense_reference import fill, level_moments, observed_logpdf, point_function, ram_moments, stacked_cluster
 from scipy.stats import multivariate_normal
 
 import bayes_msem as bm
 from bayes_msem.likelihood.gaussian import Layout
 from bayes_msem.likelihood.hybrid import ClusterStatistics
-from dense_reference import fill, level_moments, observed_logpdf, point_function, ram_moments, stacked_cluster
 
 RANDOM_SLOPE = """
 level: within
@@ -290,7 +290,7 @@ def test_hybrid_matches_dense_reference(syntax):
     """Unbalanced clusters with singletons, then balanced ones through the same compiled function."""
     frames = [_data(sizes, seed=len(sizes)) for sizes in SIZES.values()]
     model = bm.Model(syntax, frames[0], cluster="cluster")
-    assert model.plan.strategy == "hybrid"
+    assert model.strategy.kind == "hybrid"
     pm_model = model.pymc_model
     assert list(pm_model.coords["cluster"]) == list(model.data.cluster_ids)
     evaluate, initial = _evaluator(model), pm_model.initial_point()
@@ -315,7 +315,7 @@ def test_hybrid_with_missing_cells_matches_dense_reference(syntax):
     responses = [v for v in ("y1", "y2", "y3", "y4", "y5", "y6") if v in syntax]
     frame = _remove_cells(_data(SIZES["unbalanced"], seed=6), responses, seed=3)
     model = bm.Model(syntax, frame, cluster="cluster")
-    assert model.plan.strategy == "hybrid" and model.data.has_missing
+    assert model.strategy.kind == "hybrid" and model.data.has_missing
     evaluate, initial = _evaluator(model), model.pymc_model.initial_point()
     for seed in range(3):
         point = _random_point(initial, model.data.n_clusters, seed)
@@ -387,7 +387,7 @@ def test_integrated_slopes_match_dense_reference(syntax, missing):
     if missing:
         frame = _remove_cells(frame, [v for v in ("y1", "y2", "y3", "y4") if v in syntax], seed=2)
     model = bm.Model(syntax, frame, cluster="cluster")
-    assert model.plan.strategy == "marginal"
+    assert model.strategy.kind == "marginal"
     pm_model = model.pymc_model
     names = ["theta", "loglik", "random_effects_mean"]
     evaluate = point_function(pm_model, names)

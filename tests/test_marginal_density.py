@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 import pytensor.tensor as pt
 import pytest
+from dense_reference import DENSITY_CHECK_MODE, dense_cluster_logliks, level_moments, observed_logpdf, point_function
 
 import bayes_msem as bm
 from bayes_msem.likelihood.gaussian import Layout
+from bayes_msem.likelihood.moments import implied_moments, path_length
 from bayes_msem.likelihood.patterns import PatternStatistics, pattern_loglik
-from bayes_msem.moments import implied_moments, path_length
-from dense_reference import DENSITY_CHECK_MODE, dense_cluster_logliks, level_moments, observed_logpdf, point_function
 
 TWO_LEVEL = """
 level: within
@@ -164,6 +164,6 @@ def test_missing_cells_in_three_level_models_plan_as_conditional():
     effects are sampled (the conditional strategy, tested in test_conditional_density.py)."""
     frame = _data([3] * 6, seed=2).assign(school=lambda f: f["cluster"] // 2)
     syntax = "level: within\n  y1 ~ x1\nlevel: cluster\n  y1 ~~ y1\nlevel: school\n  y1 ~~ y1\n"
-    assert bm.Model(syntax, frame, cluster=["cluster", "school"]).plan.strategy == "marginal"
+    assert bm.Model(syntax, frame, cluster=["cluster", "school"]).strategy.kind == "marginal"
     missing = _remove_cells(frame, ["y1"], 0.2, seed=3)
-    assert bm.Model(syntax, missing, cluster=["cluster", "school"]).plan.strategy == "conditional"
+    assert bm.Model(syntax, missing, cluster=["cluster", "school"]).strategy.kind == "conditional"

@@ -13,11 +13,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from mediation_designs import RANDOM_SLOPES, simulate_111, simulate_111_random, simulate_211, simulate_221
 from scipy.optimize import minimize
 from scipy.stats import multivariate_normal
 
 import bayes_msem as bm
-from mediation_designs import RANDOM_SLOPES, simulate_111, simulate_111_random, simulate_211, simulate_221
 
 SETTINGS = dict(draws=300, tune=300, chains=2, random_seed=1)
 
@@ -61,7 +61,7 @@ def test_design_places_variables_at_their_levels(design, simulate, within, betwe
     assert sorted(roles["within"].roles.observed) == list(within)
     assert sorted(roles["between"].roles.observed) == list(between)
     assert roles["between"].roles.covariates == cluster_covariates
-    assert model.plan.strategy == strategy
+    assert model.strategy.kind == strategy
 
 
 # --------------------------------------------------------------------------------------------

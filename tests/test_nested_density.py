@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 import pytensor.tensor as pt
 import pytest
+from dense_reference import DENSITY_CHECK_MODE, level_moments
 from scipy.stats import multivariate_normal
 
 import bayes_msem as bm
+from bayes_msem.likelihood.moments import implied_moments
 from bayes_msem.likelihood.nested import NestedLayout, NestedStatistics, nested_loglik
-from bayes_msem.moments import implied_moments
-from dense_reference import DENSITY_CHECK_MODE, level_moments
 
 RANDOM_INTERCEPTS = bm.datasets.info("three_level").model  # lme4's (1 | school) + (1 | class)
 

@@ -1,7 +1,6 @@
 """The cluster log-likelihood of hybrid and conditional fits by importance sampling, against the
 exact marginal of the same model (integrated strategies) and Gauss-Hermite quadrature (logit)."""
 
-import dataclasses
 
 import numpy as np
 import pandas as pd
@@ -9,9 +8,10 @@ import pytest
 from scipy.special import expit
 
 import bayes_msem as bm
-from bayes_msem.fit_measures import GaussianFunctions
-from bayes_msem.plan import CONDITIONAL, HYBRID
-from bayes_msem.pointwise import WIDEN, SampledLikelihood
+from bayes_msem.likelihood.conditional import Conditional
+from bayes_msem.likelihood.hybrid import Hybrid
+from bayes_msem.results.fit_measures import GaussianFunctions
+from bayes_msem.results.pointwise import WIDEN, SampledLikelihood
 
 SIZES = [3, 5, 2, 4, 6, 3]
 IMPORTANCE_DRAWS = 3000
@@ -50,7 +50,7 @@ def test_hybrid_cluster_loglik_matches_the_integrated_random_slopes(frame, missi
     theta = _theta(model, {"within:y~~y": 0.5, "between:y~1": 1.0, "between:s~1": 0.5, "between:y~~y": 0.3,
                            "between:s~~s": 0.1, "between:y~~s": 0.05})
     exact = GaussianFunctions(model.plan, model.data).cluster_loglik(theta)
-    likelihood = SampledLikelihood(dataclasses.replace(model.plan, strategy=HYBRID), model.data)
+    likelihood = SampledLikelihood(model.plan, model.data, Hybrid())
     estimate = likelihood.integrated(theta, _prior_like(likelihood), IMPORTANCE_DRAWS, np.random.default_rng(1))
     np.testing.assert_allclose(estimate, exact, atol=0.06)
 
@@ -60,7 +60,7 @@ def test_conditional_cluster_loglik_matches_the_marginal(frame):
     model = bm.Model("level: within\n y ~ x\nlevel: between\n y ~~ y", frame, cluster="cluster")
     theta = _theta(model, {"within:y~x": 0.5, "within:y~~y": 0.8, "between:y~~y": 0.4, "between:y~1": 1.0})
     exact = GaussianFunctions(model.plan, model.data).cluster_loglik(theta)
-    likelihood = SampledLikelihood(dataclasses.replace(model.plan, strategy=CONDITIONAL), model.data)
+    likelihood = SampledLikelihood(model.plan, model.data, Conditional())
     assert list(likelihood.inputs) == ["between_z"]
     estimate = likelihood.integrated(theta, _prior_like(likelihood), IMPORTANCE_DRAWS, np.random.default_rng(1))
     np.testing.assert_allclose(estimate, exact, atol=0.06)

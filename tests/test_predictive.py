@@ -5,14 +5,14 @@ covariance."""
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.special import expit
 import xarray as xr
+from scipy.special import expit
 from scipy.stats import gaussian_kde, norm
 
 import bayes_msem as bm
 from bayes_msem.likelihood.families import parse_family
-from bayes_msem.predictive import plot_predictive
-from bayes_msem.simulate import Simulator
+from bayes_msem.results.predictive import plot_predictive
+from bayes_msem.simulation.simulator import Simulator
 
 RANDOM_SLOPE = """
 level: within

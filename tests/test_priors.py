@@ -1,4 +1,4 @@
-"""Tests for bayes_msem.priors: parsing ``family(args)[scale]`` texts, the defaults per
+"""Tests for bayes_msem.spec.priors: parsing ``family(args)[scale]`` texts, the defaults per
 parameter kind, how priors written in the syntax reach the plan, and starting values inside
 each prior's support (PyMC graphs only, nothing is compiled)."""
 
@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 import bayes_msem as bm
-from bayes_msem.plan import make_plan
-from bayes_msem.priors import DEFAULT_PRIORS, KINDS, Prior, PriorError, default_priors, parse_prior
-from bayes_msem.syntax import parse
-from bayes_msem.table import SpecificationError, build_table
+from bayes_msem.spec.plan import make_plan
+from bayes_msem.spec.priors import DEFAULT_PRIORS, KINDS, Prior, PriorError, default_priors, parse_prior
+from bayes_msem.spec.syntax import parse
+from bayes_msem.spec.table import SpecificationError, build_table
 
 FAMILIES = ("normal", "student_t", "cauchy", "uniform", "lognormal", "gamma", "inverse_gamma",
             "exponential", "half_normal", "half_student_t", "half_cauchy", "lkj")

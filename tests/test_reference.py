@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from test_nested_density import RANDOM_INTERCEPTS
 
 import bayes_msem as bm
-from test_nested_density import RANDOM_INTERCEPTS
 
 DEMO_MODEL = bm.template("twolevel_sem_demo")
 

@@ -11,14 +11,13 @@ import pytest
 import xarray as xr
 
 import bayes_msem as bm
-from bayes_msem.clusters import forest_plot
-from bayes_msem.forest import Series, forest
-from bayes_msem.report import estimates_text
-
-from bayes_msem.plan import parameter_name
-from bayes_msem.results import align_signs, evaluate_definitions
-from bayes_msem.syntax import parse
-from bayes_msem.table import build_table, definitions
+from bayes_msem.plots.forest import Series, forest
+from bayes_msem.results.clusters import forest_plot
+from bayes_msem.results.fit import align_signs, evaluate_definitions
+from bayes_msem.results.report import estimates_text
+from bayes_msem.spec.plan import parameter_name
+from bayes_msem.spec.syntax import parse
+from bayes_msem.spec.table import build_table, definitions
 
 
 def _theta(table, values):
@@ -75,7 +74,7 @@ def test_bad_definitions_name_the_problem(expression, message):
 
 def test_parameters_of_shared_labels():
     """Rows that share a label report the one parameter (named after its first row) on every row."""
-    from bayes_msem.results import Fit
+    from bayes_msem.results.fit import Fit
 
     table = build_table(parse("f =~ y1 + a*y2 + a*y3"))
     theta = _theta(table, np.random.default_rng(3).normal(size=(2, 40, int(table["free"].max()))))
@@ -87,7 +86,7 @@ def test_parameters_of_shared_labels():
 
 
 def test_sampled_scores_follow_their_factors_reflection():
-    from bayes_msem.results import align_scores, factor_signs
+    from bayes_msem.results.fit import align_scores, factor_signs
 
     table = build_table(parse("f =~ y1 + y2 + y3"), std_lv=True)
     values = np.ones((1, 4, int(table["free"].max())))

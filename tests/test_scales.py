@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import bayes_msem as bm
-from bayes_msem.scales import parameter_factors
+from bayes_msem.data.scales import parameter_factors
 
 SD = {"y1": 10.0, "y2": 0.5, "y3": 2.0, "x": 4.0}
 

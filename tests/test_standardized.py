@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 import bayes_msem as bm
-from bayes_msem.standardized import icc_table, r_squared_table, standardized_table
+from bayes_msem.results.standardized import icc_table, r_squared_table, standardized_table
 
 
 def test_random_slope_model_is_standardized_per_cluster_and_averaged():

@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 
 import bayes_msem as bm
-from bayes_msem import sbc
 from bayes_msem.cli import main
 from bayes_msem.examples import TWOLEVEL_CFA, TWOLEVEL_TRUTH, simulate_twolevel
-from bayes_msem.study import StudyResult, replication_seeds
+from bayes_msem.studies import sbc
+from bayes_msem.studies.study import StudyResult, replication_seeds
 
 TINY = "level: within\n  y ~ bw*x\nlevel: between\n  y ~ bb*w\n  contextual := bb - bw\n"
 TINY_TRUTH = {"within:y~x": 0.5, "within:y~~y": 1.0, "between:y~w": 0.3, "between:y~~y": 0.25, "between:y~1": 0.0}
@@ -372,7 +372,7 @@ def test_simulation_based_calibration(strategy, tmp_path):
     the chi-square test of uniformity at 0.01 / (number of parameters)."""
     syntax, options = CALIBRATED[strategy]
     model = bm.Model(syntax, _frame(), cluster="g", priors=TIGHT, **options)
-    assert model.plan.strategy == strategy
+    assert model.strategy.kind == strategy
     result = bm.study(model, "prior", 100, {"n_clusters": 30, "cluster_size": 6}, out=tmp_path, seed=2024,
                       draws=250, tune=250, chains=2, rank_draws=49, workers=0, progressbar=False)
     assert result.failures().empty

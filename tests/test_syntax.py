@@ -1,4 +1,4 @@
-"""Tests for bayes_msem.syntax: the lavaan/Mplus model-syntax parser."""
+"""Tests for bayes_msem.spec.syntax: the lavaan/Mplus model-syntax parser."""
 
 import math
 import pickle
@@ -7,7 +7,7 @@ import random
 import pandas as pd
 import pytest
 
-from bayes_msem.syntax import ModelSyntaxError, parse
+from bayes_msem.spec.syntax import ModelSyntaxError, parse
 
 COLUMNS = ["lhs", "op", "rhs", "block", "label", "fixed", "start", "prior", "random",
            "line", "free_forced"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bayes_msem.syntax import ModelSyntaxError, parse
+from bayes_msem.spec.syntax import ModelSyntaxError, parse
 
 # Pieces of the language, so that random text often gets deep into the grammar
 TOKENS = ["=~", "~", "~~", "~ 1", ":=", "==", "<", ">", "|", "+", "*", "-", "/", "^", "(", ")", ",", "'", '"',

@@ -1,5 +1,5 @@
-"""Tests for bayes_msem.table (lavaan's defaults, free-parameter numbering, identification
-checks) and the table-level checks of bayes_msem.plan. No sampling, no PyMC graph.
+"""Tests for bayes_msem.spec.table (lavaan's defaults, free-parameter numbering, identification
+checks) and the table-level checks of bayes_msem.spec.plan. No sampling, no PyMC graph.
 
 The expected tables are what lavaan's ``sem()`` / ``cfa()`` builds with
 ``meanstructure = TRUE`` and ``fixed.x = TRUE``; where ``bm.datasets`` ships lavaan's own
@@ -13,9 +13,10 @@ import pandas as pd
 import pytest
 
 from bayes_msem import datasets
-from bayes_msem.plan import Plan, make_plan
-from bayes_msem.syntax import parse
-from bayes_msem.table import COLUMNS, SpecificationError, assign_roles, build_table
+from bayes_msem.likelihood.registry import strategy_for
+from bayes_msem.spec.plan import Plan, make_plan
+from bayes_msem.spec.syntax import parse
+from bayes_msem.spec.table import COLUMNS, SpecificationError, assign_roles, build_table
 
 HS = """
 visual  =~ x1 + x2 + x3
@@ -144,7 +145,7 @@ def test_hs_plan():
     assert parameters["kind"].value_counts().to_dict() == {
         "variance": 12, "intercept": 9, "loading": 6, "covariance": 3}
     assert parameters["name"].iloc[0] == "visual=~x2" and "visual~~textual" in set(parameters["name"])
-    assert not hs.two_level and hs.strategy == "marginal"
+    assert not hs.two_level and strategy_for(hs).kind == "marginal"
     level = hs.levels[""]
     assert level.variables == ITEMS + FACTORS
     assert level.beta.base.shape == (12, 12) and level.gamma.base.shape == (12, 0)
@@ -376,7 +377,7 @@ def test_within_factor_used_in_the_between_block_is_its_between_part():
                         cluster="c")
     part = table.query("level == 'between' and lhs == 'fw'").set_index("op")
     assert part.loc["~~", "free"] > 0 and part.loc["~1", "fixed"] == 0
-    assert make_plan(table).strategy == "conditional"
+    assert strategy_for(make_plan(table)).kind == "conditional"
     message = spec_error("level: within\nfw =~ y1 + y2 + y3\nfw ~ fb\nlevel: between\nfb =~ y1 + y2 + y3",
                          cluster="c")
     assert "line 3" in message and "'fb'" in message and "lower within level" in message
@@ -453,7 +454,7 @@ def test_random_slope_is_a_between_level_variable_and_plans_as_hybrid():
     assert row(t, "s", "~", "w", "between")["free"] > 0
     assert row(t, "s", "~~", "s", "between")["free"] > 0 and row(t, "s", "~1", level="between")["free"] > 0
     assert slope["free"] == 0  # its mean is the between-level intercept s ~ 1
-    assert plan(syntax, cluster="c").strategy == "marginal"  # a slope on an observed covariate integrates out
+    assert strategy_for(plan(syntax, cluster="c")).kind == "marginal"  # a slope on an observed covariate integrates out
 
 
 def test_thresholds_need_an_ordinal_variable_with_matching_categories():

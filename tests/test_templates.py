@@ -1,4 +1,4 @@
-"""Tests for bayes_msem.templating and the model templates in bayes_msem/templates.
+"""Tests for bayes_msem.templates and the model templates in bayes_msem/templates.
 
 Each template has a simulator here that draws data from its design with known parameter
 values (:data:`SIMULATORS`). The fast tests check that every template loads, parses and
@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from mediation_designs import simulate_111, simulate_111_random, simulate_211, simulate_221
 
 import bayes_msem as bm
 from bayes_msem.examples import TWOLEVEL_CFA, TWOLEVEL_TRUTH
-from bayes_msem.templating import available_templates
-from mediation_designs import simulate_111, simulate_111_random, simulate_211, simulate_221
+from bayes_msem.likelihood.registry import strategy_for
+from bayes_msem.templates import available_templates
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = ("ansari_jedidi", "contextual_effect", "growth_curve", "logit_factor", "mediation_111",
@@ -401,12 +402,12 @@ def test_template_builds_with_its_data(name: str) -> None:
     table = model.parameter_table()
     assert len(table) and (table["free"] > 0).any()
     plan = model.plan
-    assert plan.strategy == STRATEGIES.get(name, "marginal")
+    assert strategy_for(plan).kind == STRATEGIES.get(name, "marginal")
     names = set(plan.parameters["name"]) | set(model.definitions["name"])
     assert set(sim.truth) <= names, f"simulator truth names not in the model: {set(sim.truth) - names}"
     pymc_model = model.pymc_model  # graph only: nothing is compiled
     assert "theta" in pymc_model.named_vars
-    assert ("random_effects" in pymc_model.named_vars) == (plan.strategy == "hybrid")
+    assert ("random_effects" in pymc_model.named_vars) == (strategy_for(plan).kind == "hybrid")
 
 
 def test_twolevel_cfa_is_the_example_model() -> None:

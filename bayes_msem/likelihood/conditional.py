@@ -34,12 +34,13 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from ..data import ClusteredData, unit_dim
-from ..moments import all_effects, fill, level_matrices
-from ..plan import LevelPlan, Plan
-from ..table import SpecificationError
+from ..data.clustered import ClusteredData, cluster_ids, coordinate, unit_dim
+from ..spec.plan import Features, LevelPlan, Plan
+from ..spec.table import SpecificationError
 from .families import Family, parse_family
 from .gaussian import Statistics
+from .moments import all_effects, fill, level_matrices
+from .strategy import CONDITIONAL, Strategy
 
 
 @dataclass(frozen=True)
@@ -280,3 +281,29 @@ def thresholds(plan: Plan, name: str, theta: pt.TensorVariable) -> pt.TensorVari
     rows = plan.table[(plan.table["op"] == "|") & (plan.table["lhs"] == name)]
     return pt.stack([theta[f - 1] if f > 0 else pt.constant(fixed, dtype="float64")
                      for f, fixed in zip(rows["free"], rows["fixed"])])
+
+
+class Conditional(Strategy):
+    """Any model, the last resort: latent variables sampled per row and cluster (and upper
+    cluster), responses of any family; needed for non-Gaussian responses (nothing non-Gaussian
+    integrates in closed form), four or more levels, cross-level factors, and three levels with
+    random parameters, missing cells or variables observed at an upper level only."""
+
+    name = kind = CONDITIONAL
+
+    def handles(self, features: Features) -> bool:
+        return True
+
+    def statistics(self, plan: Plan, data: ClusteredData) -> ResponseStatistics:
+        return ResponseStatistics.from_data(plan, data)
+
+    def add_to_model(self, plan: Plan, data: ClusteredData, theta: pt.TensorVariable) -> pt.TensorVariable:
+        model = pm.Model.get_context()
+        model.add_coord("row", np.arange(data.n_rows))
+        model.add_coord("cluster", cluster_ids(data))
+        for rank, upper in enumerate(data.uppers, start=2):
+            model.add_coord(unit_dim(rank), coordinate(upper.ids))
+        return super().add_to_model(plan, data, theta)
+
+    def loglik(self, plan: Plan, theta: pt.TensorVariable, stats: dict) -> pt.TensorVariable:
+        return conditional_loglik(plan, theta, stats)

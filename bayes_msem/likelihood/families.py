@@ -20,8 +20,8 @@ import pytensor.tensor as pt
 import scipy.special
 from pytensor.tensor import TensorLike
 
-from ..data import DataError
-from ..table import SpecificationError
+from ..data.clustered import DataError
+from ..spec.table import SpecificationError
 from .logit import bernoulli_logit_logp
 
 LINKS: dict[str, tuple[str, ...]] = {

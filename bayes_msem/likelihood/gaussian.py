@@ -17,11 +17,11 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from ..data import ClusteredData
-from ..moments import Moments
-from ..plan import Plan
-from ..table import BETWEEN, SINGLE_LEVEL, WITHIN
+from ..data.clustered import ClusteredData
+from ..spec.plan import Plan
+from ..spec.table import BETWEEN, SINGLE_LEVEL, WITHIN
 from .kernel import gaussian_scatter
+from .moments import Moments
 
 
 class Statistics:

@@ -23,13 +23,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pymc as pm
 import pytensor.tensor as pt
 
-from ..data import ClusteredData
-from ..moments import Moments, small_matmul
+from ..data.clustered import ClusteredData, cluster_ids
+from ..spec.plan import Features, Plan
+from ..spec.table import BETWEEN, WITHIN
 from .gaussian import Layout, Statistics, cluster_design, group_crossprod, normal_terms, within_deviations
 from .kernel import LOG_2PI
-from .woodbury import effect_correction, padded, scatter_add
+from .moments import Moments, between_with_random, implied_moments, small_matmul
+from .strategy import HYBRID, Strategy
+from .woodbury import UnitStatistics, effect_correction, padded, scatter_add
 
 
 @dataclass(frozen=True)
@@ -130,3 +134,45 @@ def hybrid_units_loglik(layout: Layout, within: Moments, between: BetweenGivenRa
         h = scatter_add(pt.einsum("uar,urd,ud->ua", weighted, unit_coef, stats["unit_sums"]), cluster, n_clusters)
         ll = ll + effect_correction(pt.linalg.cholesky(cov), m, h, by_cluster=True)[0]
     return ll if by_cluster else ll.sum()
+
+
+class Hybrid(Strategy):
+    """Two Gaussian levels with random parameters: each cluster's random parameters r_j sampled
+    (deterministic ``random_effects``, dims cluster × random, from standard normal
+    ``random_effects_z``), everything else integrated out given them."""
+
+    name = kind = HYBRID
+
+    def handles(self, features: Features) -> bool:
+        return features.levels == 2 and features.random and not (features.non_gaussian or features.cross_level)
+
+    def statistics(self, plan: Plan, data: ClusteredData) -> Statistics:
+        """Per cluster, or per cluster and missingness pattern."""
+        layout = Layout.from_plan(plan)
+        if data.has_missing:
+            return UnitStatistics.from_data(data, layout.within, layout.within_covariates, layout.top_covariates,
+                                            layout.cluster_only)
+        return ClusterStatistics.from_data(layout, data)
+
+    def add_to_model(self, plan: Plan, data: ClusteredData, theta: pt.TensorVariable) -> pt.TensorVariable:
+        model = pm.Model.get_context()
+        model.add_coord("cluster", cluster_ids(data))
+        model.add_coord("random", [r.name for r in plan.random])
+        return super().add_to_model(plan, data, theta)
+
+    def loglik(self, plan: Plan, theta: pt.TensorVariable, stats: dict) -> pt.TensorVariable:
+        z = pm.Normal("random_effects_z", 0.0, 1.0, dims=("cluster", "random"))
+        loglik, random = self.graph(plan, theta, stats, z)
+        pm.Deterministic("random_effects", random, dims=("cluster", "random"))
+        return loglik
+
+    def graph(self, plan: Plan, theta: pt.TensorVariable, stats: dict, z: pt.TensorVariable,
+              by_cluster: bool = False) -> tuple[pt.TensorVariable, pt.TensorVariable]:
+        """The log-likelihood given the standardised random parameters z (J, K) (per cluster with
+        ``by_cluster``) and the random parameters r_j themselves."""
+        layout = Layout.from_plan(plan)
+        split = split_between(between_with_random(plan, theta), len(plan.levels[BETWEEN].roles.observed), z,
+                              stats["covariates"])
+        within = implied_moments(plan.levels[WITHIN], theta, random=split.random)
+        loglik = hybrid_units_loglik if plan.features.missing else hybrid_loglik
+        return loglik(layout, within, split, stats, by_cluster), split.random

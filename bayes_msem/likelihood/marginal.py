@@ -25,11 +25,12 @@ from dataclasses import dataclass
 import numpy as np
 import pytensor.tensor as pt
 
-from ..data import ClusteredData
-from ..moments import Moments
-from ..table import BETWEEN, SINGLE_LEVEL, WITHIN
-from .gaussian import (Layout, Statistics, cluster_design, group_crossprod, normal_terms, within_deviations,
-                       within_terms)
+from ..data.clustered import ClusteredData
+from ..spec.plan import Features, Plan
+from ..spec.table import BETWEEN, SINGLE_LEVEL, WITHIN
+from .gaussian import Layout, Statistics, cluster_design, group_crossprod, normal_terms, within_deviations, within_terms
+from .moments import Moments, level_moments
+from .strategy import MARGINAL, Strategy
 
 
 @dataclass(frozen=True)
@@ -98,3 +99,19 @@ def marginal_loglik(layout: Layout, moments: dict[str, Moments], stats: dict[str
     if by_cluster:
         return stats["constant"] + within + between
     return pt.sum(stats["constant"]) + pt.sum(within) + between.sum()
+
+
+class Marginal(Strategy):
+    """Gaussian responses at one or two levels, complete data, no random parameters."""
+
+    name = kind = MARGINAL
+
+    def handles(self, features: Features) -> bool:
+        return features.levels <= 2 and not (features.random or features.non_gaussian or features.missing
+                                             or features.cross_level)
+
+    def statistics(self, plan: Plan, data: ClusteredData) -> MarginalStatistics:
+        return MarginalStatistics.from_data(Layout.from_plan(plan), data)
+
+    def loglik(self, plan: Plan, theta: pt.TensorVariable, stats: dict) -> pt.TensorVariable:
+        return marginal_loglik(Layout.from_plan(plan), level_moments(plan, theta), stats)

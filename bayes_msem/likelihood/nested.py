@@ -22,11 +22,12 @@ from dataclasses import dataclass
 import numpy as np
 import pytensor.tensor as pt
 
-from ..data import ClusteredData
-from ..moments import Moments
-from ..plan import Plan
-from ..table import SpecificationError
+from ..data.clustered import ClusteredData
+from ..spec.plan import Features, Plan
+from ..spec.table import SpecificationError
 from .gaussian import Layout, Statistics, group_crossprod, pooled_within_loglik, within_deviations
+from .moments import Moments, implied_moments
+from .strategy import MARGINAL, Strategy
 from .woodbury import typed_units_loglik
 
 
@@ -111,3 +112,19 @@ def nested_loglik(layout: NestedLayout, moments: list[Moments], stats: dict[str,
     return stats["constant"] + pooled_within_loglik(within, stats["within_scatter"], stats["within_count"]) + classes
 
 
+class Nested(Strategy):
+    """Three Gaussian levels with random intercepts only, complete data, every observed variable
+    at the lowest level."""
+
+    name, kind = "nested", MARGINAL
+
+    def handles(self, features: Features) -> bool:
+        return features.levels == 3 and not (features.random or features.missing or features.upper_only
+                                             or features.non_gaussian or features.cross_level)
+
+    def statistics(self, plan: Plan, data: ClusteredData) -> NestedStatistics:
+        return NestedStatistics.from_data(NestedLayout.from_plan(plan), data)
+
+    def loglik(self, plan: Plan, theta: pt.TensorVariable, stats: dict) -> pt.TensorVariable:
+        return nested_loglik(NestedLayout.from_plan(plan), [implied_moments(lp, theta) for lp in plan.levels.values()],
+                             stats)

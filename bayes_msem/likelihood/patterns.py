@@ -25,11 +25,13 @@ from dataclasses import dataclass
 import numpy as np
 import pytensor.tensor as pt
 
-from ..data import ClusteredData
-from ..moments import Moments
-from ..table import BETWEEN, SINGLE_LEVEL, WITHIN
+from ..data.clustered import ClusteredData
+from ..spec.plan import Features, Plan
+from ..spec.table import BETWEEN, SINGLE_LEVEL, WITHIN
 from .gaussian import Layout, Statistics, group_crossprod, normal_loglik
 from .kernel import LOG_2PI
+from .moments import Moments, level_moments
+from .strategy import MARGINAL, Strategy
 from .woodbury import padded, typed_units_loglik
 
 
@@ -102,3 +104,19 @@ def pattern_loglik(layout: Layout, moments: dict[str, Moments], stats: dict[str,
     cov, precision = padded(within.cov, observed)
     return ll + typed_units_loglik(cov, observed[:, :, None] * coef, precision, embed, pt.linalg.cholesky(effect_cov),
                                    stats)
+
+
+class Patterns(Strategy):
+    """The marginal strategy where the data have missing cells: units grouped by missingness pattern."""
+
+    name, kind = "patterns", MARGINAL
+
+    def handles(self, features: Features) -> bool:
+        return features.levels <= 2 and features.missing and not (features.random or features.non_gaussian
+                                                                  or features.cross_level)
+
+    def statistics(self, plan: Plan, data: ClusteredData) -> PatternStatistics:
+        return PatternStatistics.from_data(Layout.from_plan(plan), data)
+
+    def loglik(self, plan: Plan, theta: pt.TensorVariable, stats: dict) -> pt.TensorVariable:
+        return pattern_loglik(Layout.from_plan(plan), level_moments(plan, theta), stats)

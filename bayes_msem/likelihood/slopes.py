@@ -22,16 +22,18 @@ cells (units of one cluster and missingness pattern, :mod:`.woodbury`).
 
 from __future__ import annotations
 
-
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 
-from ..moments import Moments
-from ..plan import RandomEntries
+from ..data.clustered import ClusteredData
+from ..spec.plan import Features, Plan, RandomEntries
+from ..spec.table import WITHIN
 from .gaussian import Layout, normal_loglik
-from .woodbury import effect_correction, padded, scatter_add
+from .moments import Moments, between_with_random, implied_moments, total_effects
+from .strategy import MARGINAL, Strategy
+from .woodbury import UnitStatistics, effect_correction, padded, scatter_add
 
 CONDITIONAL_MEAN, CONDITIONAL_CHOL = "random_effects_mean", "random_effects_chol"
 
@@ -102,3 +104,23 @@ def draw_random_effects(posterior: xr.Dataset, clusters: np.ndarray, names: list
     effects = xr.DataArray(draws, dims=("chain", "draw", "cluster", "random"),
                            coords={"cluster": clusters, "random": names})
     return posterior.drop_vars([CONDITIONAL_MEAN, CONDITIONAL_CHOL]).assign(random_effects=effects)
+
+
+class Slopes(Strategy):
+    """Two Gaussian levels whose random parameters are all slopes on observed within covariates
+    (and whose between level has no variables of its own), missing cells included."""
+
+    name, kind = "slopes", MARGINAL
+
+    def handles(self, features: Features) -> bool:
+        return (features.levels == 2 and features.random and features.slopes_only
+                and not (features.upper_only or features.non_gaussian or features.cross_level))
+
+    def statistics(self, plan: Plan, data: ClusteredData) -> UnitStatistics:
+        layout = Layout.from_plan(plan)
+        return UnitStatistics.from_data(data, layout.within, layout.within_covariates, layout.top_covariates)
+
+    def loglik(self, plan: Plan, theta: pt.TensorVariable, stats: dict) -> pt.TensorVariable:
+        within = plan.levels[WITHIN]
+        return slopes_loglik(Layout.from_plan(plan), implied_moments(within, theta), total_effects(within, theta),
+                             between_with_random(plan, theta), within.random["gamma"], stats, plan.features.missing)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytensor.tensor as pt
 
-from ..data import ClusteredData
+from ..data.clustered import ClusteredData
 from .gaussian import Statistics, group_crossprod, normal_loglik, normal_terms
 from .kernel import LOG_2PI
 

@@ -1,0 +1,5 @@
+"""Stage 5, results: :class:`~.fit.Fit` (posterior draws joined back onto the parameter table) and
+what is computed from it: tables and the lavaan-style report, standardized solution, fit
+measures, convergence diagnostics, latent scores, cluster-specific estimates, pointwise
+log-likelihoods for LOO, predictive checks and prior sensitivity.
+"""

@@ -1,0 +1,148 @@
+"""Plan + data → ``pm.Model``: the sampled parameters and the strategy's log-likelihood.
+
+The free parameters are sampled in a few vectors, one per kind and prior
+family (``loadings``, ``regressions``, ``intercepts``, ``sds``; variances as
+standard deviations unless their prior says ``[var]``;
+free covariances as LKJ correlation blocks), and assembled into θ, the
+natural-scale parameter vector in table order, stored as the deterministic
+``theta`` with dimension ``parameter``. The likelihood strategy that
+:func:`..likelihood.registry.strategy_for` picks adds the log-likelihood.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytensor.tensor as pt
+
+from ..data.clustered import ClusteredData
+from ..likelihood.families import parse_family
+from ..likelihood.registry import strategy_for
+from ..spec.plan import Plan
+from ..spec.priors import PriorError, lkj_cholesky, ordered_vector, prior_vector
+from ..spec.table import WITHIN, RandomParameter
+
+
+def build_model(plan: Plan, data: ClusteredData) -> pm.Model:
+    """The PyMC model of a planned MSEM with its data registered as ``pm.Data``: θ from the priors
+    (:func:`parameter_vector`) and the log-likelihood of the strategy the registry picks."""
+    with pm.Model(coords={"parameter": plan.parameters["name"].to_list()}) as model:
+        theta = parameter_vector(plan, starting_values(plan, data))
+        pm.Potential("loglik", strategy_for(plan).add_to_model(plan, data, theta))
+    return model
+
+
+def parameter_vector(plan: Plan, starts: np.ndarray) -> pt.TensorVariable:
+    """θ: sampled vectors scattered into table order, covariances R_ab √(ψ_aa ψ_bb) from the LKJ blocks.
+
+    ``starts`` are natural-scale starting values of θ (the samplers start there).
+    """
+    params = plan.parameters.assign(index=np.arange(len(plan.parameters)))
+    theta = pt.zeros(len(params))
+    plain = params[~params["kind"].isin(["covariance", "threshold"])].copy()
+    plain["group"] = [(k, p.family, p.scale) for k, p in zip(plain["kind"], plain["prior"])]
+    groups = list(plain.groupby("group", sort=False))
+    for (kind, family, scale), rows in groups:
+        base = scale if kind == "variance" else kind
+        clash = sum((k if k != "variance" else s) == base for (k, _, s), _ in groups) > 1
+        dim = f"{base}_{family}" if clash else base
+        pm.Model.get_context().add_coord(dim, rows["name"].to_list())
+        initial = starts[rows["index"].to_numpy()]
+        initial = np.sqrt(initial) if scale == "sd" else initial
+        value = prior_vector(f"{dim}s", rows["prior"].to_list(), dims=dim, initval=initial)
+        if scale == "sd":
+            value = value**2
+        theta = pt.set_subtensor(theta[rows["index"].to_numpy()], value)
+    for name, rows in params[params["kind"] == "threshold"].groupby("lhs", sort=False):
+        index = rows["index"].to_numpy()
+        theta = pt.set_subtensor(theta[index], ordered_vector(f"thresholds_{name}", rows["prior"].to_list(), starts[index]))
+    for block in plan.blocks:
+        chol = lkj_cholesky(block.name, block.prior, len(block.variables))
+        corr = chol @ chol.T
+        variance = pt.switch(block.variance >= 0, theta[np.maximum(block.variance, 0)], np.nan_to_num(block.fixed_variance))
+        sd = pt.sqrt(variance)
+        a, b, index = block.pairs.T
+        theta = pt.set_subtensor(theta[index], corr[a, b] * sd[a] * sd[b])
+    return pm.Deterministic("theta", theta, dims="parameter")
+
+
+def starting_values(plan: Plan, data: ClusteredData) -> np.ndarray:
+    """Simple starting values (as lavaan's): written start() values first; loadings 1, regressions
+    and covariances 0, intercepts at the observed mean, residual variances half the observed
+    variance at the level, factor variances half their first indicator's, dispersions from the
+    counts' mean and variance; a default outside its prior's support moves inside it (a written
+    one there is an error).
+
+    Starting every chain here keeps chains out of reflected or marker-dropping modes.
+    """
+    mean, variance = _level_moments(plan, data)
+    table = plan.table
+    random = {r.name: r for r in plan.random}
+    starts = []
+    for row in plan.parameters.itertuples(index=False):
+        key = (row.level, row.lhs)
+        if not np.isnan(row.start):
+            if not row.prior.contains(row.start):
+                raise PriorError(f"the start value {row.start:g} of {row.name} lies outside the support of its prior "
+                                 f"{row.prior.text}; write a start() inside it.")
+            starts.append(row.start)
+            continue
+        if row.lhs in random:
+            starts.append(_random_start(random[row.lhs], row.kind, variance))
+        elif row.kind == "loading":
+            starts.append(1.0)
+        elif row.kind == "threshold":  # the logit of the share of responses below the threshold
+            share = np.nanmean(data.column(row.lhs) < int(row.rhs[1:]))
+            starts.append(float(np.log(share / (1 - share))))
+        elif row.kind == "intercept":
+            starts.append(mean.get(key, 0.0))
+        elif row.kind == "dispersion":  # α of var = μ + α μ², from the marginal moments, at least 0.05
+            counts = data.column(row.lhs)
+            m, v = np.nanmean(counts), np.nanvar(counts)
+            starts.append(float(np.clip((v - m) / max(m, 1e-3) ** 2, 0.05, 5.0)))
+        elif row.kind == "variance":
+            indicators = table[(table["level"] == row.level) & (table["op"] == "=~") & (table["lhs"] == row.lhs)]
+            first = (row.level, indicators["rhs"].iloc[0]) if len(indicators) else key
+            starts.append(0.5 * variance.get(first, 2.0))
+        else:
+            starts.append(0.0)
+        starts[-1] = row.prior.inside(starts[-1])  # e.g. a regression under lognormal(0, 1) starts at 1
+    return np.array(starts, dtype=float)
+
+
+def _random_start(random: RandomParameter, kind: str, variance: dict) -> float:
+    """Random parameters start at their fixed-effect counterpart's start with a small spread."""
+    if kind == "variance":
+        return 0.05
+    if kind != "intercept":
+        return 0.0
+    if random.kind == "loading":
+        return 1.0
+    if random.kind == "log_variance":
+        return float(np.log(0.5 * variance.get((WITHIN, random.lhs), 2.0)))
+    return 0.0
+
+
+def _level_moments(plan: Plan, data: ClusteredData) -> tuple[dict, dict]:
+    """Observed mean and variance of each modelled variable at each level (within: pooled
+    within-cluster variance; upper levels: variance of the means of the level's clusters).
+    Non-Gaussian responses' moments are on the scale of their linear predictor: the mean there
+    is the family's η of the variable's overall mean, the variance 1 (a probit latent response's)."""
+    families = {name: parse_family(text) for name, text in plan.families.items()}
+    mean, variance = {}, {}
+    for rank, (level, lp) in enumerate(plan.levels.items()):
+        names = list(lp.roles.observed)
+        if level == WITHIN:
+            values = data.matrix(names) - data.cluster_means(names)[data.cluster_index]
+        elif rank >= 2:
+            values = pd.DataFrame(data.matrix(names)).groupby(data.level_index(rank)).mean().to_numpy()
+        elif rank == 1:
+            values = data.cluster_means(names)
+        else:
+            values = data.matrix(names)
+        for name, m, v in zip(names, np.nanmean(values, axis=0), np.nanvar(values, axis=0)):
+            if name in families:
+                m, v = families[name].linear_predictor(np.nanmean(data.column(name))), 1.0
+            mean[(level, name)], variance[(level, name)] = m, max(v, 1e-3)
+    return mean, variance

@@ -26,7 +26,8 @@ SIZES = [
 
 
 def test_names_cover_the_documented_sets():
-    assert datasets.names() == [name for name, *_ in SIZES] + ["gllamm_table1"]
+    assert datasets.names() == [*(name for name, *_ in SIZES[:3]), "political_democracy",
+                                *(name for name, *_ in SIZES[3:]), "gllamm_table1"]
     assert bm.datasets is datasets
 
 
@@ -83,6 +84,21 @@ def test_lavaan_estimates_join_the_documented_model(name, free):
     assert (fixed["se"] == 0).all() and np.allclose(fixed["fixed"], fixed["est"])
     extra = set(reference["lhs"]) - set(ours["lhs"])
     assert extra <= {"x1", "x2", "x3", "w1", "w2"} and (reference.loc[reference["lhs"].isin(extra), "se"] == 0).all()
+
+
+def test_political_democracy_loads_and_joins_lavaans_model():
+    """75 countries, 11 variables, no missing values (Bollen's sample means of x1 and y1: 5.054 and
+    5.465); lavaan's 31 free rows are the model's free parameters but for the intercepts, which
+    lavaan's sem() leaves out by default, and its fixed rows are the marker loadings."""
+    data = datasets.load("political_democracy")
+    assert list(data.columns) == [*(f"y{i}" for i in range(1, 9)), "x1", "x2", "x3"] and len(data) == 75
+    assert not data.isna().any().any() and data[["x1", "y1"]].mean().round(3).tolist() == [5.054, 5.465]
+    reference = datasets.reference("political_democracy").assign(level="")
+    ours = _parameter_table("political_democracy")
+    free = ours[(ours["free"] > 0) & (ours["op"] != "~1")]
+    assert _keys(free) == _keys(reference[reference["se"] > 0]) and len(free) == 31
+    fixed = ours.merge(reference[reference["se"] == 0], on=["level", "lhs", "op", "rhs"], validate="one_to_one")
+    assert len(fixed) == 3 and (fixed["fixed"] == fixed["est"]).all()
 
 
 def test_demo_twolevel_levels_split_at_the_within_factor_mean():
@@ -147,7 +163,7 @@ def test_every_file_in_the_folder_belongs_to_a_set():
     for name in datasets.names():
         info = datasets.info(name)
         named |= {info.data} - {None} | set(info.references.values())
-    assert shipped == named and len(shipped) == 14
+    assert shipped == named and len(shipped) == 16
 
 
 def test_unknown_names_and_tables_list_the_choices():

@@ -134,6 +134,36 @@ level: between
         model=_HS_SYNTAX,
     ),
     Dataset(
+        name="political_democracy",
+        title="Bollen (1989), industrialization and political democracy in 75 developing countries",
+        source=("Bollen, K. A. (1989). Structural Equations with Latent Variables, Wiley, pp. 12, 17, 332; "
+                "lavaan's data set PoliticalDemocracy"),
+        licence=_LAVAAN_LICENCE,
+        design=("75 countries (rows); democracy ratings y1-y4 (1960) and y5-y8 (1965): press freedom, freedom "
+                "of political opposition, fairness of elections, effectiveness of the legislature; "
+                "industrialization x1-x3 (1960): GNP per capita, energy consumption per capita, share of the "
+                "labour force in industry (logarithms). No missing values."),
+        fitted=("lavaan's ML estimates of its tutorial model, sem(model, data = PoliticalDemocracy), as lavaan "
+                "prints them (3 decimals; lavaan 0.5-23 and later): columns lhs, op, rhs, est, se. 31 free "
+                "parameters (se > 0); no mean structure. Chi-square 38.125 on 35 df. The residual covariances "
+                "y2 ~~ y4, y2 ~~ y6, y4 ~~ y8, y6 ~~ y8 form an incomplete pattern (y2 ~~ y8 and y4 ~~ y6 "
+                "are fixed to 0)."),
+        data="political_democracy.csv",
+        references={"estimates": "political_democracy_lavaan.csv"},
+        model="""
+ind60 =~ x1 + x2 + x3
+dem60 =~ y1 + y2 + y3 + y4
+dem65 =~ y5 + y6 + y7 + y8
+dem60 ~ ind60
+dem65 ~ ind60 + dem60
+y1 ~~ y5
+y2 ~~ y4 + y6
+y3 ~~ y7
+y4 ~~ y8
+y6 ~~ y8
+""",
+    ),
+    Dataset(
         name="random_slope",
         title="a random intercept and slope of y on x in 100 schools",
         source="simulated for bayes_msem",

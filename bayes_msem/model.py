@@ -17,6 +17,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import graphviz
+import numpy as np
 import pandas as pd
 import pymc as pm
 import xarray as xr
@@ -31,7 +32,7 @@ from .plots.diagram import draw
 from .results.diagnostics import failed_chains, is_start_failure, start_failure, warn
 from .results.fit import Fit, check_definitions, read_fit
 from .results.predictive import plot_predictive, predictive_dataset
-from .sampling.build import build_model
+from .sampling.build import build_model, prior_theta
 from .sampling.samplers import check_settings, nutpie_model, run_sampler
 from .simulation.design import ClusterSize, ParameterValues, simulate_data
 from .spec.arguments import check_count, check_fit_arguments, check_model_arguments, check_seed
@@ -191,8 +192,9 @@ class Model:
         draw, row) and ``observed_data``, for :func:`~.results.predictive.plot_predictive` or ArviZ."""
         check_count("draws", draws)
         check_seed("random_seed", random_seed)
-        prior = pm.sample_prior_predictive(draws, model=self.pymc_model, var_names=["theta"], random_seed=random_seed)
-        theta = prior["prior"]["theta"].transpose("chain", "draw", "parameter")
+        theta = xr.DataArray(prior_theta(self.pymc_model, self.plan, draws, random_seed)[None],
+                             dims=("chain", "draw", "parameter"),
+                             coords={"chain": [0], "draw": np.arange(draws), "parameter": self.plan.parameters["name"]})
         seed = None if random_seed is None else random_seed + 1
         return xr.DataTree.from_dict({
             "prior": xr.Dataset({"theta": theta}),

@@ -482,15 +482,19 @@ def test_separate_components_give_separate_blocks():
 
 @pytest.mark.parametrize("extra", ["", "\ny1 ~~ 0*y3"])
 def test_incomplete_correlation_block(extra):
-    message = plan_error("y1 ~~ y2\ny2 ~~ y3" + extra)
-    assert "['y1', 'y2', 'y3']" in message and "complete block" in message
-    assert "(y1 ~~ y3)" in message and "free the missing ones" in message
-    plan("y1 ~~ y2\ny2 ~~ y3\ny1 ~~ y3")
+    """y1 ~~ y2 and y2 ~~ y3 without y1 ~~ y3 (or with it fixed to 0): one block of three whose
+    correlation between y1 and y3 stays 0; with all three free, a complete (LKJ) block."""
+    (block,) = plan("y1 ~~ y2\ny2 ~~ y3" + extra).blocks
+    assert block.variables == ("y1", "y2", "y3") and not block.complete
+    assert [tuple(p[:2]) for p in block.pairs] == [(0, 1), (1, 2)]
+    np.testing.assert_array_equal(block.correlation_matrix(np.array([0.5, -0.5])),
+                                  [[1, 0.5, 0], [0.5, 1, -0.5], [0, -0.5, 1]])
+    assert plan("y1 ~~ y2\ny2 ~~ y3\ny1 ~~ y3").blocks[0].complete
 
 
 def test_incomplete_block_among_observed_residuals_of_a_cfa():
-    message = plan_error("f =~ y1 + y2 + y3 + y4 + y5 + y6\ny1 ~~ y2\ny2 ~~ y3")
-    assert "y1 ~~ y3" in message and "single level" in message
+    (block,) = plan("f =~ y1 + y2 + y3 + y4 + y5 + y6\ny1 ~~ y2\ny2 ~~ y3").blocks
+    assert block.variables == ("y1", "y2", "y3") and block.level == "" and not block.complete
 
 
 def test_equal_covariances_not_supported():

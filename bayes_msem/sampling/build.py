@@ -17,9 +17,10 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from ..data.clustered import ClusteredData
+from ..errors import SettingsError
 from ..likelihood.families import parse_family
 from ..likelihood.registry import strategy_for
-from ..spec.plan import Plan
+from ..spec.plan import CorrelationBlock, Plan, positive_definite
 from ..spec.priors import PriorError, lkj_cholesky, ordered_vector, prior_vector
 from ..spec.table import WITHIN, RandomParameter
 
@@ -31,6 +32,23 @@ def build_model(plan: Plan, data: ClusteredData) -> pm.Model:
         theta = parameter_vector(plan, starting_values(plan, data))
         pm.Potential("loglik", strategy_for(plan).add_to_model(plan, data, theta))
     return model
+
+
+def prior_theta(model: pm.Model, plan: Plan, draws: int, seed: int | np.random.Generator | None) -> np.ndarray:
+    """``draws`` draws (draws, parameters) of θ from the priors of ``model``, those outside the
+    support of the incomplete covariance blocks' joint prior (:func:`..spec.plan.positive_definite`)
+    drawn again."""
+    rng = np.random.default_rng(seed)
+    kept: list[np.ndarray] = []
+    for attempt in range(100):
+        theta = pm.draw(model["theta"], draws=draws, random_seed=seed if attempt == 0 else rng)
+        theta = np.asarray(theta, dtype=float).reshape(draws, -1)
+        kept += list(theta[positive_definite(plan, theta)])
+        if len(kept) >= draws:
+            return np.stack(kept[:draws])
+    raise SettingsError("fewer than 1% of the prior draws give positive definite correlation matrices for the model's "
+                        "incomplete covariance patterns; free more covariances of each connected set or narrow their "
+                        "priors (e.g. lkj(4)).")
 
 
 def parameter_vector(plan: Plan, starts: np.ndarray) -> pt.TensorVariable:
@@ -58,13 +76,31 @@ def parameter_vector(plan: Plan, starts: np.ndarray) -> pt.TensorVariable:
         index = rows["index"].to_numpy()
         theta = pt.set_subtensor(theta[index], ordered_vector(f"thresholds_{name}", rows["prior"].to_list(), starts[index]))
     for block in plan.blocks:
-        chol = lkj_cholesky(block.name, block.prior, len(block.variables))
-        corr = chol @ chol.T
         variance = pt.switch(block.variance >= 0, theta[np.maximum(block.variance, 0)], np.nan_to_num(block.fixed_variance))
         sd = pt.sqrt(variance)
         a, b, index = block.pairs.T
-        theta = pt.set_subtensor(theta[index], corr[a, b] * sd[a] * sd[b])
+        theta = pt.set_subtensor(theta[index], _correlations(block) * sd[a] * sd[b])
     return pm.Deterministic("theta", theta, dims="parameter")
+
+
+def _correlations(block: CorrelationBlock) -> pt.TensorVariable:
+    """The correlations of a block's free pairs: entries of an LKJ correlation matrix for a
+    complete block; for an incomplete one r = 2u − 1 with u ~ beta(η, η) per pair (the LKJ(η)
+    marginal of one pair), and a potential that is −∞ where the block's correlation matrix, zeros
+    at the pairs not free, is not positive definite (the prior's support)."""
+    a, b, _ = block.pairs.T
+    if block.complete:
+        chol = lkj_cholesky(block.name, block.prior, len(block.variables))
+        return (chol @ chol.T)[a, b]
+    pm.Model.get_context().add_coord(f"{block.name}_pair", [f"{block.variables[i]}~~{block.variables[j]}"
+                                                          for i, j in zip(a, b)])
+    eta = block.prior.args[0]
+    shares = pm.Beta(f"{block.name}_share", eta, eta, dims=f"{block.name}_pair", initval=np.full(len(a), 0.5))
+    correlations = 2.0 * shares - 1.0
+    matrix = pt.set_subtensor(pt.set_subtensor(pt.eye(len(block.variables))[a, b], correlations)[b, a], correlations)
+    chol = pt.linalg.cholesky(matrix, on_error="nan")
+    pm.Potential(f"{block.name}_positive_definite", pt.switch(pt.all(pt.isfinite(chol)), np.float64(0), np.float64(-np.inf)))
+    return correlations
 
 
 def starting_values(plan: Plan, data: ClusteredData) -> np.ndarray:

@@ -94,11 +94,15 @@ class LevelPlan:
 
 @dataclass(frozen=True)
 class CorrelationBlock:
-    """Variables whose free covariances share one LKJ correlation matrix.
+    """Variables joined by free covariances at one level, which sample their correlations together.
 
     ``pairs`` holds (a, b, θ index) of each free covariance (positions within
     the block); ``variance`` gives for each variable the θ index of its variance
-    or -1 with the fixed value in ``fixed_variance``.
+    or -1 with the fixed value in ``fixed_variance``. A ``complete`` block (every pair free)
+    has one LKJ correlation matrix; in an incomplete one the correlations missing from
+    ``pairs`` are 0 and each free correlation has the prior of a pair under ``prior``
+    (LKJ(η) of two variables: beta(η, η) on (r + 1)/2), the matrix kept positive definite
+    (:func:`positive_definite`).
     """
 
     name: str
@@ -108,6 +112,19 @@ class CorrelationBlock:
     variance: np.ndarray
     fixed_variance: np.ndarray
     prior: Prior
+
+    @property
+    def complete(self) -> bool:
+        n = len(self.variables)
+        return len(self.pairs) == n * (n - 1) // 2
+
+    def correlation_matrix(self, correlations: np.ndarray) -> np.ndarray:
+        """R (..., n, n) with ones on the diagonal and ``correlations`` (..., pairs) at the pairs."""
+        n = len(self.variables)
+        matrix = np.broadcast_to(np.eye(n), (*correlations.shape[:-1], n, n)).copy()
+        a, b = self.pairs[:, 0], self.pairs[:, 1]
+        matrix[..., a, b] = matrix[..., b, a] = correlations
+        return matrix
 
 
 @dataclass(frozen=True)
@@ -331,7 +348,7 @@ def _matrix(shape: tuple[int, int], entries: list[tuple[int, int, float, int]]) 
 
 
 def _correlation_blocks(rows: pd.DataFrame, parameters: pd.DataFrame) -> tuple[CorrelationBlock, ...]:
-    """Group free covariances into complete blocks (connected components) per level."""
+    """Group free covariances into blocks (connected components) per level."""
     blocks = []
     covariances = rows[(rows["op"] == "~~") & (rows["lhs"] != rows["rhs"]) & (rows["free"] > 0)]
     if covariances["free"].duplicated().any():
@@ -340,15 +357,6 @@ def _correlation_blocks(rows: pd.DataFrame, parameters: pd.DataFrame) -> tuple[C
         components = _components(list(zip(at["lhs"], at["rhs"])))
         for k, members in enumerate(components):
             within = at[at["lhs"].isin(members) & at["rhs"].isin(members)]
-            n = len(members)
-            if len(within) != n * (n - 1) // 2:
-                missing = [f"{a} ~~ {b}" for i, a in enumerate(members) for b in members[i + 1:]
-                           if not ((within["lhs"] == a) & (within["rhs"] == b) | (within["lhs"] == b) & (within["rhs"] == a)).any()]
-                raise SpecificationError(
-                    f"the free covariances among {members} at the {level or 'single'} level do not form a complete "
-                    f"block; free the missing ones ({', '.join(missing)}) or drop covariances until each connected "
-                    "set is complete — incomplete covariance patterns (fixed ones included) are not supported yet."
-                )
             order = {v: i for i, v in enumerate(members)}
             pairs = np.array([(order[a], order[b], f - 1) for a, b, f in zip(within["lhs"], within["rhs"], within["free"])])
             variance, fixed = [], []
@@ -359,10 +367,27 @@ def _correlation_blocks(rows: pd.DataFrame, parameters: pd.DataFrame) -> tuple[C
                 fixed.append(row["fixed"] if row["free"] == 0 else np.nan)
             priors = [p for p in parameters.set_index("free").loc[within["free"], "prior"]]
             if len({p.text for p in priors}) > 1:
-                raise SpecificationError(f"the covariances among {members} have different priors; one block takes one lkj(eta).")
+                raise SpecificationError(f"the covariances among {members} have different priors; the covariances of "
+                                         "one connected set take one lkj(eta).")
             name = f"corr_{level}_{k}" if level else f"corr_{k}"
             blocks.append(CorrelationBlock(name, level, tuple(members), pairs, np.array(variance), np.array(fixed), priors[0]))
     return tuple(blocks)
+
+
+def positive_definite(plan: Plan, theta: np.ndarray) -> np.ndarray:
+    """Whether the correlation matrix of every incomplete block is positive definite at each θ
+    (..., parameters): the support of the joint prior of their correlations. Complete blocks are
+    positive definite by construction."""
+    ok = np.ones(theta.shape[:-1], dtype=bool)
+    for block in plan.blocks:
+        if block.complete:
+            continue
+        variance = np.where(block.variance >= 0, theta[..., np.maximum(block.variance, 0)], block.fixed_variance)
+        sd = np.sqrt(variance)
+        a, b, index = block.pairs.T
+        matrix = block.correlation_matrix(theta[..., index] / (sd[..., a] * sd[..., b]))
+        ok &= np.linalg.eigvalsh(matrix)[..., 0] > 0
+    return ok
 
 
 def _components(edges: list[tuple[str, str]]) -> list[list[str]]:

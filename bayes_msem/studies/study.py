@@ -35,6 +35,7 @@ from ..model import Model
 from ..results.diagnostics import SamplingWarning
 from ..results.fit import Fit, align_signs, evaluate_definitions
 from ..results.predictive import thinned
+from ..sampling.build import prior_theta
 from ..sampling.samplers import check_settings
 from ..simulation.design import ParameterValues, design_data, listed, theta_values
 from ..spec.arguments import check_count, check_seed
@@ -112,9 +113,7 @@ def true_theta(spec: StudySpec, seed: int) -> np.ndarray:
     if spec.truth is not None:
         theta = theta_values(template.plan, spec.truth)
     else:
-        import pymc as pm
-
-        theta = np.asarray(pm.draw(template.pymc_model["theta"], random_seed=seed), dtype=float)
+        theta = prior_theta(template.pymc_model, template.plan, 1, seed)[0]
     aligned = align_signs(xr.DataArray(theta[None, None], dims=("chain", "draw", "parameter")), template.table)
     return aligned.values[0, 0]
 

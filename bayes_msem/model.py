@@ -22,8 +22,17 @@ import pandas as pd
 import pymc as pm
 import xarray as xr
 
-from .data.clustered import ClusteredData, check_within_variation, cluster_ids, recode, validate, warn_scales
+from .data.clustered import (
+    ClusteredData,
+    check_within_variation,
+    cluster_ids,
+    group_values,
+    recode,
+    validate,
+    warn_scales,
+)
 from .data.scales import parameter_factors, rescaled, variable_scales
+from .errors import UnavailableError
 from .likelihood.families import Family, ordinal_levels, parse_family
 from .likelihood.registry import strategy_for
 from .likelihood.slopes import CONDITIONAL_MEAN, draw_random_effects
@@ -35,11 +44,12 @@ from .results.predictive import plot_predictive, predictive_dataset
 from .sampling.build import build_model, prior_theta
 from .sampling.samplers import check_settings, nutpie_model, run_sampler
 from .simulation.design import ClusterSize, ParameterValues, simulate_data
-from .spec.arguments import check_count, check_fit_arguments, check_model_arguments, check_seed
+from .spec.arguments import check_count, check_fit_arguments, check_groups, check_model_arguments, check_seed
+from .spec.groups import group_table
 from .spec.plan import Plan, data_variables, make_plan, missing_allowed
 from .spec.priors import default_priors
 from .spec.syntax import parse
-from .spec.table import assign_roles, build_table, definitions
+from .spec.table import SpecificationError, assign_roles, build_table, definitions
 
 
 class Model:
@@ -57,6 +67,11 @@ class Model:
         ``"bernoulli(probit)"``, ``"ordinal(logit)"``; also ``"poisson"`` and ``"negbinomial"``, whose
         lowest-level ``y ~~ y`` is its dispersion); the others are Gaussian.
     ordered : ordinal variables, as in lavaan (cumulative probit with thresholds ``y | t1 + ...``).
+    group : the column of the groups of a multiple-group model (lavaan's ``group``): the model holds
+        in each group with parameters of its own, except those ``group_equal`` makes equal
+        (lavaan's ``group.equal`` classes: ``"loadings"``, ``"intercepts"``, ``"residuals"``,
+        ``"means"``, ``"regressions"``, ``"lv.variances"``, ...) but for the parameters named in
+        ``group_partial`` (``"visual =~ x2"``). Labelled parameters are equal across groups.
     rescale : fit with every continuous variable divided by its standard deviation (for variables on
         very different scales, which the default priors and the sampler's adaptation handle badly);
         :meth:`Fit.parameters`, ``summary``, ``cluster_effects`` and ``latent_scores`` report in the
@@ -66,8 +81,10 @@ class Model:
 
     def __init__(self, syntax: str, data: pd.DataFrame, cluster: str | list[str] | None = None, *,
                  std_lv: bool = False, priors: Mapping[str, str] | None = None,
-                 family: Mapping[str, str] | None = None, ordered: Sequence[str] = (), rescale: bool = False):
+                 family: Mapping[str, str] | None = None, ordered: Sequence[str] = (), rescale: bool = False,
+                 group: str | None = None, group_equal: Sequence[str] = (), group_partial: Sequence[str] = ()):
         check_model_arguments(syntax, data, cluster, std_lv, priors, family, ordered, rescale)
+        check_groups(group, group_equal, group_partial)
         self.syntax = syntax
         self.cluster = cluster
         self.std_lv = std_lv
@@ -77,6 +94,11 @@ class Model:
         categories = {v: len(ordinal_levels(pd.to_numeric(data[v], errors="coerce").to_numpy(float)))
                       for v, f in self.families.items() if f.has_thresholds and v in getattr(data, "columns", ())}
         self.table = build_table(user, cluster, std_lv, {v: f.name for v, f in self.families.items()}, categories)
+        self.group, self.group_equal, self.group_partial = group, list(group_equal), list(group_partial)
+        clusters = [] if cluster is None else [cluster] if isinstance(cluster, str) else list(cluster)
+        groups = group_values(data, group, clusters) if group is not None else []
+        if groups:
+            self.table = group_table(self.table, groups, group_equal, group_partial)
         self.definitions = definitions(user)
         check_definitions(self.table, self.definitions)  # these two fail here, not at the first fit
         default_priors(self.priors)
@@ -85,11 +107,15 @@ class Model:
         variables, between, upper = data_variables(roles)
         validated = validate(data, variables, cluster, between, missing_allowed(roles), upper)
         self.data: ClusteredData = recode(validated, {v: f.codes for v, f in self.families.items()})
+        self.groups: dict[str, ClusteredData] = {
+            g: validate(data[data[group] == g], variables, cluster, between, missing_allowed(roles), upper)
+            for g in groups}
         continuous = [v for v in self.data.values if v not in self.families]
         self.scales = variable_scales(self.data, continuous) if rescale else {}
         if rescale:
             parameter_factors(self.table, self.scales)  # refuses models the rescaling would change
             self.data = rescaled(self.data, self.scales)
+            self.groups = {g: rescaled(part, self.scales) for g, part in self.groups.items()}
         warn_scales(self.data, continuous)
         self._plan: Plan | None = None
         self._pymc_model: pm.Model | None = None
@@ -111,6 +137,10 @@ class Model:
             plan = make_plan(self.table, self.priors, {v: str(f) for v, f in self.families.items()},
                              self.data.has_missing)
             check_within_variation(plan, self.data)
+            if plan.groups and strategy_for(plan).kind != MARGINAL:
+                raise SpecificationError("multiple groups are available for Gaussian models whose latent variables "
+                                         "integrate out (no random loadings or variances, no non-Gaussian responses) "
+                                         f"for now; this model needs the {strategy_for(plan).kind} strategy.")
             self._plan = plan
         return self._plan
 
@@ -123,7 +153,7 @@ class Model:
     def pymc_model(self) -> pm.Model:
         """The PyMC model, for users who want to go further."""
         if self._pymc_model is None:
-            self._pymc_model = build_model(self.plan, self.data)
+            self._pymc_model = build_model(self.plan, self.data, self.groups)
         return self._pymc_model
 
     def _structure(self) -> str:
@@ -163,7 +193,11 @@ class Model:
             names = [r.name for r in self.plan.random]
             posterior = draw_random_effects(idata.posterior.to_dataset(), cluster_ids(self.data), names, random_seed)
             idata["posterior"] = xr.DataTree(posterior)
-        idata["observed_data"] = xr.DataTree(self.data.to_dataset())
+        observed = self.data.to_dataset()
+        if self.groups:  # each row's group, for the rebuilt model of a saved fit
+            of_row = {label: g for g, part in self.groups.items() for label in part.row_labels}
+            observed[self.group] = ("row", [of_row[label] for label in self.data.row_labels])
+        idata["observed_data"] = xr.DataTree(observed)
         info = {
             "version": _version(), "cluster": self.cluster, "n_rows": self.data.n_rows,
             "n_clusters": self.data.n_clusters,
@@ -174,22 +208,31 @@ class Model:
             "seconds_compile": compiled_at - started,
             "seconds_sample": finished - compiled_at,
         }
+        if self.groups:
+            info |= {"group": self.group, "groups": list(self.groups), "group_equal": self.group_equal,
+                     "group_partial": self.group_partial}
         fit = Fit.from_draws(idata, self.table, self.definitions, info)
         fit.source = self
         warn(fit.diagnostics())  # one SamplingWarning per failed convergence check
         return fit
+
+    def _one_group(self, what: str) -> None:
+        if self.groups:
+            raise UnavailableError(f"{what} is not available for multiple-group models yet.")
 
     @classmethod
     def from_fit(cls, fit: Fit) -> Model:
         """The model of ``fit``, rebuilt from the syntax, settings and data it keeps."""
         info = fit.info
         return cls(info["syntax"], fit.frame(), cluster=info.get("cluster"), std_lv=info.get("std_lv", False),
-                   priors=info.get("priors"), family=info.get("families"))
+                   priors=info.get("priors"), family=info.get("families"), group=info.get("group"),
+                   group_equal=info.get("group_equal", ()), group_partial=info.get("group_partial", ()))
 
     def sample_prior_predictive(self, draws: int = 500, random_seed: int | None = None) -> xr.DataTree:
         """θ drawn from the priors and one data set replicated from each (:mod:`.simulation.simulator`): a
         DataTree with groups ``prior`` (θ), ``prior_predictive`` (each observed variable over chain,
         draw, row) and ``observed_data``, for :func:`~.results.predictive.plot_predictive` or ArviZ."""
+        self._one_group("sample_prior_predictive")
         check_count("draws", draws)
         check_seed("random_seed", random_seed)
         theta = xr.DataArray(prior_theta(self.pymc_model, self.plan, draws, random_seed)[None],
@@ -225,6 +268,7 @@ class Model:
         variable, at which the lowest level's modelled variables lose cells completely at random.
         Ids count from 0 at each level.
         """
+        self._one_group("simulate")
         return simulate_data(self.plan, self.data, self.scales, self.cluster, parameters, n_clusters, cluster_size,
                              seed, covariates, missing)
 

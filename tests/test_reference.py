@@ -205,6 +205,42 @@ def test_political_democracy_matches_lavaan():
     assert positive_definite(model.plan, theta).all()
 
 
+HS_GROUPS = {"configural": [], "metric": ["loadings"], "scalar": ["loadings", "intercepts"]}
+
+
+@pytest.mark.parametrize("name", ["configural", pytest.param("metric", marks=pytest.mark.slow), "scalar"])
+def test_holzinger_swineford_groups_match_lavaan(name):
+    """lavaan's measurement-invariance fits of the three-factor CFA across the two schools
+    (cfa(..., group = "school", group.equal = ...), meanstructure): the same free parameters (60,
+    54, 48), and each posterior mean near the ML estimate. Each group has about 150 pupils, half
+    the sample of the single-group fits above; the distance of a posterior mean from the ML
+    estimate, in posterior SDs, shrinks as 1/√n (the skewness of the posterior), so the bars
+    above scale by √(301/150) ≈ 1.4: 0.7 SD for coefficients, 1.4 SD for variances. Parameters
+    equal across groups draw on all 301 pupils and meet the unscaled bars (observed: configural
+    0.51 and 0.58 SD, metric 0.28 and 0.33, scalar 0.26 and 0.29)."""
+    data = bm.datasets.load("hs_multigroup")
+    model = bm.Model(bm.datasets.info("hs_multigroup").model, data, group="school", group_equal=HS_GROUPS[name])
+    fit = model.fit(draws=1000, tune=1000, chains=4 if name == "configural" else 2, random_seed=1)
+    ref = bm.datasets.reference("hs_multigroup").query("model == @name and se > 0")
+    ours = fit.parameters().query("free")
+    assert list(dict.fromkeys(ours["group"])) == ["Pasteur", "Grant-White"]  # lavaan's group order
+    assert int(fit.table["free"].max()) == {"configural": 60, "metric": 54, "scalar": 48}[name]
+    joined = ours.merge(ref, on=["lhs", "op", "rhs", "group"], how="outer", validate="one_to_one", indicator=True)
+    assert (joined["_merge"] == "both").all()
+    variance = (joined["op"] == "~~") & (joined["lhs"] == joined["rhs"])
+    shared = joined["label_y"].fillna("").str.startswith(".p") & (name != "configural")
+    scale = np.where(shared, 1.0, np.sqrt(301 / 150))
+    tolerance = np.where(variance, 1.0, 0.5) * scale
+    distance = (joined["mean"] - joined["est"]).abs() / joined["sd"]
+    assert (distance < tolerance).all(), joined.assign(distance=distance)[distance >= tolerance]
+    values = fit.diagnostics()["value"]
+    assert values["divergences"] == 0 and values["r_hat"] < 1.01
+    # equal parameters carry one posterior in both groups, as lavaan prints them
+    by_group = ours.set_index(["lhs", "op", "rhs", "group"])["mean"]
+    if name != "configural":
+        assert by_group[("visual", "=~", "x2", "Pasteur")] == by_group[("visual", "=~", "x2", "Grant-White")]
+
+
 def test_save_and_load_round_trip(demo_fit, tmp_path):
     path = demo_fit.save(tmp_path / "fit.nc")
     loaded = bm.load(path)

@@ -480,3 +480,25 @@ def check_within_variation(plan: Plan, data: ClusteredData) -> None:
                 f"{name!r} is used at the within level but does not vary inside any cluster "
                 "(it is a cluster-level variable); use it in the 'level: between' block only."
             )
+
+
+def group_values(data: pd.DataFrame, group: str, clusters: Sequence[str] = ()) -> list:
+    """The groups of a multiple-group model, in order of first appearance (lavaan's order): the
+    values of column ``group``, which must be complete, hold at least two groups, and not split a
+    cluster (clusters are nested in groups)."""
+    _check_columns(data, [], [group])
+    values = data[group]
+    if values.isna().any():
+        raise DataError(f"the group column {group!r} has {int(values.isna().sum())} missing value(s) "
+                        f"(rows {_show(data.index.to_numpy(), values.isna().to_numpy())}); drop those rows or give "
+                        "them a group.")
+    groups = list(dict.fromkeys(values))
+    if len(groups) < 2:
+        raise DataError(f"the group column {group!r} holds one group ({groups[0]!r}); a multiple-group model needs "
+                        "at least two. Leave group= out for a single-group model.")
+    for cluster in clusters:
+        split = data.groupby(cluster)[group].nunique()
+        if (split > 1).any():
+            raise DataError(f"cluster {split.index[split > 1][0]!r} of {cluster!r} has rows in more than one group of "
+                            f"{group!r}; clusters must be nested in groups (give each group's clusters their own ids).")
+    return groups

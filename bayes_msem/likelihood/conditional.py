@@ -297,13 +297,14 @@ class Conditional(Strategy):
     def statistics(self, plan: Plan, data: ClusteredData) -> ResponseStatistics:
         return ResponseStatistics.from_data(plan, data)
 
-    def add_to_model(self, plan: Plan, data: ClusteredData, theta: pt.TensorVariable) -> pt.TensorVariable:
+    def add_to_model(self, plan: Plan, data: ClusteredData, theta: pt.TensorVariable,
+                     prefix: str = "") -> pt.TensorVariable:
         model = pm.Model.get_context()
         model.add_coord("row", np.arange(data.n_rows))
         model.add_coord("cluster", cluster_ids(data))
         for rank, upper in enumerate(data.uppers, start=2):
             model.add_coord(unit_dim(rank), coordinate(upper.ids))
-        return super().add_to_model(plan, data, theta)
+        return super().add_to_model(plan, data, theta, prefix)
 
     def loglik(self, plan: Plan, theta: pt.TensorVariable, stats: dict) -> pt.TensorVariable:
         return conditional_loglik(plan, theta, stats)

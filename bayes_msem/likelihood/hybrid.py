@@ -154,11 +154,12 @@ class Hybrid(Strategy):
                                             layout.cluster_only)
         return ClusterStatistics.from_data(layout, data)
 
-    def add_to_model(self, plan: Plan, data: ClusteredData, theta: pt.TensorVariable) -> pt.TensorVariable:
+    def add_to_model(self, plan: Plan, data: ClusteredData, theta: pt.TensorVariable,
+                     prefix: str = "") -> pt.TensorVariable:
         model = pm.Model.get_context()
         model.add_coord("cluster", cluster_ids(data))
         model.add_coord("random", [r.name for r in plan.random])
-        return super().add_to_model(plan, data, theta)
+        return super().add_to_model(plan, data, theta, prefix)
 
     def loglik(self, plan: Plan, theta: pt.TensorVariable, stats: dict) -> pt.TensorVariable:
         z = pm.Normal("random_effects_z", 0.0, 1.0, dims=("cluster", "random"))

@@ -45,6 +45,8 @@ class Strategy(ABC):
         """The log-likelihood at θ from the statistics (registered as ``pm.Data``, or placeholders),
         inside a PyMC model (strategies that sample add their variables to it)."""
 
-    def add_to_model(self, plan: Plan, data: ClusteredData, theta: pt.TensorVariable) -> pt.TensorVariable:
-        """Register the statistics as ``pm.Data`` in the current model and return the log-likelihood."""
-        return self.loglik(plan, theta, self.statistics(plan, data).register())
+    def add_to_model(self, plan: Plan, data: ClusteredData, theta: pt.TensorVariable,
+                     prefix: str = "") -> pt.TensorVariable:
+        """Register the statistics as ``pm.Data`` in the current model (names led by ``prefix``: one
+        group's of several) and return the log-likelihood."""
+        return self.loglik(plan, theta, self.statistics(plan, data).register(prefix))

@@ -33,7 +33,7 @@ import pandas as pd
 import xarray as xr
 
 from ..errors import Error
-from ..spec.plan import parameter_name
+from ..spec.plan import parameter_name, row_names
 
 R_HAT_MAX = 1.01
 ESS_PER_CHAIN = 100
@@ -135,10 +135,13 @@ def _parameter_draws(idata: xr.DataTree, table: pd.DataFrame) -> _Parameters:
     """The draws of θ and the defined parameters, named in lavaan form (``ind (defined)`` for
     ``ind := …``); each variance's stronger prior; std_lv=True as the reparameterisation of
     models with factors."""
+    theta_names = pd.Series(row_names(table), index=table.index)
     first = table[table["free"] > 0].drop_duplicates("free")
     names, variances = {}, {}
-    for level, lhs, op, rhs in first[["level", "lhs", "op", "rhs"]].itertuples(index=False):
-        name = names[parameter_name(level, lhs, op, rhs)] = _lavaan_name(level, lhs, op, rhs)
+    for index, level, lhs, op, rhs in first[["level", "lhs", "op", "rhs"]].itertuples():
+        own = theta_names[index] != parameter_name(level, lhs, op, rhs)  # a group's own parameter
+        group = f" [{table.at[index, 'group']}]" if own else ""
+        name = names[theta_names[index]] = _lavaan_name(level, lhs, op, rhs) + group
         if op == "~~" and lhs == rhs:
             block = f" in the {level} block" if level else ""
             variances[name] = f'{lhs} ~~ prior("{STRONGER_PRIOR}")*{lhs}{block}'

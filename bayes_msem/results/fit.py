@@ -29,13 +29,13 @@ import xarray as xr
 
 from ..data.clustered import ClusteredData, data_frame
 from ..data.scales import theta_factors, variable_scale
-from ..errors import ArgumentTypeError, MissingFileError, SavedFitError, SettingsError
+from ..errors import ArgumentTypeError, MissingFileError, SavedFitError, SettingsError, UnavailableError
 from ..likelihood.registry import strategy_for
 from ..likelihood.strategy import MARGINAL
 from ..plots.diagram import draw
 from ..plots.forest import free_rows
 from ..simulation.simulator import Simulator
-from ..spec.plan import make_plan, parameter_name
+from ..spec.plan import make_plan, row_names
 from ..spec.table import BETWEEN, SpecificationError
 from . import clusters, diagnostics, fit_measures, report
 from .pointwise import SampledLikelihood, posterior_proposal
@@ -80,16 +80,17 @@ class Fit:
     def parameters(self) -> pd.DataFrame:
         """One row per parameter, lavaan-style: lhs, op, rhs, level, label, free, posterior summaries.
 
-        Variances are variances; fixed parameters show their value as the mean and no spread.
+        Variances are variances; fixed parameters show their value as the mean and no spread. A
+        multiple-group fit has a ``group`` column and each parameter once per group, a parameter
+        equal across groups with the same posterior in each (as lavaan shows them).
         """
         own_units = self._own_units()
         stats = self._summary("theta", "parameter", own_units)
         table = self.table
-        names = [parameter_name(*r) for r in table[["level", "lhs", "op", "rhs"]].itertuples(index=False)]
         free_names = {}
-        for free, name in zip(table["free"], names):  # a shared label's parameter is named after its first row
+        for free, name in zip(table["free"], row_names(table)):  # a shared label's parameter: its first row's name
             free_names.setdefault(free, name)
-        out = table[["lhs", "op", "rhs", "level", "label", "random"]].copy()
+        out = table[["lhs", "op", "rhs", "level", "label", "random", *(["group"] if "group" in table else [])]].copy()
         out["free"] = table["free"] > 0
         for column in _STAT_COLUMNS:
             values = [stats.loc[free_names[f], column] if f > 0 else np.nan for f in table["free"]]
@@ -139,6 +140,7 @@ class Fit:
     def cluster_effects(self, name: str) -> pd.DataFrame:
         """Per cluster: posterior mean, SD and 95% interval of the random parameter ``name``
         (a variance for a random log-variance; every entry of Φ_j for a covariance block)."""
+        self._one_group("cluster_effects")
         return clusters.summarise(self._cluster_draws(name))
 
     def _cluster_draws(self, name: str) -> xr.DataArray:
@@ -155,6 +157,7 @@ class Fit:
         the random intercepts, named after their variable, and the random parameters): posterior mean,
         SD and 95% interval, for one level or all. Latent variables a marginal fit integrated out are drawn from their
         conditional distribution given the data, once per posterior draw (:mod:`.scores`)."""
+        self._one_group("latent_scores")
         data = ClusteredData.from_dataset(self.idata.observed_data.to_dataset(), self.info.get("cluster"))
         scores = latent_scores(self.idata.posterior.to_dataset(), make_plan(self.table), data, seed)
         scale = self._scale()
@@ -171,16 +174,19 @@ class Fit:
         """The standardized solution per level, as lavaan's ``standardizedSolution``: std.lv and
         std.all of every loading, regression, (co)variance and intercept, computed on every
         posterior draw (:mod:`.standardized`), with the SD and 95% interval of std.all."""
+        self._one_group("standardized")
         return standardized_table(*self._draws_plan_data(), INTERVAL, self._random_draws())
 
     def r_squared(self) -> pd.DataFrame:
         """R² of every endogenous variable at each level, per posterior draw: posterior mean, SD and
         95% interval (:mod:`.standardized`)."""
+        self._one_group("r_squared")
         return r_squared_table(*self._draws_plan_data(), INTERVAL, self._random_draws())
 
     def icc(self) -> pd.DataFrame:
         """The intraclass correlation of every observed variable with parts at both levels of a
         two-level model, model-implied per posterior draw: posterior mean, SD and 95% interval."""
+        self._one_group("icc")
         return icc_table(*self._draws_plan_data(), INTERVAL, self._random_draws())
 
     def _random_draws(self) -> np.ndarray | None:
@@ -205,6 +211,7 @@ class Fit:
         strategy integrates them (marginal); for hybrid and conditional fits, on about ``draws``
         draws, by importance sampling with ``importance_draws`` draws per cluster and draw
         (:mod:`.pointwise`)."""
+        self._one_group("log_likelihood")
         if "log_likelihood" not in self.idata.children:
             _, plan, data = self._draws_plan_data()
             posterior = self.idata.posterior
@@ -255,6 +262,7 @@ class Fit:
         (LOO's p_loo) and the posterior means and 95% intervals of BRMSEA, BCFI and BTLI. The CFI
         and TLI compare with the independence model ``null``; without one it is fitted here
         (:func:`~.fit_measures.baseline_syntax`) with this fit's number of chains and draws."""
+        self._one_group("fit_measures")
         functions = self._gaussian_functions("fit measures")
         theta = self._draws_plan_data()[0]
         chosen = thinned(self.idata.posterior["theta"], draws)
@@ -279,6 +287,7 @@ class Fit:
         discrepancy against the saturated model for Gaussian single- and two-level models with random
         intercepts (:mod:`.fit_measures`), of the moment discrepancy for every other model
         (:mod:`.predictive`). Near 0: the data are unlike what the model replicates."""
+        self._one_group("ppp")
         _, plan, data = self._draws_plan_data()
         chosen = thinned(self.idata.posterior["theta"], draws)
         chosen = chosen.reshape(-1, chosen.shape[-1])
@@ -290,6 +299,7 @@ class Fit:
         """Data replicated from about ``draws`` posterior draws (:mod:`..simulation.simulator`; the latent
         variables of new clusters drawn afresh, covariates and missing cells kept), stored as the
         DataTree's ``posterior_predictive`` group: each observed variable over (chain, draw, row)."""
+        self._one_group("sample_posterior_predictive")
         _, plan, data = self._draws_plan_data()
         dataset = predictive_dataset(plan, data, thinned(self.idata.posterior["theta"], draws), random_seed)
         self.idata["posterior_predictive"] = xr.DataTree(dataset)
@@ -309,6 +319,7 @@ class Fit:
         (:mod:`.sensitivity`, ArviZ's psense): lhs, op, rhs, level, the two sensitivities and the
         diagnosis ("potential prior-data conflict", "potential strong prior / weak likelihood")
         where a sensitivity exceeds ``threshold``."""
+        self._one_group("prior_sensitivity")
         return sensitivity_table(self._sensitivity_tree(), self.table, threshold)
 
     def plot_prior_sensitivity(self, path: str | Path | None = None, parameters: list[str] | None = None,
@@ -317,6 +328,7 @@ class Fit:
         against ``threshold``, or, with ``densities=True``, its posterior under power-scaled priors and
         likelihoods (arviz-plots' ``plot_psense_dist``); ``parameters`` by name as in ``theta`` (e.g.
         ``"between:fb~~fb"``), else all; saved to ``path`` if given."""
+        self._one_group("plot_prior_sensitivity")
         if not densities:
             return sensitivity_plot(self.table, self.prior_sensitivity(threshold), threshold, parameters, path)
         chosen = None if parameters is None else list(free_rows(self.table, parameters)["name"])  # checked
@@ -335,6 +347,11 @@ class Fit:
         if self.source is None:
             self.source = self.rebuild(self)
         return self.source
+
+    def _one_group(self, what: str) -> None:
+        if self.info.get("group"):
+            raise UnavailableError(f"fit.{what}() is not available for multiple-group fits yet; fit.parameters() and "
+                                   "fit.summary() give each group's estimates.")
 
     def frame(self) -> pd.DataFrame:
         """The data of the fit as a DataFrame with its cluster column(s)."""
@@ -368,6 +385,7 @@ class Fit:
         """The path diagram (:mod:`..plots.diagram`) with the posterior mean of each path (of its std.all
         with ``standardized=True``); rendered to ``path`` (PNG, SVG, … by its suffix, else
         ``format``) when given."""
+        self._one_group("diagram")
         if standardized:
             return draw(self.table, path, format, self.standardized(), "std.all",
                         "Numbers on the paths: posterior means of the standardized estimates (std.all)")
@@ -394,6 +412,8 @@ class Fit:
             f"{['single-level', 'two-level', 'three-level'][len(columns)] if len(columns) < 3 else f'{len(columns) + 1}-level'} SEM",
             "",
             f"  Observations                 {info['n_rows']}",
+            *([f"  Groups ({info['group']}){' ' * max(1, 20 - len(info['group']))}{', '.join(map(str, info['groups']))}"]
+              if info.get("group") else []),
         ]
         upper = info.get("n_upper_clusters")
         upper = [upper] if isinstance(upper, int) else upper or []  # one number in fits saved before four levels
@@ -411,7 +431,14 @@ class Fit:
             *[f"    - {remedy}" for remedy in problems],
             "",
         ]
-        lines += [report.LEGEND, "", *report.estimates_text(self.parameters(), families)]
+        lines += [report.LEGEND, ""]
+        parameters = self.parameters()
+        if info.get("group"):
+            for group in info["groups"]:
+                chosen = parameters[parameters["group"] == group].drop(columns="group")
+                lines += [f"Group: {group}", "", *report.estimates_text(chosen, families)]
+        else:
+            lines += report.estimates_text(parameters, families)
         return "\n".join(lines)
 
     def save(self, path: str | Path) -> Path:
@@ -478,7 +505,8 @@ def read_fit(path: str | Path) -> Fit:
     table = table.astype({"label": object, "prior": object, "random": object})
     table = table.where(table.notna(), None).astype({"fixed": float, "start": float})
     definitions = pd.read_json(io.StringIO(meta["definitions"]), orient="split")
-    return Fit(tree, table[_TABLE_COLUMNS], definitions, meta["info"])
+    columns = _TABLE_COLUMNS + (["group"] if "group" in table else [])
+    return Fit(tree, table[columns], definitions, meta["info"])
 
 
 def factor_signs(theta: xr.DataArray, table: pd.DataFrame) -> dict[tuple[str, str], np.ndarray]:

@@ -11,6 +11,8 @@ natural-scale parameter vector in table order, stored as the deterministic
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 import pymc as pm
@@ -25,12 +27,19 @@ from ..spec.priors import PriorError, lkj_cholesky, ordered_vector, prior_vector
 from ..spec.table import WITHIN, RandomParameter
 
 
-def build_model(plan: Plan, data: ClusteredData) -> pm.Model:
+def build_model(plan: Plan, data: ClusteredData, groups: Mapping[str, ClusteredData] | None = None) -> pm.Model:
     """The PyMC model of a planned MSEM with its data registered as ``pm.Data``: θ from the priors
-    (:func:`parameter_vector`) and the log-likelihood of the strategy the registry picks."""
+    (:func:`parameter_vector`) and the log-likelihood of the strategy the registry picks; with
+    multiple groups, the sum of each group's (``groups``: the data of each), θ shared."""
     with pm.Model(coords={"parameter": plan.parameters["name"].to_list()}) as model:
         theta = parameter_vector(plan, starting_values(plan, data))
-        pm.Potential("loglik", strategy_for(plan).add_to_model(plan, data, theta))
+        strategy = strategy_for(plan)
+        if groups:
+            loglik = sum(strategy.add_to_model(plan.for_group(name), part, theta, f"g{k}_")
+                         for k, (name, part) in enumerate(groups.items(), start=1))
+        else:
+            loglik = strategy.add_to_model(plan, data, theta)
+        pm.Potential("loglik", loglik)
     return model
 
 

@@ -83,6 +83,18 @@ def check_model_arguments(syntax: object, data: object, cluster: object, std_lv:
         _check_latent_names(syntax, data)
 
 
+def check_groups(group: object, group_equal: object, group_partial: object) -> None:
+    """``group`` a column name or None; ``group_equal`` and ``group_partial`` lists of names, given
+    only with a group column."""
+    if group is not None and not isinstance(group, str):
+        raise ArgumentTypeError(f"group must be the name of the group column (a str), got {type(group).__name__}.")
+    check_names("group_equal", group_equal, "group_equal=['loadings', 'intercepts']")
+    check_names("group_partial", group_partial, "group_partial=['visual =~ x2']")
+    if group is None and (group_equal or group_partial):
+        raise SettingsError("group_equal and group_partial constrain the groups of a multiple-group model; give the "
+                            "group column too, e.g. group='school'.")
+
+
 def check_count(name: str, value: object, least: int = 1) -> None:
     """An integer (not a bool) of at least ``least``, e.g. draws, chains or replications."""
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < least:

@@ -18,6 +18,7 @@ R_ab √(ψ_aa ψ_bb).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -155,6 +156,11 @@ class Plan:
     features: Features
     random: tuple[RandomParameter, ...] = ()
     families: dict[str, str] = field(default_factory=dict)  # non-Gaussian variable → family text
+    groups: dict[str, dict[str, LevelPlan]] = field(default_factory=dict)  # group → its levels (multiple groups)
+
+    def for_group(self, group: str) -> Plan:
+        """The plan of one group of a multiple-group model: its levels, θ shared with the others."""
+        return dataclasses.replace(self, levels=self.groups[group], groups={})
 
     @property
     def two_level(self) -> bool:
@@ -172,6 +178,18 @@ def parameter_kind(op: str, lhs: str, rhs: str, dispersion: bool = False) -> str
     if op == "~~":
         return "dispersion" if dispersion else "variance" if lhs == rhs else "covariance"
     return {"=~": "loading", "~": "regression", "~1": "intercept", "|": "threshold"}[op]
+
+
+def row_names(table: pd.DataFrame) -> list[str]:
+    """The θ name of each table row (:func:`parameter_name`); in a multiple-group table a row of a
+    parameter that is not shared by every group is prefixed by its group (``Grant-White:visual~1``)."""
+    names = [parameter_name(*r) for r in table[["level", "lhs", "op", "rhs"]].itertuples(index=False)]
+    if "group" not in table:
+        return names
+    groups = table.groupby("free")["group"].nunique()
+    everywhere = table["group"].nunique()
+    return [name if free > 0 and groups[free] == everywhere else f"{group}:{name}"
+            for name, free, group in zip(names, table["free"], table["group"])]
 
 
 def parameter_name(level: str, lhs: str, op: str, rhs: str) -> str:
@@ -202,18 +220,29 @@ def make_plan(table: pd.DataFrame, priors: dict[str, str] | None = None,
     data have missing cells)."""
     kind_priors = default_priors(priors)
     model_rows = table[table["op"].isin(["=~", "~", "~~", "~1"])]
-    roles = assign_roles(model_rows)
+    groups = list(dict.fromkeys(table["group"])) if "group" in table else []
+    roles = assign_roles(model_rows[model_rows["group"] == groups[0]] if groups else model_rows)
     lowest = next(iter(roles))
     dispersions = {(lowest, v) for v, f in (families or {}).items() if f.startswith("negbinomial")}
-    parameters = _free_parameters(table[table["op"].isin(["=~", "~", "~~", "~1", "|"])], kind_priors, dispersions)
+    parameters = _free_parameters(table[table["op"].isin(["=~", "~", "~~", "~1", "|"])], kind_priors, dispersions,
+                                  pd.Series(row_names(table), index=table.index))
     random = tuple(random_parameters(model_rows))
     cross_level = bool(cross_level_factors(model_rows))
     features = model_features(roles, random, families, missing, cross_level)
     if not random and not cross_level:  # the count ignores the cross-level covariances these models use
-        _check_moments(parameters, roles)
-    levels = {lev: _level_plan(model_rows[model_rows["level"] == lev], r, random) for lev, r in roles.items()}
-    blocks = _correlation_blocks(model_rows, parameters)
-    return Plan(table, parameters, levels, blocks, features, random, dict(families or {}))
+        _check_moments(parameters, roles, max(len(groups), 1))
+    by_group = {g: model_rows[model_rows["group"] == g] for g in groups} or {"": model_rows}
+    plans = {g: {lev: _level_plan(rows[rows["level"] == lev], r, random) for lev, r in roles.items()}
+             for g, rows in by_group.items()}
+    blocks = tuple(b for k, (g, rows) in enumerate(by_group.items())
+                   for b in _correlation_blocks(rows, parameters, f"g{k + 1}_" if groups else ""))
+    shared = [index for block in blocks for index in block.pairs[:, 2]]
+    if len(shared) != len(set(shared)):
+        raise SpecificationError("covariances equal across groups (group_equal 'lv.covariances' or "
+                                 "'residual.covariances', or a labelled covariance) are not supported yet; leave "
+                                 "those classes out of group_equal and the labels off '~~' rows.")
+    return Plan(table, parameters, next(iter(plans.values())), blocks, features, random, dict(families or {}),
+                plans if groups else {})
 
 
 def data_variables(roles: dict[str, LevelRoles]) -> tuple[list[str], list[str], list[list[str]]]:
@@ -236,9 +265,11 @@ def missing_allowed(roles: dict[str, LevelRoles]) -> list[str]:
 
 
 def _free_parameters(rows: pd.DataFrame, kind_priors: dict[str, Prior],
-                     dispersions: set[tuple[str, str]] = frozenset()) -> pd.DataFrame:
-    """One row per distinct free parameter (θ element) with its kind, prior and name
-    (``dispersions``: the (level, variable) pairs whose variance row is a dispersion)."""
+                     dispersions: set[tuple[str, str]] = frozenset(), names: pd.Series | None = None
+                     ) -> pd.DataFrame:
+    """One row per distinct free parameter (θ element) with its kind, prior and name (``names``:
+    each row's, by the table's index, else :func:`parameter_name`; ``dispersions``: the (level,
+    variable) pairs whose variance row is a dispersion)."""
     free = rows[rows["free"] > 0]
     records = []
     for fid, group in free.groupby("free", sort=True):
@@ -251,7 +282,8 @@ def _free_parameters(rows: pd.DataFrame, kind_priors: dict[str, Prior],
         prior = parse_prior(written[0], kind) if len(written) else kind_priors[kind]
         starts = group["start"].dropna()
         records.append(dict(
-            free=fid, name=parameter_name(first["level"], first["lhs"], first["op"], first["rhs"]),
+            free=fid, name=names[first.name] if names is not None else parameter_name(
+                first["level"], first["lhs"], first["op"], first["rhs"]),
             lhs=first["lhs"], rhs=first["rhs"],
             kind=kind, level=first["level"], prior=prior, start=starts.iloc[0] if len(starts) else np.nan,
             label=first["label"],
@@ -259,20 +291,19 @@ def _free_parameters(rows: pd.DataFrame, kind_priors: dict[str, Prior],
     return pd.DataFrame(records, columns=["free", "name", "lhs", "rhs", "kind", "level", "prior", "start", "label"])
 
 
-def _check_moments(parameters: pd.DataFrame, roles: dict[str, LevelRoles]) -> None:
+def _check_moments(parameters: pd.DataFrame, roles: dict[str, LevelRoles], groups: int = 1) -> None:
     """More free parameters than sample moments cannot be identified.
 
-    Each level gives the (co)variances of its observed variables and their
-    covariate effects; each variable's mean counts once, at the highest level
-    where it has a part; an ordinal variable's category proportions give one moment per
-    threshold.
+    Each level of each of the ``groups`` gives the (co)variances of its observed variables and
+    their covariate effects; each variable's mean counts once, at the highest level where it has
+    a part; an ordinal variable's category proportions give one moment per threshold.
     """
     levels = list(roles.values())  # lowest first
     moments = int((parameters["kind"] == "threshold").sum())
     for k, r in enumerate(levels):
         p, q = len(r.observed), len(r.covariates)
         higher = {v for upper in levels[k + 1:] for v in upper.observed}
-        moments += p * (p + 1) // 2 + p * q + sum(v not in higher for v in r.observed)
+        moments += groups * (p * (p + 1) // 2 + p * q + sum(v not in higher for v in r.observed))
     if len(parameters) > moments:
         raise SpecificationError(
             f"the model has {len(parameters)} free parameters but the data give only {moments} "
@@ -347,8 +378,9 @@ def _matrix(shape: tuple[int, int], entries: list[tuple[int, int, float, int]]) 
     return MatrixSpec(base, rows, cols, index)
 
 
-def _correlation_blocks(rows: pd.DataFrame, parameters: pd.DataFrame) -> tuple[CorrelationBlock, ...]:
-    """Group free covariances into blocks (connected components) per level."""
+def _correlation_blocks(rows: pd.DataFrame, parameters: pd.DataFrame, prefix: str = ""
+                        ) -> tuple[CorrelationBlock, ...]:
+    """Group free covariances into blocks (connected components) per level, named with ``prefix``."""
     blocks = []
     covariances = rows[(rows["op"] == "~~") & (rows["lhs"] != rows["rhs"]) & (rows["free"] > 0)]
     if covariances["free"].duplicated().any():
@@ -369,7 +401,7 @@ def _correlation_blocks(rows: pd.DataFrame, parameters: pd.DataFrame) -> tuple[C
             if len({p.text for p in priors}) > 1:
                 raise SpecificationError(f"the covariances among {members} have different priors; the covariances of "
                                          "one connected set take one lkj(eta).")
-            name = f"corr_{level}_{k}" if level else f"corr_{k}"
+            name = f"corr_{prefix}{level}_{k}" if level else f"corr_{prefix}{k}"
             blocks.append(CorrelationBlock(name, level, tuple(members), pairs, np.array(variance), np.array(fixed), priors[0]))
     return tuple(blocks)
 

@@ -1,0 +1,128 @@
+"""Multiple groups (lavaan's group=, group.equal, group.partial): the stacked parameter table and
+its equalities, the checks of the group column, the log-likelihood as the sum of the groups' own,
+and a fit's table and report by group. lavaan's invariance fits are in test_reference.py."""
+
+import numpy as np
+import pandas as pd
+import pytensor
+import pytensor.tensor as pt
+import pytest
+from pytensor.graph.replace import graph_replace
+
+import bayes_msem as bm
+from bayes_msem.spec.groups import group_table, row_class
+from bayes_msem.spec.syntax import parse
+from bayes_msem.spec.table import build_table
+
+CFA = "f =~ y1 + y2 + y3\n"
+TWO_LEVEL = "level: within\n  fw =~ y1 + y2 + y3\nlevel: between\n  fb =~ y1 + y2 + y3\n"
+
+
+def _frame(seed: int = 0, clusters: int = 24, size: int = 5) -> pd.DataFrame:
+    """Three indicators of a factor with a cluster part, clusters nested in groups A and B."""
+    rng = np.random.default_rng(seed)
+    cluster = np.repeat(np.arange(clusters), size)
+    factor = rng.normal(size=len(cluster)) + 0.7 * rng.normal(size=clusters)[cluster]
+    values = {f"y{k}": loading * factor + rng.normal(scale=0.6, size=len(cluster))
+              for k, loading in enumerate([1.0, 0.8, 1.2], start=1)}
+    return pd.DataFrame(values).assign(cluster=cluster, grp=np.where(cluster < clusters // 2, "A", "B"))
+
+
+def _grouped(syntax: str, equal=(), partial=()) -> pd.DataFrame:
+    return group_table(build_table(parse(syntax)), ["A", "B"], equal, partial)
+
+
+def test_row_classes_follow_lavaans_group_equal():
+    latent = {"f", "g"}
+    cases = {("f", "=~", "y1"): "loadings", ("y1", "~", "x"): "regressions", ("y1", "|", "t1"): "thresholds",
+             ("y1", "~1", ""): "intercepts", ("f", "~1", ""): "means", ("y1", "~~", "y1"): "residuals",
+             ("y1", "~~", "y2"): "residual.covariances", ("f", "~~", "f"): "lv.variances",
+             ("f", "~~", "g"): "lv.covariances"}
+    assert {key: row_class(key[1], key[0], key[2], latent) for key in cases} == cases
+
+
+def test_equalities_share_free_numbers_across_groups():
+    configural = _grouped(CFA)
+    per_group = int(configural.query("group == 'A'")["free"].max())
+    assert int(configural["free"].max()) == 2 * per_group  # nothing shared
+    metric = _grouped(CFA, ["loadings"]).set_index(["group", "lhs", "op", "rhs"])["free"]
+    assert metric[("A", "f", "=~", "y2")] == metric[("B", "f", "=~", "y2")] > 0
+    assert metric[("A", "y1", "~1", "")] != metric[("B", "y1", "~1", "")]
+    scalar = _grouped(CFA, ["loadings", "intercepts"], ["y3 ~1"]).set_index(["group", "lhs", "op", "rhs"])
+    assert scalar.at[("A", "y1", "~1", ""), "free"] == scalar.at[("B", "y1", "~1", ""), "free"]
+    assert scalar.at[("A", "y3", "~1", ""), "free"] != scalar.at[("B", "y3", "~1", ""), "free"]  # partial
+    # lavaan's identification of scalar models: the factor mean fixed to 0 in the first group only
+    assert scalar.at[("A", "f", "~1", ""), "free"] == 0 and scalar.at[("B", "f", "~1", ""), "free"] > 0
+    equal_means = _grouped(CFA, ["loadings", "intercepts", "means"]).set_index(["group", "lhs", "op", "rhs"])
+    assert equal_means.at[("B", "f", "~1", ""), "free"] == 0  # equal means: 0 in every group
+    labelled = _grouped("f =~ y1 + a*y2 + y3\n").set_index(["group", "lhs", "op", "rhs"])["free"]
+    assert labelled[("A", "f", "=~", "y2")] == labelled[("B", "f", "=~", "y2")]  # a label names one parameter
+
+
+@pytest.mark.parametrize(("kwargs", "error", "says"), [
+    (dict(group="school"), bm.DataError, "The cluster column 'school' is not a column"),
+    (dict(group="one"), bm.DataError, "holds one group"),
+    (dict(group="grp", cluster="split"), bm.DataError, "clusters must be nested in groups"),
+    (dict(group_equal=["loadings"]), bm.SettingsError, "give the group column too"),
+    (dict(group=3), bm.ArgumentTypeError, "group must be the name of the group column"),
+    (dict(group="grp", group_equal="loadings"), bm.ArgumentTypeError, "group_equal"),
+    (dict(group="grp", group_equal=["loading"]), bm.SpecificationError, "unknown group_equal class"),
+    (dict(group="grp", group_partial=["y2"]), bm.SpecificationError, "'lhs op rhs'"),
+])
+def test_bad_group_settings_are_refused(kwargs, error, says):
+    frame = _frame().assign(one="x", split=lambda d: d.index % 7)
+    cluster = kwargs.pop("cluster", None)
+    with pytest.raises(error, match=says):
+        bm.Model(TWO_LEVEL if cluster else CFA, frame, cluster=cluster, **kwargs)
+
+
+def test_groups_need_a_strategy_that_integrates_the_latent_variables():
+    frame = _frame().assign(u=lambda d: (d["y1"] > 0).astype(int))
+    model = bm.Model("f =~ u + y2 + y3\n", frame, group="grp", family={"u": "bernoulli"})
+    with pytest.raises(bm.SpecificationError, match="multiple groups are available for Gaussian models"):
+        model.plan
+
+
+def _loglik(model: bm.Model):
+    """The model's log-likelihood as a compiled function of θ."""
+    theta = pt.vector("theta")
+    pymc_model = model.pymc_model
+    return pytensor.function([theta], graph_replace(pymc_model["loglik"], {pymc_model["theta"]: theta}))
+
+
+@pytest.mark.parametrize("syntax, cluster", [(CFA, None), (TWO_LEVEL, "cluster")], ids=["single-level", "two-level"])
+def test_group_loglik_is_the_sum_of_each_groups_own(syntax, cluster):
+    """Configural model: log p(y | θ) = Σ_g log p(y_g | θ_g), each group's own model fitted to its rows
+    alone (clusters nested in groups for two levels), at θ drawn at random around the start."""
+    frame = _frame()
+    grouped = bm.Model(syntax, frame, cluster=cluster, group="grp")
+    names = list(grouped.plan.parameters["name"])
+    rng = np.random.default_rng(3)
+    theta = np.array([1.0 + 0.2 * rng.random() if "~~" in n and n.split(":")[-1].split("~~")[0] ==
+                      n.split("~~")[-1] else 0.3 * rng.normal() for n in names])
+    total = 0.0
+    for group in ["A", "B"]:
+        own = bm.Model(syntax, frame[frame["grp"] == group], cluster=cluster)
+        own_theta = np.array([theta[names.index(f"{group}:{n}")] for n in own.plan.parameters["name"]])
+        total += float(_loglik(own)(own_theta))
+    np.testing.assert_allclose(float(_loglik(grouped)(theta)), total, rtol=1e-10)
+
+
+@pytest.fixture(scope="module")
+def group_fit():
+    model = bm.Model(CFA, _frame(), group="grp", group_equal=["loadings"])
+    return model.fit(draws=200, tune=200, chains=2, random_seed=1, quiet=True)
+
+
+def test_a_group_fit_reports_each_group(group_fit, tmp_path):
+    table = group_fit.parameters()
+    assert list(dict.fromkeys(table["group"])) == ["A", "B"] and len(table) == 2 * len(table.query("group == 'A'"))
+    loadings = table.query("op == '=~' and rhs == 'y2'")["mean"]
+    assert loadings.nunique() == 1  # equal loadings: one posterior, shown in each group
+    text = group_fit.summary()
+    assert "Groups (grp)" in text and "Group: A" in text and "Group: B" in text
+    with pytest.raises(bm.UnavailableError, match="not available for multiple-group fits"):
+        group_fit.standardized()
+    loaded = bm.load(group_fit.save(tmp_path / "fit.nc"))
+    pd.testing.assert_frame_equal(loaded.parameters(), table)
+    assert loaded._model().groups.keys() == {"A", "B"}

@@ -47,8 +47,18 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pymc as pm
+    import pytensor.tensor as pt
+    from nutpie.compile_pymc import CompiledPyMCModel
+
+    import bayes_msem as bm
+
+Tensors = dict[str, "pt.TensorVariable"]
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -65,7 +75,7 @@ LEVELS = ("within", "between")
 MATRICES = ("beta", "psi", "alpha", "gamma")
 
 
-def package_model(name: str):
+def package_model(name: str) -> bm.Model:
     """The ``bm.Model`` called ``name``: ``demo`` (Demo.twolevel) or a template fitted to its test's simulated data."""
     import bayes_msem as bm
 
@@ -78,7 +88,7 @@ def package_model(name: str):
     return bm.Model(bm.template(name), simulated.data, **simulated.options)
 
 
-def generic_arrays(model) -> dict[str, np.ndarray]:
+def generic_arrays(model: bm.Model) -> dict[str, np.ndarray]:
     """Everything model-specific, as arrays: the prior groups (θ indices and prior arguments),
     per level the bases and free-entry scatters (rows, cols, θ index) of B, Ψ, α, Γ, the
     selection F (p × m) of the observed variables and their embedding E (p_c × p) in the cluster
@@ -115,7 +125,8 @@ def generic_arrays(model) -> dict[str, np.ndarray]:
         arrays[f"{level}_select"] = np.eye(len(level_plan.variables))[: len(observed)]
         arrays[f"{level}_embed"] = layout.embedding(layout.within if level == "within" else layout.top)
     stats = MarginalStatistics.from_data(layout, model.data)
-    arrays.update({f"stat_{f.name}": np.asarray(getattr(stats, f.name), dtype=float) for f in dataclasses.fields(stats)})
+    arrays.update({f"stat_{f.name}": np.asarray(getattr(stats, f.name), dtype=float)
+                   for f in dataclasses.fields(stats)})
     return arrays
 
 
@@ -126,7 +137,7 @@ def free_point(arrays: dict[str, np.ndarray], theta: np.ndarray) -> np.ndarray:
     return u
 
 
-def _fill(data: dict, name: str, theta):
+def _fill(data: Tensors, name: str, theta: pt.TensorVariable) -> pt.TensorVariable:
     """The matrix ``<name>_base`` with ``[rows, cols] = θ[index]``."""
     import pytensor.tensor as pt
 
@@ -134,7 +145,7 @@ def _fill(data: dict, name: str, theta):
     return pt.set_subtensor(base[data[f"{name}_rows"], data[f"{name}_cols"]], theta[data[f"{name}_index"]])
 
 
-def _level_moments(data: dict, level: str, theta):
+def _level_moments(data: Tensors, level: str, theta: pt.TensorVariable) -> tuple[pt.TensorVariable, ...]:
     """Σ = F T Ψ Tᵀ Fᵀ (symmetrised), μ = F T α and Π = F T Γ of one level, T = (I − B)⁻¹."""
     import pytensor.tensor as pt
 
@@ -144,7 +155,7 @@ def _level_moments(data: dict, level: str, theta):
     return 0.5 * (cov + cov.T), (effects @ alpha)[:, 0], effects @ gamma
 
 
-def _prior(data: dict, free):
+def _prior(data: Tensors, free: pt.TensorVariable) -> pt.TensorVariable:
     """Σ log N(u_i; μ_i, σ_i) over the normal group, Σ [log Gamma(e^{u_i}; a_i, b_i) + u_i] over the
     SDs (the log-Jacobian of SD = e^u); as PyMC's Normal and log-transformed Gamma."""
     import pytensor.tensor as pt
@@ -156,7 +167,7 @@ def _prior(data: dict, free):
     return normal.sum() + gamma.sum()
 
 
-def _loglik(data: dict, theta):
+def _loglik(data: Tensors, theta: pt.TensorVariable) -> pt.TensorVariable:
     """The marginal log-likelihood (:func:`bayes_msem.likelihood.marginal.marginal_loglik`) of the
     complete two-level case, every size symbolic."""
     import pytensor.tensor as pt
@@ -177,7 +188,7 @@ def _loglik(data: dict, theta):
     return data["stat_constant"].sum() + within.sum() + between.sum()
 
 
-def generic_model(arrays: dict[str, np.ndarray]):
+def generic_model(arrays: dict[str, np.ndarray]) -> pm.Model:
     """The PyMC model: every array ``pm.Data``, one flat free vector u of their implied length,
     deterministic θ (u_i, or e^{2u_i} for a variance), potentials for the prior and the likelihood."""
     import pymc as pm
@@ -196,10 +207,14 @@ def generic_model(arrays: dict[str, np.ndarray]):
     return model
 
 
-def symbolic_make_functions(model, *, mode, compute_grad, join_expanded, pymc_initial_point_fn, var_names=None):
+def symbolic_make_functions(model: pm.Model, *, mode: str, compute_grad: bool, join_expanded: bool,
+                            pymc_initial_point_fn: Callable, var_names: list[str] | None = None) -> tuple:
     """nutpie's ``_make_functions`` for a model of one free vector, with the point x typed as a vector
     of unknown length (nutpie types it ``(n_dim,)`` and reshapes each free variable to its numeric
-    shape, which puts the sizes into the graph); the expand function returns (x, the deterministics)."""
+    shape, which puts the sizes into the graph). Always the gradient and one joined expand output,
+    (x, the deterministics), as nutpie's numba path asks; ``var_names`` is not supported."""
+    if var_names is not None:
+        raise NotImplementedError("the generic graph stores every deterministic")
     import pytensor.tensor as pt
     from nutpie.compile_pymc import _compute_shapes, _rv_dict_to_flat_array_wrapper
     from pymc.pytensorf import compile as compile_pymc
@@ -300,7 +315,7 @@ def symbolic_sizes() -> Iterator[None]:
         nutpie_compile._make_functions, callbacks._LOGP, callbacks._EXPAND, callbacks._data_lines = own
 
 
-def generic_compile(model, start: np.ndarray):
+def generic_compile(model: pm.Model, start: np.ndarray) -> CompiledPyMCModel:
     """The nutpie-compiled generic model (numba, cached callbacks), every chain starting at u = ``start``."""
     import nutpie
 
@@ -311,7 +326,7 @@ def generic_compile(model, start: np.ndarray):
     return dataclasses.replace(compiled, initial_point_func=lambda seed: start.copy())
 
 
-def _value_function(model, name: str):
+def _value_function(model: pm.Model, name: str) -> Callable[[dict], np.ndarray]:
     """The model's variable ``name`` as a function of a point (its free variables' values)."""
     (variable,) = model.replace_rvs_by_values([model[name]])
     return model.compile_fn(variable, inputs=model.value_vars, on_unused_input="ignore")
@@ -366,7 +381,8 @@ def _numba_clock() -> Callable[[], dict]:
                     "llvm": timers["numba:llvm_lock"].duration if timers["numba:llvm_lock"].done else 0.0}
 
 
-def gradient_cost(compiled, point: np.ndarray, repeats: int = GRADIENT_REPEATS) -> tuple[float, float]:
+def gradient_cost(compiled: CompiledPyMCModel, point: np.ndarray,
+                  repeats: int = GRADIENT_REPEATS) -> tuple[float, float]:
     """CPU microseconds per call of nutpie's logp-and-gradient callback at ``point`` (called
     through ctypes ``repeats`` times, the median of three rounds), and the log density there."""
     import ctypes

@@ -97,7 +97,7 @@ def generic_arrays(model: bm.Model) -> dict[str, np.ndarray]:
     from bayes_msem.likelihood.marginal import MarginalStatistics
 
     plan = model.plan
-    if plan.strategy != "marginal" or not plan.two_level or plan.three_level or plan.random or plan.blocks \
+    if model.strategy.name != "marginal" or not plan.two_level or plan.three_level or plan.random or plan.blocks \
             or model.data.has_missing:
         raise NotImplementedError("the generic graph covers two-level marginal models with complete data, "
                                   "no random slopes and no free covariances")
@@ -241,7 +241,7 @@ def symbolic_make_functions(model: pm.Model, *, mode: str, compute_grad: bool, j
             (names, slices, [tuple(shapes[name]) for name in names]), [])
 
 
-# nutpie's callbacks as in bayes_msem.callbacks, with the point's length taken from the argument
+# nutpie's callbacks as in bayes_msem.sampling.callbacks, with the point's length taken from the argument
 LOGP_SOURCE = """
 def logp_callback(dim, x_, out_, logp_, user_data_):
     try:
@@ -285,7 +285,7 @@ ARGUMENTS_PER_TUPLE = 16
 
 
 def _chunked_arguments(data_lines: Callable) -> Callable:
-    """``bayes_msem.callbacks._data_lines`` with the argument list x, d_1, …, d_k written as
+    """``bayes_msem.sampling.callbacks._data_lines`` with the argument list x, d_1, …, d_k written as
     ``*((x, d_1, …) + (…) + …)``: Python 3.12 compiles a call or tuple of more than 30 items to a
     list converted to a tuple, an operation numba cannot type."""
 
@@ -304,7 +304,7 @@ def symbolic_sizes() -> Iterator[None]:
     cached callbacks use :data:`LOGP_SOURCE` and :data:`EXPAND_SOURCE` (:func:`_chunked_arguments`)."""
     import nutpie.compile_pymc as nutpie_compile
 
-    import bayes_msem.callbacks as callbacks
+    import bayes_msem.sampling.callbacks as callbacks
 
     own = nutpie_compile._make_functions, callbacks._LOGP, callbacks._EXPAND, callbacks._data_lines
     (nutpie_compile._make_functions, callbacks._LOGP, callbacks._EXPAND,
@@ -319,7 +319,7 @@ def generic_compile(model: pm.Model, start: np.ndarray) -> CompiledPyMCModel:
     """The nutpie-compiled generic model (numba, cached callbacks), every chain starting at u = ``start``."""
     import nutpie
 
-    from bayes_msem.callbacks import cached_callbacks
+    from bayes_msem.sampling.callbacks import cached_callbacks
 
     with symbolic_sizes(), cached_callbacks():
         compiled = nutpie.compile_pymc_model(model, cache=True)
@@ -406,11 +406,11 @@ def gradient_cost(compiled: CompiledPyMCModel, point: np.ndarray,
 
 def child(argument: str) -> dict:
     """Build, compile and sample model ``NAME`` in this process: ``generic:NAME`` through the generic
-    graph, ``package:NAME`` through the package's own (``bayes_msem.sample.compile_nutpie``)."""
+    graph, ``package:NAME`` through the package's own (``bayes_msem.sampling.samplers.compile_nutpie``)."""
     import nutpie
 
-    from bayes_msem.build import starting_values
-    from bayes_msem.sample import compile_nutpie
+    from bayes_msem.sampling.build import starting_values
+    from bayes_msem.sampling.samplers import compile_nutpie
 
     sys.path.insert(0, str(HERE))
     from suite import sampling_marks

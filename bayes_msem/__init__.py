@@ -23,6 +23,7 @@ from .errors import (
 from .model import Model, load
 from .results.diagnostics import SamplingError, SamplingWarning
 from .results.fit import Fit, compare
+from .results.invariance import invariance
 from .results.sensitivity import sensitivity
 from .spec.priors import PriorError
 from .spec.syntax import ModelSyntaxError
@@ -31,4 +32,4 @@ from .studies.study import study
 from .templates import template
 
 __all__ = ["Model", "Fit", "compare", "load", "Error", "SettingsError", "ArgumentTypeError", "MissingDependencyError",
-           "MissingFileError", "SavedFitError", "UnavailableError", "DataError", "DataWarning", "ModelSyntaxError", "PriorError", "SamplingError", "SamplingWarning", "SpecificationError", "template", "group_mean_center", "sensitivity", "study"]
+           "MissingFileError", "SavedFitError", "UnavailableError", "DataError", "DataWarning", "ModelSyntaxError", "PriorError", "SamplingError", "SamplingWarning", "SpecificationError", "template", "group_mean_center", "sensitivity", "study", "invariance"]

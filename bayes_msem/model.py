@@ -85,6 +85,8 @@ class Model:
                  group: str | None = None, group_equal: Sequence[str] = (), group_partial: Sequence[str] = ()):
         check_model_arguments(syntax, data, cluster, std_lv, priors, family, ordered, rescale)
         check_groups(group, group_equal, group_partial)
+        self._arguments = dict(data=data, cluster=cluster, std_lv=std_lv, priors=priors, family=family, ordered=ordered,
+                               rescale=rescale, group=group, group_equal=group_equal, group_partial=group_partial)
         self.syntax = syntax
         self.cluster = cluster
         self.std_lv = std_lv
@@ -215,6 +217,11 @@ class Model:
         fit.source = self
         warn(fit.diagnostics())  # one SamplingWarning per failed convergence check
         return fit
+
+    def variant(self, **changes) -> Model:
+        """The same model with some of its settings changed (any argument of :class:`Model` but the
+        syntax and the data), e.g. ``model.variant(group_equal=["loadings"])``."""
+        return type(self)(self.syntax, **{**self._arguments, **changes})
 
     def _one_group(self, what: str) -> None:
         if self.groups:

@@ -126,3 +126,24 @@ def test_a_group_fit_reports_each_group(group_fit, tmp_path):
     loaded = bm.load(group_fit.save(tmp_path / "fit.nc"))
     pd.testing.assert_frame_equal(loaded.parameters(), table)
     assert loaded._model().groups.keys() == {"A", "B"}
+
+
+def test_invariance_compares_the_steps():
+    """Configural then metric: the table's rows, the ELPD difference from the pointwise values
+    (its SE as √(J Var)), and the configural fit's group differences, largest first."""
+    model = bm.Model(CFA, _frame(), group="grp")
+    result = bm.invariance(model, steps=["configural", "metric"], ppp_draws=20, seed=1, draws=200, tune=200,
+                           chains=2, random_seed=1, quiet=True)
+    table = result.table.set_index("model")
+    assert list(table.index) == ["configural", "metric"] and list(result.fits) == ["configural", "metric"]
+    assert table.at["configural", "free parameters"] - table.at["metric", "free parameters"] == 2  # y2, y3 loadings
+    loo = {step: fit.loo() for step, fit in result.fits.items()}
+    difference = loo["metric"].elpd_i.values - loo["configural"].elpd_i.values
+    assert table.at["metric", "elpd_diff"] == pytest.approx(difference.sum())
+    assert table.at["metric", "diff_se"] == pytest.approx(np.sqrt(len(difference) * difference.var()))
+    assert table["ppp"].between(0, 1).all() and np.isnan(table.at["configural", "elpd_diff"])
+    differences = result.differences
+    assert set(differences["class"]) == {"loadings", "intercepts", "residuals"} and (differences["group"] == "B").all()
+    assert differences["standardized"].abs().is_monotonic_decreasing
+    with pytest.raises(bm.SettingsError, match="unknown invariance step"):
+        bm.invariance(model, steps=["weak"])

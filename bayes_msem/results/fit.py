@@ -210,29 +210,38 @@ class Fit:
         (variable ``y``, dimension ``unit``) for LOO and WAIC. Exact on every draw when the
         strategy integrates them (marginal); for hybrid and conditional fits, on about ``draws``
         draws, by importance sampling with ``importance_draws`` draws per cluster and draw
-        (:mod:`.pointwise`)."""
-        self._one_group("log_likelihood")
+        (:mod:`.pointwise`). A multiple-group fit's units are each group's in turn."""
         if "log_likelihood" not in self.idata.children:
-            _, plan, data = self._draws_plan_data()
             posterior = self.idata.posterior
-            if strategy_for(plan).kind == MARGINAL:
-                functions = self._gaussian_functions()
-                theta = posterior["theta"].transpose("chain", "draw", "parameter").values
+            theta = posterior["theta"].transpose("chain", "draw", "parameter").values
+            if self.info.get("group"):  # each group's clusters (rows) in turn
+                model = self._model()
+                functions = [fit_measures.GaussianFunctions(model.plan.for_group(g), part)
+                             for g, part in model.groups.items()]
+                units = np.concatenate([part.top_ids() for part in model.groups.values()])
 
                 def per_draw(t: np.ndarray) -> np.ndarray:
-                    return functions.cluster_loglik(t)
+                    return np.concatenate([f.cluster_loglik(t) for f in functions])
             else:
-                functions = SampledLikelihood(plan, data)
-                proposal = posterior_proposal(posterior, list(functions.inputs))
-                theta, rng = thinned(posterior["theta"], draws), np.random.default_rng(seed)
+                _, plan, data = self._draws_plan_data()
+                units = data.top_ids()
+                if strategy_for(plan).kind == MARGINAL:
+                    function = self._gaussian_functions()
 
-                def per_draw(t: np.ndarray) -> np.ndarray:
-                    return functions.integrated(t, proposal, importance_draws, rng)
+                    def per_draw(t: np.ndarray) -> np.ndarray:
+                        return function.cluster_loglik(t)
+                else:
+                    sampled = SampledLikelihood(plan, data)
+                    proposal = posterior_proposal(posterior, list(sampled.inputs))
+                    theta, rng = thinned(posterior["theta"], draws), np.random.default_rng(seed)
+
+                    def per_draw(t: np.ndarray) -> np.ndarray:
+                        return sampled.integrated(t, proposal, importance_draws, rng)
             values = np.stack([per_draw(t) for t in theta.reshape(-1, theta.shape[-1])])
             values = values.reshape(*theta.shape[:2], -1)
             self.idata["log_likelihood"] = xr.DataTree(xr.Dataset(
                 {"y": (("chain", "draw", "unit"), values)},
-                coords={"chain": np.arange(theta.shape[0]), "draw": np.arange(theta.shape[1]), "unit": data.top_ids()}))
+                coords={"chain": np.arange(theta.shape[0]), "draw": np.arange(theta.shape[1]), "unit": units}))
         return self.idata["log_likelihood"]["y"]
 
     def loo(self):
@@ -287,10 +296,19 @@ class Fit:
         discrepancy against the saturated model for Gaussian single- and two-level models with random
         intercepts (:mod:`.fit_measures`), of the moment discrepancy for every other model
         (:mod:`.predictive`). Near 0: the data are unlike what the model replicates."""
-        self._one_group("ppp")
-        _, plan, data = self._draws_plan_data()
         chosen = thinned(self.idata.posterior["theta"], draws)
         chosen = chosen.reshape(-1, chosen.shape[-1])
+        if self.info.get("group"):  # the groups' chi-square discrepancies added up, draw by draw
+            model = self._model()
+            reasons = [fit_measures.not_covered(model.plan.for_group(g), part) for g, part in model.groups.items()]
+            if any(reasons):
+                raise UnavailableError(f"the PPP of a multiple-group fit needs the chi-square discrepancy, and "
+                                       f"{next(r for r in reasons if r)}.")
+            seeds = np.random.SeedSequence(seed).spawn(len(model.groups))
+            parts = [fit_measures.chi_square(fit_measures.GaussianFunctions(model.plan.for_group(g), part), chosen, s)
+                     for (g, part), s in zip(model.groups.items(), seeds)]
+            return float(np.mean(sum(p.replicated for p in parts) >= sum(p.observed for p in parts)))
+        _, plan, data = self._draws_plan_data()
         if fit_measures.not_covered(plan, data):
             return moment_ppp(Simulator(plan, data), chosen, seed)
         return fit_measures.chi_square(self._gaussian_functions("the chi-square PPP"), chosen, seed).ppp

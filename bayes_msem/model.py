@@ -72,6 +72,9 @@ class Model:
         (lavaan's ``group.equal`` classes: ``"loadings"``, ``"intercepts"``, ``"residuals"``,
         ``"means"``, ``"regressions"``, ``"lv.variances"``, ...) but for the parameters named in
         ``group_partial`` (``"visual =~ x2"``). Labelled parameters are equal across groups.
+        ``group_approx`` makes classes approximately equal (blavaan's ``wiggle``): each group's
+        parameter is a common mean plus a deviation with the SD given, e.g. ``{"intercepts": 0.1}``
+        (:meth:`Fit.approximate` reports the deviations).
     rescale : fit with every continuous variable divided by its standard deviation (for variables on
         very different scales, which the default priors and the sampler's adaptation handle badly);
         :meth:`Fit.parameters`, ``summary``, ``cluster_effects`` and ``latent_scores`` report in the
@@ -82,11 +85,13 @@ class Model:
     def __init__(self, syntax: str, data: pd.DataFrame, cluster: str | list[str] | None = None, *,
                  std_lv: bool = False, priors: Mapping[str, str] | None = None,
                  family: Mapping[str, str] | None = None, ordered: Sequence[str] = (), rescale: bool = False,
-                 group: str | None = None, group_equal: Sequence[str] = (), group_partial: Sequence[str] = ()):
+                 group: str | None = None, group_equal: Sequence[str] = (), group_partial: Sequence[str] = (),
+                 group_approx: Mapping[str, float] | None = None):
         check_model_arguments(syntax, data, cluster, std_lv, priors, family, ordered, rescale)
-        check_groups(group, group_equal, group_partial)
+        check_groups(group, group_equal, group_partial, group_approx)
         self._arguments = dict(data=data, cluster=cluster, std_lv=std_lv, priors=priors, family=family, ordered=ordered,
-                               rescale=rescale, group=group, group_equal=group_equal, group_partial=group_partial)
+                               rescale=rescale, group=group, group_equal=group_equal, group_partial=group_partial,
+                               group_approx=group_approx)
         self.syntax = syntax
         self.cluster = cluster
         self.std_lv = std_lv
@@ -97,10 +102,11 @@ class Model:
                       for v, f in self.families.items() if f.has_thresholds and v in getattr(data, "columns", ())}
         self.table = build_table(user, cluster, std_lv, {v: f.name for v, f in self.families.items()}, categories)
         self.group, self.group_equal, self.group_partial = group, list(group_equal), list(group_partial)
+        self.group_approx = dict(group_approx or {})
         clusters = [] if cluster is None else [cluster] if isinstance(cluster, str) else list(cluster)
         groups = group_values(data, group, clusters) if group is not None else []
         if groups:
-            self.table = group_table(self.table, groups, group_equal, group_partial)
+            self.table = group_table(self.table, groups, group_equal, group_partial, group_approx)
         self.definitions = definitions(user)
         check_definitions(self.table, self.definitions)  # these two fail here, not at the first fit
         default_priors(self.priors)
@@ -212,7 +218,7 @@ class Model:
         }
         if self.groups:
             info |= {"group": self.group, "groups": list(self.groups), "group_equal": self.group_equal,
-                     "group_partial": self.group_partial}
+                     "group_partial": self.group_partial, "group_approx": self.group_approx}
         fit = Fit.from_draws(idata, self.table, self.definitions, info)
         fit.source = self
         warn(fit.diagnostics())  # one SamplingWarning per failed convergence check
@@ -233,7 +239,8 @@ class Model:
         info = fit.info
         return cls(info["syntax"], fit.frame(), cluster=info.get("cluster"), std_lv=info.get("std_lv", False),
                    priors=info.get("priors"), family=info.get("families"), group=info.get("group"),
-                   group_equal=info.get("group_equal", ()), group_partial=info.get("group_partial", ()))
+                   group_equal=info.get("group_equal", ()), group_partial=info.get("group_partial", ()),
+                   group_approx=info.get("group_approx"))
 
     def sample_prior_predictive(self, draws: int = 500, random_seed: int | None = None) -> xr.DataTree:
         """θ drawn from the priors and one data set replicated from each (:mod:`.simulation.simulator`): a

@@ -147,3 +147,40 @@ def test_invariance_compares_the_steps():
     assert differences["standardized"].abs().is_monotonic_decreasing
     with pytest.raises(bm.SettingsError, match="unknown invariance step"):
         bm.invariance(model, steps=["weak"])
+
+
+def test_approximately_equal_intercepts_flag_the_group_that_departs():
+    """Three groups of 150 with equal loadings and intercepts but y2's intercept 1.2 higher in group
+    C (residual SD 0.6): with group_approx={"intercepts": 0.1} each group's intercept is the common
+    mean plus its deviation (exactly, in every draw), the factor means are free after the first
+    group, and C's deviation of y2 is the one flagged, first in the table."""
+    rng = np.random.default_rng(11)
+    group = np.repeat(["A", "B", "C"], 150)
+    factor = rng.normal(size=len(group))
+    frame = pd.DataFrame({f"y{k}": loading * factor + rng.normal(scale=0.6, size=len(group))
+                          for k, loading in enumerate([1.0, 0.8, 1.2], start=1)}).assign(grp=group)
+    frame.loc[frame["grp"] == "C", "y2"] += 1.2
+    model = bm.Model(CFA, frame, group="grp", group_equal=["loadings"], group_approx={"intercepts": 0.1})
+    assert [s.name for s in model.plan.approximate] == ["y1~1", "y2~1", "y3~1"]
+    table = model.table.set_index(["group", "lhs", "op", "rhs"])
+    assert table.at[("A", "f", "~1", ""), "free"] == 0 and table.at[("C", "f", "~1", ""), "free"] > 0
+    fit = model.fit(draws=300, tune=300, chains=2, random_seed=1, quiet=True)
+    posterior = fit.idata.posterior
+    for k, chosen in enumerate(model.plan.approximate):
+        theta = posterior["theta"].isel(parameter=chosen.index).values
+        common = posterior["approximate_means"].isel(approximate=k).values[..., None]
+        deviations = posterior["approximate_deviations"].isel(approximate=k).values
+        np.testing.assert_allclose(theta, common + deviations, atol=1e-12)
+    report = fit.approximate()
+    assert report.loc[0, ["parameter", "group"]].tolist() == ["y2~1", "C"] and report.loc[0, "flagged"]
+    assert report["prior_sd"].eq(0.1).all() and len(report) == 9
+
+
+@pytest.mark.parametrize(("approx", "says"), [
+    ({"residuals": 0.1}, "group_approx takes the classes"),
+    ({"intercepts": 0}, "must be a number > 0"),
+    ({"loadings": 0.1}, "is in group_equal and in group_approx"),
+])
+def test_bad_approximate_settings_are_refused(approx, says):
+    with pytest.raises(bm.SpecificationError, match=says):
+        bm.Model(CFA, _frame(), group="grp", group_equal=["loadings"], group_approx=approx)

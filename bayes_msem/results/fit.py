@@ -35,7 +35,7 @@ from ..likelihood.strategy import MARGINAL
 from ..plots.diagram import draw
 from ..plots.forest import free_rows
 from ..simulation.simulator import Simulator
-from ..spec.plan import make_plan, row_names
+from ..spec.plan import make_plan, parameter_name, row_names
 from ..spec.table import BETWEEN, SpecificationError
 from . import clusters, diagnostics, fit_measures, report
 from .pointwise import SampledLikelihood, posterior_proposal
@@ -366,6 +366,32 @@ class Fit:
             self.source = self.rebuild(self)
         return self.source
 
+    def approximate(self, interval: float = 0.95) -> pd.DataFrame:
+        """The group deviations δ_g of the parameters approximately equal across groups
+        (``group_approx``): per parameter and group, the posterior mean, SD and equal-tailed
+        ``interval`` of θ_g − μ, the deviation's prior SD, and ``flagged`` where the interval
+        excludes 0 (the group departs from the common value: Muthén & Asparouhov's non-invariance
+        flag); the largest deviations relative to their prior SD first."""
+        posterior = self.idata.posterior
+        if "approximate_deviations" not in posterior:
+            raise UnavailableError("this fit has no approximately equal parameters; give group_approx= to bm.Model, "
+                                   "e.g. group_approx={'intercepts': 0.1}.")
+        approx = self.table[self.table["approx"].notna()]
+        prior_sd = {parameter_name(*key): sd for *key, sd in approx[["level", "lhs", "op", "rhs", "approx"]].itertuples(
+            index=False)}
+        deviations = posterior["approximate_deviations"].stack(sample=("chain", "draw"))
+        tail = (1 - interval) / 2
+        rows = []
+        for name in map(str, deviations["approximate"].values):
+            for group in deviations["group"].values:
+                draws = deviations.sel(approximate=name, group=group).values
+                lower, upper = np.quantile(draws, [tail, 1 - tail])
+                rows.append({"parameter": name, "group": group, "mean": draws.mean(), "sd": draws.std(),
+                             "lower": lower, "upper": upper, "prior_sd": prior_sd[name],
+                             "flagged": bool(lower > 0 or upper < 0)})
+        out = pd.DataFrame(rows)
+        return out.iloc[np.argsort(-np.abs(out["mean"] / out["prior_sd"]), kind="stable")].reset_index(drop=True)
+
     def _one_group(self, what: str) -> None:
         if self.info.get("group"):
             raise UnavailableError(f"fit.{what}() is not available for multiple-group fits yet; fit.parameters() and "
@@ -523,7 +549,7 @@ def read_fit(path: str | Path) -> Fit:
     table = table.astype({"label": object, "prior": object, "random": object})
     table = table.where(table.notna(), None).astype({"fixed": float, "start": float})
     definitions = pd.read_json(io.StringIO(meta["definitions"]), orient="split")
-    columns = _TABLE_COLUMNS + (["group"] if "group" in table else [])
+    columns = _TABLE_COLUMNS + [column for column in ("group", "approx") if column in table]
     return Fit(tree, table[columns], definitions, meta["info"])
 
 

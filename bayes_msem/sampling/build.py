@@ -67,7 +67,8 @@ def parameter_vector(plan: Plan, starts: np.ndarray) -> pt.TensorVariable:
     """
     params = plan.parameters.assign(index=np.arange(len(plan.parameters)))
     theta = pt.zeros(len(params))
-    plain = params[~params["kind"].isin(["covariance", "threshold"])].copy()
+    approximate = {i for s in plan.approximate for i in s.index}
+    plain = params[~params["kind"].isin(["covariance", "threshold"]) & ~params["index"].isin(approximate)].copy()
     plain["group"] = [(k, p.family, p.scale) for k, p in zip(plain["kind"], plain["prior"])]
     groups = list(plain.groupby("group", sort=False))
     for (kind, family, scale), rows in groups:
@@ -81,6 +82,8 @@ def parameter_vector(plan: Plan, starts: np.ndarray) -> pt.TensorVariable:
         if scale == "sd":
             value = value**2
         theta = pt.set_subtensor(theta[rows["index"].to_numpy()], value)
+    if plan.approximate:
+        theta = _approximately_equal(plan, theta, starts)
     for name, rows in params[params["kind"] == "threshold"].groupby("lhs", sort=False):
         index = rows["index"].to_numpy()
         theta = pt.set_subtensor(theta[index], ordered_vector(f"thresholds_{name}", rows["prior"].to_list(), starts[index]))
@@ -90,6 +93,26 @@ def parameter_vector(plan: Plan, starts: np.ndarray) -> pt.TensorVariable:
         a, b, index = block.pairs.T
         theta = pt.set_subtensor(theta[index], _correlations(block) * sd[a] * sd[b])
     return pm.Deterministic("theta", theta, dims="parameter")
+
+
+def _approximately_equal(plan: Plan, theta: pt.TensorVariable, starts: np.ndarray) -> pt.TensorVariable:
+    """θ of the parameters approximately equal across groups: θ_g = μ + sd · z_g (non-centred,
+    z_g ~ N(0, 1)), μ (``approximate_means``, dims ``approximate``) with the parameter's prior; the
+    deviations δ_g = sd · z_g are the deterministic ``approximate_deviations`` (approximate × group)."""
+    model = pm.Model.get_context()
+    sets = plan.approximate
+    model.add_coord("approximate", [s.name for s in sets])
+    model.add_coord("group", list(plan.groups))
+    priors = [plan.parameters["prior"].iloc[s.index[0]] for s in sets]
+    if len({p.family for p in priors}) > 1:
+        raise PriorError("the parameters of group_approx take priors of one family; write the same family for all.")
+    means = prior_vector("approximate_means", priors, dims="approximate",
+                         initval=np.array([starts[s.index].mean() for s in sets]))
+    z = pm.Normal("approximate_z", 0.0, 1.0, dims=("approximate", "group"))
+    deviations = pm.Deterministic("approximate_deviations", np.array([s.sd for s in sets])[:, None] * z,
+                                  dims=("approximate", "group"))
+    index = np.stack([s.index for s in sets])
+    return pt.set_subtensor(theta[index], means[:, None] + deviations)
 
 
 def _correlations(block: CorrelationBlock) -> pt.TensorVariable:

@@ -4,14 +4,18 @@ unless an equality shares them.
 
 A parameter of group g is shared by all groups when it carries a label (a label names one
 parameter, in every group, as in lavaan), or when its class is in ``group_equal`` and its name
-is not in ``group_partial``. With equal intercepts the factor means of the top level are fixed to
+is not in ``group_partial``. A parameter of a class in ``group_approx`` (blavaan's ``wiggle``,
+Muthén & Asparouhov's approximate invariance) stays each group's own but is tied to the others
+by its prior: θ_g = μ + δ_g with δ_g ~ N(0, sd²), μ with the parameter's prior (column
+``approx``: the sd). With equal intercepts the factor means of the top level are fixed to
 0 in the first group only and free in the others (lavaan's identification of scalar models),
-unless the means are equal too (then 0 in every group).
+unless the means are equal too (then 0 in every group); likewise with approximately equal
+intercepts (Muthén & Asparouhov 2013).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
@@ -40,8 +44,23 @@ def row_class(op: str, lhs: str, rhs: str, latent: set[str]) -> str | None:
     return None
 
 
-def check_equalities(group_equal: Sequence[str], group_partial: Sequence[str]) -> None:
-    """``group_equal`` names lavaan's classes; ``group_partial`` names parameters as ``lhs op rhs``."""
+APPROXIMATE_CLASSES = ("loadings", "intercepts", "means", "regressions", "thresholds")
+
+
+def check_equalities(group_equal: Sequence[str], group_partial: Sequence[str],
+                     group_approx: Mapping[str, float] | None = None) -> None:
+    """``group_equal`` names lavaan's classes; ``group_partial`` names parameters as ``lhs op rhs``;
+    ``group_approx`` maps classes to the SD of each group's deviation."""
+    for name, sd in (group_approx or {}).items():
+        if name not in APPROXIMATE_CLASSES:
+            raise SpecificationError(f"group_approx takes the classes {', '.join(APPROXIMATE_CLASSES)} (the variance "
+                                     f"classes not yet); got {name!r}.")
+        if not isinstance(sd, (int, float)) or isinstance(sd, bool) or not sd > 0:
+            raise SpecificationError(f"the deviation SD of {name!r} in group_approx must be a number > 0, e.g. 0.05; "
+                                     f"got {sd!r}.")
+        if name in group_equal:
+            raise SpecificationError(f"{name!r} is in group_equal and in group_approx; a class is either equal or "
+                                     "approximately equal across groups.")
     unknown = [name for name in group_equal if name not in EQUALITY_CLASSES]
     if unknown:
         raise SpecificationError(f"unknown group_equal class(es) {unknown}; the classes are {', '.join(EQUALITY_CLASSES)}.")
@@ -52,14 +71,16 @@ def check_equalities(group_equal: Sequence[str], group_partial: Sequence[str]) -
 
 
 def group_table(table: pd.DataFrame, groups: Sequence[str], group_equal: Sequence[str] = (),
-                group_partial: Sequence[str] = ()) -> pd.DataFrame:
+                group_partial: Sequence[str] = (), group_approx: Mapping[str, float] | None = None) -> pd.DataFrame:
     """The table of each group stacked (column ``group``), free parameters renumbered: a free row's
-    number is shared across groups where it is equal (module docstring), else the group's own."""
-    check_equalities(group_equal, group_partial)
+    number is shared across groups where it is equal (module docstring), else the group's own;
+    column ``approx`` holds the deviation SD of the approximately equal ones (else NaN)."""
+    group_approx = dict(group_approx or {})
+    check_equalities(group_equal, group_partial, group_approx)
     latent = set(table.loc[table["op"] == "=~", "lhs"])
     partial = {name.replace(" ", "") for name in group_partial}
     top = table["level"].iloc[-1] if len(table) else ""
-    means_free = "intercepts" in group_equal and "means" not in group_equal
+    means_free = ("intercepts" in group_equal or "intercepts" in group_approx) and "means" not in group_equal
     copies = []
     for rank, group in enumerate(groups):
         copy = table.assign(group=group)
@@ -70,14 +91,16 @@ def group_table(table: pd.DataFrame, groups: Sequence[str], group_equal: Sequenc
         copies.append(copy)
     stacked = pd.concat(copies, ignore_index=True)
     numbers: dict[object, int] = {}
-    free = []
+    free, approx = [], []
     for row in stacked.itertuples(index=False):
+        name = f"{row.lhs}{row.op}{row.rhs}"
+        kind = row_class(row.op, row.lhs, row.rhs, latent)
+        approx.append(group_approx[kind] if row.free > 0 and kind in group_approx and name not in partial
+                      and not isinstance(row.label, str) else float("nan"))
         if row.free == 0:
             free.append(0)
             continue
-        name = f"{row.lhs}{row.op}{row.rhs}"
-        shared = row.free > 0 and (isinstance(row.label, str) or (
-            row_class(row.op, row.lhs, row.rhs, latent) in group_equal and name not in partial))
+        shared = row.free > 0 and (isinstance(row.label, str) or (kind in group_equal and name not in partial))
         key = (row.level, row.free) if shared else (row.group, row.level, row.lhs, row.op, row.rhs, row.free)
         free.append(numbers.setdefault(key, len(numbers) + 1))
-    return stacked.assign(free=free)
+    return stacked.assign(free=free, approx=approx)

@@ -129,6 +129,16 @@ class CorrelationBlock:
 
 
 @dataclass(frozen=True)
+class ApproximateSet:
+    """One parameter approximately equal across groups: θ[index[g]] = μ + δ_g, δ_g ~ N(0, sd²), μ
+    with the parameter's prior (``name``: lavaan's ``lhs op rhs``, with its level)."""
+
+    name: str
+    index: np.ndarray
+    sd: float
+
+
+@dataclass(frozen=True)
 class Features:
     """What decides how a model's likelihood can be computed (:mod:`..likelihood.registry` picks
     the strategy by them): the number of ``levels``; whether parameters vary over clusters
@@ -157,6 +167,7 @@ class Plan:
     random: tuple[RandomParameter, ...] = ()
     families: dict[str, str] = field(default_factory=dict)  # non-Gaussian variable → family text
     groups: dict[str, dict[str, LevelPlan]] = field(default_factory=dict)  # group → its levels (multiple groups)
+    approximate: tuple[ApproximateSet, ...] = ()
 
     def for_group(self, group: str) -> Plan:
         """The plan of one group of a multiple-group model: its levels, θ shared with the others."""
@@ -242,7 +253,18 @@ def make_plan(table: pd.DataFrame, priors: dict[str, str] | None = None,
                                  "'residual.covariances', or a labelled covariance) are not supported yet; leave "
                                  "those classes out of group_equal and the labels off '~~' rows.")
     return Plan(table, parameters, next(iter(plans.values())), blocks, features, random, dict(families or {}),
-                plans if groups else {})
+                plans if groups else {}, _approximate_sets(table))
+
+
+def _approximate_sets(table: pd.DataFrame) -> tuple[ApproximateSet, ...]:
+    """The parameters of a multiple-group table whose ``approx`` column holds a deviation SD, each
+    with its θ index in every group (the groups in order)."""
+    if "approx" not in table:
+        return ()
+    rows = table[table["approx"].notna() & (table["free"] > 0)]
+    return tuple(ApproximateSet(parameter_name(level, lhs, op, rhs), same["free"].to_numpy() - 1,
+                                float(same["approx"].iloc[0]))
+                 for (level, lhs, op, rhs), same in rows.groupby(["level", "lhs", "op", "rhs"], sort=False))
 
 
 def data_variables(roles: dict[str, LevelRoles]) -> tuple[list[str], list[str], list[list[str]]]:

@@ -127,6 +127,7 @@ class Model:
         warn_scales(self.data, continuous)
         self._plan: Plan | None = None
         self._pymc_model: pm.Model | None = None
+        self._strategy: Strategy | None = None  # the registry's choice unless set (benchmarks force one)
 
     def parameter_table(self) -> pd.DataFrame:
         """The full parameter table: the user's rows plus the defaults, with free-parameter numbers."""
@@ -155,13 +156,13 @@ class Model:
     @property
     def strategy(self) -> Strategy:
         """The likelihood strategy of the model (:mod:`.likelihood.registry`)."""
-        return strategy_for(self.plan)
+        return self._strategy or strategy_for(self.plan)
 
     @property
     def pymc_model(self) -> pm.Model:
         """The PyMC model, for users who want to go further."""
         if self._pymc_model is None:
-            self._pymc_model = build_model(self.plan, self.data, self.groups)
+            self._pymc_model = build_model(self.plan, self.data, self.groups, self.strategy)
         return self._pymc_model
 
     def _structure(self) -> str:

@@ -27,7 +27,6 @@ The cases:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import platform
@@ -109,14 +108,15 @@ THREE_LEVEL = "level: within\n  y ~ x\nlevel: class\n  y ~~ y\nlevel: school\n  
 
 
 def package_model(syntax: str, cluster: str | list[str], strategy: str | None = None, **options):
-    """A ``bm.Model`` builder; ``strategy`` overrides the plan's choice (a benchmark device: the
-    conditional strategy is exact for any model, only slower)."""
+    """A ``bm.Model`` builder; ``strategy`` (a name in the registry) overrides the registry's
+    choice (a benchmark device: the conditional strategy is exact for any model, only slower)."""
     def build(data: pd.DataFrame):
         import bayes_msem as bm
+        from bayes_msem.likelihood.registry import STRATEGIES
 
         model = bm.Model(syntax, data, cluster=cluster, **options)
         if strategy is not None:
-            model._plan = dataclasses.replace(model.plan, strategy=strategy)
+            model._strategy = next(s for s in STRATEGIES if s.name == strategy)
         return model
     return build
 

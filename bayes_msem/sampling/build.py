@@ -22,18 +22,21 @@ from ..data.clustered import ClusteredData
 from ..errors import SettingsError
 from ..likelihood.families import parse_family
 from ..likelihood.registry import strategy_for
+from ..likelihood.strategy import Strategy
 from ..spec.plan import CorrelationBlock, Plan, positive_definite
 from ..spec.priors import PriorError, lkj_cholesky, ordered_vector, prior_vector
 from ..spec.table import WITHIN, RandomParameter
 
 
-def build_model(plan: Plan, data: ClusteredData, groups: Mapping[str, ClusteredData] | None = None) -> pm.Model:
+def build_model(plan: Plan, data: ClusteredData, groups: Mapping[str, ClusteredData] | None = None,
+                strategy: Strategy | None = None) -> pm.Model:
     """The PyMC model of a planned MSEM with its data registered as ``pm.Data``: θ from the priors
-    (:func:`parameter_vector`) and the log-likelihood of the strategy the registry picks; with
-    multiple groups, the sum of each group's (``groups``: the data of each), θ shared."""
+    (:func:`parameter_vector`) and the log-likelihood of ``strategy`` (by default the one the
+    registry picks); with multiple groups, the sum of each group's (``groups``: the data of each),
+    θ shared."""
     with pm.Model(coords={"parameter": plan.parameters["name"].to_list()}) as model:
         theta = parameter_vector(plan, starting_values(plan, data))
-        strategy = strategy_for(plan)
+        strategy = strategy or strategy_for(plan)
         if groups:
             loglik = sum(strategy.add_to_model(plan.for_group(name), part, theta, f"g{k}_")
                          for k, (name, part) in enumerate(groups.items(), start=1))

@@ -18,7 +18,7 @@ import bayes_msem as bm
 sys.path.insert(0, str(Path(__file__).parent))
 from simulate import TARGET_ICC, TRUTH, indirect_effects, population_icc, sample_icc, simulate  # noqa: E402
 
-SETTINGS = dict(draws=2000, tune=2000, chains=4, random_seed=2010)
+SETTINGS = dict(draws=4000, tune=4000, chains=4, random_seed=2010)
 
 
 def _paths(suffix: str) -> str:
@@ -128,7 +128,8 @@ def main(path: str | None = None) -> None:
     checks = fit.diagnostics()["value"]
     text = "\n\n".join([
         f"{len(data)} students in {data['classroom'].nunique()} classrooms; strategy {fit.info['strategy']}; "
-        f"4 chains x 2000 draws after 2000 warm-up; {checks['divergences']:.0f} divergences, "
+        f"{SETTINGS['chains']} chains x {SETTINGS['draws']} draws after {SETTINGS['tune']} warm-up; "
+        f"{checks['divergences']:.0f} divergences, "
         f"max R-hat {checks['r_hat']:.3f}, min bulk ESS {checks['ess_bulk']:.0f}.",
         "## Indirect effects (multilevel SEM)", markdown(indirect_table(fit)),
         "## Paths", markdown(path_table(fit)),

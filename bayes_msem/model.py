@@ -36,10 +36,11 @@ from .sampling.build import build_model, prior_theta
 from .sampling.samplers import check_settings, nutpie_model, run_sampler
 from .simulation.design import ClusterSize, ParameterValues, simulate_data
 from .spec.arguments import check_count, check_fit_arguments, check_model_arguments, check_seed
+from .spec.constraints import constraint_rows, solve_constraints
 from .spec.plan import Plan, data_variables, make_plan, missing_allowed
 from .spec.priors import default_priors
 from .spec.syntax import parse
-from .spec.table import assign_roles, build_table, definitions
+from .spec.table import SpecificationError, assign_roles, build_table, definitions
 
 
 class Model:
@@ -78,6 +79,8 @@ class Model:
                       for v, f in self.families.items() if f.has_thresholds and v in getattr(data, "columns", ())}
         self.table = build_table(user, cluster, std_lv, {v: f.name for v, f in self.families.items()}, categories)
         self.definitions = definitions(user)
+        self.constraints = constraint_rows(user)
+        solve_constraints(self.table, self.constraints)  # refuses bad constraints here, not at the first fit
         check_definitions(self.table, self.definitions)  # these two fail here, not at the first fit
         default_priors(self.priors)
         model_rows = self.table[self.table["op"].isin(["=~", "~", "~~", "~1"])]
@@ -88,6 +91,10 @@ class Model:
         continuous = [v for v in self.data.values if v not in self.families]
         self.scales = variable_scales(self.data, continuous) if rescale else {}
         if rescale:
+            if len(self.constraints):
+                raise SpecificationError("rescale=True cannot carry constraints written with ==, < or > other than "
+                                         "a == b between labels: their numbers are in the variables' own units. "
+                                         "Rescale the data yourself (e.g. divide by a power of ten) and fit without rescale.")
             parameter_factors(self.table, self.scales)  # refuses models the rescaling would change
             self.data = rescaled(self.data, self.scales)
         warn_scales(self.data, continuous)
@@ -109,7 +116,7 @@ class Model:
         for unsupported features)."""
         if self._plan is None:
             plan = make_plan(self.table, self.priors, {v: str(f) for v, f in self.families.items()},
-                             self.data.has_missing)
+                             self.data.has_missing, self.constraints)
             check_within_variation(plan, self.data)
             self._plan = plan
         return self._plan
@@ -130,8 +137,8 @@ class Model:
         """A key for everything but the data: models with equal keys share compiled samplers."""
         sampled = self.plan.random or self.strategy.kind != MARGINAL  # latent variables per row or cluster
         shape = [self.data.n_rows, self.data.n_clusters, [u.n_clusters for u in self.data.uppers]] if sampled else None
-        return json.dumps([self.table.to_json(), sorted(self.priors.items()), self.strategy.name, shape,
-                           self.data.has_missing, sorted(self.plan.families.items())])
+        return json.dumps([self.table.to_json(), self.constraints.to_json(), sorted(self.priors.items()),
+                           self.strategy.name, shape, self.data.has_missing, sorted(self.plan.families.items())])
 
     def fit(self, draws: int = 1000, tune: int = 1000, chains: int = 4, random_seed: int | None = None,
             sampler: str = "nutpie", progressbar: bool | str = "auto", target_accept: float = 0.8,

@@ -45,6 +45,7 @@ from .sampling.build import build_model, prior_theta
 from .sampling.samplers import check_settings, nutpie_model, run_sampler
 from .simulation.design import ClusterSize, ParameterValues, simulate_data
 from .spec.arguments import check_count, check_fit_arguments, check_groups, check_model_arguments, check_seed
+from .spec.constraints import constraint_rows, solve_constraints
 from .spec.groups import group_table
 from .spec.plan import Plan, data_variables, make_plan, missing_allowed
 from .spec.priors import default_priors
@@ -108,6 +109,8 @@ class Model:
         if groups:
             self.table = group_table(self.table, groups, group_equal, group_partial, group_approx)
         self.definitions = definitions(user)
+        self.constraints = constraint_rows(user)
+        solve_constraints(self.table, self.constraints)  # refuses bad constraints here, not at the first fit
         check_definitions(self.table, self.definitions)  # these two fail here, not at the first fit
         default_priors(self.priors)
         model_rows = self.table[self.table["op"].isin(["=~", "~", "~~", "~1"])]
@@ -121,6 +124,10 @@ class Model:
         continuous = [v for v in self.data.values if v not in self.families]
         self.scales = variable_scales(self.data, continuous) if rescale else {}
         if rescale:
+            if len(self.constraints):
+                raise SpecificationError("rescale=True cannot carry constraints written with ==, < or > other than "
+                                         "a == b between labels: their numbers are in the variables' own units. "
+                                         "Rescale the data yourself (e.g. divide by a power of ten) and fit without rescale.")
             parameter_factors(self.table, self.scales)  # refuses models the rescaling would change
             self.data = rescaled(self.data, self.scales)
             self.groups = {g: rescaled(part, self.scales) for g, part in self.groups.items()}
@@ -144,7 +151,7 @@ class Model:
         for unsupported features)."""
         if self._plan is None:
             plan = make_plan(self.table, self.priors, {v: str(f) for v, f in self.families.items()},
-                             self.data.has_missing)
+                             self.data.has_missing, self.constraints)
             check_within_variation(plan, self.data)
             if plan.groups and strategy_for(plan).kind != MARGINAL:
                 raise SpecificationError("multiple groups are available for Gaussian models whose latent variables "
@@ -169,8 +176,8 @@ class Model:
         """A key for everything but the data: models with equal keys share compiled samplers."""
         sampled = self.plan.random or self.strategy.kind != MARGINAL  # latent variables per row or cluster
         shape = [self.data.n_rows, self.data.n_clusters, [u.n_clusters for u in self.data.uppers]] if sampled else None
-        return json.dumps([self.table.to_json(), sorted(self.priors.items()), self.strategy.name, shape,
-                           self.data.has_missing, sorted(self.plan.families.items())])
+        return json.dumps([self.table.to_json(), self.constraints.to_json(), sorted(self.priors.items()),
+                           self.strategy.name, shape, self.data.has_missing, sorted(self.plan.families.items())])
 
     def fit(self, draws: int = 1000, tune: int = 1000, chains: int = 4, random_seed: int | None = None,
             sampler: str = "nutpie", progressbar: bool | str = "auto", target_accept: float = 0.8,

@@ -24,7 +24,7 @@ from ..likelihood.families import parse_family
 from ..likelihood.registry import strategy_for
 from ..likelihood.strategy import Strategy
 from ..spec.plan import CorrelationBlock, Plan, positive_definite
-from ..spec.priors import PriorError, lkj_cholesky, ordered_vector, prior_vector
+from ..spec.priors import PriorError, lkj_cholesky, ordered_vector, prior_vector, truncated_scalar
 from ..spec.table import WITHIN, RandomParameter
 
 
@@ -64,14 +64,18 @@ def prior_theta(model: pm.Model, plan: Plan, draws: int, seed: int | np.random.G
 
 
 def parameter_vector(plan: Plan, starts: np.ndarray) -> pt.TensorVariable:
-    """θ: sampled vectors scattered into table order, covariances R_ab √(ψ_aa ψ_bb) from the LKJ blocks.
+    """θ: sampled vectors scattered into table order, parameters bounded by inequalities as truncated
+    scalars, parameters that equality constraints derive as offset + C θ, and covariances
+    R_ab √(ψ_aa ψ_bb) from the correlation blocks.
 
     ``starts`` are natural-scale starting values of θ (the samplers start there).
     """
+    constraints = plan.constraints
     params = plan.parameters.assign(index=np.arange(len(plan.parameters)))
     theta = pt.zeros(len(params))
-    approximate = {i for s in plan.approximate for i in s.index}
-    plain = params[~params["kind"].isin(["covariance", "threshold"]) & ~params["index"].isin(approximate)].copy()
+    own = set(constraints.derived) | {bound.index for bound in constraints.bounds}  # not in the vectors
+    own |= {i for chosen in plan.approximate for i in chosen.index}
+    plain = params[~params["kind"].isin(["covariance", "threshold"]) & ~params["index"].isin(own)].copy()
     plain["group"] = [(k, p.family, p.scale) for k, p in zip(plain["kind"], plain["prior"])]
     groups = list(plain.groupby("group", sort=False))
     for (kind, family, scale), rows in groups:
@@ -90,11 +94,17 @@ def parameter_vector(plan: Plan, starts: np.ndarray) -> pt.TensorVariable:
     for name, rows in params[params["kind"] == "threshold"].groupby("lhs", sort=False):
         index = rows["index"].to_numpy()
         theta = pt.set_subtensor(theta[index], ordered_vector(f"thresholds_{name}", rows["prior"].to_list(), starts[index]))
+    theta = _bounded(plan, theta, starts)
+    covariance = params["kind"].to_numpy() == "covariance"
+    theta = _derived(plan, theta, ~covariance)
     for block in plan.blocks:
         variance = pt.switch(block.variance >= 0, theta[np.maximum(block.variance, 0)], np.nan_to_num(block.fixed_variance))
         sd = pt.sqrt(variance)
-        a, b, index = block.pairs.T
-        theta = pt.set_subtensor(theta[index], _correlations(block) * sd[a] * sd[b])
+        a, b, index = block.pairs[block.sampled].T
+        if len(index):
+            theta = pt.set_subtensor(theta[index], _correlations(block) * sd[a] * sd[b])
+    theta = _derived(plan, theta, covariance)
+    _support(plan, theta)
     return pm.Deterministic("theta", theta, dims="parameter")
 
 
@@ -118,12 +128,58 @@ def _approximately_equal(plan: Plan, theta: pt.TensorVariable, starts: np.ndarra
     return pt.set_subtensor(theta[index], means[:, None] + deviations)
 
 
+def _bounded(plan: Plan, theta: pt.TensorVariable, starts: np.ndarray) -> pt.TensorVariable:
+    """θ with each parameter bounded by inequalities (``a > 0``, ``a < b``) drawn from its prior truncated
+    to its bounds: on the SD scale for a variance whose prior is (bounds √θ), as the parameter else."""
+    for bound in plan.constraints.bounds:
+        row = plan.parameters.iloc[bound.index]
+        on_sd = row["prior"].scale == "sd"
+        scale = np.sqrt if on_sd else (lambda value: value)
+        lower = scale(max(bound.lower, 0.0)) if on_sd else bound.lower
+        if bound.above >= 0:
+            lower = pt.maximum(pt.sqrt(theta[bound.above]) if on_sd else theta[bound.above], lower)
+        value = truncated_scalar(f"{row['name']}_bounded", row["prior"], lower, scale(bound.upper),
+                                 float(scale(starts[bound.index])))
+        theta = pt.set_subtensor(theta[bound.index], value**2 if on_sd else value)
+    return theta
+
+
+def _derived(plan: Plan, theta: pt.TensorVariable, kinds: np.ndarray) -> pt.TensorVariable:
+    """θ with the derived elements whose ``kinds`` mask is set computed: θ_p = offset_p + C_p θ."""
+    constraints = plan.constraints
+    chosen = kinds[constraints.derived]
+    if not chosen.any():
+        return theta
+    value = constraints.offset[chosen] + pt.dot(constraints.coefficients[chosen], theta)
+    return pt.set_subtensor(theta[constraints.derived[chosen]], value)
+
+
+def _support(plan: Plan, theta: pt.TensorVariable) -> None:
+    """Potentials that are −∞ outside the joint prior's support: where the correlation matrix of a block
+    that is not one LKJ matrix (an incomplete pattern, or covariances an equality derives) is not
+    positive definite, and where a variance an equality derives is not positive."""
+    for block in plan.blocks:
+        if block.complete:
+            continue
+        variance = pt.switch(block.variance >= 0, theta[np.maximum(block.variance, 0)], np.nan_to_num(block.fixed_variance))
+        sd = pt.sqrt(variance)
+        a, b, index = block.pairs.T
+        correlations = theta[index] / (sd[a] * sd[b])
+        matrix = pt.set_subtensor(pt.set_subtensor(pt.eye(len(block.variables))[a, b], correlations)[b, a], correlations)
+        chol = pt.linalg.cholesky(matrix, on_error="nan")
+        pm.Potential(f"{block.name}_positive_definite", pt.switch(pt.all(pt.isfinite(chol)), np.float64(0), np.float64(-np.inf)))
+    derived = plan.constraints.derived
+    variances = derived[np.isin(plan.parameters["kind"].to_numpy()[derived], ["variance", "dispersion"])]
+    if len(variances):
+        pm.Potential("derived_variances_positive",
+                     pt.switch(pt.all(theta[variances] > 0), np.float64(0), np.float64(-np.inf)))
+
+
 def _correlations(block: CorrelationBlock) -> pt.TensorVariable:
-    """The correlations of a block's free pairs: entries of an LKJ correlation matrix for a
-    complete block; for an incomplete one r = 2u − 1 with u ~ beta(η, η) per pair (the LKJ(η)
-    marginal of one pair), and a potential that is −∞ where the block's correlation matrix, zeros
-    at the pairs not free, is not positive definite (the prior's support)."""
-    a, b, _ = block.pairs.T
+    """The correlations of a block's sampled pairs: entries of an LKJ correlation matrix for a
+    complete block; else r = 2u − 1 with u ~ beta(η, η) per pair (the LKJ(η) marginal of one pair),
+    kept positive definite by :func:`_support`."""
+    a, b, _ = block.pairs[block.sampled].T
     if block.complete:
         chol = lkj_cholesky(block.name, block.prior, len(block.variables))
         return (chol @ chol.T)[a, b]
@@ -131,11 +187,7 @@ def _correlations(block: CorrelationBlock) -> pt.TensorVariable:
                                                           for i, j in zip(a, b)])
     eta = block.prior.args[0]
     shares = pm.Beta(f"{block.name}_share", eta, eta, dims=f"{block.name}_pair", initval=np.full(len(a), 0.5))
-    correlations = 2.0 * shares - 1.0
-    matrix = pt.set_subtensor(pt.set_subtensor(pt.eye(len(block.variables))[a, b], correlations)[b, a], correlations)
-    chol = pt.linalg.cholesky(matrix, on_error="nan")
-    pm.Potential(f"{block.name}_positive_definite", pt.switch(pt.all(pt.isfinite(chol)), np.float64(0), np.float64(-np.inf)))
-    return correlations
+    return 2.0 * shares - 1.0
 
 
 def starting_values(plan: Plan, data: ClusteredData) -> np.ndarray:
@@ -143,7 +195,8 @@ def starting_values(plan: Plan, data: ClusteredData) -> np.ndarray:
     and covariances 0, intercepts at the observed mean, residual variances half the observed
     variance at the level, factor variances half their first indicator's, dispersions from the
     counts' mean and variance; a default outside its prior's support moves inside it (a written
-    one there is an error).
+    one there is an error); then moved inside the inequalities' bounds, and the parameters that
+    equality constraints derive computed from the others (:meth:`..spec.constraints.Constraints.move_inside`).
 
     Starting every chain here keeps chains out of reflected or marker-dropping modes.
     """
@@ -179,7 +232,8 @@ def starting_values(plan: Plan, data: ClusteredData) -> np.ndarray:
         else:
             starts.append(0.0)
         starts[-1] = row.prior.inside(starts[-1])  # e.g. a regression under lognormal(0, 1) starts at 1
-    return np.array(starts, dtype=float)
+    written = plan.parameters["start"].notna().to_numpy()
+    return plan.constraints.move_inside(np.array(starts, dtype=float), written, plan.parameters["name"].to_list())
 
 
 def _random_start(random: RandomParameter, kind: str, variance: dict) -> float:

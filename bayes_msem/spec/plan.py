@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .constraints import Constraints, solve_constraints
 from .priors import Prior, default_priors, parse_prior
 from .table import (
     SINGLE_LEVEL,
@@ -98,12 +99,14 @@ class CorrelationBlock:
     """Variables joined by free covariances at one level, which sample their correlations together.
 
     ``pairs`` holds (a, b, θ index) of each free covariance (positions within
-    the block); ``variance`` gives for each variable the θ index of its variance
+    the block), ``sampled`` whether the pair's correlation is sampled (False where an equality
+    constraint computes the covariance: a shared label's later pairs, a derived θ element);
+    ``variance`` gives for each variable the θ index of its variance
     or -1 with the fixed value in ``fixed_variance``. A ``complete`` block (every pair free)
     has one LKJ correlation matrix; in an incomplete one the correlations missing from
     ``pairs`` are 0 and each free correlation has the prior of a pair under ``prior``
     (LKJ(η) of two variables: beta(η, η) on (r + 1)/2), the matrix kept positive definite
-    (:func:`positive_definite`).
+    (:func:`positive_definite`), as it is in a block with pairs not sampled.
     """
 
     name: str
@@ -113,11 +116,13 @@ class CorrelationBlock:
     variance: np.ndarray
     fixed_variance: np.ndarray
     prior: Prior
+    sampled: np.ndarray
 
     @property
     def complete(self) -> bool:
+        """Every pair free and sampled: one LKJ correlation matrix."""
         n = len(self.variables)
-        return len(self.pairs) == n * (n - 1) // 2
+        return len(self.pairs) == n * (n - 1) // 2 and bool(self.sampled.all())
 
     def correlation_matrix(self, correlations: np.ndarray) -> np.ndarray:
         """R (..., n, n) with ones on the diagonal and ``correlations`` (..., pairs) at the pairs."""
@@ -168,6 +173,7 @@ class Plan:
     families: dict[str, str] = field(default_factory=dict)  # non-Gaussian variable → family text
     groups: dict[str, dict[str, LevelPlan]] = field(default_factory=dict)  # group → its levels (multiple groups)
     approximate: tuple[ApproximateSet, ...] = ()
+    constraints: Constraints = field(default_factory=Constraints)  # derived θ elements and bounds
 
     def for_group(self, group: str) -> Plan:
         """The plan of one group of a multiple-group model: its levels, θ shared with the others."""
@@ -225,10 +231,12 @@ def model_features(roles: dict[str, LevelRoles], random: tuple[RandomParameter, 
 
 
 def make_plan(table: pd.DataFrame, priors: dict[str, str] | None = None,
-              families: Mapping[str, str] | None = None, missing: bool = False) -> Plan:
+              families: Mapping[str, str] | None = None, missing: bool = False,
+              constraints: pd.DataFrame | None = None) -> Plan:
     """Derive matrices, free parameters and correlation blocks from a complete table
     (``families``: the family text of each non-Gaussian variable; ``missing``: whether the
-    data have missing cells)."""
+    data have missing cells; ``constraints``: the ``==``, ``<``, ``>`` rows that
+    :func:`.constraints.constraint_rows` keeps)."""
     kind_priors = default_priors(priors)
     model_rows = table[table["op"].isin(["=~", "~", "~~", "~1"])]
     groups = list(dict.fromkeys(table["group"])) if "group" in table else []
@@ -237,23 +245,18 @@ def make_plan(table: pd.DataFrame, priors: dict[str, str] | None = None,
     dispersions = {(lowest, v) for v, f in (families or {}).items() if f.startswith("negbinomial")}
     parameters = _free_parameters(table[table["op"].isin(["=~", "~", "~~", "~1", "|"])], kind_priors, dispersions,
                                   pd.Series(row_names(table), index=table.index))
+    solved = solve_constraints(table, constraints) if constraints is not None else Constraints()
     random = tuple(random_parameters(model_rows))
     cross_level = bool(cross_level_factors(model_rows))
     features = model_features(roles, random, families, missing, cross_level)
     if not random and not cross_level:  # the count ignores the cross-level covariances these models use
-        _check_moments(parameters, roles, max(len(groups), 1))
+        _check_moments(parameters.drop(index=solved.derived), roles, max(len(groups), 1))
     by_group = {g: model_rows[model_rows["group"] == g] for g in groups} or {"": model_rows}
     plans = {g: {lev: _level_plan(rows[rows["level"] == lev], r, random) for lev, r in roles.items()}
              for g, rows in by_group.items()}
-    blocks = tuple(b for k, (g, rows) in enumerate(by_group.items())
-                   for b in _correlation_blocks(rows, parameters, f"g{k + 1}_" if groups else ""))
-    shared = [index for block in blocks for index in block.pairs[:, 2]]
-    if len(shared) != len(set(shared)):
-        raise SpecificationError("covariances equal across groups (group_equal 'lv.covariances' or "
-                                 "'residual.covariances', or a labelled covariance) are not supported yet; leave "
-                                 "those classes out of group_equal and the labels off '~~' rows.")
+    blocks = _correlation_blocks(model_rows, parameters, set(solved.derived))
     return Plan(table, parameters, next(iter(plans.values())), blocks, features, random, dict(families or {}),
-                plans if groups else {}, _approximate_sets(table))
+                groups=plans if groups else {}, approximate=_approximate_sets(table), constraints=solved)
 
 
 def _approximate_sets(table: pd.DataFrame) -> tuple[ApproximateSet, ...]:
@@ -400,21 +403,25 @@ def _matrix(shape: tuple[int, int], entries: list[tuple[int, int, float, int]]) 
     return MatrixSpec(base, rows, cols, index)
 
 
-def _correlation_blocks(rows: pd.DataFrame, parameters: pd.DataFrame, prefix: str = ""
+def _correlation_blocks(rows: pd.DataFrame, parameters: pd.DataFrame, derived: set[int]
                         ) -> tuple[CorrelationBlock, ...]:
-    """Group free covariances into blocks (connected components) per level, named with ``prefix``."""
+    """Group free covariances into blocks (connected components) per level, and per group in a
+    multiple-group table; a pair is sampled unless its θ element is ``derived`` or an earlier row
+    shares it (a shared label; a covariance equal across groups is sampled in the first group)."""
     blocks = []
     covariances = rows[(rows["op"] == "~~") & (rows["lhs"] != rows["rhs"]) & (rows["free"] > 0)]
-    if covariances["free"].duplicated().any():
-        raise SpecificationError("equality constraints on covariances are not supported; remove the shared labels on '~~' rows.")
-    for level, at in covariances.groupby("level", sort=False):
+    sampled = ~covariances["free"].duplicated() & ~(covariances["free"] - 1).isin(derived)
+    grouped = "group" in rows
+    for key, at in covariances.groupby(["group", "level"] if grouped else ["level"], sort=False):
+        group, level = key if grouped else (None, key[0])
+        prefix = f"g{list(dict.fromkeys(rows['group'])).index(group) + 1}_" if grouped else ""
         components = _components(list(zip(at["lhs"], at["rhs"])))
         for k, members in enumerate(components):
             within = at[at["lhs"].isin(members) & at["rhs"].isin(members)]
             order = {v: i for i, v in enumerate(members)}
             pairs = np.array([(order[a], order[b], f - 1) for a, b, f in zip(within["lhs"], within["rhs"], within["free"])])
             variance, fixed = [], []
-            lev = rows[rows["level"] == level]
+            lev = rows[(rows["level"] == level) & ((rows["group"] == group) if grouped else True)]
             for v in members:
                 row = lev[(lev["op"] == "~~") & (lev["lhs"] == v) & (lev["rhs"] == v)].iloc[0]
                 variance.append(row["free"] - 1)
@@ -424,15 +431,18 @@ def _correlation_blocks(rows: pd.DataFrame, parameters: pd.DataFrame, prefix: st
                 raise SpecificationError(f"the covariances among {members} have different priors; the covariances of "
                                          "one connected set take one lkj(eta).")
             name = f"corr_{prefix}{level}_{k}" if level else f"corr_{prefix}{k}"
-            blocks.append(CorrelationBlock(name, level, tuple(members), pairs, np.array(variance), np.array(fixed), priors[0]))
+            blocks.append(CorrelationBlock(name, level, tuple(members), pairs, np.array(variance), np.array(fixed),
+                                           priors[0], sampled[within.index].to_numpy()))
     return tuple(blocks)
 
 
 def positive_definite(plan: Plan, theta: np.ndarray) -> np.ndarray:
-    """Whether the correlation matrix of every incomplete block is positive definite at each θ
-    (..., parameters): the support of the joint prior of their correlations. Complete blocks are
-    positive definite by construction."""
-    ok = np.ones(theta.shape[:-1], dtype=bool)
+    """Whether the correlation matrix of every incomplete block is positive definite and every
+    variance an equality constraint derives is positive at each θ (..., parameters): the support of
+    the joint prior. Complete blocks and sampled variances are valid by construction."""
+    derived = plan.constraints.derived
+    variances = derived[np.isin(plan.parameters["kind"].to_numpy()[derived], ["variance", "dispersion"])]
+    ok = (theta[..., variances] > 0).all(axis=-1)
     for block in plan.blocks:
         if block.complete:
             continue

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pymc as pm
+import pytensor.tensor as pt
 
 from ..errors import Error
 
@@ -165,6 +166,20 @@ def ordered_vector(name: str, priors: Sequence[Prior], initval: np.ndarray):
     dist, arg_names, _ = _FAMILIES[priors[0].family]
     args = {arg: np.array([p.args[i] for p in priors]) for i, arg in enumerate(arg_names)}
     return dist(name, **args, shape=len(priors), initval=initval, transform=pm.distributions.transforms.ordered)
+
+
+def truncated_scalar(name: str, prior: Prior, lower, upper, initval: float):
+    """A scalar with ``prior`` truncated to (lower, upper) ∩ its support; the bounds are numbers
+    (±∞ for none) or tensors. NUTS samples it through an interval transform; draws are exact."""
+    dist, arg_names, support = _FAMILIES[prior.family]
+    low, high = {"positive": (0.0, np.inf), "interval": prior.args}.get(support, (-np.inf, np.inf))
+    if isinstance(lower, pt.TensorVariable):
+        lower = pt.maximum(lower, low)
+    else:
+        lower = None if np.isneginf(max(lower, low)) else max(lower, low)
+    upper = None if np.isposinf(min(upper, high)) else min(upper, high)
+    base = dist.dist(**dict(zip(arg_names, prior.args)))
+    return pm.Truncated(name, base, lower=lower, upper=upper, initval=initval)
 
 
 def lkj_cholesky(name: str, prior: Prior, n: int):

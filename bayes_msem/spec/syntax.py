@@ -11,10 +11,11 @@ in the order written).  The grammar, informally::
                 | NAME ':=' expr                                 defined parameter
                 | expr ('==' | '<' | '>') expr                   constraint
     lhs_list   := NAME ('+' NAME)*
-    term       := (modifier '*')* (NAME | '1')                   '1' only after '~'
+    term       := (modifier '*' | ['-'] NUMBER '?')* (NAME | '1')   '1' only after '~'; NUMBER '?': start value
     threshold  := (modifier '*')* 't' DIGITS
     modifier   := NAME (label) | 'NA' (free) | ['-'] NUMBER (fixed)
                 | 'start' '(' ['-'] NUMBER ')' | 'prior' '(' STRING ')'
+                | ('label' | 'equal') '(' STRING ')'                 label (lavaan's long forms)
     expr       := operand (('+' | '-' | '*' | '/' | '^') operand)*
     operand    := ('+' | '-')* (NUMBER | NAME ['(' [expr (',' expr)*] ')'] | '(' expr ')')
 
@@ -49,14 +50,14 @@ _TOKEN = re.compile(
     r"|(?P<string>\"[^\"\n]*\"|'[^'\n]*')"
     r"|(?P<number>(?:[0-9]|\.[0-9])(?:[eE][+-][0-9]|[\w.])*)"
     r"|(?P<name>(?:[^\W\d]|\.)[\w.]*)"
-    r"|(?P<sep>;)|(?P<op>=~|~~|:=|==|[~<>|:+\-*/^(),])"
+    r"|(?P<sep>;)|(?P<op>=~|~~|:=|==|[~<>|:+\-*/^(),?])"
 )
 _NUMBER = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
 _POSITIVE_INTEGER = re.compile(r"0*[1-9][0-9]*", re.ASCII)
 _THRESHOLD = re.compile(r"t[0-9]+", re.ASCII)
 _RELATIONS = frozenset({"=~", "~", "~~"})
 _STATEMENT_OPS = _RELATIONS | {":=", "==", "<", ">", "|"}
-_CONTINUES = _STATEMENT_OPS | {"+", "-", "*", "/", "^", "(", ","}
+_CONTINUES = _STATEMENT_OPS | {"+", "-", "*", "/", "^", "(", ",", "?"}
 _ARITHMETIC = frozenset({"+", "-", "*", "/", "^"})
 _ANY_OP = "one of =~ ~ ~~ := | == < >"
 _TARGETS = {
@@ -64,6 +65,8 @@ _TARGETS = {
     "variable or 1": "a variable name or 1 (an intercept)",
     "threshold": "a threshold name of the form t<digits> (t1, t2, ...)",
 }
+_NAME = re.compile(r"(?:[^\W\d]|\.)[\w.]*")
+_LABEL_FORMS = ("label", "equal")
 _MAX_DEPTH = 50
 _INTERCEPT = "1"
 
@@ -328,13 +331,15 @@ class _Statement:
                     mods.free_forced = True
                 else:
                     mods.label = tok.text
-            elif tok.text in ("start", "prior") and tok.kind == "name" and _is(after, "("):
-                self.modifier(tok, random, mods, tok.text)
+            elif tok.text in ("start", "prior", *_LABEL_FORMS) and tok.kind == "name" and _is(after, "("):
+                self.modifier(tok, random, mods, "label" if tok.text in _LABEL_FORMS else tok.text)
                 self.index += 2
                 if tok.text == "start":
                     mods.start = self.number()
-                else:
+                elif tok.text == "prior":
                     mods.prior = self.prior()
+                else:
+                    mods.label = self.quoted_label(tok.text)
                 self.expect(")", f"')' to close {tok.text}(")
                 self.expect("*", f"'*' between {tok.text}(...) and the variable name")
             elif tok.kind == "number" or _is(tok, "-"):
@@ -343,6 +348,10 @@ class _Statement:
                     self.modifier(tok, random, mods, "fixed value or NA")
                     self.index += 1
                     mods.fixed = value
+                elif _is(self.peek(), "?"):  # lavaan's 0.5?x: a start value, the parameter free
+                    self.modifier(tok, random, mods, "start")
+                    self.index += 1
+                    mods.start = value
                 elif target == "variable or 1" and tok.kind == "number" and value == 1:
                     return _INTERCEPT, mods
                 else:
@@ -375,6 +384,14 @@ class _Statement:
         if tok.kind != "number":
             self.fail(tok, "a number")
         return -float(tok.text) if negative else float(tok.text)
+
+    def quoted_label(self, form: str) -> str:
+        """The label inside ``label("a")`` or ``equal("a")``: a quoted name."""
+        tok = self.take()
+        text = tok.text[1:-1].strip() if tok.kind == "string" else ""
+        if not _NAME.fullmatch(text) or text == "NA":
+            self.fail(tok, f'a quoted label such as {form}("a") (letters, digits, _ and ., not starting with a digit)')
+        return text
 
     def prior(self) -> str:
         tok = self.take()

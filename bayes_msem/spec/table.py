@@ -386,20 +386,13 @@ def _user_row(r) -> dict:
 
 def _apply_equalities(table: pd.DataFrame, constraints: pd.DataFrame) -> pd.DataFrame:
     """``a == b`` between two labels makes them one parameter: their rows get one ``key`` (the labels
-    stay, so ``:=`` definitions can use either); ``<``/``>`` raise."""
+    stay, so ``:=`` definitions can use either). Other constraints (linear expressions, ``<``, ``>``)
+    reparametrise θ later (:mod:`.constraints`)."""
     labels = set(table["label"].dropna())
     table["key"] = table["label"]
-    for c in constraints[constraints["op"] != "=="].itertuples(index=False):
-        raise SpecificationError(
-            f"line {c.line}: the inequality constraint '{c.lhs} {c.op} {c.rhs}' is not supported yet; remove it, "
-            "or keep the parameter in range with a prior of bounded support (e.g. prior(\"lognormal(0, 1)\"))."
-        )
     for c in constraints.itertuples(index=False):
-        if c.lhs not in labels or c.rhs not in labels:
-            raise SpecificationError(
-                f"line {c.line}: the constraint '{c.lhs} == {c.rhs}' is not supported; equality "
-                "constraints must name two parameter labels (or give both parameters the same label)."
-            )
+        if c.op != "==" or c.lhs not in labels or c.rhs not in labels:
+            continue
         first, second = (table.loc[table["label"] == name, "key"].iloc[0] for name in (c.lhs, c.rhs))
         table.loc[table["key"] == second, "key"] = first
     return table

@@ -26,8 +26,7 @@ from bayes_msem.templates import available_templates
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = ("ansari_jedidi", "contextual_effect", "growth_curve", "logit_factor", "mediation_111",
              "mediation_111_random", "mediation_211", "mediation_221", "multigroup_invariance", "ordinal_factor",
-             "random_loadings",
-             "random_slopes", "random_variances", "three_level_random_intercepts", "twolevel_cfa",
+             "random_loadings", "random_slopes", "random_variances", "three_level_random_intercepts", "twolevel_cfa",
              "twolevel_sem_demo", "variance_components_factor")
 STRATEGIES = {"ansari_jedidi": "hybrid", "mediation_111_random": "hybrid", "random_loadings": "hybrid",
               "random_variances": "hybrid", "logit_factor": "conditional", "ordinal_factor": "conditional"}
@@ -355,8 +354,9 @@ def simulate_multigroup_invariance(seed: int = 24) -> Simulated:
     differ in the factor variances (fw 1 and 1.3, fb 0.4 and 0.3) and in the mean of fb (0 and 0.4);
     residual variances 0.5 (within) and 0.1 (between)."""
     rng = np.random.default_rng(seed)
-    cluster = clusters(rng, n_clusters=120)
-    group = (np.arange(120) >= 60).astype(int)  # per cluster
+    n_clusters = 120
+    cluster = clusters(rng, n_clusters=n_clusters)
+    group = (np.arange(n_clusters) >= n_clusters // 2).astype(int)  # 0 (A) or 1 (B), per cluster
     within_loadings, between_loadings = [1.0, 0.8, 0.7, 0.9], [1.0, 0.9, 0.8, 0.7]
     means = np.array([0.5, 0.0, -0.3, 0.2])
     within = factor_model(rng, group[cluster], np.c_[within_loadings], [[[1.0]], [[1.3]]], [0.5] * 4)
@@ -473,8 +473,9 @@ def test_simulator_is_deterministic_and_clustered(name: str) -> None:
     top = upper[-1] if upper else cluster
     for column in (c for c in data.columns if c.startswith("w")):
         assert (data.groupby(top)[column].nunique() == 1).all()
-    for column in [*upper, *[first.options["group"]] * ("group" in first.options)]:
-        assert (data.groupby(cluster)[column].nunique() == 1).all()  # each cluster in one unit above it, one group
+    nested_in = [*upper, first.options["group"]] if "group" in first.options else upper
+    for column in nested_in:  # each cluster lies in one unit of every level above it, and in one group
+        assert (data.groupby(cluster)[column].nunique() == 1).all()
 
 
 def test_simulator_moments() -> None:

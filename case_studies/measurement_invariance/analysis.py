@@ -62,7 +62,8 @@ def mean_residuals(fit: bm.Fit, data: pd.DataFrame = DATA, group: str = "school"
             implied = values[(item, "~1", "")] + loading["mean"] * values[(loading["lhs"], "~1", "")]
             rows.append({"group": name, "item": item,
                          "residual": (observed[item].mean() - implied) / observed[item].std()})
-    return pd.DataFrame(rows).pivot(index="item", columns="group", values="residual")[list(dict.fromkeys(table["group"]))]
+    groups = list(dict.fromkeys(table["group"]))
+    return pd.DataFrame(rows).pivot(index="item", columns="group", values="residual")[groups]
 
 
 def elpd_against(fit: bm.Fit, others: dict[str, bm.Fit]) -> pd.DataFrame:
@@ -92,7 +93,8 @@ def plot_elpd(table: pd.DataFrame):
     _estimates_with_se(left, table["elpd_loo"], table["se"], list(table["model"]), "C0")
     left.set(xlabel="ELPD (LOO)", title="each step (±1, ±2 SE)")
     steps = table.assign(before=table["model"].shift()).dropna(subset=["elpd_diff"])
-    _estimates_with_se(right, steps["elpd_diff"], steps["diff_se"], list(steps["model"] + " − " + steps["before"]), "C1")
+    labels = list(steps["model"] + " − " + steps["before"])
+    _estimates_with_se(right, steps["elpd_diff"], steps["diff_se"], labels, "C1")
     right.axvline(0, color="0.35", linestyle="--", linewidth=0.9)
     right.set(xlabel="ELPD difference", title="difference from the step before")
     return figure

@@ -44,6 +44,18 @@ CHECKS = {
             "(result.set_index('parameter').loc[[f'G =~ y{k}_1 (within)' for k in (2, 3, 4)]]"
             ".eval('abs(mean - truth)') < 0.3).all()",
     },
+    "measurement_invariance/measurement_invariance.ipynb": {
+        "four steps compared": "list(table['model']) == ['configural', 'metric', 'scalar', 'strict']",
+        "lavaan's tests: equal loadings kept, equal intercepts rejected":
+            "abs(tests.at['metric', 'chisq_diff'] - 8.19) < 0.01 and tests.at['metric', 'p'] > 0.05 "
+            "and tests.at['scalar', 'p'] < 0.001",
+        "equal intercepts cost ELPD": "table.set_index('model').at['scalar', 'elpd_diff'] < 0",
+        "the largest group differences are intercepts": "(differences['class'].iloc[:3] == 'intercepts').all()",
+        "no loading is flagged": "(flagged['class'] != 'loadings').all()",
+        "posterior means near lavaan's": "comparison['distance'].median() < 0.5",
+        "the partial model frees two intercepts and beats scalar":
+            "len(partial_items) == 2 and partial_comparison.at['scalar', 'elpd_diff'] > 0",
+    },
     "multilevel_mediation/multilevel_mediation.ipynb": {
         "six indirect effects": "len(indirect) == 6",
         "within total indirect effect recovered": "abs(total.loc['within', 'mean'] - 0.14) < 0.03",

@@ -25,8 +25,8 @@ from bayes_msem.templates import available_templates
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = ("ansari_jedidi", "contextual_effect", "growth_curve", "logit_factor", "mediation_111",
-             "mediation_111_random", "mediation_211", "mediation_221", "ordinal_factor", "random_loadings",
-             "random_slopes", "random_variances", "three_level_random_intercepts", "twolevel_cfa",
+             "mediation_111_random", "mediation_211", "mediation_221", "multigroup_invariance", "ordinal_factor",
+             "random_loadings", "random_slopes", "random_variances", "three_level_random_intercepts", "twolevel_cfa",
              "twolevel_sem_demo", "variance_components_factor")
 STRATEGIES = {"ansari_jedidi": "hybrid", "mediation_111_random": "hybrid", "random_loadings": "hybrid",
               "random_variances": "hybrid", "logit_factor": "conditional", "ordinal_factor": "conditional"}
@@ -348,6 +348,27 @@ def simulate_growth_curve(seed: int = 23) -> Simulated:
     return Simulated(frame(cluster, y=y, x=x, w=w), truth)
 
 
+def simulate_multigroup_invariance(seed: int = 24) -> Simulated:
+    """Two groups (A, B) of 60 clusters each, scalar invariance: fw on y1-y4 (1, 0.8, 0.7, 0.9)
+    and fb on y1-y4 (1, 0.9, 0.8, 0.7) in both groups, item means (0.5, 0, −0.3, 0.2); the groups
+    differ in the factor variances (fw 1 and 1.3, fb 0.4 and 0.3) and in the mean of fb (0 and 0.4);
+    residual variances 0.5 (within) and 0.1 (between)."""
+    rng = np.random.default_rng(seed)
+    n_clusters = 120
+    cluster = clusters(rng, n_clusters=n_clusters)
+    group = (np.arange(n_clusters) >= n_clusters // 2).astype(int)  # 0 (A) or 1 (B), per cluster
+    within_loadings, between_loadings = [1.0, 0.8, 0.7, 0.9], [1.0, 0.9, 0.8, 0.7]
+    means = np.array([0.5, 0.0, -0.3, 0.2])
+    within = factor_model(rng, group[cluster], np.c_[within_loadings], [[[1.0]], [[1.3]]], [0.5] * 4)
+    fb_mean = 0.4 * group[:, None]
+    between = means + factor_model(rng, group, np.c_[between_loadings], [[[0.4]], [[0.3]]], [0.1] * 4, fb_mean)
+    truth = {**_named("within:fw=~y{}", within_loadings[1:]), **_named("between:fb=~y{}", between_loadings[1:]),
+             **_named("between:y{}~1", list(means), first=1), "A:within:fw~~fw": 1.0, "B:within:fw~~fw": 1.3,
+             "B:between:fb~1": 0.4}
+    data = frame(cluster, y=between[cluster] + within).assign(country=np.where(group[cluster], "B", "A"))
+    return Simulated(data, truth, {"cluster": "cluster", "group": "country", "group_equal": ["loadings", "intercepts"]})
+
+
 SIMULATORS: dict[str, Callable[[], Simulated]] = {
     "ansari_jedidi": simulate_ansari_jedidi,
     "contextual_effect": simulate_contextual_effect,
@@ -357,6 +378,7 @@ SIMULATORS: dict[str, Callable[[], Simulated]] = {
     "mediation_111_random": lambda: Simulated(*simulate_111_random()),
     "mediation_211": lambda: Simulated(*simulate_211()),
     "mediation_221": lambda: Simulated(*simulate_221()),
+    "multigroup_invariance": simulate_multigroup_invariance,
     "ordinal_factor": simulate_ordinal_factor,
     "random_loadings": simulate_random_loadings,
     "random_slopes": simulate_random_slopes,
@@ -447,11 +469,12 @@ def test_simulator_is_deterministic_and_clustered(name: str) -> None:
     cluster, *upper = np.atleast_1d(first.options["cluster"])
     sizes = data.groupby(cluster).size()
     assert len(sizes) >= 100 and sizes.min() >= 5 and sizes.max() <= 40 and sizes.nunique() > 1
-    assert np.isfinite(data.to_numpy()).all()
+    assert np.isfinite(data.select_dtypes("number").to_numpy()).all()
     top = upper[-1] if upper else cluster
     for column in (c for c in data.columns if c.startswith("w")):
         assert (data.groupby(top)[column].nunique() == 1).all()
-    for column in upper:  # each cluster lies in one unit of every level above it
+    nested_in = [*upper, first.options["group"]] if "group" in first.options else upper
+    for column in nested_in:  # each cluster lies in one unit of every level above it, and in one group
         assert (data.groupby(cluster)[column].nunique() == 1).all()
 
 
@@ -496,6 +519,11 @@ def test_template_recovers_its_simulated_truth(name: str) -> None:
     # (mean - truth) / sd is roughly standard normal. |z| < 4 fails by chance with probability
     # ~6e-5 per parameter (under 2e-3 over a template's <= 20): a failure signals bias.
     assert (z < 4).all(), f"{name}: parameters far from the truth:\n{z[z >= 4]}"
+    if "group" in sim.options:  # scores, standardized solutions and R² come per group later
+        assert list(dict.fromkeys(fit.parameters()["group"])) == list(dict.fromkeys(sim.data[sim.options["group"]]))
+        with pytest.raises(bm.UnavailableError, match="multiple-group"):
+            fit.standardized()
+        return
     # latent scores of every unit at each level (given the random parameters of each draw)
     scores = fit.latent_scores(seed=1)
     units = {"within": len(sim.data)} | {level: sim.data[column].nunique()

@@ -136,13 +136,15 @@ def child(name: str) -> dict:
     }
 
 
-def spawn(name: str, cache: Path) -> dict:
-    """Run :func:`child` in a fresh process whose compile caches live in ``cache``."""
+def spawn(name: str, cache: Path, script: str = __file__) -> dict:
+    """Run ``script --child name`` (by default this file's :func:`child`) in a fresh process whose
+    compile caches live in ``cache``; its figures, the process's CPU seconds and the 1-minute load
+    when it started."""
     env = {**os.environ, "PYTENSOR_FLAGS": f"base_compiledir={cache}", "NUMBA_CACHE_DIR": str(cache / "numba_own")}
     load = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    out = subprocess.run([sys.executable, __file__, "--child", name], env=env, check=True, capture_output=True,
+    out = subprocess.run([sys.executable, script, "--child", name], env=env, check=True, capture_output=True,
                          text=True, cwd=ROOT).stdout
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = json.loads(out.strip().splitlines()[-1])

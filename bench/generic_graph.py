@@ -39,9 +39,6 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -438,18 +435,12 @@ def child(argument: str) -> dict:
 
 
 def spawn(argument: str, cache: Path) -> dict:
-    """Run ``--child argument`` in a fresh process whose compile caches live in ``cache``; its figures,
-    the process's CPU seconds and the 1-minute load when it started."""
-    env = {**os.environ, "PYTENSOR_FLAGS": f"base_compiledir={cache}", "NUMBA_CACHE_DIR": str(cache / "numba_own")}
-    load = os.getloadavg()[0]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    out = subprocess.run([sys.executable, __file__, "--child", argument], env=env, check=True, capture_output=True,
-                         text=True, cwd=ROOT).stdout
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    result = json.loads(out.strip().splitlines()[-1])
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {**result, "process_wall": time.perf_counter() - started, "process_cpu": cpu, "load": load}
+    """Run ``--child argument`` in a fresh process whose compile caches live in ``cache``
+    (:func:`compile.spawn`, the cold/warm harness of ``bench/compile.py``)."""
+    sys.path.insert(0, str(HERE))
+    from compile import spawn as spawn_child
+
+    return spawn_child(argument, cache, __file__)
 
 
 def run(names: list[str]) -> dict:

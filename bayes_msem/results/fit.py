@@ -215,10 +215,8 @@ class Fit:
             posterior = self.idata.posterior
             theta = posterior["theta"].transpose("chain", "draw", "parameter").values
             if self.info.get("group"):  # each group's clusters (rows) in turn
-                model = self._model()
-                functions = [fit_measures.GaussianFunctions(model.plan.for_group(g), part)
-                             for g, part in model.groups.items()]
-                units = np.concatenate([part.top_ids() for part in model.groups.values()])
+                functions = list(self._group_functions().values())
+                units = np.concatenate([f.data.top_ids() for f in functions])
 
                 def per_draw(t: np.ndarray) -> np.ndarray:
                     return np.concatenate([f.cluster_loglik(t) for f in functions])
@@ -304,9 +302,9 @@ class Fit:
             if any(reasons):
                 raise UnavailableError(f"the PPP of a multiple-group fit needs the chi-square discrepancy, and "
                                        f"{next(r for r in reasons if r)}.")
-            seeds = np.random.SeedSequence(seed).spawn(len(model.groups))
-            parts = [fit_measures.chi_square(fit_measures.GaussianFunctions(model.plan.for_group(g), part), chosen, s)
-                     for (g, part), s in zip(model.groups.items(), seeds)]
+            functions = self._group_functions()
+            seeds = np.random.SeedSequence(seed).spawn(len(functions))
+            parts = [fit_measures.chi_square(f, chosen, s) for f, s in zip(functions.values(), seeds)]
             return float(np.mean(sum(p.replicated for p in parts) >= sum(p.observed for p in parts)))
         _, plan, data = self._draws_plan_data()
         if fit_measures.not_covered(plan, data):
@@ -418,6 +416,14 @@ class Fit:
         if getattr(self, "_functions", None) is None:
             self._functions = fit_measures.GaussianFunctions(plan, data)
         return self._functions
+
+    def _group_functions(self) -> dict[str, fit_measures.GaussianFunctions]:
+        """The compiled log-likelihood of each group of a multiple-group fit, compiled once."""
+        if getattr(self, "_per_group", None) is None:
+            model = self._model()
+            self._per_group = {g: fit_measures.GaussianFunctions(model.plan.for_group(g), part)
+                               for g, part in model.groups.items()}
+        return self._per_group
 
     def plot_cluster_effects(self, name: str, path: str | Path | None = None):
         """Forest plot (a matplotlib figure) of the cluster-specific values of ``name``: a row per

@@ -19,7 +19,7 @@ def model() -> bm.Model:
 
 
 # In a worker of the full suite JAX starts (test_kernel.py) before PyMC asks it for one host device
-# per chain; the chains then run vectorised on one device (sample._chain_method).
+# per chain; the chains then run vectorised on one device (samplers._chain_method).
 @pytest.mark.parametrize("sampler", ["nutpie", "pymc", "numpyro", "blackjax"])
 def test_same_seed_same_draws(model: bm.Model, sampler: str) -> None:
     def draws(seed: int) -> np.ndarray:
@@ -29,3 +29,11 @@ def test_same_seed_same_draws(model: bm.Model, sampler: str) -> None:
     first = draws(11)
     np.testing.assert_array_equal(first, draws(11))
     assert not np.array_equal(first, draws(12))
+
+
+@pytest.mark.parametrize("sampler", ["numpyro", "blackjax"])
+def test_vectorised_chains_run_with_a_progress_bar(model: bm.Model, sampler: str, monkeypatch) -> None:
+    """As in a terminal, where blackjax's own progress bar cannot run vectorised (it is left off)."""
+    monkeypatch.setattr("bayes_msem.sampling.samplers._chain_method", lambda chains: "vectorized")
+    fit = model.fit(draws=20, tune=20, chains=2, random_seed=1, sampler=sampler, progressbar=True)
+    assert fit.idata.posterior["theta"].shape[:2] == (2, 20)

@@ -132,8 +132,13 @@ def run_sampler(model: pm.Model, compiled, *, draws: int, tune: int, chains: int
                              progress_bar=progressbar, target_accept=target_accept, save_warmup=False)
     # PyMC's own NUTS runs its chains one after another: in parallel it forks the process, and the
     # fork of a process that has run nutpie (whose threads hold locks) can hang in the child.
-    own = ({"init": "adapt_diag", "cores": 1} if sampler == "pymc"
-           else {"nuts": {"chain_method": _chain_method(chains)}, "cores": min(chains, 2)})
+    if sampler == "pymc":
+        own = {"init": "adapt_diag", "cores": 1}
+    else:
+        chain_method = _chain_method(chains)
+        own = {"nuts": {"chain_method": chain_method}, "cores": min(chains, 2)}
+        # blackjax's progress bar is an IO callback inside a lax.cond, which JAX cannot vectorise
+        progressbar = progressbar and not (sampler == "blackjax" and chain_method == "vectorized")
     return pm.sample(draws=draws, tune=tune, chains=chains, random_seed=random_seed, progressbar=progressbar,
                      nuts_sampler=sampler, model=model, target_accept=target_accept,
                      compute_convergence_checks=False, **own)

@@ -46,7 +46,7 @@ from .sampling.samplers import check_settings, nutpie_model, run_sampler
 from .simulation.design import ClusterSize, ParameterValues, simulate_data
 from .spec.arguments import check_count, check_fit_arguments, check_groups, check_model_arguments, check_seed
 from .spec.constraints import constraint_rows, solve_constraints
-from .spec.groups import group_table
+from .spec.groups import group_table, per_group_modifiers
 from .spec.plan import Plan, data_variables, make_plan, missing_allowed
 from .spec.priors import default_priors
 from .spec.syntax import parse
@@ -98,16 +98,17 @@ class Model:
         self.std_lv = std_lv
         self.priors = dict(priors or {})
         self.families = response_families(family, ordered)
-        user = parse(syntax)
-        categories = {v: len(ordinal_levels(pd.to_numeric(data[v], errors="coerce").to_numpy(float)))
-                      for v, f in self.families.items() if f.has_thresholds and v in getattr(data, "columns", ())}
-        self.table = build_table(user, cluster, std_lv, {v: f.name for v, f in self.families.items()}, categories)
-        self.group, self.group_equal, self.group_partial = group, list(group_equal), list(group_partial)
-        self.group_approx = dict(group_approx or {})
         clusters = [] if cluster is None else [cluster] if isinstance(cluster, str) else list(cluster)
         groups = group_values(data, group, clusters) if group is not None else []
+        user = per_group_modifiers(parse(syntax), groups)
+        categories = {v: len(ordinal_levels(pd.to_numeric(data[v], errors="coerce").to_numpy(float)))
+                      for v, f in self.families.items() if f.has_thresholds and v in getattr(data, "columns", ())}
+        families = {v: f.name for v, f in self.families.items()}
+        self.table = build_table(user, cluster, std_lv, families, categories)
+        self.group, self.group_equal, self.group_partial = group, list(group_equal), list(group_partial)
+        self.group_approx = dict(group_approx or {})
         if groups:
-            self.table = group_table(self.table, groups, group_equal, group_partial, group_approx)
+            self.table = group_table(self.table, groups, group_equal, group_partial, group_approx, families)
         self.definitions = definitions(user)
         self.constraints = constraint_rows(user)
         solve_constraints(self.table, self.constraints)  # refuses bad constraints here, not at the first fit

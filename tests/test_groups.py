@@ -59,6 +59,43 @@ def test_equalities_share_free_numbers_across_groups():
     assert labelled[("A", "f", "=~", "y2")] == labelled[("B", "f", "=~", "y2")]  # a label names one parameter
 
 
+def test_per_group_modifiers_decide_each_group():
+    """c(...) as lavaan reads it: entry g labels, fixes, frees or gives a prior to the term in group g; a
+    label shared by the entries makes the parameter equal, distinct labels free it from group_equal."""
+    syntax = ('f =~ c(NA, 1)*y1 + c(b, b)*y2 + c(b3a, b3b)*y3\nf ~~ c(1, NA)*f\n'
+              'y1 ~ c(prior("normal(5, 1)"), prior("normal(0, 1)"))*1\n')
+    table = bm.Model(syntax, _frame(), group="grp", group_equal=["loadings"]).parameter_table()
+    rows = table.set_index(["group", "lhs", "op", "rhs"])
+    assert rows.at[("A", "f", "=~", "y1"), "free"] > 0 and rows.at[("B", "f", "=~", "y1"), "fixed"] == 1
+    assert rows.at[("A", "f", "~~", "f"), "fixed"] == 1 and rows.at[("B", "f", "~~", "f"), "free"] > 0
+    assert rows.at[("A", "f", "=~", "y2"), "free"] == rows.at[("B", "f", "=~", "y2"), "free"] > 0
+    assert rows.at[("A", "f", "=~", "y3"), "free"] != rows.at[("B", "f", "=~", "y3"), "free"]  # its own labels
+    assert rows.loc[[("A", "y1", "~1", ""), ("B", "y1", "~1", "")], "prior"].tolist() == ["normal(5, 1)",
+                                                                                          "normal(0, 1)"]
+    one_group = bm.Model("f =~ y1 + c(a)*y2 + y3\n", _frame()).parameter_table()  # c(x) alone: the modifier x
+    assert one_group.set_index(["lhs", "rhs"]).at[("f", "y2"), "label"] == "a"
+
+
+@pytest.mark.parametrize(("syntax", "says"), [
+    ("f =~ y1 + c(a, b, c)*y2 + y3\n", r"line 1: c\(...\) on 'f =~ y2' has 3 entries; the model has 2 groups \(A, B\)"),
+    ("f =~ y1 + y2 + y3\ny3 ~ c(1)*1\n", r"'y3 ~ 1' has 1 entry; the model has 2 groups"),
+    ("f =~ y1 + y2 + y3\ny1 ~~ c(-1, NA)*y1\n", "a variance cannot be negative"),
+    ("f =~ y1 + c(a, a)*c(1, 2)*y2 + y3\n", r"the label 'a' is fixed to different values \[1.0, 2.0\]"),
+    ("f =~ y1 + c(a, b)*y2 + y3\ny1 ~ c(a, NA)*1\n", "shared by parameters of different kinds"),
+    ('f =~ c(prior("normal(1, 1)"), prior("normal(1, 2)"))*y1 + y2 + y3\n', "would have no effect: that parameter is "
+     "fixed at 1"),
+    ("f =~ c(NA, NA)*y1 + y2 + y3\n", "has no scale"),
+])
+def test_bad_per_group_modifiers_are_refused(syntax, says):
+    with pytest.raises(bm.SpecificationError, match=says):
+        bm.Model(syntax, _frame(), group="grp")
+
+
+def test_per_group_modifiers_without_groups_are_refused():
+    with pytest.raises(bm.SpecificationError, match="has 2 entries, one per group, but the model has no groups"):
+        bm.Model("f =~ y1 + c(a, b)*y2 + y3\n", _frame())
+
+
 @pytest.mark.parametrize(("kwargs", "error", "says"), [
     (dict(group="school"), bm.DataError, "The cluster column 'school' is not a column"),
     (dict(group="one"), bm.DataError, "holds one group"),
@@ -68,6 +105,8 @@ def test_equalities_share_free_numbers_across_groups():
     (dict(group="grp", group_equal="loadings"), bm.ArgumentTypeError, "group_equal"),
     (dict(group="grp", group_equal=["loading"]), bm.SpecificationError, "unknown group_equal class"),
     (dict(group="grp", group_partial=["y2"]), bm.SpecificationError, "'lhs op rhs'"),
+    (dict(group="grp", group_partial=["f =~ y9"]), bm.SpecificationError,
+     "names 'f =~ y9', which is not a parameter of the model; parameters of that variable: f =~ y1, f =~ y2"),
 ])
 def test_bad_group_settings_are_refused(kwargs, error, says):
     frame = _frame().assign(one="x", split=lambda d: d.index % 7)

@@ -206,9 +206,32 @@ def test_political_democracy_matches_lavaan():
 
 
 HS_GROUPS = {"configural": [], "metric": ["loadings"], "scalar": ["loadings", "intercepts"]}
+# lavaan's scalar model written out by hand with per-group modifiers, as group.equal labels it
+HS_SCALAR_BY_HAND = """
+visual  =~ x1 + c(v2, v2)*x2 + c(v3, v3)*x3
+textual =~ x4 + c(t5, t5)*x5 + c(t6, t6)*x6
+speed   =~ x7 + c(s8, s8)*x8 + c(s9, s9)*x9
+""" + "".join(f"x{k} ~ c(i{k}, i{k})*1\n" for k in range(1, 10)) + "".join(
+    f"{factor} ~ c(0, NA)*1\n" for factor in ("visual", "textual", "speed"))
 
 
-@pytest.mark.parametrize("name", ["configural", pytest.param("metric", marks=pytest.mark.slow), "scalar"])
+def test_scalar_invariance_written_with_c_modifiers_is_group_equals_model():
+    """c(v2, v2)*x2 and x1 ~ c(i1, i1)*1 label what group.equal labels, and c(0, NA)*1 frees the factor
+    means past the first group: the same parameters, row for row, as group_equal=["loadings", "intercepts"]."""
+    data = bm.datasets.load("hs_multigroup")
+    by_hand = bm.Model(HS_SCALAR_BY_HAND, data, group="school").parameter_table()
+    equal = bm.Model(bm.datasets.info("hs_multigroup").model, data, group="school",
+                     group_equal=HS_GROUPS["scalar"]).parameter_table()
+    key = ["group", "lhs", "op", "rhs"]
+    joined = by_hand.merge(equal, on=key, validate="one_to_one", suffixes=("", "_equal"))
+    assert len(joined) == len(by_hand) == len(equal) and int(by_hand["free"].max()) == 48
+    assert joined.groupby("free")["free_equal"].nunique().eq(1).all()  # the same partition into parameters
+    assert joined.groupby("free_equal")["free"].nunique().eq(1).all()
+    assert joined["fixed"].fillna(-1).eq(joined["fixed_equal"].fillna(-1)).all()
+
+
+@pytest.mark.parametrize("name", ["configural", pytest.param("metric", marks=pytest.mark.slow), "scalar",
+                                  pytest.param("scalar by hand", marks=pytest.mark.slow)])
 def test_holzinger_swineford_groups_match_lavaan(name):
     """lavaan's measurement-invariance fits of the three-factor CFA across the two schools
     (cfa(..., group = "school", group.equal = ...), meanstructure): the same free parameters (60,
@@ -219,8 +242,12 @@ def test_holzinger_swineford_groups_match_lavaan(name):
     equal across groups draw on all 301 pupils and meet the unscaled bars (observed: configural
     0.51 and 0.58 SD, metric 0.28 and 0.33, scalar 0.26 and 0.29)."""
     data = bm.datasets.load("hs_multigroup")
-    model = bm.Model(bm.datasets.info("hs_multigroup").model, data, group="school", group_equal=HS_GROUPS[name])
-    fit = model.fit(draws=1000, tune=1000, chains=4 if name == "configural" else 2, random_seed=1)
+    chains = 2 if name in ("metric", "scalar") else 4
+    if name == "scalar by hand":
+        model, name = bm.Model(HS_SCALAR_BY_HAND, data, group="school"), "scalar"
+    else:
+        model = bm.Model(bm.datasets.info("hs_multigroup").model, data, group="school", group_equal=HS_GROUPS[name])
+    fit = model.fit(draws=1000, tune=1000, chains=chains, random_seed=1)
     ref = bm.datasets.reference("hs_multigroup").query("model == @name and se > 0")
     ours = fit.parameters().query("free")
     assert list(dict.fromkeys(ours["group"])) == ["Pasteur", "Grant-White"]  # lavaan's group order

@@ -10,7 +10,7 @@ import pytest
 from bayes_msem.spec.syntax import ModelSyntaxError, parse
 
 COLUMNS = ["lhs", "op", "rhs", "block", "label", "fixed", "start", "prior", "random",
-           "line", "free_forced"]
+           "line", "free_forced", "per_group"]
 
 
 def triples(table: pd.DataFrame) -> list[tuple[str, str, str]]:
@@ -114,6 +114,18 @@ def test_modifier_combinations():
     assert table.start.tolist()[2] == -1.0
     assert table.free_forced.tolist() == [False, False, True, False, False]
     assert table.fixed.tolist()[3:] == [1.0, 0.2]
+
+
+def test_per_group_modifiers():
+    """lavaan's c(...): one entry per group, each a label, NA, a fixed value or a prior (label, fixed
+    value, prior, NA); c(...)s on one term combine entry by entry."""
+    table = parse('f =~ y1 + c(a, b)*y2 + c(NA, 1)*c(prior("normal(0, 1)"), label("l3"))*y3\ny ~ c(-1, .5)*1')
+    plain = [None if entries is None else [tuple(None if v != v else v for v in e) for e in entries]
+             for entries in table.per_group]  # NaN (no fixed value) written as None
+    assert plain == [None, [("a", None, None, False), ("b", None, None, False)],
+                     [(None, None, "normal(0, 1)", True), ("l3", 1.0, None, False)],
+                     [(None, -1.0, None, False), (None, 0.5, None, False)]]
+    assert table.label.isna().all() and table.fixed.isna().all()  # the entries say it, group by group
 
 
 def test_modifiers_on_intercepts():
@@ -250,6 +262,14 @@ def test_identifiers_and_windows_newlines():
     ("f =~ y\nlevel: within\ng =~ z", 1, 1, "'level:'"),
     ("level: a\nf =~ y\nlevel: a\ng =~ z", 3, 8, "once"),
     ("y ~ x\n\t= y", 2, 2, "operator"),
+    ("f =~ c(a, )*y1", 1, 11, "entry of c(...)"),
+    ("f =~ c(a b)*y1", 1, 10, "',' or ')' in c(...)"),
+    ("f =~ c(a, b) y1", 1, 14, "'*' between c(...)"),
+    ("f =~ c(a, b)*c(1)*y1", 1, 14, "with 2 entries"),
+    ("f =~ c(a, b)*c(c, d)*y1", 1, 14, "one label per group"),
+    ("f =~ a*c(b, c)*y1", 1, 8, "one label per group"),
+    ("f =~ c(b, c)*a*y1", 1, 14, "one label per term"),
+    ("s | y ~ c(a, b)*x", 1, 9, "random parameters take no modifiers"),
 ])
 def test_errors(text, line, column, expected):
     err = error(text)

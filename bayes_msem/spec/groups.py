@@ -4,7 +4,10 @@ unless an equality shares them.
 
 A parameter of group g is shared by all groups when it carries a label (a label names one
 parameter, in every group, as in lavaan), or when its class is in ``group_equal`` and its name
-is not in ``group_partial``. A parameter of a class in ``group_approx`` (blavaan's ``wiggle``,
+is not in ``group_partial``. lavaan's ``c(e1, e2, ...)*`` modifier gives a term one entry per
+group (a label, NA, a fixed value or a prior), as lavaan's labels do: ``c(b, b)*x`` makes a
+parameter equal across groups, ``c(b1, b2)*x`` frees it in a model whose class is equal, a fixed
+entry fixes it in that group. A parameter of a class in ``group_approx`` (blavaan's ``wiggle``,
 Muthén & Asparouhov's approximate invariance) stays each group's own but is tied to the others
 by its prior: θ_g = μ + δ_g with δ_g ~ N(0, sd²), μ with the parameter's prior (column
 ``approx``: the sd). With equal intercepts the factor means of the top level are fixed to
@@ -15,11 +18,12 @@ intercepts (Muthén & Asparouhov 2013).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from .table import SpecificationError
+from .table import SpecificationError, check_values
 
 EQUALITY_CLASSES = ("loadings", "intercepts", "residuals", "residual.covariances", "lv.variances",
                     "lv.covariances", "means", "regressions", "thresholds")
@@ -70,26 +74,66 @@ def check_equalities(group_equal: Sequence[str], group_partial: Sequence[str],
                                      f"'x3 ~1'); got {name!r}.")
 
 
+def per_group_modifiers(user: pd.DataFrame, groups: Sequence[str]) -> pd.DataFrame:
+    """Check that every ``c(...)`` of a parsed user table has one entry per group. Without groups, a
+    one-entry ``c(x)`` is the plain modifier x; with groups, a term that some entry frees (NA) is
+    free in the shared table, and :func:`group_table` applies the entries."""
+    user = user.copy()
+    count = max(len(groups), 1)
+    for i, row in user[user["per_group"].notna()].iterrows():
+        if len(row.per_group) != count:
+            term = f"{row.lhs} {row.op} {'1' if row.op == '~1' else row.rhs}".replace(" ~1 1", " ~ 1")
+            has = f"{len(row.per_group)} entr{'y' if len(row.per_group) == 1 else 'ies'}"
+            if not groups:
+                raise SpecificationError(f"line {row.line}: c(...) on '{term}' has {has}, one per group, but the model "
+                                         "has no groups; pass group='COLUMN', or write a plain modifier.")
+            raise SpecificationError(f"line {row.line}: c(...) on '{term}' has {has}; the model has {count} groups "
+                                     f"({', '.join(map(str, groups))}), so write {count} entries, in that order.")
+        if not groups:
+            label, fixed, prior, free = row.per_group[0]
+            user.loc[i, ["label", "fixed", "prior", "free_forced"]] = [
+                row.label if label is None else label, fixed if fixed == fixed else row.fixed,
+                row.prior if prior is None else prior, row.free_forced or free]
+            user.at[i, "per_group"] = None
+        else:
+            user.at[i, "free_forced"] = row.free_forced or any(entry[3] for entry in row.per_group)
+    return user
+
+
 def group_table(table: pd.DataFrame, groups: Sequence[str], group_equal: Sequence[str] = (),
-                group_partial: Sequence[str] = (), group_approx: Mapping[str, float] | None = None) -> pd.DataFrame:
+                group_partial: Sequence[str] = (), group_approx: Mapping[str, float] | None = None,
+                families: Mapping[str, str] | None = None) -> pd.DataFrame:
     """The table of each group stacked (column ``group``), free parameters renumbered: a free row's
     number is shared across groups where it is equal (module docstring), else the group's own;
-    column ``approx`` holds the deviation SD of the approximately equal ones (else NaN)."""
+    column ``approx`` holds the deviation SD of the approximately equal ones (else NaN).
+    ``families`` (of the non-Gaussian variables) for the checks of each group's fixed values."""
     group_approx = dict(group_approx or {})
     check_equalities(group_equal, group_partial, group_approx)
     latent = set(table.loc[table["op"] == "=~", "lhs"])
-    partial = {name.replace(" ", "") for name in group_partial}
+    partial = _partial_names(table, group_partial)
     top = table["level"].iloc[-1] if len(table) else ""
     means_free = ("intercepts" in group_equal or "intercepts" in group_approx) and "means" not in group_equal
+    per_group = table["per_group"] if "per_group" in table else pd.Series(None, index=table.index, dtype=object)
+    base_labels = dict(zip(table["label"], table["free"]))
     copies = []
     for rank, group in enumerate(groups):
-        copy = table.assign(group=group)
+        copy = table.drop(columns="per_group", errors="ignore").assign(group=group)
         if means_free and rank > 0:  # factor means at the top level: free where intercepts are equal
             means = (copy["op"] == "~1") & copy["lhs"].isin(latent) & (copy["level"] == top) & (copy["free"] == 0)
             copy.loc[means, "free"] = -1  # marked, numbered below
             copy.loc[means, "fixed"] = float("nan")
+        for i, entries in per_group.dropna().items():
+            label, fixed, prior, free = entries[rank]
+            if label is not None:
+                copy.at[i, "label"] = label
+            if prior is not None:
+                copy.at[i, "prior"] = prior
+            if fixed == fixed:
+                copy.loc[i, ["free", "fixed"]] = [0, fixed]
+            elif free and copy.at[i, "free"] == 0:
+                copy.loc[i, ["free", "fixed"]] = [-1, float("nan")]
         copies.append(copy)
-    stacked = pd.concat(copies, ignore_index=True)
+    stacked = _fix_labels(pd.concat(copies, ignore_index=True))
     numbers: dict[object, int] = {}
     free, approx = [], []
     for row in stacked.itertuples(index=False):
@@ -100,7 +144,50 @@ def group_table(table: pd.DataFrame, groups: Sequence[str], group_equal: Sequenc
         if row.free == 0:
             free.append(0)
             continue
-        shared = row.free > 0 and (isinstance(row.label, str) or (kind in group_equal and name not in partial))
-        key = (row.level, row.free) if shared else (row.group, row.level, row.lhs, row.op, row.rhs, row.free)
+        if isinstance(row.label, str):  # one parameter per label (a label of the shared table: its number there)
+            key = ("shared", base_labels[row.label]) if row.label in base_labels else ("label", row.label)
+        elif row.free > 0 and kind in group_equal and name not in partial:
+            key = ("shared", row.free)
+        else:
+            key = (row.group, row.level, row.lhs, row.op, row.rhs, row.free)
         free.append(numbers.setdefault(key, len(numbers) + 1))
-    return stacked.assign(free=free, approx=approx)
+    stacked = stacked.assign(free=free, approx=approx)
+    for group in groups:
+        check_values(stacked[stacked["group"] == group], families or {})
+    return stacked
+
+
+def _partial_names(table: pd.DataFrame, group_partial: Sequence[str]) -> set[str]:
+    """The ``group_partial`` names as ``lhs op rhs`` without spaces (``b ~~ a`` read as ``a ~~ b``);
+    refuses a name that is not a parameter of the model."""
+    names = {f"{lhs}{op}{rhs}": f"{lhs} {op} {rhs}".strip()
+             for lhs, op, rhs in table[["lhs", "op", "rhs"]].itertuples(index=False)}
+    partial = set()
+    for written in group_partial:
+        name = written.replace(" ", "")
+        if name not in names and "~~" in name:
+            name = "~~".join(reversed(name.split("~~", 1)))
+        if name not in names:
+            like = sorted(v for n, v in names.items() if v.split()[0] == re.split(r"=~|~|\|", written)[0].strip())
+            hint = f"; parameters of that variable: {', '.join(like[:8])}" if like else ""
+            raise SpecificationError(f"group_partial names {written!r}, which is not a parameter of the model{hint}. "
+                                     "Write it as in the parameter table, 'lhs op rhs' (e.g. 'visual =~ x2', 'x3 ~1').")
+        partial.add(name)
+    return partial
+
+
+def _fix_labels(stacked: pd.DataFrame) -> pd.DataFrame:
+    """A label fixed anywhere (``c(a, b)*x`` on a marker loading, ``c(1, NA)`` beside a label) is fixed
+    wherever it appears, as in the shared table; it must be fixed at one value and name parameters of one kind."""
+    for label, rows in stacked[stacked["label"].notna()].groupby("label", sort=False):
+        values = rows["fixed"].dropna().unique()
+        if len(values) > 1:
+            raise SpecificationError(f"the label {label!r} is fixed to different values {[float(v) for v in values]}.")
+        kinds = {"variance" if op == "~~" and lhs == rhs else op for op, lhs, rhs in
+                 rows[["op", "lhs", "rhs"]].itertuples(index=False)}
+        if len(kinds) > 1:
+            raise SpecificationError(f"the label {label!r} is shared by parameters of different kinds ({sorted(kinds)}); "
+                                     "equality constraints must join parameters of one kind.")
+        if len(values) == 1:
+            stacked.loc[rows.index, ["free", "fixed"]] = [0, values[0]]
+    return stacked

@@ -13,8 +13,9 @@ in the order written).  The grammar, informally::
     lhs_list   := NAME ('+' NAME)*
     term       := (modifier '*' | ['-'] NUMBER '?')* (NAME | '1')   '1' only after '~'; NUMBER '?': start value
     threshold  := (modifier '*')* 't' DIGITS
-    modifier   := NAME (label) | 'NA' (free) | ['-'] NUMBER (fixed)
-                | 'start' '(' ['-'] NUMBER ')' | 'prior' '(' STRING ')'
+    modifier   := entry | 'start' '(' ['-'] NUMBER ')'
+                | 'c' '(' entry (',' entry)* ')'                      one entry per group, in order
+    entry      := NAME (label) | 'NA' (free) | ['-'] NUMBER (fixed) | 'prior' '(' STRING ')'
                 | ('label' | 'equal') '(' STRING ')'                 label (lavaan's long forms)
     expr       := operand (('+' | '-' | '*' | '/' | '^') operand)*
     operand    := ('+' | '-')* (NUMBER | NAME ['(' [expr (',' expr)*] ')'] | '(' expr ')')
@@ -42,7 +43,7 @@ __all__ = ["ModelSyntaxError", "parse"]
 _COLUMNS: dict[str, str] = {
     "lhs": "object", "op": "object", "rhs": "object", "block": "object",
     "label": "object", "fixed": "float64", "start": "float64", "prior": "object",
-    "random": "object", "line": "int64", "free_forced": "bool",
+    "random": "object", "line": "int64", "free_forced": "bool", "per_group": "object",
 }
 
 _TOKEN = re.compile(
@@ -122,6 +123,11 @@ class _Modifiers:
     prior: str | None = None
     free_forced: bool = False
     seen: set[str] = field(default_factory=set)
+    per_group: list["_Modifiers"] | None = None  # lavaan's c(...): one entry per group
+
+    def entry(self) -> tuple[str | None, float, str | None, bool]:
+        """The modifiers one group's entry of ``c(...)`` sets: label, fixed value, prior, NA."""
+        return self.label, self.fixed, self.prior, self.free_forced
 
 
 def _is(tok: _Token, *texts: str) -> bool:
@@ -202,7 +208,8 @@ def _row(lhs: str, op: str, rhs: str, mods: _Modifiers | None = None,
     mods = mods or _Modifiers()
     return {"lhs": lhs, "op": op, "rhs": rhs, "label": mods.label, "fixed": mods.fixed,
             "start": mods.start, "prior": mods.prior, "random": random,
-            "free_forced": mods.free_forced}
+            "free_forced": mods.free_forced,
+            "per_group": None if mods.per_group is None else tuple(m.entry() for m in mods.per_group)}
 
 
 class _Statement:
@@ -331,6 +338,8 @@ class _Statement:
                     mods.free_forced = True
                 else:
                     mods.label = tok.text
+            elif tok.text == "c" and tok.kind == "name" and _is(after, "("):
+                self.per_group(tok, random, mods)
             elif tok.text in ("start", "prior", *_LABEL_FORMS) and tok.kind == "name" and _is(after, "("):
                 self.modifier(tok, random, mods, "label" if tok.text in _LABEL_FORMS else tok.text)
                 self.index += 2
@@ -371,10 +380,62 @@ class _Statement:
         if random is not None:
             self.fail(tok, "a variable name (random parameters take no modifiers)",
                       found=f"the modifier {_describe(tok)}")
-        if slot in mods.seen:
+        if slot in mods.seen or f"{slot} in c(...)" in mods.seen:
             self.fail(tok, f"at most one {slot} per term",
                       found=f"{_describe(tok)}, a second {slot} on this term")
         mods.seen.add(slot)
+
+    def per_group(self, tok: _Token, random: str | None, mods: _Modifiers) -> None:
+        """lavaan's ``c(e1, e2, ...)*``: entry k modifies the parameter in the k-th group (a label,
+        NA, a fixed value or a prior); several ``c(...)`` on one term combine entry by entry."""
+        if random is not None:
+            self.fail(tok, "a variable name (random parameters take no modifiers)", found=f"the modifier {_describe(tok)}")
+        self.index += 2
+        entries: list[_Modifiers] = []
+        while True:
+            entries.append(self.entry())
+            sep = self.take()
+            if _is(sep, ")"):
+                break
+            if not _is(sep, ","):
+                self.fail(sep, "',' or ')' in c(...)")
+        self.expect("*", "'*' between c(...) and the variable name")
+        if mods.per_group is None:
+            mods.per_group = [_Modifiers() for _ in entries]
+        if len(entries) != len(mods.per_group):
+            self.fail(tok, f"c(...) with {len(mods.per_group)} entries, as in the term's first c(...) (one per group)",
+                      found=f"c(...) with {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}")
+        for merged, entry in zip(mods.per_group, entries):
+            for slot in entry.seen:
+                if slot in merged.seen or slot in mods.seen:
+                    self.fail(tok, f"at most one {slot} per group and term", found=f"a second {slot} in c(...)")
+            merged.seen |= entry.seen
+            merged.label = merged.label if entry.label is None else entry.label
+            merged.fixed = merged.fixed if math.isnan(entry.fixed) else entry.fixed
+            merged.prior = merged.prior if entry.prior is None else entry.prior
+            merged.free_forced |= entry.free_forced
+        mods.seen |= {f"{slot} in c(...)" for slot in set().union(*(m.seen for m in entries))}
+
+    def entry(self) -> _Modifiers:
+        """One entry of ``c(...)``: NAME (label), NA, a number (fixed), prior("..."), label("a") or equal("a")."""
+        entry, tok = _Modifiers(), self.peek()
+        if tok.kind == "name" and tok.text in ("prior", *_LABEL_FORMS) and _is(self.peek(1), "("):
+            self.index += 2
+            if tok.text == "prior":
+                entry.prior, slot = self.prior(), "prior"
+            else:
+                entry.label, slot = self.quoted_label(tok.text), "label"
+            self.expect(")", f"')' to close {tok.text}(")
+        elif tok.kind == "name":
+            self.index += 1
+            entry.free_forced, slot = tok.text == "NA", "fixed value or NA" if tok.text == "NA" else "label"
+            entry.label = None if tok.text == "NA" else tok.text
+        elif tok.kind == "number" or _is(tok, "-"):
+            entry.fixed, slot = self.number(), "fixed value or NA"
+        else:
+            self.fail(tok, 'a label, NA, a number or prior("...") as an entry of c(...)')
+        entry.seen.add(slot)
+        return entry
 
     def number(self) -> float:
         negative = _is(self.peek(), "-")

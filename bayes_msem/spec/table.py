@@ -131,13 +131,14 @@ def build_table(user: pd.DataFrame, cluster: str | list[str] | None = None, std_
     for level, level_roles in roles.items():
         level_user = rows[rows["level"] == level]
         table_rows += _level_rows(level_user, level_roles, roles, std_lv, families, categories)
-    table = pd.DataFrame(table_rows, columns=COLUMNS[:4] + ["label", "fixed", "start", "prior", "random", "user", "free_forced"])
+    table = pd.DataFrame(table_rows, columns=[*COLUMNS[:4], "label", "fixed", "start", "prior", "random", "user",
+                                              "free_forced", "per_group"])
     table = _apply_equalities(table, user[user["op"].isin(["==", "<", ">"])])
     table = _number_free(table)
-    _check_scales(table, roles)
-    _check_fixed_values(table, roles, families)
-    _check_priors_are_on_free_parameters(table)
-    return table[COLUMNS].reset_index(drop=True)
+    per_group = ["per_group"] if table["per_group"].notna().any() else []
+    if not per_group:  # else each group's values are known, and checked, once groups.group_table applies c(...)
+        check_values(table, families, roles)
+    return table[COLUMNS + per_group].reset_index(drop=True)
 
 
 def _rank(label: str, cluster: str | list[str] | None) -> int:
@@ -340,7 +341,7 @@ def _level_rows(user: pd.DataFrame, roles: LevelRoles, all_roles: dict[str, Leve
     def add(lhs: str, op: str, rhs: str, fixed: float = np.nan) -> None:
         if (lhs, op, rhs) not in given:
             rows.append(dict(lhs=lhs, op=op, rhs=rhs, level=level, label=None, fixed=fixed, start=np.nan,
-                             prior=None, random=None, user=False, free_forced=False))
+                             prior=None, random=None, user=False, free_forced=False, per_group=None))
             given.add((lhs, op, rhs))
 
     defined = [lv for lv in roles.latent if any(r["op"] == "=~" and r["lhs"] == lv for r in rows)]  # not parts
@@ -381,7 +382,8 @@ def _level_rows(user: pd.DataFrame, roles: LevelRoles, all_roles: dict[str, Leve
 
 def _user_row(r) -> dict:
     return dict(lhs=r.lhs, op=r.op, rhs=r.rhs, level=r.level, label=r.label, fixed=r.fixed, start=r.start,
-                prior=r.prior, random=r.random, user=True, free_forced=bool(r.free_forced))
+                prior=r.prior, random=r.random, user=True, free_forced=bool(r.free_forced),
+                per_group=getattr(r, "per_group", None))
 
 
 def _apply_equalities(table: pd.DataFrame, constraints: pd.DataFrame) -> pd.DataFrame:
@@ -423,6 +425,16 @@ def _number_free(table: pd.DataFrame) -> pd.DataFrame:
         free[i] = ids.setdefault(key if isinstance(key, str) else f"__row{i}", len(ids) + 1)
     table["free"] = free
     return table
+
+
+def check_values(table: pd.DataFrame, families: Mapping[str, str],
+                 roles: dict[str, LevelRoles] | None = None) -> None:
+    """Refuse what a numbered table (or one group's) cannot fit: a factor without a scale, impossible
+    fixed values (:func:`_check_fixed_values`), priors or start values on fixed parameters."""
+    roles = roles or assign_roles(table[table["op"].isin(MODEL_OPS)])
+    _check_scales(table, roles)
+    _check_fixed_values(table, roles, families)
+    _check_priors_are_on_free_parameters(table)
 
 
 def _check_priors_are_on_free_parameters(table: pd.DataFrame) -> None:

@@ -35,7 +35,7 @@ from .data.scales import parameter_factors, rescaled, variable_scales
 from .errors import UnavailableError
 from .likelihood.families import Family, ordinal_levels, parse_family
 from .likelihood.registry import strategy_for
-from .likelihood.slopes import CONDITIONAL_MEAN, draw_random_effects
+from .likelihood.slopes import CONDITIONAL_CHOL, CONDITIONAL_MEAN, draw_random_effects
 from .likelihood.strategy import MARGINAL, Strategy
 from .plots.diagram import draw
 from .results.diagnostics import failed_chains, is_start_failure, start_failure, warn
@@ -105,6 +105,7 @@ class Model:
                       for v, f in self.families.items() if f.has_thresholds and v in getattr(data, "columns", ())}
         families = {v: f.name for v, f in self.families.items()}
         self.table = build_table(user, cluster, std_lv, families, categories)
+        roles = assign_roles(self.table[self.table["op"].isin(["=~", "~", "~~", "~1"])])  # the same in every group
         self.group, self.group_equal, self.group_partial = group, list(group_equal), list(group_partial)
         self.group_approx = dict(group_approx or {})
         if groups:
@@ -114,8 +115,6 @@ class Model:
         solve_constraints(self.table, self.constraints)  # refuses bad constraints here, not at the first fit
         check_definitions(self.table, self.definitions)  # these two fail here, not at the first fit
         default_priors(self.priors)
-        model_rows = self.table[self.table["op"].isin(["=~", "~", "~~", "~1"])]
-        roles = assign_roles(model_rows)
         variables, between, upper = data_variables(roles)
         validated = validate(data, variables, cluster, between, missing_allowed(roles), upper)
         self.data: ClusteredData = recode(validated, {v: f.codes for v, f in self.families.items()})
@@ -154,10 +153,6 @@ class Model:
             plan = make_plan(self.table, self.priors, {v: str(f) for v, f in self.families.items()},
                              self.data.has_missing, self.constraints)
             check_within_variation(plan, self.data)
-            if plan.groups and strategy_for(plan).kind != MARGINAL:
-                raise SpecificationError("multiple groups are available for Gaussian models whose latent variables "
-                                         "integrate out (no random loadings or variances, no non-Gaussian responses) "
-                                         f"for now; this model needs the {strategy_for(plan).kind} strategy.")
             self._plan = plan
         return self._plan
 
@@ -210,6 +205,9 @@ class Model:
             names = [r.name for r in self.plan.random]
             posterior = draw_random_effects(idata.posterior.to_dataset(), cluster_ids(self.data), names, random_seed)
             idata["posterior"] = xr.DataTree(posterior)
+        elif self.groups and self.plan.random:  # a group's (g1::…): cluster effects are not reported by group yet
+            helpers = [v for v in idata.posterior.data_vars if v.split("::")[-1] in (CONDITIONAL_MEAN, CONDITIONAL_CHOL)]
+            idata["posterior"] = xr.DataTree(idata.posterior.to_dataset().drop_vars(helpers))
         observed = self.data.to_dataset()
         if self.groups:  # each row's group, for the rebuilt model of a saved fit
             of_row = {label: g for g, part in self.groups.items() for label in part.row_labels}

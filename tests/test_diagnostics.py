@@ -5,6 +5,7 @@ import warnings
 
 import arviz_stats as azs
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
@@ -243,7 +244,7 @@ def test_a_short_fit_warns_with_the_remedy(model):
     assert "Verdict                      check:" in summary and f"    - {failed['remedy'].iloc[0]}" in summary
 
 
-def _random_loading_funnel() -> "pd.DataFrame":
+def _random_loading_funnel() -> pd.DataFrame:
     """The random-loadings template's design with 15 clusters of 150 units and loadings that vary
     little (SD 0.05): each cluster pins its loadings down, so their non-centred parameterisation
     l_j = μ + σ z_j has the funnel's shape in (σ, z_j) (z_j = (l_j − μ)/σ narrows as σ grows

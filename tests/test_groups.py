@@ -39,6 +39,7 @@ def test_row_classes_follow_lavaans_group_equal():
              ("y1", "~~", "y2"): "residual.covariances", ("f", "~~", "f"): "lv.variances",
              ("f", "~~", "g"): "lv.covariances"}
     assert {key: row_class(key[1], key[0], key[2], latent) for key in cases} == cases
+    assert row_class("~1", "u", "", latent, binary={"u"}) == "thresholds"  # a binary item's one threshold
 
 
 def test_equalities_share_free_numbers_across_groups():
@@ -115,18 +116,51 @@ def test_bad_group_settings_are_refused(kwargs, error, says):
         bm.Model(TWO_LEVEL if cluster else CFA, frame, cluster=cluster, **kwargs)
 
 
-def test_groups_need_a_strategy_that_integrates_the_latent_variables():
-    frame = _frame().assign(u=lambda d: (d["y1"] > 0).astype(int))
-    model = bm.Model("f =~ u + y2 + y3\n", frame, group="grp", family={"u": "bernoulli"})
-    with pytest.raises(bm.SpecificationError, match="multiple groups are available for Gaussian models"):
-        model.plan
-
-
 def _loglik(model: bm.Model):
-    """The model's log-likelihood as a compiled function of θ."""
+    """The model's log-likelihood as a compiled function of θ (and, where the strategy samples latent
+    variables, of their standard-normal values z, by name)."""
     theta = pt.vector("theta")
     pymc_model = model.pymc_model
-    return pytensor.function([theta], graph_replace(pymc_model["loglik"], {pymc_model["theta"]: theta}))
+    sampled = [rv for rv in pymc_model.free_RVs if rv.name.endswith("_z")]
+    z = [rv.type(name=rv.name) for rv in sampled]
+    loglik = graph_replace(pymc_model["loglik"], {pymc_model["theta"]: theta, **dict(zip(sampled, z))})
+    function = pytensor.function([theta, *z], loglik)
+    return lambda t, values: function(t, *(values[v.name] for v in z))
+
+
+def _z_values(model: bm.Model, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Random standard-normal values of the model's sampled latent variables z."""
+    point = model.pymc_model.initial_point()
+    return {name: rng.normal(size=np.shape(value)) for name, value in point.items() if name.endswith("_z")}
+
+
+SAMPLED = {  # multiple groups through the strategies that sample latent variables
+    "conditional": ("f =~ u + y2 + y3\n", None, {"u": "bernoulli"}),
+    "hybrid": ("level: within\n  fw =~ y1 + y2\n  l3 | fw =~ y3\nlevel: between\n  fb =~ y1 + y2 + y3\n",
+               "cluster", {}),
+}
+
+
+@pytest.mark.parametrize("name", list(SAMPLED))
+def test_sampled_group_loglik_is_the_sum_of_each_groups_own(name):
+    """log p(y | θ, z) = Σ_g log p(y_g | θ_g, z_g): each group a sub-model (g1::, g2::) whose sampled
+    latent variables are the group's own model's, at random θ and z."""
+    syntax, cluster, family = SAMPLED[name]
+    frame = _frame().assign(u=lambda d: (d["y1"] > 0).astype(int))
+    grouped = bm.Model(syntax, frame, cluster=cluster, group="grp", family=family)
+    assert grouped.strategy.kind == name
+    names = list(grouped.plan.parameters["name"])
+    rng = np.random.default_rng(5)
+    theta = np.array([1.0 + 0.2 * rng.random() if "~~" in n and n.split(":")[-1].split("~~")[0] ==
+                      n.split("~~")[-1] else 0.3 * rng.normal() for n in names])
+    z = _z_values(grouped, rng)
+    total = 0.0
+    for k, group in enumerate(["A", "B"], start=1):
+        own = bm.Model(syntax, frame[frame["grp"] == group], cluster=cluster, family=family)
+        own_theta = np.array([theta[names.index(f"{group}:{n}")] for n in own.plan.parameters["name"]])
+        own_z = {n.removeprefix(f"g{k}::"): v for n, v in z.items() if n.startswith(f"g{k}::")}
+        total += float(_loglik(own)(own_theta, own_z))
+    np.testing.assert_allclose(float(_loglik(grouped)(theta, z)), total, rtol=1e-10)
 
 
 @pytest.mark.parametrize("syntax, cluster", [(CFA, None), (TWO_LEVEL, "cluster")], ids=["single-level", "two-level"])
@@ -143,8 +177,38 @@ def test_group_loglik_is_the_sum_of_each_groups_own(syntax, cluster):
     for group in ["A", "B"]:
         own = bm.Model(syntax, frame[frame["grp"] == group], cluster=cluster)
         own_theta = np.array([theta[names.index(f"{group}:{n}")] for n in own.plan.parameters["name"]])
-        total += float(_loglik(own)(own_theta))
-    np.testing.assert_allclose(float(_loglik(grouped)(theta)), total, rtol=1e-10)
+        total += float(_loglik(own)(own_theta, {}))
+    np.testing.assert_allclose(float(_loglik(grouped)(theta, {})), total, rtol=1e-10)
+
+
+def _ordinal_frame(seed: int = 4, rows: int = 300) -> pd.DataFrame:
+    """Four 3-category items of one factor in groups A and B, loadings and thresholds equal, the
+    factor's mean 0 in A and 0.5 in B (probit link, as for ordered= items)."""
+    rng = np.random.default_rng(seed)
+    group = np.repeat(["A", "B"], rows)
+    factor = rng.normal(size=2 * rows) + np.where(group == "B", 0.5, 0.0)
+    items = {}
+    for k, loading in enumerate([1.0, 1.2, 0.8, 1.0], start=1):
+        latent = loading * factor + rng.normal(size=2 * rows)
+        items[f"u{k}"] = np.digitize(latent, [-0.5, 0.8])
+    return pd.DataFrame(items).assign(grp=group)
+
+
+def test_ordinal_items_fit_across_groups_with_equal_thresholds():
+    """Scalar invariance of ordinal items (lavaan's group.equal = c("loadings", "thresholds")): the
+    thresholds and loadings shared, the factor mean free past the first group and recovered, and a
+    leave-one-row-out LOO over both groups' rows."""
+    items = ["u1", "u2", "u3", "u4"]
+    model = bm.Model("f =~ u1 + u2 + u3 + u4\n", _ordinal_frame(), group="grp", ordered=items,
+                     group_equal=["loadings", "thresholds"])
+    assert model.strategy.kind == "conditional"
+    table = model.parameter_table().set_index(["group", "lhs", "op", "rhs"])
+    assert table.at[("A", "u2", "|", "t1"), "free"] == table.at[("B", "u2", "|", "t1"), "free"] > 0
+    assert table.at[("A", "f", "~1", ""), "fixed"] == 0 and table.at[("B", "f", "~1", ""), "free"] > 0
+    fit = model.fit(draws=300, tune=300, chains=2, random_seed=2, quiet=True)
+    mean = fit.parameters().set_index(["group", "lhs", "op", "rhs"]).loc[("B", "f", "~1", "")]
+    assert abs(mean["mean"] - 0.5) < 3 * mean["sd"]
+    assert fit.log_likelihood(draws=60, importance_draws=40, seed=1).sizes["unit"] == 600
 
 
 @pytest.fixture(scope="module")

@@ -40,7 +40,7 @@ from ..spec.table import SpecificationError
 from .families import Family, parse_family
 from .gaussian import Statistics
 from .moments import all_effects, fill, level_matrices
-from .strategy import CONDITIONAL, Strategy
+from .strategy import CONDITIONAL, Strategy, local_dim
 
 
 @dataclass(frozen=True)
@@ -202,8 +202,9 @@ def conditional_loglik(plan: Plan, theta: pt.TensorVariable, stats: dict, distur
         if not len(chosen):
             return None
         name = disturbance_name(rank, plan.two_level)
-        model.add_coord(f"{name}_variable", [level.variables[k] for k in chosen])
-        return pm.Normal(name, 0.0, 1.0, dims=(unit_dim(rank) if rank else "row", f"{name}_variable"))
+        model.add_coord(local_dim(f"{name}_variable"), [level.variables[k] for k in chosen])
+        return pm.Normal(name, 0.0, 1.0, dims=(local_dim(unit_dim(rank) if rank else "row"),
+                                               local_dim(f"{name}_variable")))
 
     def likelihood_disturbances(rank: int, level: LevelPlan, outcomes: list[int]) -> np.ndarray:
         return sampled_disturbances(level, outcomes, plan.families)
@@ -214,7 +215,7 @@ def conditional_loglik(plan: Plan, theta: pt.TensorVariable, stats: dict, distur
     terms = []  # (rank, log-density of each unit of that level)
     for rank, part in enumerate(found):
         if model is not None:
-            unit = unit_dim(rank) if rank else "row"
+            unit = local_dim(unit_dim(rank) if rank else "row")
             _scores(part.level, part.values, [k for k in range(len(part.level.variables)) if k not in part.outcomes],
                     unit)
         if rank and part.outcomes:  # cluster-level outcomes, Gaussian
@@ -225,7 +226,7 @@ def conditional_loglik(plan: Plan, theta: pt.TensorVariable, stats: dict, distur
         model.add_coord("random", [r.name for r in plan.random])
         level = found[1].level
         pm.Deterministic("random_effects", found[1].values[:, [level.variables.index(r.name) for r in plan.random]],
-                         dims=("cluster", "random"))
+                         dims=(local_dim("cluster"), "random"))
     lowest = found[0]
     names = lowest.level.roles.observed
     eta = lowest.values[:, :len(names)]
@@ -272,8 +273,8 @@ def _scores(level: LevelPlan, values: pt.TensorVariable, positions, unit: str) -
     positions = list(positions)
     if positions:
         name = f"scores_{level.roles.level or 'single'}"
-        pm.Model.get_context().add_coord(f"{name}_variable", [level.variables[k] for k in positions])
-        pm.Deterministic(name, values[:, positions], dims=(unit, f"{name}_variable"))
+        pm.Model.get_context().add_coord(local_dim(f"{name}_variable"), [level.variables[k] for k in positions])
+        pm.Deterministic(name, values[:, positions], dims=(unit, local_dim(f"{name}_variable")))
 
 
 def thresholds(plan: Plan, name: str, theta: pt.TensorVariable) -> pt.TensorVariable:
@@ -297,14 +298,13 @@ class Conditional(Strategy):
     def statistics(self, plan: Plan, data: ClusteredData) -> ResponseStatistics:
         return ResponseStatistics.from_data(plan, data)
 
-    def add_to_model(self, plan: Plan, data: ClusteredData, theta: pt.TensorVariable,
-                     prefix: str = "") -> pt.TensorVariable:
+    def add_to_model(self, plan: Plan, data: ClusteredData, theta: pt.TensorVariable) -> pt.TensorVariable:
         model = pm.Model.get_context()
-        model.add_coord("row", np.arange(data.n_rows))
-        model.add_coord("cluster", cluster_ids(data))
+        model.add_coord(local_dim("row"), np.arange(data.n_rows))
+        model.add_coord(local_dim("cluster"), cluster_ids(data))
         for rank, upper in enumerate(data.uppers, start=2):
-            model.add_coord(unit_dim(rank), coordinate(upper.ids))
-        return super().add_to_model(plan, data, theta, prefix)
+            model.add_coord(local_dim(unit_dim(rank)), coordinate(upper.ids))
+        return super().add_to_model(plan, data, theta)
 
     def loglik(self, plan: Plan, theta: pt.TensorVariable, stats: dict) -> pt.TensorVariable:
         return conditional_loglik(plan, theta, stats)

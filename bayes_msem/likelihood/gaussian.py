@@ -27,11 +27,11 @@ from .moments import Moments
 class Statistics:
     """Base of the strategies' sufficient-statistic dataclasses."""
 
-    def register(self, prefix: str = "") -> dict[str, pt.TensorVariable | list[pt.TensorVariable]]:
+    def register(self) -> dict[str, pt.TensorVariable | list[pt.TensorVariable]]:
         """Every field as ``pm.Data`` named ``<prefix>stat_<field>`` in the current model (a tuple field
         as a list, ``stat_<field>_<k>``), so a model of the same structure on new data reuses the
         compiled sampler with its own statistics; ``prefix`` keeps each group's apart."""
-        return self._each(lambda name, value: pm.Data(prefix + name, np.asarray(value, dtype=float)))
+        return self._each(lambda name, value: pm.Data(name, np.asarray(value, dtype=float)))
 
     def placeholders(self) -> dict[str, pt.TensorVariable | list[pt.TensorVariable]]:
         """Every field as a symbolic input of its rank (named as in :meth:`register`), for functions

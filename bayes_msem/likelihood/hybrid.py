@@ -32,7 +32,7 @@ from ..spec.table import BETWEEN, WITHIN
 from .gaussian import Layout, Statistics, cluster_design, group_crossprod, normal_terms, within_deviations
 from .kernel import LOG_2PI
 from .moments import Moments, between_with_random, implied_moments, small_matmul
-from .strategy import HYBRID, Strategy
+from .strategy import HYBRID, Strategy, local_dim
 from .woodbury import UnitStatistics, effect_correction, padded, scatter_add
 
 
@@ -154,17 +154,17 @@ class Hybrid(Strategy):
                                             layout.cluster_only)
         return ClusterStatistics.from_data(layout, data)
 
-    def add_to_model(self, plan: Plan, data: ClusteredData, theta: pt.TensorVariable,
-                     prefix: str = "") -> pt.TensorVariable:
+    def add_to_model(self, plan: Plan, data: ClusteredData, theta: pt.TensorVariable) -> pt.TensorVariable:
         model = pm.Model.get_context()
-        model.add_coord("cluster", cluster_ids(data))
+        model.add_coord(local_dim("cluster"), cluster_ids(data))
         model.add_coord("random", [r.name for r in plan.random])
-        return super().add_to_model(plan, data, theta, prefix)
+        return super().add_to_model(plan, data, theta)
 
     def loglik(self, plan: Plan, theta: pt.TensorVariable, stats: dict) -> pt.TensorVariable:
-        z = pm.Normal("random_effects_z", 0.0, 1.0, dims=("cluster", "random"))
+        dims = (local_dim("cluster"), "random")
+        z = pm.Normal("random_effects_z", 0.0, 1.0, dims=dims)
         loglik, random = self.graph(plan, theta, stats, z)
-        pm.Deterministic("random_effects", random, dims=("cluster", "random"))
+        pm.Deterministic("random_effects", random, dims=dims)
         return loglik
 
     def graph(self, plan: Plan, theta: pt.TensorVariable, stats: dict, z: pt.TensorVariable,

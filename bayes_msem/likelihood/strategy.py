@@ -16,6 +16,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
+import pymc as pm
 import pytensor.tensor as pt
 
 from ..data.clustered import ClusteredData
@@ -45,8 +46,15 @@ class Strategy(ABC):
         """The log-likelihood at θ from the statistics (registered as ``pm.Data``, or placeholders),
         inside a PyMC model (strategies that sample add their variables to it)."""
 
-    def add_to_model(self, plan: Plan, data: ClusteredData, theta: pt.TensorVariable,
-                     prefix: str = "") -> pt.TensorVariable:
-        """Register the statistics as ``pm.Data`` in the current model (names led by ``prefix``: one
-        group's of several) and return the log-likelihood."""
-        return self.loglik(plan, theta, self.statistics(plan, data).register(prefix))
+    def add_to_model(self, plan: Plan, data: ClusteredData, theta: pt.TensorVariable) -> pt.TensorVariable:
+        """Register the statistics as ``pm.Data`` in the current model and return the log-likelihood.
+        A group of a multiple-group model is a named sub-model (``g1``), whose names PyMC prefixes
+        (``g1::stat_…``, ``g1::random_effects_z``) and whose units' dimensions :func:`local_dim` names."""
+        return self.loglik(plan, theta, self.statistics(plan, data).register())
+
+
+def local_dim(name: str) -> str:
+    """The dimension ``name`` of the current model: led by its prefix in a group's sub-model
+    (``g1::cluster``), where the units are the group's own."""
+    prefix = pm.Model.get_context().prefix
+    return f"{prefix}::{name}" if prefix else name

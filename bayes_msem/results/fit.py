@@ -18,6 +18,7 @@ import operator
 import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -214,28 +215,25 @@ class Fit:
         if "log_likelihood" not in self.idata.children:
             posterior = self.idata.posterior
             theta = posterior["theta"].transpose("chain", "draw", "parameter").values
-            if self.info.get("group"):  # each group's clusters (rows) in turn
-                functions = list(self._group_functions().values())
-                units = np.concatenate([f.data.top_ids() for f in functions])
-
-                def per_draw(t: np.ndarray) -> np.ndarray:
-                    return np.concatenate([f.cluster_loglik(t) for f in functions])
+            if self.info.get("group"):  # each group's clusters (rows) in turn, its sampled variables g1::…
+                model = self._model()
+                parts = [(model.plan.for_group(g), data, f"g{k}::") for k, (g, data) in enumerate(model.groups.items(), 1)]
             else:
                 _, plan, data = self._draws_plan_data()
-                units = data.top_ids()
-                if strategy_for(plan).kind == MARGINAL:
-                    function = self._gaussian_functions()
-
-                    def per_draw(t: np.ndarray) -> np.ndarray:
-                        return function.cluster_loglik(t)
-                else:
-                    sampled = SampledLikelihood(plan, data)
+                parts = [(plan, data, "")]
+            units = np.concatenate([data.top_ids() for _, data, _ in parts])
+            if strategy_for(parts[0][0]).kind == MARGINAL:
+                functions = list(self._group_functions().values()) if self.info.get("group") else [
+                    self._gaussian_functions()]
+                per_part = [function.cluster_loglik for function in functions]
+            else:
+                theta, rng = thinned(posterior["theta"], draws), np.random.default_rng(seed)
+                per_part = []
+                for plan, data, prefix in parts:
+                    sampled = SampledLikelihood(plan, data, prefix=prefix)
                     proposal = posterior_proposal(posterior, list(sampled.inputs))
-                    theta, rng = thinned(posterior["theta"], draws), np.random.default_rng(seed)
-
-                    def per_draw(t: np.ndarray) -> np.ndarray:
-                        return sampled.integrated(t, proposal, importance_draws, rng)
-            values = np.stack([per_draw(t) for t in theta.reshape(-1, theta.shape[-1])])
+                    per_part.append(partial(sampled.integrated, proposal=proposal, draws=importance_draws, rng=rng))
+            values = np.stack([np.concatenate([part(t) for part in per_part]) for t in theta.reshape(-1, theta.shape[-1])])
             values = values.reshape(*theta.shape[:2], -1)
             self.idata["log_likelihood"] = xr.DataTree(xr.Dataset(
                 {"y": (("chain", "draw", "unit"), values)},

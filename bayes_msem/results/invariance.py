@@ -3,7 +3,7 @@ multiple-group model fitted in turn and compared, as lavaan users compare them w
 ``lavTestLRT``, here by leave-one-cluster-out LOO (Vehtari, Gelman & Gabry 2017) and the PPP.
 
 Each step adds equalities to the one before: metric equal loadings, scalar equal loadings and
-intercepts, strict also equal residual variances. The ELPD difference of a step and its SE come
+intercepts (thresholds of categorical items), strict also equal residual variances. The ELPD difference of a step and its SE come
 from the pointwise differences over the units (clusters; rows of a single-level model),
 
     Δ = Σ_j (elpd_j,step − elpd_j,before),   SE(Δ) = √(J · Var_j(elpd_j,step − elpd_j,before)),
@@ -22,12 +22,12 @@ import numpy as np
 import pandas as pd
 
 from ..errors import SettingsError
-from ..spec.groups import row_class
+from ..spec.groups import binary_items, row_class
 from ..spec.plan import row_names
 
-STEPS = {"configural": [], "metric": ["loadings"], "scalar": ["loadings", "intercepts"],
-         "strict": ["loadings", "intercepts", "residuals"]}
-_COMPARED = ("loadings", "intercepts", "residuals")
+STEPS = {"configural": [], "metric": ["loadings"], "scalar": ["loadings", "intercepts", "thresholds"],
+         "strict": ["loadings", "intercepts", "thresholds", "residuals"]}
+_COMPARED = ("loadings", "intercepts", "thresholds", "residuals")
 
 
 @dataclass(frozen=True)
@@ -75,13 +75,13 @@ def group_differences(fit) -> pd.DataFrame:
     mean over its SD, largest first."""
     table = fit.table
     groups = fit.info["groups"]
-    latent = set(table.loc[table["op"] == "=~", "lhs"])
+    latent, binary = set(table.loc[table["op"] == "=~", "lhs"]), binary_items(fit.info.get("families") or {})
     names = pd.Series(row_names(table), index=table.index)
     theta = fit.idata.posterior["theta"].stack(sample=("chain", "draw"))
     first = table[(table["group"] == groups[0]) & (table["free"] > 0)]
     rows = []
     for index, row in first.iterrows():
-        kind = row_class(row["op"], row["lhs"], row["rhs"], latent)
+        kind = row_class(row["op"], row["lhs"], row["rhs"], latent, binary)
         if kind not in _COMPARED:
             continue
         for group in groups[1:]:

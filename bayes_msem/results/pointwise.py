@@ -35,9 +35,10 @@ WIDEN = 1.25
 class SampledLikelihood:
     """log p(y_j | θ, z) per unit j, compiled once, and its importance-sampling integral over z;
     z are the random parameters of the hybrid strategy or the disturbances of the conditional one
-    (``strategy``: the registry's choice for ``plan`` unless given)."""
+    (``strategy``: the registry's choice for ``plan`` unless given); ``prefix`` leads their names in
+    the posterior (a group's, ``g1::``)."""
 
-    def __init__(self, plan: Plan, data: ClusteredData, strategy: Strategy | None = None):
+    def __init__(self, plan: Plan, data: ClusteredData, strategy: Strategy | None = None, prefix: str = ""):
         self.plan, self.data = plan, data
         theta = pt.vector("theta")
         top_of_row = data.top_index()
@@ -47,7 +48,7 @@ class SampledLikelihood:
             stats = strategy.statistics(plan, data)
             symbols = stats.placeholders()
             z = pt.matrix("random_effects_z")
-            self.inputs["random_effects_z"] = (z, np.arange(data.n_clusters), len(plan.random))
+            self.inputs[f"{prefix}random_effects_z"] = (z, np.arange(data.n_clusters), len(plan.random))
             with pm.Model():  # a scratch model for the deterministics the strategy records
                 loglik, _ = strategy.graph(plan, theta, symbols, z, by_cluster=True)
         else:
@@ -57,7 +58,7 @@ class SampledLikelihood:
             def disturbances(rank: int, level: LevelPlan, chosen: np.ndarray) -> pt.TensorVariable | None:
                 if not len(chosen):
                     return None
-                name = disturbance_name(rank, plan.two_level)
+                name = prefix + disturbance_name(rank, plan.two_level)
                 index = data.level_index(rank)  # each row's unit of this level
                 units = np.zeros(index.max() + 1, dtype=np.int64)
                 units[index] = top_of_row

@@ -37,9 +37,11 @@ def build_model(plan: Plan, data: ClusteredData, groups: Mapping[str, ClusteredD
     with pm.Model(coords={"parameter": plan.parameters["name"].to_list()}) as model:
         theta = parameter_vector(plan, starting_values(plan, data))
         strategy = strategy or strategy_for(plan)
-        if groups:
-            loglik = sum(strategy.add_to_model(plan.for_group(name), part, theta, f"g{k}_")
-                         for k, (name, part) in enumerate(groups.items(), start=1))
+        if groups:  # each group a named sub-model: its data and sampled latent variables g1::…, g2::…
+            loglik = 0.0
+            for k, (name, part) in enumerate(groups.items(), start=1):
+                with pm.Model(name=f"g{k}"):
+                    loglik = loglik + strategy.add_to_model(plan.for_group(name), part, theta)
         else:
             loglik = strategy.add_to_model(plan, data, theta)
         pm.Potential("loglik", loglik)

@@ -12,14 +12,14 @@ Muthén & Asparouhov's approximate invariance) stays each group's own but is tie
 by its prior: θ_g = μ + δ_g with δ_g ~ N(0, sd²), μ with the parameter's prior (column
 ``approx``: the sd). With equal intercepts the factor means of the top level are fixed to
 0 in the first group only and free in the others (lavaan's identification of scalar models),
-unless the means are equal too (then 0 in every group); likewise with approximately equal
-intercepts (Muthén & Asparouhov 2013).
+unless the means are equal too (then 0 in every group); likewise with equal thresholds of
+categorical items, and with approximately equal intercepts or thresholds (Muthén & Asparouhov 2013).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import pandas as pd
 
@@ -29,15 +29,16 @@ EQUALITY_CLASSES = ("loadings", "intercepts", "residuals", "residual.covariances
                     "lv.covariances", "means", "regressions", "thresholds")
 
 
-def row_class(op: str, lhs: str, rhs: str, latent: set[str]) -> str | None:
-    """lavaan's ``group.equal`` class of a table row: loadings, regressions, thresholds, intercepts
-    (of observed variables) or means (of latent ones), residuals and residual.covariances (of
-    observed variables), lv.variances and lv.covariances."""
+def row_class(op: str, lhs: str, rhs: str, latent: set[str], binary: Collection[str] = ()) -> str | None:
+    """lavaan's ``group.equal`` class of a table row: loadings, regressions, thresholds (the ``|``
+    rows of ordinal items, and the intercept of a ``binary`` item, its one threshold with the sign
+    turned, as lavaan and Mplus count it), intercepts (of observed variables) or means (of latent
+    ones), residuals and residual.covariances (of observed variables), lv.variances and lv.covariances."""
     if op == "=~":
         return "loadings"
     if op == "~":
         return "regressions"
-    if op == "|":
+    if op == "|" or op == "~1" and lhs in binary:
         return "thresholds"
     if op == "~1":
         return "means" if lhs in latent else "intercepts"
@@ -72,6 +73,11 @@ def check_equalities(group_equal: Sequence[str], group_partial: Sequence[str],
         if not any(op in name.replace(" ", "") for op in ("=~", "~~", "~1", "~", "|")):
             raise SpecificationError(f"group_partial names parameters as in lavaan, 'lhs op rhs' (e.g. 'visual =~ x2', "
                                      f"'x3 ~1'); got {name!r}.")
+
+
+def binary_items(families: Mapping[str, str]) -> set[str]:
+    """The variables of the bernoulli family, whose intercepts are thresholds (:func:`row_class`)."""
+    return {name for name, family in families.items() if family.split("(")[0].strip().lower() == "bernoulli"}
 
 
 def per_group_modifiers(user: pd.DataFrame, groups: Sequence[str]) -> pd.DataFrame:
@@ -110,9 +116,11 @@ def group_table(table: pd.DataFrame, groups: Sequence[str], group_equal: Sequenc
     group_approx = dict(group_approx or {})
     check_equalities(group_equal, group_partial, group_approx)
     latent = set(table.loc[table["op"] == "=~", "lhs"])
+    binary = binary_items(families or {})
     partial = _partial_names(table, group_partial)
     top = table["level"].iloc[-1] if len(table) else ""
-    means_free = ("intercepts" in group_equal or "intercepts" in group_approx) and "means" not in group_equal
+    means_free = "means" not in group_equal and any(kind in group_equal or kind in group_approx
+                                                    for kind in ("intercepts", "thresholds"))
     per_group = table["per_group"] if "per_group" in table else pd.Series(None, index=table.index, dtype=object)
     base_labels = dict(zip(table["label"], table["free"]))
     copies = []
@@ -138,7 +146,7 @@ def group_table(table: pd.DataFrame, groups: Sequence[str], group_equal: Sequenc
     free, approx = [], []
     for row in stacked.itertuples(index=False):
         name = f"{row.lhs}{row.op}{row.rhs}"
-        kind = row_class(row.op, row.lhs, row.rhs, latent)
+        kind = row_class(row.op, row.lhs, row.rhs, latent, binary)
         approx.append(group_approx[kind] if row.free > 0 and kind in group_approx and name not in partial
                       and not isinstance(row.label, str) else float("nan"))
         if row.free == 0:

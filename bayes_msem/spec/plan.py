@@ -176,8 +176,10 @@ class Plan:
     constraints: Constraints = field(default_factory=Constraints)  # derived θ elements and bounds
 
     def for_group(self, group: str) -> Plan:
-        """The plan of one group of a multiple-group model: its levels, θ shared with the others."""
-        return dataclasses.replace(self, levels=self.groups[group], groups={})
+        """The plan of one group of a multiple-group model: its rows of the table and its levels, θ
+        shared with the others."""
+        return dataclasses.replace(self, table=self.table[self.table["group"] == group], levels=self.groups[group],
+                                   groups={})
 
     @property
     def two_level(self) -> bool:
@@ -240,14 +242,15 @@ def make_plan(table: pd.DataFrame, priors: dict[str, str] | None = None,
     kind_priors = default_priors(priors)
     model_rows = table[table["op"].isin(["=~", "~", "~~", "~1"])]
     groups = list(dict.fromkeys(table["group"])) if "group" in table else []
-    roles = assign_roles(model_rows[model_rows["group"] == groups[0]] if groups else model_rows)
+    first = model_rows[model_rows["group"] == groups[0]] if groups else model_rows  # every group has its structure
+    roles = assign_roles(first)
     lowest = next(iter(roles))
     dispersions = {(lowest, v) for v, f in (families or {}).items() if f.startswith("negbinomial")}
     parameters = _free_parameters(table[table["op"].isin(["=~", "~", "~~", "~1", "|"])], kind_priors, dispersions,
                                   pd.Series(row_names(table), index=table.index))
     solved = solve_constraints(table, constraints) if constraints is not None else Constraints()
-    random = tuple(random_parameters(model_rows))
-    cross_level = bool(cross_level_factors(model_rows))
+    random = tuple(random_parameters(first))
+    cross_level = bool(cross_level_factors(first))
     features = model_features(roles, random, families, missing, cross_level)
     if not random and not cross_level:  # the count ignores the cross-level covariances these models use
         _check_moments(parameters.drop(index=solved.derived), roles, max(len(groups), 1))

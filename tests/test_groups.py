@@ -11,6 +11,7 @@ from pytensor.graph.replace import graph_replace
 
 import bayes_msem as bm
 from bayes_msem.spec.groups import group_table, row_class
+from bayes_msem.spec.plan import positive_definite
 from bayes_msem.spec.syntax import parse
 from bayes_msem.spec.table import build_table
 
@@ -209,6 +210,21 @@ def test_ordinal_items_fit_across_groups_with_equal_thresholds():
     mean = fit.parameters().set_index(["group", "lhs", "op", "rhs"]).loc[("B", "f", "~1", "")]
     assert abs(mean["mean"] - 0.5) < 3 * mean["sd"]
     assert fit.log_likelihood(draws=60, importance_draws=40, seed=1).sizes["unit"] == 600
+
+
+def test_equal_factor_covariances_keep_every_groups_matrix_positive_definite():
+    """group_equal=["lv.covariances"]: one covariance for both groups, sampled as the first group's
+    correlation times its SDs; the second group's implied correlation matrix stays positive definite."""
+    data = bm.datasets.load("hs_multigroup")
+    model = bm.Model("visual =~ x1 + x2 + x3\ntextual =~ x4 + x5 + x6\n", data, group="school",
+                     group_equal=["loadings", "lv.covariances"])
+    rows = model.parameter_table().set_index(["group", "lhs", "op", "rhs"])["free"]
+    assert rows[("Pasteur", "visual", "~~", "textual")] == rows[("Grant-White", "visual", "~~", "textual")] > 0
+    fit = model.fit(draws=200, tune=200, chains=2, random_seed=3, quiet=True)
+    theta = fit.idata.posterior["theta"].values.reshape(-1, len(model.plan.parameters))
+    assert positive_definite(model.plan, theta).all()
+    covariance = fit.parameters().query("op == '~~' and lhs == 'visual' and rhs == 'textual'")["mean"]
+    assert covariance.nunique() == 1
 
 
 @pytest.fixture(scope="module")

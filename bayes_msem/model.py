@@ -24,6 +24,7 @@ import xarray as xr
 
 from .data.clustered import (
     ClusteredData,
+    check_group_sizes,
     check_within_variation,
     cluster_ids,
     group_values,
@@ -116,6 +117,8 @@ class Model:
         check_definitions(self.table, self.definitions)  # these two fail here, not at the first fit
         default_priors(self.priors)
         variables, between, upper = data_variables(roles)
+        if groups:
+            check_group_sizes(data, group, next(iter(roles.values())).observed, clusters)
         validated = validate(data, variables, cluster, between, missing_allowed(roles), upper)
         self.data: ClusteredData = recode(validated, {v: f.codes for v, f in self.families.items()})
         self.groups: dict[str, ClusteredData] = {

@@ -18,7 +18,7 @@ import bayes_msem as bm
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "errors.md"
 ROW = re.compile(r"^\| (?P<what>[^|`]+) \| (?P<example>`(?:[^`]|\\\|)+`)[^|]* \| `(?P<error>\w+)` \| (?P<says>.+) \|$")
-KINDS = ["Syntax", "Variables and levels", "Data", "Clusters", "Priors", "Fixed values and identification",
+KINDS = ["Syntax", "Variables and levels", "Data", "Clusters", "Groups", "Priors", "Fixed values and identification",
          "Settings and arguments", "Files", "Sampling"]
 
 

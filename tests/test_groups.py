@@ -99,7 +99,7 @@ def test_per_group_modifiers_without_groups_are_refused():
 
 
 @pytest.mark.parametrize(("kwargs", "error", "says"), [
-    (dict(group="school"), bm.DataError, "The cluster column 'school' is not a column"),
+    (dict(group="school"), bm.DataError, "The group column 'school' is not a column"),
     (dict(group="one"), bm.DataError, "holds one group"),
     (dict(group="grp", cluster="split"), bm.DataError, "clusters must be nested in groups"),
     (dict(group_equal=["loadings"]), bm.SettingsError, "give the group column too"),
@@ -107,11 +107,15 @@ def test_per_group_modifiers_without_groups_are_refused():
     (dict(group="grp", group_equal="loadings"), bm.ArgumentTypeError, "group_equal"),
     (dict(group="grp", group_equal=["loading"]), bm.SpecificationError, "unknown group_equal class"),
     (dict(group="grp", group_partial=["y2"]), bm.SpecificationError, "'lhs op rhs'"),
+    (dict(group="few"), bm.DataError, "group 'C' of 'few' has 3 row.s., no more than the model's 3 observed "
+     "variables: too few"),
+    (dict(group="lone", cluster="cluster"), bm.DataError, "group 'C' of 'lone' has one cluster of 'cluster'"),
     (dict(group="grp", group_partial=["f =~ y9"]), bm.SpecificationError,
      "names 'f =~ y9', which is not a parameter of the model; parameters of that variable: f =~ y1, f =~ y2"),
 ])
 def test_bad_group_settings_are_refused(kwargs, error, says):
-    frame = _frame().assign(one="x", split=lambda d: d.index % 7)
+    frame = _frame().assign(one="x", split=lambda d: d.index % 7, few=lambda d: np.where(d.index < 3, "C", d["grp"]),
+                            lone=lambda d: np.where(d["cluster"] == 0, "C", d["grp"]))
     cluster = kwargs.pop("cluster", None)
     with pytest.raises(error, match=says):
         bm.Model(TWO_LEVEL if cluster else CFA, frame, cluster=cluster, **kwargs)

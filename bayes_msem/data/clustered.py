@@ -266,16 +266,16 @@ def _text_fix(name: str, series: pd.Series) -> str:
             f"pd.get_dummies(data[{name!r}]) or data[{name!r}].astype('category').cat.codes")
 
 
-def _check_columns(data: pd.DataFrame, used: list[str], clusters: list[str]) -> None:
-    """Raise if a variable or a cluster column is missing or duplicated, or a cluster column is
-    also a model variable."""
+def _check_columns(data: pd.DataFrame, used: list[str], clusters: list[str], role: str = "cluster column") -> None:
+    """Raise if a variable or a cluster column (a column of that ``role``) is missing or duplicated,
+    or a cluster column is also a model variable."""
     for name in set(used) & set(clusters):
         raise DataError(f"{name!r} is the cluster column and also a variable of the model: a cluster id is a label, "
                         "not a measurement. Use another column in the model (e.g. a cluster-level covariate).")
-    for name, role in [(n, "variable") for n in used] + [(c, "cluster column") for c in clusters]:
+    for name, what in [(n, "variable") for n in used] + [(c, role) for c in clusters]:
         count = int((data.columns == name).sum())
         if count == 0:
-            raise DataError(f"The {role} {name!r} is not a column of the data.{_suggest(name, data)}"
+            raise DataError(f"The {what} {name!r} is not a column of the data.{_suggest(name, data)}"
                             f" Fix the name in the model or rename the column.")
         if count > 1:
             raise DataError(f"The column {name!r} appears {count} times in the data; "
@@ -486,7 +486,7 @@ def group_values(data: pd.DataFrame, group: str, clusters: Sequence[str] = ()) -
     """The groups of a multiple-group model, in order of first appearance (lavaan's order): the
     values of column ``group``, which must be complete, hold at least two groups, and not split a
     cluster (clusters are nested in groups)."""
-    _check_columns(data, [], [group])
+    _check_columns(data, [], [group], role="group column")
     values = data[group]
     if values.isna().any():
         raise DataError(f"the group column {group!r} has {int(values.isna().sum())} missing value(s) "
@@ -502,3 +502,21 @@ def group_values(data: pd.DataFrame, group: str, clusters: Sequence[str] = ()) -
             raise DataError(f"cluster {split.index[split > 1][0]!r} of {cluster!r} has rows in more than one group of "
                             f"{group!r}; clusters must be nested in groups (give each group's clusters their own ids).")
     return groups
+
+
+def check_group_sizes(data: pd.DataFrame, group: str, observed: Sequence[str], clusters: Sequence[str] = ()) -> None:
+    """Each group has more rows than the model has observed variables (else its own covariance
+    matrix, and the parameters it has on its own, rest on its prior alone) and, with clusters, at
+    least two clusters of the highest level."""
+    rows = data.groupby(group, sort=False).size()
+    few = rows[rows <= len(observed)]
+    if len(few):
+        raise DataError(f"group {few.index[0]!r} of {group!r} has {int(few.iloc[0])} row(s), no more than the model's "
+                        f"{len(observed)} observed variables: too few to estimate its own parameters. Merge it with "
+                        "another group or drop its rows.")
+    if clusters:
+        counts = data.groupby(group, sort=False)[clusters[-1]].nunique()
+        single = counts[counts < 2]
+        if len(single):
+            raise DataError(f"group {single.index[0]!r} of {group!r} has one cluster of {clusters[-1]!r}; its "
+                            "cluster-level parameters need at least two. Merge it with another group or drop its rows.")

@@ -75,8 +75,9 @@ class Model:
         ``"means"``, ``"regressions"``, ``"lv.variances"``, ...) but for the parameters named in
         ``group_partial`` (``"visual =~ x2"``). Labelled parameters are equal across groups.
         ``group_approx`` makes classes approximately equal (blavaan's ``wiggle``): each group's
-        parameter is a common mean plus a deviation with the SD given, e.g. ``{"intercepts": 0.1}``
-        (:meth:`Fit.approximate` reports the deviations).
+        parameter is a common mean plus a deviation with the prior given, a normal's SD
+        (``{"intercepts": 0.1}``) or a prior centred at 0 (``{"intercepts": "cauchy(0, 0.1)"}``,
+        sparse: finds the few groups that depart); :meth:`Fit.approximate` reports and flags them.
     rescale : fit with every continuous variable divided by its standard deviation (for variables on
         very different scales, which the default priors and the sampler's adaptation handle badly);
         :meth:`Fit.parameters`, ``summary``, ``cluster_effects`` and ``latent_scores`` report in the
@@ -88,7 +89,7 @@ class Model:
                  std_lv: bool = False, priors: Mapping[str, str] | None = None,
                  family: Mapping[str, str] | None = None, ordered: Sequence[str] = (), rescale: bool = False,
                  group: str | None = None, group_equal: Sequence[str] = (), group_partial: Sequence[str] = (),
-                 group_approx: Mapping[str, float] | None = None):
+                 group_approx: Mapping[str, float | str] | None = None):
         check_model_arguments(syntax, data, cluster, std_lv, priors, family, ordered, rescale)
         check_groups(group, group_equal, group_partial, group_approx)
         self._arguments = dict(data=data, cluster=cluster, std_lv=std_lv, priors=priors, family=family, ordered=ordered,

@@ -272,19 +272,26 @@ def test_invariance_compares_the_steps():
         bm.invariance(model, steps=["weak"])
 
 
-def test_approximately_equal_intercepts_flag_the_group_that_departs():
+@pytest.fixture(scope="module")
+def departing_intercept() -> pd.DataFrame:
     """Three groups of 150 with equal loadings and intercepts but y2's intercept 1.2 higher in group
-    C (residual SD 0.6): with group_approx={"intercepts": 0.1} each group's intercept is the common
-    mean plus its deviation (exactly, in every draw), the factor means are free after the first
-    group, and C's deviation of y2 is the one flagged, first in the table."""
+    C (residual SD 0.6)."""
     rng = np.random.default_rng(11)
     group = np.repeat(["A", "B", "C"], 150)
     factor = rng.normal(size=len(group))
     frame = pd.DataFrame({f"y{k}": loading * factor + rng.normal(scale=0.6, size=len(group))
                           for k, loading in enumerate([1.0, 0.8, 1.2], start=1)}).assign(grp=group)
     frame.loc[frame["grp"] == "C", "y2"] += 1.2
-    model = bm.Model(CFA, frame, group="grp", group_equal=["loadings"], group_approx={"intercepts": 0.1})
-    assert [s.name for s in model.plan.approximate] == ["y1~1", "y2~1", "y3~1"]
+    return frame
+
+
+def test_approximately_equal_intercepts_flag_the_group_that_departs(departing_intercept):
+    """With a sparse deviation prior (Cauchy, scale 0.1) each group's intercept is the common mean
+    plus its deviation (exactly, in every draw), the factor means are free after the first group,
+    and the one departure flagged is the true one, C's y2, first in the table."""
+    model = bm.Model(CFA, departing_intercept, group="grp", group_equal=["loadings"],
+                     group_approx={"intercepts": "cauchy(0, 0.1)"})
+    assert [(s.name, s.sd, s.nu) for s in model.plan.approximate] == [(f"y{k}~1", 0.1, 1.0) for k in (1, 2, 3)]
     table = model.table.set_index(["group", "lhs", "op", "rhs"])
     assert table.at[("A", "f", "~1", ""), "free"] == 0 and table.at[("C", "f", "~1", ""), "free"] > 0
     fit = model.fit(draws=300, tune=300, chains=2, random_seed=1, quiet=True)
@@ -295,13 +302,28 @@ def test_approximately_equal_intercepts_flag_the_group_that_departs():
         deviations = posterior["approximate_deviations"].isel(approximate=k).values
         np.testing.assert_allclose(theta, common + deviations, atol=1e-12)
     report = fit.approximate()
-    assert report.loc[0, ["parameter", "group"]].tolist() == ["y2~1", "C"] and report.loc[0, "flagged"]
-    assert report["prior_sd"].eq(0.1).all() and len(report) == 9
+    assert report.loc[0, ["parameter", "group"]].tolist() == ["y2~1", "C"]
+    assert report.loc[report["flagged"], ["parameter", "group"]].values.tolist() == [["y2~1", "C"]]
+    assert report["prior"].eq("cauchy(0, 0.1)").all() and len(report) == 9
+    assert abs(report.loc[0, "departure"] - 1.2) < 3 * report.loc[0, "sd"]
+
+
+def test_a_normal_deviation_prior_spreads_one_departure_over_the_others(departing_intercept):
+    """blavaan's wiggle (normal, SD 0.1) on the same data: a 1.2 departure is 12 prior SDs, so the
+    posterior moves C's factor mean to absorb part of it and the other intercepts of C depart
+    instead; the documented reason to prefer the sparse prior for finding non-invariant items."""
+    model = bm.Model(CFA, departing_intercept, group="grp", group_equal=["loadings"], group_approx={"intercepts": 0.1})
+    report = model.fit(draws=300, tune=300, chains=2, random_seed=1, quiet=True).approximate()
+    flagged = report.loc[report["flagged"], ["parameter", "group"]].values.tolist()
+    assert ["y2~1", "C"] in flagged and len(flagged) > 1
 
 
 @pytest.mark.parametrize(("approx", "says"), [
     ({"residuals": 0.1}, "group_approx takes the classes"),
     ({"intercepts": 0}, "must be a number > 0"),
+    ({"intercepts": "laplace(0, 0.1)"}, "or a prior centred at 0"),
+    ({"intercepts": "normal(1, 0.1)"}, "or a prior centred at 0"),
+    ({"intercepts": 0.1, "means": "cauchy(0, 0.1)"}, "must be of one family"),
     ({"loadings": 0.1}, "is in group_equal and in group_approx"),
 ])
 def test_bad_approximate_settings_are_refused(approx, says):

@@ -363,30 +363,34 @@ class Fit:
         return self.source
 
     def approximate(self, interval: float = 0.95) -> pd.DataFrame:
-        """The group deviations δ_g of the parameters approximately equal across groups
-        (``group_approx``): per parameter and group, the posterior mean, SD and equal-tailed
-        ``interval`` of θ_g − μ, the deviation's prior SD, and ``flagged`` where the interval
-        excludes 0 (the group departs from the common value: Muthén & Asparouhov's non-invariance
-        flag); the largest deviations relative to their prior SD first."""
+        """The parameters approximately equal across groups (``group_approx``), per parameter and
+        group: the posterior mean of its deviation δ_g = θ_g − μ from the common value, and the
+        posterior mean, SD and equal-tailed ``interval`` of its departure from the median group,
+        θ_g − median_h θ_h (robust to the groups that depart: they pull μ, not the median);
+        ``flagged`` where that interval excludes 0, the group's parameter is not invariant (with two
+        groups a difference flags both). Largest departures relative to their SD first."""
         posterior = self.idata.posterior
         if "approximate_deviations" not in posterior:
             raise UnavailableError("this fit has no approximately equal parameters; give group_approx= to bm.Model, "
                                    "e.g. group_approx={'intercepts': 0.1}.")
         approx = self.table[self.table["approx"].notna()]
-        prior_sd = {parameter_name(*key): sd for *key, sd in approx[["level", "lhs", "op", "rhs", "approx"]].itertuples(
-            index=False)}
+        priors = {parameter_name(*key): prior for *key, prior in approx[
+            ["level", "lhs", "op", "rhs", "approx_prior"]].itertuples(index=False)}
         deviations = posterior["approximate_deviations"].stack(sample=("chain", "draw"))
+        departures = deviations - deviations.median("group")  # θ_g − median θ_h: μ cancels
         tail = (1 - interval) / 2
         rows = []
         for name in map(str, deviations["approximate"].values):
             for group in deviations["group"].values:
-                draws = deviations.sel(approximate=name, group=group).values
+                draws = departures.sel(approximate=name, group=group).values
                 lower, upper = np.quantile(draws, [tail, 1 - tail])
-                rows.append({"parameter": name, "group": group, "mean": draws.mean(), "sd": draws.std(),
-                             "lower": lower, "upper": upper, "prior_sd": prior_sd[name],
-                             "flagged": bool(lower > 0 or upper < 0)})
+                rows.append({"parameter": name, "group": group,
+                             "deviation": float(deviations.sel(approximate=name, group=group).mean()),
+                             "departure": draws.mean(), "sd": draws.std(), "lower": lower, "upper": upper,
+                             "prior": priors[name], "flagged": bool(lower > 0 or upper < 0)})
         out = pd.DataFrame(rows)
-        return out.iloc[np.argsort(-np.abs(out["mean"] / out["prior_sd"]), kind="stable")].reset_index(drop=True)
+        order = np.argsort(-np.abs(out["departure"] / np.maximum(out["sd"], 1e-12)), kind="stable")
+        return out.iloc[order].reset_index(drop=True)
 
     def _one_group(self, what: str) -> None:
         if self.info.get("group"):
@@ -553,7 +557,7 @@ def read_fit(path: str | Path) -> Fit:
     table = table.astype({"label": object, "prior": object, "random": object})
     table = table.where(table.notna(), None).astype({"fixed": float, "start": float})
     definitions = pd.read_json(io.StringIO(meta["definitions"]), orient="split")
-    columns = _TABLE_COLUMNS + [column for column in ("group", "approx") if column in table]
+    columns = _TABLE_COLUMNS + [column for column in ("group", "approx", "approx_prior") if column in table]
     return Fit(tree, table[columns], definitions, meta["info"])
 
 

@@ -112,8 +112,9 @@ def parameter_vector(plan: Plan, starts: np.ndarray) -> pt.TensorVariable:
 
 def _approximately_equal(plan: Plan, theta: pt.TensorVariable, starts: np.ndarray) -> pt.TensorVariable:
     """θ of the parameters approximately equal across groups: θ_g = μ + sd · z_g (non-centred,
-    z_g ~ N(0, 1)), μ (``approximate_means``, dims ``approximate``) with the parameter's prior; the
-    deviations δ_g = sd · z_g are the deterministic ``approximate_deviations`` (approximate × group)."""
+    z_g ~ N(0, 1), or Student-t with ν degrees of freedom), μ (``approximate_means``, dims
+    ``approximate``) with the parameter's prior; the deviations δ_g = sd · z_g are the
+    deterministic ``approximate_deviations`` (approximate × group)."""
     model = pm.Model.get_context()
     sets = plan.approximate
     model.add_coord("approximate", [s.name for s in sets])
@@ -123,7 +124,9 @@ def _approximately_equal(plan: Plan, theta: pt.TensorVariable, starts: np.ndarra
         raise PriorError("the parameters of group_approx take priors of one family; write the same family for all.")
     means = prior_vector("approximate_means", priors, dims="approximate",
                          initval=np.array([starts[s.index].mean() for s in sets]))
-    z = pm.Normal("approximate_z", 0.0, 1.0, dims=("approximate", "group"))
+    nu = sets[0].nu  # one family for all (spec.groups.check_equalities)
+    z = (pm.Normal("approximate_z", 0.0, 1.0, dims=("approximate", "group")) if np.isinf(nu)
+         else pm.StudentT("approximate_z", nu=nu, mu=0.0, sigma=1.0, dims=("approximate", "group")))
     deviations = pm.Deterministic("approximate_deviations", np.array([s.sd for s in sets])[:, None] * z,
                                   dims=("approximate", "group"))
     index = np.stack([s.index for s in sets])

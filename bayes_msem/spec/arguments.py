@@ -85,13 +85,13 @@ def check_model_arguments(syntax: object, data: object, cluster: object, std_lv:
 
 def check_groups(group: object, group_equal: object, group_partial: object, group_approx: object = None) -> None:
     """``group`` a column name or None; ``group_equal`` and ``group_partial`` lists of names and
-    ``group_approx`` a mapping of class names to SDs, given only with a group column."""
+    ``group_approx`` a mapping of class names to deviation SDs or priors, given only with a group column."""
     if group is not None and not isinstance(group, str):
         raise ArgumentTypeError(f"group must be the name of the group column (a str), got {type(group).__name__}.")
     check_names("group_equal", group_equal, "group_equal=['loadings', 'intercepts']")
     check_names("group_partial", group_partial, "group_partial=['visual =~ x2']")
     if group_approx is not None and not isinstance(group_approx, Mapping):
-        raise _type_error("group_approx", "a dict of classes to deviation SDs", group_approx,
+        raise _type_error("group_approx", "a dict of classes to deviation SDs or priors", group_approx,
                           "group_approx={'intercepts': 0.1}")
     if group is None and (group_equal or group_partial or group_approx):
         raise SettingsError("group_equal, group_partial and group_approx constrain the groups of a multiple-group "

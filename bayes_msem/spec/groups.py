@@ -9,8 +9,9 @@ group (a label, NA, a fixed value or a prior), as lavaan's labels do: ``c(b, b)*
 parameter equal across groups, ``c(b1, b2)*x`` frees it in a model whose class is equal, a fixed
 entry fixes it in that group. A parameter of a class in ``group_approx`` (blavaan's ``wiggle``,
 Muthén & Asparouhov's approximate invariance) stays each group's own but is tied to the others
-by its prior: θ_g = μ + δ_g with δ_g ~ N(0, sd²), μ with the parameter's prior (column
-``approx``: the sd). With equal intercepts the factor means of the top level are fixed to
+by its prior: θ_g = μ + δ_g with δ_g ~ N(0, s²) (or a Cauchy or Student-t of scale s: a sparse
+prior, under which a few groups may depart far while the rest stay close), μ with the
+parameter's prior (columns ``approx``: s, ``approx_prior``: the deviation prior written out). With equal intercepts the factor means of the top level are fixed to
 0 in the first group only and free in the others (lavaan's identification of scalar models),
 unless the means are equal too (then 0 in every group); likewise with equal thresholds of
 categorical items, and with approximately equal intercepts or thresholds (Muthén & Asparouhov 2013).
@@ -50,25 +51,58 @@ def row_class(op: str, lhs: str, rhs: str, latent: set[str], binary: Collection[
 
 
 APPROXIMATE_CLASSES = ("loadings", "intercepts", "means", "regressions", "thresholds")
+_DEVIATION = re.compile(r"\s*(normal|cauchy|student_t)\s*\(\s*(?:([0-9.eE+-]+)\s*,\s*)?0\s*,\s*([0-9.eE+-]+)\s*\)\s*")
+
+
+def deviation_prior(name: str, value: float | str) -> tuple[float, float]:
+    """The prior of a group's deviation δ_g in ``group_approx``, as (scale s, degrees of freedom ν):
+    a number s is N(0, s²) (blavaan's ``wiggle.sd``, ν = ∞); ``"normal(0, s)"``, ``"cauchy(0, s)"``
+    (ν = 1) or ``"student_t(ν, 0, s)"`` a prior of that family centred at 0."""
+    if isinstance(value, str):
+        match = _DEVIATION.fullmatch(value)
+        family, nu, scale = match.groups() if match else (None, None, None)
+        if match and (nu is None) == (family != "student_t"):
+            try:
+                s = float(scale)
+                degrees = {"normal": float("inf"), "cauchy": 1.0}.get(family) or float(nu)
+            except ValueError:
+                s = degrees = float("nan")
+            if s > 0 and degrees > 0:
+                return s, degrees
+    elif isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value), float("inf")
+    raise SpecificationError(f"the deviation prior of {name!r} in group_approx must be a number > 0 (the SD of a normal "
+                             "prior, e.g. 0.05) or a prior centred at 0: 'normal(0, 0.05)', 'cauchy(0, 0.05)', "
+                             f"'student_t(3, 0, 0.05)'; got {value!r}.")
+
+
+def deviation_text(name: str, value: float | str) -> str:
+    """A ``group_approx`` deviation prior written out: ``normal(0, s)``, ``cauchy(0, s)`` or ``student_t(ν, 0, s)``."""
+    scale, nu = deviation_prior(name, value)
+    if nu == float("inf"):
+        return f"normal(0, {scale:g})"
+    return f"cauchy(0, {scale:g})" if nu == 1 else f"student_t({nu:g}, 0, {scale:g})"
 
 
 def check_equalities(group_equal: Sequence[str], group_partial: Sequence[str],
-                     group_approx: Mapping[str, float] | None = None) -> None:
+                     group_approx: Mapping[str, float | str] | None = None) -> None:
     """``group_equal`` names lavaan's classes; ``group_partial`` names parameters as ``lhs op rhs``;
-    ``group_approx`` maps classes to the SD of each group's deviation."""
-    for name, sd in (group_approx or {}).items():
+    ``group_approx`` maps classes to the prior of each group's deviation (:func:`deviation_prior`)."""
+    families = set()
+    for name, value in (group_approx or {}).items():
         if name not in APPROXIMATE_CLASSES:
             raise SpecificationError(f"group_approx takes the classes {', '.join(APPROXIMATE_CLASSES)} (the variance "
                                      f"classes not yet); got {name!r}.")
-        if not isinstance(sd, (int, float)) or isinstance(sd, bool) or not sd > 0:
-            raise SpecificationError(f"the deviation SD of {name!r} in group_approx must be a number > 0, e.g. 0.05; "
-                                     f"got {sd!r}.")
+        families.add(deviation_prior(name, value)[1])
         if name in group_equal:
             raise SpecificationError(f"{name!r} is in group_equal and in group_approx; a class is either equal or "
                                      "approximately equal across groups.")
     unknown = [name for name in group_equal if name not in EQUALITY_CLASSES]
     if unknown:
         raise SpecificationError(f"unknown group_equal class(es) {unknown}; the classes are {', '.join(EQUALITY_CLASSES)}.")
+    if len(families) > 1:
+        raise SpecificationError("the deviation priors of group_approx must be of one family (all normal, all cauchy or "
+                                 f"all student_t with one ν); got {dict(group_approx or {})}.")
     for name in group_partial:
         if not any(op in name.replace(" ", "") for op in ("=~", "~~", "~1", "~", "|")):
             raise SpecificationError(f"group_partial names parameters as in lavaan, 'lhs op rhs' (e.g. 'visual =~ x2', "
@@ -107,11 +141,12 @@ def per_group_modifiers(user: pd.DataFrame, groups: Sequence[str]) -> pd.DataFra
 
 
 def group_table(table: pd.DataFrame, groups: Sequence[str], group_equal: Sequence[str] = (),
-                group_partial: Sequence[str] = (), group_approx: Mapping[str, float] | None = None,
+                group_partial: Sequence[str] = (), group_approx: Mapping[str, float | str] | None = None,
                 families: Mapping[str, str] | None = None) -> pd.DataFrame:
     """The table of each group stacked (column ``group``), free parameters renumbered: a free row's
     number is shared across groups where it is equal (module docstring), else the group's own;
-    column ``approx`` holds the deviation SD of the approximately equal ones (else NaN).
+    columns ``approx`` and ``approx_prior`` hold the scale and the text of the deviation prior of the
+    approximately equal ones (else NaN and None; :func:`deviation_prior`).
     ``families`` (of the non-Gaussian variables) for the checks of each group's fixed values."""
     group_approx = dict(group_approx or {})
     check_equalities(group_equal, group_partial, group_approx)
@@ -143,12 +178,13 @@ def group_table(table: pd.DataFrame, groups: Sequence[str], group_equal: Sequenc
         copies.append(copy)
     stacked = _fix_labels(pd.concat(copies, ignore_index=True))
     numbers: dict[object, int] = {}
-    free, approx = [], []
+    free, approx, priors = [], [], []
     for row in stacked.itertuples(index=False):
         name = f"{row.lhs}{row.op}{row.rhs}"
         kind = row_class(row.op, row.lhs, row.rhs, latent, binary)
-        approx.append(group_approx[kind] if row.free > 0 and kind in group_approx and name not in partial
-                      and not isinstance(row.label, str) else float("nan"))
+        wiggles = row.free > 0 and kind in group_approx and name not in partial and not isinstance(row.label, str)
+        approx.append(deviation_prior(kind, group_approx[kind])[0] if wiggles else float("nan"))
+        priors.append(deviation_text(kind, group_approx[kind]) if wiggles else None)
         if row.free == 0:
             free.append(0)
             continue
@@ -159,7 +195,7 @@ def group_table(table: pd.DataFrame, groups: Sequence[str], group_equal: Sequenc
         else:
             key = (row.group, row.level, row.lhs, row.op, row.rhs, row.free)
         free.append(numbers.setdefault(key, len(numbers) + 1))
-    stacked = stacked.assign(free=free, approx=approx)
+    stacked = stacked.assign(free=free, approx=approx, approx_prior=priors)
     for group in groups:
         check_values(stacked[stacked["group"] == group], families or {})
     return stacked

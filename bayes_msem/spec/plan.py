@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .constraints import Constraints, solve_constraints
+from .groups import deviation_prior
 from .priors import Prior, default_priors, parse_prior
 from .table import (
     SINGLE_LEVEL,
@@ -135,12 +136,13 @@ class CorrelationBlock:
 
 @dataclass(frozen=True)
 class ApproximateSet:
-    """One parameter approximately equal across groups: θ[index[g]] = μ + δ_g, δ_g ~ N(0, sd²), μ
-    with the parameter's prior (``name``: lavaan's ``lhs op rhs``, with its level)."""
+    """One parameter approximately equal across groups: θ[index[g]] = μ + δ_g, δ_g ~ sd · t_ν (a
+    normal for ν = ∞), μ with the parameter's prior (``name``: lavaan's ``lhs op rhs``, with its level)."""
 
     name: str
     index: np.ndarray
     sd: float
+    nu: float = float("inf")
 
 
 @dataclass(frozen=True)
@@ -269,7 +271,8 @@ def _approximate_sets(table: pd.DataFrame) -> tuple[ApproximateSet, ...]:
         return ()
     rows = table[table["approx"].notna() & (table["free"] > 0)]
     return tuple(ApproximateSet(parameter_name(level, lhs, op, rhs), same["free"].to_numpy() - 1,
-                                float(same["approx"].iloc[0]))
+                                *deviation_prior(lhs, same["approx_prior"].iloc[0] if "approx_prior" in same
+                                                 else float(same["approx"].iloc[0])))
                  for (level, lhs, op, rhs), same in rows.groupby(["level", "lhs", "op", "rhs"], sort=False))
 
 

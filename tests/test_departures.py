@@ -6,12 +6,13 @@ cluster's loadings and intercepts depart from the common ones by a little (SD 0.
 amount 0.3 that matters); three loadings depart by 1.0 and three intercepts by 1.5, one (cluster,
 item) pair each. A cluster's own data place its loading within about ±0.1 and its intercept within
 about ±0.15 (posterior SDs), but a Gaussian random effect with one outlier among 32 clusters has a
-small variance and shrinks that outlier towards the common value by a third to a half, so the
+small variance and shrinks that outlier towards the common value by a quarter to a half, so the
 shifts are large enough to stay beyond 0.3 with probability 0.9 after shrinking, while an invariant
 pair would need a departure of about 3 posterior SDs to be flagged. The bar is exact: the flagged
-pairs are the six true ones, no more, no fewer. It is one data set: bench/departures.py measures the
-rates over replications (bench/DEPARTURES.md), where this design's rare miss is a shifted pair
-shrunk below the amount, never a false flag.
+pairs are the six true ones, no more, no fewer, on one data set (seed 2). That bar does not hold on
+every data set: over 20 replications of this design (bench/departures.py, bench/DEPARTURES.md) 15
+were exact and the others missed one or two shifted pairs, shrunk below the amount (seed 1 misses
+one loading); none of 4,360 unshifted pairs was flagged.
 """
 
 from __future__ import annotations

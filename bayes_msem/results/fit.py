@@ -38,10 +38,10 @@ from ..plots.forest import free_rows
 from ..simulation.simulator import Simulator
 from ..spec.plan import make_plan, parameter_name, row_names
 from ..spec.table import BETWEEN, SpecificationError
-from . import clusters, diagnostics, fit_measures, report
+from . import clusters, departures, diagnostics, fit_measures, report
 from .pointwise import SampledLikelihood, posterior_proposal
 from .predictive import moment_ppp, plot_predictive, predictive_dataset, thinned
-from .scores import latent_scores
+from .scores import latent_draws, latent_scores
 from .sensitivity import draw_densities, sensitivity_densities, sensitivity_plot, sensitivity_table, sensitivity_tree
 from .standardized import icc_table, r_squared_table, standardized_table
 
@@ -431,6 +431,39 @@ class Fit:
         """Forest plot (a matplotlib figure) of the cluster-specific values of ``name``: a row per
         cluster with its posterior mean and 50% and 95% intervals, a zero line; saved to ``path`` if given."""
         return clusters.forest_plot(self._cluster_draws(name), name, path)
+
+    def departures(self, loadings: float = 0.1, intercepts: float = 0.1, probability: float = 0.9,
+                   seed: int | None = None) -> pd.DataFrame:
+        """Measurement invariance over many clusters: per cluster and random loading or random intercept of
+        an indicator, how far the cluster's value departs from the common one (:mod:`.departures`: the
+        between-level residual δ_pj, for a loading λ_pj − mean loading, for an intercept the item's
+        between residual once the between factors carry the mean differences).
+
+        ``loadings`` and ``intercepts``: the amount a of a departure that matters, in the loading's and
+        the item's own units; ``probability``: the posterior probability P(|δ_pj| > a) above which a
+        departure is flagged. Columns: cluster, item, kind (loading, intercept), parameter, cluster_mean,
+        common_mean, departure_mean, departure_sd (posterior means and SD), amount, probability, flagged.
+        Between variables a fit integrated out are drawn given the data per posterior draw (``seed``)."""
+        self._one_group("departures")
+        departures.check_amounts(loadings, intercepts, probability)
+        _, plan, data = self._draws_plan_data()
+        found = departures.targets(plan)
+        between = latent_draws(self.idata.posterior.to_dataset(), plan, data, seed)[BETWEEN]
+        used = self.idata.posterior["theta"].sel(chain=between["chain"], draw=between["draw"])
+        used = used.transpose("chain", "draw", "parameter").values.reshape(-1, used.sizes["parameter"])
+        names = [t.variable for t in found]
+        residuals, common = departures.residual_draws(between, used, plan, data, names)
+        scale = self._scale()
+        units = np.array([scale(name, BETWEEN) for name in names])
+        return departures.departure_table(residuals * units, common * units, found, between["unit"].values,
+                                          {"loading": loadings, "intercept": intercepts}, probability)
+
+    def plot_departures(self, loadings: float = 0.1, intercepts: float = 0.1, probability: float = 0.9,
+                        seed: int | None = None, path: str | Path | None = None):
+        """Heatmap (a matplotlib figure) of :meth:`departures`: a row per cluster, a column per random
+        loading and intercept, coloured by P(|departure| > amount), flagged cells outlined; saved to
+        ``path`` if given."""
+        return departures.departure_plot(self.departures(loadings, intercepts, probability, seed), probability, path)
 
     def diagram(self, path: str | Path | None = None, format: str = "png",
                 standardized: bool = False) -> graphviz.Digraph:

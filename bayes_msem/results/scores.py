@@ -44,19 +44,24 @@ from .clusters import summarise
 MAX_DRAWS = 1000  # posterior draws of θ used to draw the scores of a marginal fit
 
 
-def latent_scores(posterior: xr.Dataset, plan: Plan, data: ClusteredData, seed: int | None = None) -> pd.DataFrame:
-    """Per level, unit and latent variable: posterior mean, SD and 95% interval (module docstring)."""
+def latent_draws(posterior: xr.Dataset, plan: Plan, data: ClusteredData, seed: int | None = None
+                 ) -> dict[str, xr.DataArray]:
+    """Per level (``single`` for a single-level model) the draws (chain, draw, unit, variable) of its
+    latent variables, units named by their ids: the sampled ones, else drawn once per posterior draw
+    of θ (at most :data:`MAX_DRAWS`, the ``draw`` coordinate saying which) as the module docstring says."""
     draws = {name.removeprefix("scores_"): posterior[name] for name in posterior.data_vars if name.startswith("scores_")}
     if not draws:
         draws = _marginal_draws(posterior, plan, data, np.random.default_rng(seed))
-    frames = []
-    for level, values in draws.items():
-        unit, variable = values.dims[2:]
-        ids = {"row": data.row_labels, "cluster": data.cluster_ids,
-               **{unit_dim(rank): upper.ids for rank, upper in enumerate(data.uppers, start=2)}}
-        ids = coordinate(ids[unit])
-        table = summarise(values.assign_coords({unit: ids}).rename({unit: "unit", variable: "variable"}))
-        frames.append(table.assign(level="" if level == "single" else level))
+    ids = {"row": data.row_labels, "cluster": data.cluster_ids,
+           **{unit_dim(rank): upper.ids for rank, upper in enumerate(data.uppers, start=2)}}
+    return {level: values.assign_coords({values.dims[2]: coordinate(ids[values.dims[2]])}).rename(
+        {values.dims[2]: "unit", values.dims[3]: "variable"}) for level, values in draws.items()}
+
+
+def latent_scores(posterior: xr.Dataset, plan: Plan, data: ClusteredData, seed: int | None = None) -> pd.DataFrame:
+    """Per level, unit and latent variable: posterior mean, SD and 95% interval (module docstring)."""
+    frames = [summarise(values).assign(level="" if level == "single" else level)
+              for level, values in latent_draws(posterior, plan, data, seed).items()]
     if not frames:
         raise UnavailableError("this model has no latent variables to score.")
     return pd.concat(frames, ignore_index=True)[["level", "unit", "variable", "mean", "sd", "eti_2.5%", "eti_97.5%"]]
@@ -90,7 +95,8 @@ def _marginal_draws(posterior: xr.Dataset, plan: Plan, data: ClusteredData, rng:
             out[label or "single"] = xr.DataArray(
                 values.reshape(theta.sizes["chain"], theta.sizes["draw"], *values.shape[1:]),
                 dims=("chain", "draw", unit_dim(k), f"{label or 'single'}_variable"),
-                coords={f"{label or 'single'}_variable": [names[i] for i in keep]})
+                coords={"chain": theta["chain"], "draw": theta["draw"],
+                        f"{label or 'single'}_variable": [names[i] for i in keep]})
     return out
 
 

@@ -154,7 +154,7 @@ def _row_values(theta: np.ndarray, table: pd.DataFrame) -> np.ndarray:
     return values
 
 
-def _fill(spec: MatrixSpec, theta: np.ndarray) -> np.ndarray:
+def fill_draws(spec: MatrixSpec, theta: np.ndarray) -> np.ndarray:
     """The matrix per draw (draws, rows, cols)."""
     m = np.broadcast_to(spec.base, (len(theta), *spec.base.shape)).copy()
     m[:, spec.rows, spec.cols] = theta[:, spec.index]
@@ -173,7 +173,7 @@ def _level_covariances(theta: np.ndarray, plan: Plan, data: ClusteredData, rando
         covariates = _covariate_cov(data, level, rank, plan.two_level)
         matrices = _cluster_matrices(level, theta, random) if level.random or level.random_covariances else None
         beta, gamma, psi = ((matrices[m] for m in ("beta", "gamma", "psi")) if matrices
-                            else (_fill(getattr(level, m), theta) for m in ("beta", "gamma", "psi")))
+                            else (fill_draws(getattr(level, m), theta) for m in ("beta", "gamma", "psi")))
         counts = []
         if rank == 0:  # non-Gaussian responses: the latent response's residual, or no scale at all (counts)
             for k, name in enumerate(level.roles.observed):

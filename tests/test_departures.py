@@ -8,11 +8,11 @@ item) pair each. A cluster's own data place its loading within about ±0.1 and i
 about ±0.15 (posterior SDs), but a Gaussian random effect with one outlier among 32 clusters has a
 small variance and shrinks that outlier towards the common value by a quarter to a half, so the
 shifts are large enough to stay beyond 0.3 with probability 0.9 after shrinking, while an invariant
-pair would need a departure of about 3 posterior SDs to be flagged. The bar is exact: the flagged
-pairs are the six true ones, no more, no fewer, on one data set (seed 2). That bar does not hold on
-every data set: over 20 replications of this design (bench/departures.py, bench/DEPARTURES.md) 15
-were exact and the others missed one or two shifted pairs, shrunk below the amount (seed 1 misses
-one loading); none of 4,360 unshifted pairs was flagged.
+pair would need a departure of about 3 posterior SDs to be flagged. Over 20 replications of this
+design (bench/departures.py, bench/DEPARTURES.md) none of 4,360 unshifted pairs was flagged and
+114 of 120 shifted ones were (15 replications exact, the others missing one or two shifted pairs,
+shrunk below the amount). The bar on the first data set (seed 1) is therefore: no false flag, and
+at least five of the six shifted pairs (a miss is the shrinkage above; seed 1 misses one loading).
 """
 
 from __future__ import annotations
@@ -79,13 +79,14 @@ def tally(table: pd.DataFrame) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def recovered() -> bm.Fit:
-    model = bm.Model(SYNTAX, simulate(seed=2), cluster="cluster")
+    model = bm.Model(SYNTAX, simulate(seed=1), cluster="cluster")
     return model.fit(draws=400, tune=400, chains=2, random_seed=1, quiet=True)
 
 
 def test_flagged_pairs_are_the_simulated_ones(recovered) -> None:
     table = recovered.departures(loadings=AMOUNT, intercepts=AMOUNT, probability=PROBABILITY, seed=1)
-    assert tally(table) == {"hits": 6, "misses": 0, "false_flags": 0}, table.nlargest(10, "probability")
+    counts = tally(table)
+    assert counts["false_flags"] == 0 and counts["hits"] >= 5, (counts, table.nlargest(10, "probability"))
 
 
 def test_table_has_a_row_per_cluster_and_parameter_and_adds_up(recovered) -> None:
@@ -113,7 +114,8 @@ def test_plot_marks_the_flagged_cells(recovered, tmp_path) -> None:
     assert figure._suptitle.get_text() == "Departures from the common loadings and intercepts"
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("parameter", "cluster")
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["flagged: P > 0.9"]
-    assert len(ax.patches) == 6
+    flagged = recovered.departures(loadings=AMOUNT, intercepts=AMOUNT, seed=1)["flagged"].sum()
+    assert len(ax.patches) == flagged > 0  # an outline on each flagged cell
     assert len(ax.get_yticklabels()) == 32
 
 

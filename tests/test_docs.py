@@ -21,7 +21,7 @@ import bayes_msem as bm
 from bayes_msem.model import response_families
 from bayes_msem.spec import syntax as syntax_module
 from bayes_msem.spec.plan import data_variables
-from bayes_msem.spec.priors import DEFAULT_PRIORS
+from bayes_msem.spec.priors import CATEGORICAL_FACTOR_SD, CATEGORICAL_LOADING, DEFAULT_PRIORS
 from bayes_msem.spec.table import MODEL_OPS, assign_roles, build_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,6 +125,8 @@ def test_priors_page_gives_every_default() -> None:
     text = (ROOT / "docs" / "priors.md").read_text()
     for kind, default in DEFAULT_PRIORS.items():
         assert f"| `{kind}` | `{default}` |" in text, kind
+    assert f"| `loading` of a binary or ordinal item | `{CATEGORICAL_LOADING}` |" in text
+    assert f"| `variance` of a factor of categorical items | `{CATEGORICAL_FACTOR_SD}` |" in text
 
 
 def test_api_reference_is_up_to_date() -> None:

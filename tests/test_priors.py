@@ -153,6 +153,27 @@ def test_override_one_kind():
         k: v for k, v in default_priors().items() if k != "loading"}
 
 
+def test_categorical_items_default_to_priors_on_the_latent_response_scale():
+    """normal(0, 2.5) for the loadings of binary and ordinal indicators and gamma(2, 1) on the SD of
+    a factor that only they measure (docs/priors.md says why), the kinds' defaults elsewhere;
+    priors={"loading": ...} and priors={"variance": ...} set them all, a written prior wins."""
+    syntax = "f =~ u1 + u2 + y3 + prior('normal(0, 1)')*q4\ng =~ u1 + q4\n"
+    families = {"u1": "bernoulli(logit)", "u2": "bernoulli(logit)", "q4": "ordinal(probit)"}
+
+    def priors_of(priors=None):
+        table = build_table(parse(syntax), families={v: f.split("(")[0] for v, f in families.items()},
+                            categories={"q4": 3})
+        rows = make_plan(table, priors, families).parameters.query("kind in ['loading', 'variance']")
+        return {name: (prior.family, prior.args) for name, prior in zip(rows["name"], rows["prior"])}
+
+    normal, gamma = ("normal", (0.0, 2.5)), ("gamma", (1.0, 0.5))
+    assert priors_of() == {"f=~u2": normal, "f=~y3": ("normal", (0.0, 10.0)), "f=~q4": ("normal", (0.0, 1.0)),
+                           "g=~q4": normal, "y3~~y3": gamma, "f~~f": gamma, "g~~g": ("gamma", (2.0, 1.0))}
+    overridden = priors_of({"loading": "normal(0, 5)", "variance": "gamma(1, 1)[sd]"})
+    assert overridden["f=~u2"] == overridden["f=~y3"] == ("normal", (0.0, 5.0))
+    assert overridden["g~~g"] == overridden["f~~f"] == ("gamma", (1.0, 1.0))
+
+
 def test_override_is_checked_for_its_kind():
     with pytest.raises(PriorError, match="positive numbers"):
         default_priors({"variance": "normal(0, 1)"})

@@ -27,7 +27,7 @@ import pandas as pd
 
 from .constraints import Constraints, solve_constraints
 from .groups import deviation_prior
-from .priors import Prior, default_priors, parse_prior
+from .priors import CATEGORICAL_FACTOR_SD, CATEGORICAL_LOADING, Prior, default_priors, parse_prior
 from .table import (
     SINGLE_LEVEL,
     WITHIN,
@@ -248,6 +248,13 @@ def make_plan(table: pd.DataFrame, priors: dict[str, str] | None = None,
     roles = assign_roles(first)
     lowest = next(iter(roles))
     dispersions = {(lowest, v) for v, f in (families or {}).items() if f.startswith("negbinomial")}
+    categorical = {v for v, f in (families or {}).items() if f.split("(")[0].strip() in ("bernoulli", "ordinal")}
+    if "loading" not in (priors or {}):  # on a latent response's scale (docs/priors.md)
+        kind_priors |= {("loading", level, variable): parse_prior(CATEGORICAL_LOADING, "loading")
+                        for level in roles for variable in categorical}
+    if "variance" not in (priors or {}):
+        kind_priors |= {("variance", level, factor): parse_prior(CATEGORICAL_FACTOR_SD, "variance")
+                        for level, factor in _categorical_factors(model_rows, categorical)}
     parameters = _free_parameters(table[table["op"].isin(["=~", "~", "~~", "~1", "|"])], kind_priors, dispersions,
                                   pd.Series(row_names(table), index=table.index))
     solved = solve_constraints(table, constraints) if constraints is not None else Constraints()
@@ -262,6 +269,12 @@ def make_plan(table: pd.DataFrame, priors: dict[str, str] | None = None,
     blocks = _correlation_blocks(model_rows, parameters, set(solved.derived))
     return Plan(table, parameters, next(iter(plans.values())), blocks, features, random, dict(families or {}),
                 groups=plans if groups else {}, approximate=_approximate_sets(table), constraints=solved)
+
+
+def _categorical_factors(rows: pd.DataFrame, categorical: set[str]) -> list[tuple[str, str]]:
+    """(level, factor) of the factors whose indicators are all binary or ordinal."""
+    loadings = rows[rows["op"] == "=~"]
+    return [key for key, items in loadings.groupby(["level", "lhs"], sort=False) if set(items["rhs"]) <= categorical]
 
 
 def _approximate_sets(table: pd.DataFrame) -> tuple[ApproximateSet, ...]:
@@ -295,12 +308,12 @@ def missing_allowed(roles: dict[str, LevelRoles]) -> list[str]:
     return list(roles[WITHIN if WITHIN in roles else SINGLE_LEVEL].observed)
 
 
-def _free_parameters(rows: pd.DataFrame, kind_priors: dict[str, Prior],
-                     dispersions: set[tuple[str, str]] = frozenset(), names: pd.Series | None = None
-                     ) -> pd.DataFrame:
+def _free_parameters(rows: pd.DataFrame, kind_priors: dict, dispersions: set[tuple[str, str]] = frozenset(),
+                     names: pd.Series | None = None) -> pd.DataFrame:
     """One row per distinct free parameter (θ element) with its kind, prior and name (``names``:
     each row's, by the table's index, else :func:`parameter_name`; ``dispersions``: the (level,
-    variable) pairs whose variance row is a dispersion)."""
+    variable) pairs whose variance row is a dispersion). ``kind_priors`` maps a kind, or a (kind,
+    level, right-hand side) triple where such rows have a default of their own, to the default prior."""
     free = rows[rows["free"] > 0]
     records = []
     for fid, group in free.groupby("free", sort=True):
@@ -310,7 +323,8 @@ def _free_parameters(rows: pd.DataFrame, kind_priors: dict[str, Prior],
         written = group["prior"].dropna().unique()
         if len(written) > 1:
             raise SpecificationError(f"parameters sharing the label {first['label']!r} have different priors {list(written)}.")
-        prior = parse_prior(written[0], kind) if len(written) else kind_priors[kind]
+        default = kind_priors.get((kind, first["level"], first["rhs"]), kind_priors[kind])
+        prior = parse_prior(written[0], kind) if len(written) else default
         starts = group["start"].dropna()
         records.append(dict(
             free=fid, name=names[first.name] if names is not None else parameter_name(

@@ -44,6 +44,11 @@ DEFAULT_PRIORS = {
     "covariance": "lkj(1)",
     "dispersion": "half_normal(1)[sd]",
 }
+#: the default prior of a loading whose indicator is binary or ordinal (on the latent response's
+#: logit or probit scale), unless ``priors=`` sets the loadings' prior, and of the SD of a factor
+#: measured by such items only, on its marker's latent response's scale: docs/priors.md says why
+CATEGORICAL_LOADING = "normal(0, 2.5)"
+CATEGORICAL_FACTOR_SD = "gamma(2, 1)[sd]"
 
 # family → (PyMC distribution, argument names, support); the support of each argument is checked.
 _FAMILIES: dict[str, tuple[type, tuple[str, ...], str]] = {

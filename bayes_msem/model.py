@@ -122,8 +122,10 @@ class Model:
             check_group_sizes(data, group, next(iter(roles.values())).observed, clusters)
         validated = validate(data, variables, cluster, between, missing_allowed(roles), upper)
         self.data: ClusteredData = recode(validated, {v: f.codes for v, f in self.families.items()})
+        coded = data.assign(**{v: pd.Series(self.data.column(v), index=self.data.row_labels).reindex(data.index)
+                               for v in self.families}) if groups else data  # the categories' codes of all the data
         self.groups: dict[str, ClusteredData] = {
-            g: validate(data[data[group] == g], variables, cluster, between, missing_allowed(roles), upper)
+            g: validate(coded[coded[group] == g], variables, cluster, between, missing_allowed(roles), upper)
             for g in groups}
         continuous = [v for v in self.data.values if v not in self.families]
         self.scales = variable_scales(self.data, continuous) if rescale else {}

@@ -53,6 +53,7 @@ WARM_UP = dict(draws=10, tune=10, chains=1)  # a first run per case fills the co
 SEEDS = (1, 2, 3, 4, 5)  # one seed's min ESS varies by about +-30 %: each case runs several
 # prior scales of the package's defaults (bayes_msem.spec.priors.DEFAULT_PRIORS)
 COEF_SD, INTERCEPT_SD, SD_ALPHA, SD_BETA = 10.0, 32.0, 1.0, 0.5
+CATEGORICAL_COEF_SD, CATEGORICAL_SD = 2.5, (2.0, 1.0)  # loadings of binary items, SDs of the factors they measure
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,15 +194,16 @@ def hand_random_loading(data: pd.DataFrame):
 
 
 def hand_logit(data: pd.DataFrame):
-    """logit P(u_kij = 1) = ν_k + λ^W_k fw_ij + λ^B_k fb_j, fw and fb sampled, non-centred."""
+    """logit P(u_kij = 1) = ν_k + λ^W_k fw_ij + λ^B_k fb_j, fw and fb sampled, non-centred; the
+    package's priors for binary items (loadings normal(0, 2.5), the factors' SDs gamma(2, 1))."""
     import pymc as pm
     import pytensor.tensor as pt
 
     cluster, n = _index(data["cluster"])
     u = data[["u1", "u2", "u3", "u4"]].to_numpy()
     with pm.Model() as model:
-        loadings = pm.Normal("loadings", 0, COEF_SD, shape=(2, 3), initval=np.ones((2, 3)))
-        sds = _sds("sds", shape=2, initval=np.ones(2))
+        loadings = pm.Normal("loadings", 0, CATEGORICAL_COEF_SD, shape=(2, 3), initval=np.ones((2, 3)))
+        sds = pm.Gamma("sds", *CATEGORICAL_SD, shape=2, initval=np.ones(2))
         nu = pm.Normal("nu", 0, INTERCEPT_SD, shape=4)
         fw = sds[0] * pm.Normal("fw_z", 0, 1, shape=len(u))
         fb = sds[1] * pm.Normal("fb_z", 0, 1, shape=n)

@@ -195,8 +195,19 @@ def _ordinal_frame(seed: int = 4, rows: int = 300) -> pd.DataFrame:
     items = {}
     for k, loading in enumerate([1.0, 1.2, 0.8, 1.0], start=1):
         latent = loading * factor + rng.normal(size=2 * rows)
-        items[f"u{k}"] = np.digitize(latent, [-0.5, 0.8])
+        items[f"u{k}"] = np.digitize(latent, [-0.5, 0.8]) + 1  # categories 1, 2, 3
     return pd.DataFrame(items).assign(grp=group)
+
+
+def test_each_groups_categories_are_coded_as_all_the_datas():
+    """Categories 1, 2, 3 are codes 0, 1, 2 in every group, also in a group without category 3."""
+    frame = _ordinal_frame()
+    frame.loc[(frame["grp"] == "A") & (frame["u4"] == 3), "u4"] = 2
+    model = bm.Model("f =~ u1 + u2 + u3 + u4\n", frame, group="grp", ordered=["u1", "u2", "u3", "u4"])
+    for group, part in model.groups.items():
+        rows = frame["grp"] == group
+        np.testing.assert_array_equal(part.column("u4"), frame.loc[rows, "u4"].to_numpy() - 1)
+        np.testing.assert_array_equal(part.column("u1"), frame.loc[rows, "u1"].to_numpy() - 1)
 
 
 def test_ordinal_items_fit_across_groups_with_equal_thresholds():

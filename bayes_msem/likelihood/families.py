@@ -4,7 +4,8 @@
   family needs (:attr:`Family.has_scale`, :attr:`Family.has_thresholds`,
   :attr:`Family.has_dispersion`), the elementwise :meth:`Family.logp` and the check of the
   observed values, :meth:`Family.codes`.
-* :func:`log_cdf`: log F(x) of the logit and probit links, finite and accurate in both tails.
+* :func:`log_cdf`, :func:`log_sf`: log F(x) and log(1 − F(x)) of the logit, probit and
+  complementary log-log links, finite and accurate in both tails.
 
 Every log-probability is written in log space (softplus, erfcx, log1mexp) so that it and
 its gradient stay finite and accurate for |η| far beyond the data, e.g. η = ±30.
@@ -26,8 +27,8 @@ from .logit import bernoulli_logit_logp
 
 LINKS: dict[str, tuple[str, ...]] = {
     "gaussian": ("identity",),
-    "bernoulli": ("logit", "probit"),
-    "ordinal": ("logit", "probit"),
+    "bernoulli": ("logit", "probit", "cloglog"),
+    "ordinal": ("logit", "probit", "cloglog"),
     "poisson": ("log",),
     "negbinomial": ("log",),
 }
@@ -36,6 +37,8 @@ LINKS: dict[str, tuple[str, ...]] = {
 ALIASES = {"binary": "bernoulli", "negative_binomial": "negbinomial"}
 
 _LOG_2PI = float(np.log(2 * np.pi))
+_MEDIAN = {"logit": 0.0, "probit": 0.0, "cloglog": float(np.log(np.log(2.0)))}  # F(m) = ½
+_CLOGLOG_ONE = 40.0  # 1 − exp(−e^x) is 1 in float64 from here on
 _SQRT_2 = float(np.sqrt(2))
 _SHOW = 6  # distinct values shown in messages
 _SYNTAX = re.compile(r"([a-z_]+)\s*(?:\(\s*([a-z_]+)\s*\))?")
@@ -100,19 +103,25 @@ class Family:
             return float(np.log(max(mean, 0.05)))
         if self.name == "bernoulli":
             p = float(np.clip(mean, 0.02, 0.98))
-            return float(np.log(p / (1 - p)) if self.link == "logit" else scipy.special.ndtri(p))
+            quantile = {"logit": np.log(p / (1 - p)), "probit": scipy.special.ndtri(p),
+                        "cloglog": np.log(-np.log1p(-p))}
+            return float(quantile[self.link])
         return 0.0 if self.has_thresholds else float(mean)
 
     def draw(self, eta: np.ndarray, rng: np.random.Generator, *, thresholds: np.ndarray | None = None,
              dispersion: np.ndarray | float | None = None) -> np.ndarray:
         """Responses drawn given the linear predictor η (non-Gaussian families, in the codes of
-        :meth:`codes`): bernoulli 1{F⁻¹(u) < η}; ordinal the number of thresholds below η + ε, ε
-        from the link's distribution; poisson with mean e^η; negbinomial as a gamma mixture of
-        poissons, λ ~ Gamma(φ, e^η/φ); count means are capped at 1e9 (which only prior draws far
-        in the tails reach) so that they can be drawn."""
+        :meth:`codes`): bernoulli 1{η + ν > 0}, ν with cdf 1 − F(−x); ordinal the number of
+        thresholds below η + ε, ε with the link's cdf F (cloglog: ν a maximum-Gumbel draw, ε = −ν);
+        poisson with mean e^η; negbinomial as a gamma mixture of poissons, λ ~ Gamma(φ, e^η/φ);
+        count means are capped at 1e9 (which only prior draws far in the tails reach) so that they
+        can be drawn."""
         eta = np.asarray(eta, dtype=float)
         if self.name in ("bernoulli", "ordinal"):
-            noise = rng.logistic(size=eta.shape) if self.link == "logit" else rng.standard_normal(eta.shape)
+            if self.link == "cloglog":
+                noise = rng.gumbel(size=eta.shape) * (1.0 if self.name == "bernoulli" else -1.0)
+            else:
+                noise = rng.logistic(size=eta.shape) if self.link == "logit" else rng.standard_normal(eta.shape)
             cuts = np.zeros(1) if self.name == "bernoulli" else np.asarray(_needed(thresholds, "thresholds", self))
             return ((eta + noise)[..., None] > cuts).sum(-1).astype(float)
         mean = np.exp(np.minimum(eta, np.log(1e9)))
@@ -178,20 +187,31 @@ def ordinal_levels(values: np.ndarray) -> np.ndarray:
 
 
 def log_cdf(x: TensorLike, link: str) -> pt.TensorVariable:
-    """log F(x) with F the logistic (logit) or standard normal (probit) cdf.
+    """log F(x) with F the logistic (logit), standard normal (probit) or minimum-Gumbel
+    (cloglog, F(x) = 1 − exp(−e^x)) cdf.
 
     logit: −log(1 + e^{−x}); probit: log(1 − erfc(x/√2)/2) for x ≥ −1 and
     log(erfcx(−x/√2)/2) − x²/2 below, which does not underflow.  Each branch is evaluated on
-    its own side of −1 only, so the gradient stays finite everywhere.
+    its own side of −1 only, so the gradient stays finite everywhere.  cloglog:
+    log(1 − exp(−e^x)) by log1mexp, x capped at 40 where it is 0 in float64.
     """
     x = _float(x)
     if link == "logit":
         return -pt.softplus(-x)
+    if link == "cloglog":
+        return pt.log1mexp(-pt.exp(pt.minimum(x, _CLOGLOG_ONE)))
     if link != "probit":
-        raise ValueError(f"log_cdf has no link {link!r}; use logit or probit")
+        raise ValueError(f"log_cdf has no link {link!r}; use logit, probit or cloglog")
     upper, lower = pt.maximum(x, -1.0), pt.minimum(x, -1.0)
     return pt.switch(x >= -1.0, pt.log1p(-0.5 * pt.erfc(upper / _SQRT_2)),
                      pt.log(0.5 * pt.erfcx(-lower / _SQRT_2)) - 0.5 * lower**2)
+
+
+def log_sf(x: TensorLike, link: str) -> pt.TensorVariable:
+    """log(1 − F(x)) of :func:`log_cdf`'s F: −e^x (cloglog), else log F(−x) (symmetric F)."""
+    if link == "cloglog":
+        return -pt.exp(_float(x))
+    return log_cdf(-_float(x), link)
 
 
 def gaussian_logp(y: TensorLike, eta: TensorLike, sd: TensorLike) -> pt.TensorVariable:
@@ -201,10 +221,14 @@ def gaussian_logp(y: TensorLike, eta: TensorLike, sd: TensorLike) -> pt.TensorVa
 
 
 def bernoulli_logp(y: TensorLike, eta: TensorLike, link: str) -> pt.TensorVariable:
-    """log p(y | η) for y ∈ {0, 1}: log F((2y − 1) η) (= y η − log(1 + e^η) for the logit link,
-    value and derivative fused in :func:`~.logit.bernoulli_logit_logp`)."""
+    """log p(y | η) for y ∈ {0, 1}: log F(η) if y = 1, log(1 − F(η)) if y = 0; for the symmetric
+    links log F((2y − 1) η) (= y η − log(1 + e^η) for the logit link, value and derivative fused
+    in :func:`~.logit.bernoulli_logit_logp`); for the complementary log-log link
+    P(y = 1) = 1 − exp(−e^η), log(1 − F(η)) = −e^η."""
     if link == "logit":
         return bernoulli_logit_logp(_float(y), _float(eta))
+    if link == "cloglog":
+        return pt.switch(_float(y) > 0.5, log_cdf(eta, link), log_sf(eta, link))
     return log_cdf((2 * _float(y) - 1) * _float(eta), link)
 
 
@@ -213,20 +237,20 @@ def ordinal_logp(y: TensorLike, eta: TensorLike, thresholds: TensorLike, link: s
 
     log P(y = k) = log[F(b) − F(a)],  a = τ_k − η,  b = τ_{k+1} − η,
 
-    as log F(b) + log(1 − exp(log F(a) − log F(b))), on the reflected pair (−b, −a) (F(−x) = 1 − F(x))
-    when a + b > 0, so that the difference is always taken in the lower tail; at the end
-    categories F(a) = 0 and the second term is dropped.
+    taken in the tail where it does not cancel: log F(b) + log(1 − exp(log F(a) − log F(b))) below
+    F's median m, log S(a) + log(1 − exp(log S(b) − log S(a))) (S = 1 − F) when a + b > 2m; at
+    the end categories F(a) = 0 or S(b) = 0 and the second term is dropped.
     """
     eta, infinity = _float(eta), pt.as_tensor([np.inf])
     bounds = pt.concatenate([-infinity, _float(thresholds), infinity])
     k = pt.cast(y, "int64")
     a, b = bounds[k] - eta, bounds[k + 1] - eta
-    reflect = a + b > 0
-    low, high = pt.switch(reflect, -b, a), pt.switch(reflect, -a, b)
-    end = pt.isinf(low)
-    log_high = log_cdf(high, link)
-    log_low = log_cdf(pt.switch(end, high - 1.0, low), link)  # finite stand-in, discarded at the ends
-    return log_high + pt.switch(end, 0.0, pt.log1mexp(log_low - log_high))
+    upper = a + b > 2 * _MEDIAN[link]  # false at k = 0, true at k = K − 1
+    a, b = pt.switch(pt.isinf(a), b - 1.0, a), pt.switch(pt.isinf(b), a + 1.0, b)  # finite stand-ins, discarded
+    end = pt.switch(upper, pt.eq(k, bounds.shape[0] - 2), pt.eq(k, 0))
+    log_big = pt.switch(upper, log_sf(a, link), log_cdf(b, link))
+    log_small = pt.switch(upper, log_sf(b, link), log_cdf(a, link))
+    return log_big + pt.switch(end, 0.0, pt.log1mexp(log_small - log_big))
 
 
 def poisson_logp(y: TensorLike, eta: TensorLike) -> pt.TensorVariable:

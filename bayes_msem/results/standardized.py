@@ -34,9 +34,10 @@ from ..likelihood.families import parse_family
 from ..likelihood.moments import level_matrices
 from ..spec.plan import LevelPlan, MatrixSpec, Plan, matrix_entry
 
-LATENT_RESPONSE_VARIANCE = {"probit": 1.0, "logit": np.pi**2 / 3}
+LATENT_RESPONSE_VARIANCE = {"probit": 1.0, "logit": np.pi**2 / 3, "cloglog": np.pi**2 / 6}
 """The residual variance of the latent response y* behind a binary or ordinal variable (y = k when
-τ_k < y* ≤ τ_{k+1}): standard normal for the probit link, standard logistic for the logit."""
+τ_k < y* ≤ τ_{k+1}): standard normal for the probit link, standard logistic for the logit, Gumbel
+for the complementary log-log."""
 
 _OPS = ("=~", "~", "~~", "~1")
 

@@ -67,7 +67,8 @@ class Model:
     priors : default priors per kind of parameter, e.g. ``{"loading": "normal(0, 5)"}``.
     family : the response family of non-Gaussian variables, e.g. ``{"y4": "bernoulli"}`` (links:
         ``"bernoulli(probit)"``, ``"ordinal(logit)"``, ``"bernoulli(cloglog)"``; also ``"poisson"`` and
-        ``"negbinomial"``, whose lowest-level ``y ~~ y`` is its dispersion); the others are Gaussian.
+        ``"negbinomial"`` and ``"gamma"``, whose lowest-level ``y ~~ y`` is their dispersion); the others are
+        Gaussian.
     ordered : ordinal variables, as in lavaan (cumulative probit with thresholds ``y | t1 + ...``).
     group : the column of the groups of a multiple-group model (lavaan's ``group``): the model holds
         in each group with parameters of its own, except those ``group_equal`` makes equal

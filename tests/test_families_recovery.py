@@ -215,16 +215,29 @@ def test_cross_level_regression_of_a_class_factor_on_a_school_factor():
     assert values["divergences"] == 0 and values["r_hat"] < 1.05
 
 
-MIXED_FAMILIES = {"g": "gaussian", "c": "bernoulli(cloglog)", "u": "bernoulli"}
-MIXED_TRUTH = {("f", "=~", "g", ""): 0.8, ("f", "=~", "c", ""): 0.7, ("f", "=~", "u", ""): 1.2,
-               ("g", "~~", "g", ""): 0.5, ("g", "~1", "", ""): 1.0, ("c", "~1", "", ""): -0.5, ("u", "~1", "", ""): 0.3}
+
+def test_gamma_regression():
+    """Gamma responses with mean exp(0.5 + 0.6 x) and dispersion α = 0.3 (shape 1/α, variance αμ²;
+    reported as y ~~ y)."""
+    rng = np.random.default_rng(24)
+    x = rng.normal(size=1000)
+    alpha = 0.3
+    frame = pd.DataFrame({"y": rng.gamma(1 / alpha, np.exp(0.5 + 0.6 * x) * alpha), "x": x})
+    _check(_fit_single("y ~ x", frame, family={"y": "gamma"}), {
+        ("y", "~", "x", ""): 0.6, ("y", "~1", "", ""): 0.5, ("y", "~~", "y", ""): alpha})
+
+
+MIXED_FAMILIES = {"g": "gaussian", "c": "bernoulli(cloglog)", "m": "gamma", "u": "bernoulli"}
+MIXED_TRUTH = {("f", "=~", "g", ""): 0.8, ("f", "=~", "c", ""): 0.7, ("f", "=~", "m", ""): 0.5,
+               ("f", "=~", "u", ""): 1.2, ("g", "~~", "g", ""): 0.5, ("m", "~~", "m", ""): 0.4,
+               ("g", "~1", "", ""): 1.0, ("c", "~1", "", ""): -0.5, ("m", "~1", "", ""): 0.2, ("u", "~1", "", ""): 0.3}
 
 
 def test_mixed_families_in_one_factor_model():
     """One factor (variance 1) measured by a Gaussian item, an item of each GLLAMM family added to
     the package and a logit item, simulated by the model itself (800 rows) and recovered."""
     syntax = f"f =~ {' + '.join(MIXED_FAMILIES)}"
-    shape = pd.DataFrame({v: np.arange(10.0) % 2 for v in MIXED_FAMILIES})
+    shape = pd.DataFrame({v: np.arange(10.0) % 2 + (v == "m") for v in MIXED_FAMILIES})
     truth = {f"{lhs}{op}{rhs}": value for (lhs, op, rhs, _), value in MIXED_TRUTH.items()}
     families = {v: f for v, f in MIXED_FAMILIES.items() if f != "gaussian"}
     frame = bm.Model(syntax, shape, std_lv=True, family=families).simulate(truth, n_clusters=800, seed=23)

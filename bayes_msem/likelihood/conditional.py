@@ -12,8 +12,9 @@ cluster's between part) and
 
     log p(y | sampled part) = Σ_ij Σ_{v observed in row ij} log p_v(y_ijv | η_ijv),
 
-with the family of each variable (Gaussian ones: residual SD √ψ_vv; negative binomial ones:
-φ = 1/ψ_vv, ψ_vv being the dispersion α of var = μ + α μ²; ordinal ones: their thresholds).
+with the family of each variable (Gaussian ones: residual SD √ψ_vv; negative binomial and gamma
+ones: φ = 1/ψ_vv, ψ_vv being the dispersion α of var = μ + α μ² or α μ²; ordinal ones: their
+thresholds).
 Cluster-level observed variables are Gaussian outcomes of their level.
 Random parameters (slopes, loadings, log-variances, covariance blocks) are between variables,
 sampled with the others; each row's level matrices are then its cluster's.
@@ -45,7 +46,8 @@ from .strategy import CONDITIONAL, Strategy, local_dim
 
 @dataclass(frozen=True)
 class ResponseStatistics(Statistics):
-    """Per row: the responses (missing cells 0), which are observed, the covariates x and the
+    """Per row: the responses (missing cells 1, a value every family can take, so that their
+    log-density terms, multiplied by 0, stay finite), which are observed, the covariates x and the
     cluster index; per level above the rows (one entry each, lowest first): its clusters'
     covariates and outcomes (variables observed first there), and the index of each cluster of
     the level below it in the level's clusters (rows → clusters first)."""
@@ -62,7 +64,7 @@ class ResponseStatistics(Statistics):
         levels = [lp.roles for lp in plan.levels.values()]  # lowest first
         y = data.matrix(list(levels[0].observed))
         ranks = range(1, len(levels))
-        return cls(np.nan_to_num(y), (~np.isnan(y)).astype(float), data.matrix(list(levels[0].covariates)),
+        return cls(np.where(np.isnan(y), 1.0, y), (~np.isnan(y)).astype(float), data.matrix(list(levels[0].covariates)),
                    tuple(data.level_values(list(levels[k].covariates), k) for k in ranks),
                    tuple(data.level_values(list(_outcomes(plan, k)), k) for k in ranks),
                    tuple([data.cluster_index, *(upper.parent for upper in data.uppers)][:len(ranks)]))

@@ -22,7 +22,7 @@ import scipy.special
 from pytensor.tensor import TensorLike
 
 from ..data.clustered import DataError
-from ..spec.table import SpecificationError
+from ..spec.table import DISPERSION_FAMILIES, SpecificationError
 from .logit import bernoulli_logit_logp
 
 LINKS: dict[str, tuple[str, ...]] = {
@@ -31,6 +31,7 @@ LINKS: dict[str, tuple[str, ...]] = {
     "ordinal": ("logit", "probit", "cloglog"),
     "poisson": ("log",),
     "negbinomial": ("log",),
+    "gamma": ("log",),
 }
 """The valid links of each family; the first is the default."""
 
@@ -78,13 +79,13 @@ class Family:
 
     @property
     def has_dispersion(self) -> bool:
-        """Whether the family has a dispersion φ > 0 (negbinomial)."""
-        return self.name == "negbinomial"
+        """Whether the family has a dispersion α = 1/φ > 0 (negbinomial, gamma), held as ``y ~~ y``."""
+        return self.name in DISPERSION_FAMILIES
 
     def logp(self, y: TensorLike, eta: TensorLike, *, sd: TensorLike | None = None,
              thresholds: TensorLike | None = None, dispersion: TensorLike | None = None) -> pt.TensorVariable:
         """Elementwise log p(y | η), y and η broadcastable; ``sd`` (gaussian), ``thresholds`` (ordinal,
-        a vector of length K − 1) and ``dispersion`` (negbinomial) as the family needs them."""
+        a vector of length K − 1) and ``dispersion`` φ = 1/α (negbinomial, gamma) as the family needs them."""
         if self.name == "gaussian":
             return gaussian_logp(y, eta, _needed(sd, "sd", self))
         if self.name == "bernoulli":
@@ -93,14 +94,18 @@ class Family:
             return ordinal_logp(y, eta, _needed(thresholds, "thresholds", self), self.link)
         if self.name == "poisson":
             return poisson_logp(y, eta)
+        if self.name == "gamma":
+            return gamma_logp(y, eta, _needed(dispersion, "dispersion", self))
         return negbinomial_logp(y, eta, _needed(dispersion, "dispersion", self))
 
     def linear_predictor(self, mean: float) -> float:
         """The η at which the response's mean is ``mean`` (of the codes of :meth:`codes`), for
-        starting values: log μ (counts, μ ≥ 0.05), F⁻¹(p) (bernoulli, p within [0.02, 0.98]), 0
-        (ordinal: its thresholds hold the location), the mean itself (gaussian)."""
+        starting values: log μ (counts, μ ≥ 0.05; gamma), F⁻¹(p) (bernoulli, p within [0.02, 0.98]),
+        0 (ordinal: its thresholds hold the location), the mean itself (gaussian)."""
         if self.name in ("poisson", "negbinomial"):
             return float(np.log(max(mean, 0.05)))
+        if self.name == "gamma":
+            return float(np.log(mean))
         if self.name == "bernoulli":
             p = float(np.clip(mean, 0.02, 0.98))
             quantile = {"logit": np.log(p / (1 - p)), "probit": scipy.special.ndtri(p),
@@ -108,14 +113,20 @@ class Family:
             return float(quantile[self.link])
         return 0.0 if self.has_thresholds else float(mean)
 
+    def moment_dispersion(self, mean: float, variance: float) -> float:
+        """The dispersion α that the observed mean m and variance v imply, for starting values:
+        (v − m)/m² (negbinomial, var = μ + αμ²), v/m² (gamma, var = αμ²), within [0.05, 5]."""
+        excess = variance - mean if self.name == "negbinomial" else variance
+        return float(np.clip(excess / max(mean, 1e-3) ** 2, 0.05, 5.0))
+
     def draw(self, eta: np.ndarray, rng: np.random.Generator, *, thresholds: np.ndarray | None = None,
              dispersion: np.ndarray | float | None = None) -> np.ndarray:
         """Responses drawn given the linear predictor η (non-Gaussian families, in the codes of
         :meth:`codes`): bernoulli 1{η + ν > 0}, ν with cdf 1 − F(−x); ordinal the number of
         thresholds below η + ε, ε with the link's cdf F (cloglog: ν a maximum-Gumbel draw, ε = −ν);
         poisson with mean e^η; negbinomial as a gamma mixture of poissons, λ ~ Gamma(φ, e^η/φ);
-        count means are capped at 1e9 (which only prior draws far in the tails reach) so that they
-        can be drawn."""
+        gamma Gamma(shape φ, scale e^η/φ); count means are capped at 1e9 (which only prior draws
+        far in the tails reach) so that they can be drawn."""
         eta = np.asarray(eta, dtype=float)
         if self.name in ("bernoulli", "ordinal"):
             if self.link == "cloglog":
@@ -125,9 +136,11 @@ class Family:
             cuts = np.zeros(1) if self.name == "bernoulli" else np.asarray(_needed(thresholds, "thresholds", self))
             return ((eta + noise)[..., None] > cuts).sum(-1).astype(float)
         mean = np.exp(np.minimum(eta, np.log(1e9)))
-        if self.name == "negbinomial":
+        if self.has_dispersion:
             phi = np.asarray(_needed(dispersion, "dispersion", self), dtype=float)
             mean = np.minimum(rng.gamma(phi, mean / phi), 1e9)
+        if self.name == "gamma":
+            return mean
         if self.name in ("poisson", "negbinomial"):
             return rng.poisson(mean).astype(float)
         raise TypeError(f"{self} responses are drawn with their residuals, not by draw()")
@@ -152,6 +165,10 @@ class Family:
         if self.name in ("poisson", "negbinomial") and (observed < 0).any():
             raise DataError(f"{name!r} is declared {self.name} but has negative values {_show(observed[observed < 0])}; "
                             f"counts must be non-negative: recode it or declare it gaussian")
+        if self.name == "gamma" and (observed <= 0).any():
+            raise DataError(f"{name!r} is declared gamma but has values {_show(observed[observed <= 0])} that are "
+                            "not positive; gamma responses must be above 0: set exact zeros to missing, shift the "
+                            "variable, or declare it gaussian")
         if self.has_thresholds:
             levels = ordinal_levels(x)
             if len(levels) < 2:
@@ -269,6 +286,15 @@ def negbinomial_logp(y: TensorLike, eta: TensorLike, dispersion: TensorLike) -> 
     shift = _float(eta) - pt.log(phi)
     return (pt.gammaln(y + phi) - pt.gammaln(phi) - pt.gammaln(y + 1.0)
             - phi * pt.softplus(shift) - y * pt.softplus(-shift))
+
+
+def gamma_logp(y: TensorLike, eta: TensorLike, dispersion: TensorLike) -> pt.TensorVariable:
+    """Gamma with mean μ = e^η and shape φ (variance μ²/φ = αμ²):
+
+    φ log φ − φ η − log Γ(φ) + (φ − 1) log y − φ y e^{−η}.
+    """
+    y, eta, phi = _float(y), _float(eta), _float(dispersion)
+    return phi * pt.log(phi) - phi * eta - pt.gammaln(phi) + (phi - 1.0) * pt.log(y) - phi * y * pt.exp(-eta)
 
 
 def _float(x: TensorLike) -> pt.TensorVariable:

@@ -199,7 +199,7 @@ def starting_values(plan: Plan, data: ClusteredData) -> np.ndarray:
     """Simple starting values (as lavaan's): written start() values first; loadings 1, regressions
     and covariances 0, intercepts at the observed mean, residual variances half the observed
     variance at the level, factor variances half their first indicator's, dispersions from the
-    counts' mean and variance; a default outside its prior's support moves inside it (a written
+    responses' mean and variance; a default outside its prior's support moves inside it (a written
     one there is an error); then moved inside the inequalities' bounds, and the parameters that
     equality constraints derive computed from the others (:meth:`..spec.constraints.Constraints.move_inside`).
 
@@ -226,10 +226,9 @@ def starting_values(plan: Plan, data: ClusteredData) -> np.ndarray:
             starts.append(float(np.log(share / (1 - share))))
         elif row.kind == "intercept":
             starts.append(mean.get(key, 0.0))
-        elif row.kind == "dispersion":  # α of var = μ + α μ², from the marginal moments, at least 0.05
-            counts = data.column(row.lhs)
-            m, v = np.nanmean(counts), np.nanvar(counts)
-            starts.append(float(np.clip((v - m) / max(m, 1e-3) ** 2, 0.05, 5.0)))
+        elif row.kind == "dispersion":  # α from the marginal moments
+            values = data.column(row.lhs)
+            starts.append(parse_family(plan.families[row.lhs]).moment_dispersion(np.nanmean(values), np.nanvar(values)))
         elif row.kind == "variance":
             indicators = table[(table["level"] == row.level) & (table["op"] == "=~") & (table["lhs"] == row.lhs)]
             first = (row.level, indicators["rhs"].iloc[0]) if len(indicators) else key

@@ -10,6 +10,7 @@ model of the same structure on new data starts sampling without compiling.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -34,7 +35,7 @@ from .data.clustered import (
 )
 from .data.scales import parameter_factors, rescaled, variable_scales
 from .errors import UnavailableError
-from .likelihood.families import Family, ordinal_levels, parse_family
+from .likelihood.families import Family, family_columns, ordinal_levels, parse_family
 from .likelihood.registry import strategy_for
 from .likelihood.slopes import CONDITIONAL_CHOL, CONDITIONAL_MEAN, draw_random_effects
 from .likelihood.strategy import MARGINAL, Strategy
@@ -67,8 +68,8 @@ class Model:
     priors : default priors per kind of parameter, e.g. ``{"loading": "normal(0, 5)"}``.
     family : the response family of non-Gaussian variables, e.g. ``{"y4": "bernoulli"}`` (links:
         ``"bernoulli(probit)"``, ``"ordinal(logit)"``, ``"bernoulli(cloglog)"``; also ``"poisson"`` and
-        ``"negbinomial"`` and ``"gamma"``, whose lowest-level ``y ~~ y`` is their dispersion); the others are
-        Gaussian.
+        ``"negbinomial"`` and ``"gamma"``, whose lowest-level ``y ~~ y`` is their dispersion, and
+        ``"binomial(n=trials)"``, successes out of the trials in the column ``trials``); the others are Gaussian.
     ordered : ordinal variables, as in lavaan (cumulative probit with thresholds ``y | t1 + ...``).
     group : the column of the groups of a multiple-group model (lavaan's ``group``): the model holds
         in each group with parameters of its own, except those ``group_equal`` makes equal
@@ -121,12 +122,14 @@ class Model:
         variables, between, upper = data_variables(roles)
         if groups:
             check_group_sizes(data, group, next(iter(roles.values())).observed, clusters)
-        validated = validate(data, variables, cluster, between, missing_allowed(roles), upper)
-        self.data: ClusteredData = recode(validated, {v: f.codes for v, f in self.families.items()})
+        auxiliary = family_columns(self.families)
+        validated = validate(data, variables, cluster, between, missing_allowed(roles), upper, auxiliary)
+        self.data: ClusteredData = recode(validated, {v: functools.partial(f.codes, columns=validated.values)
+                                                      for v, f in self.families.items()})
         self.groups: dict[str, ClusteredData] = {
-            g: validate(data[data[group] == g], variables, cluster, between, missing_allowed(roles), upper)
+            g: validate(data[data[group] == g], variables, cluster, between, missing_allowed(roles), upper, auxiliary)
             for g in groups}
-        continuous = [v for v in self.data.values if v not in self.families]
+        continuous = [v for v in variables if v not in self.families]  # not the columns families read
         self.scales = variable_scales(self.data, continuous) if rescale else {}
         if rescale:
             if len(self.constraints):

@@ -22,12 +22,14 @@ from bayes_msem.spec.table import SpecificationError
 FAMILIES = [Family("gaussian", "identity"), Family("bernoulli", "logit"), Family("bernoulli", "probit"),
             Family("bernoulli", "cloglog"), Family("ordinal", "logit"), Family("ordinal", "probit"),
             Family("ordinal", "cloglog"), Family("poisson", "log"), Family("negbinomial", "log"),
-            Family("gamma", "log")]
+            Family("gamma", "log"), *(Family("binomial", link, (("n", "trials"),)) for link in ("logit", "probit",
+                                                                                                  "cloglog"))]
 SUPPORT = {"gaussian": [-1.3, 0.0, 2.2], "bernoulli": [0, 1], "ordinal": [0, 1, 2, 3],
-           "poisson": [0, 1, 3, 12], "negbinomial": [0, 1, 3, 12], "gamma": [0.05, 0.7, 2.2, 15.0]}
+           "poisson": [0, 1, 3, 12], "negbinomial": [0, 1, 3, 12], "gamma": [0.05, 0.7, 2.2, 15.0],
+           "binomial": [0, 1, 3, 7]}
 ETA = np.array([-30.0, -8.0, -2.5, -0.3, 0.0, 0.7, 3.0, 8.0, 30.0])
 MODERATE = np.array([-2.5, -0.3, 0.7, 1.9])
-SD, TAU, PHI = 1.7, np.array([-1.2, 0.4, 1.5]), 2.5
+SD, TAU, PHI, TRIALS = 1.7, np.array([-1.2, 0.4, 1.5]), 2.5, 7.0
 DIST = {"logit": stats.logistic, "probit": stats.norm, "cloglog": stats.gumbel_l}  # gumbel_l: F(x) = 1 − exp(−e^x)
 
 
@@ -35,7 +37,7 @@ DIST = {"logit": stats.logistic, "probit": stats.norm, "cloglog": stats.gumbel_l
 def _compiled(family):
     """(y, η, sd, τ, φ) ↦ log p(y | η) and the gradients of Σ log p w.r.t. η, sd, τ and φ."""
     y, eta, sd, tau, phi = pt.dmatrix("y"), pt.dmatrix("eta"), pt.dscalar("sd"), pt.dvector("tau"), pt.dscalar("phi")
-    logp = family.logp(y, eta, sd=sd, thresholds=tau, dispersion=phi)
+    logp = family.logp(y, eta, sd=sd, thresholds=tau, dispersion=phi, trials=TRIALS)
     grads = pytensor.grad(logp.sum(), [eta, sd, tau, phi], disconnected_inputs="ignore")
     return pytensor.function([y, eta, sd, tau, phi], [logp, *grads], on_unused_input="ignore")
 
@@ -69,6 +71,9 @@ def _reference(family, y, eta):
         return stats.poisson.logpmf(y, np.exp(eta))
     if family.name == "gamma":
         return stats.gamma.logpdf(y, PHI, scale=np.exp(eta) / PHI)
+    if family.name == "binomial":  # log C(n, y) + y log F(η) + (n − y) log(1 − F(η)), scipy's log cdf and log sf
+        choose = gammaln(TRIALS + 1) - gammaln(y + 1) - gammaln(TRIALS - y + 1)
+        return choose + y * DIST[family.link].logcdf(eta) + (TRIALS - y) * DIST[family.link].logsf(eta)
     mu = np.exp(eta)
     return gammaln(y + PHI) - gammaln(PHI) - gammaln(y + 1) - PHI * np.log1p(mu / PHI) - y * np.log1p(PHI / mu)
 
@@ -86,6 +91,8 @@ def _plain(family, y, eta):
     if family.name == "negbinomial":
         mu = np.exp(eta)
         return stats.nbinom.logpmf(y, PHI, PHI / (PHI + mu))
+    if family.name == "binomial":
+        return stats.binom.logpmf(y, TRIALS, DIST[family.link].cdf(eta))
     return _reference(family, y, eta)
 
 
@@ -98,8 +105,9 @@ def test_logp_matches_scipy_at_moderate_eta(family):
 @pytest.mark.parametrize("family", FAMILIES, ids=str)
 def test_logp_is_accurate_in_log_space_up_to_extreme_eta(family):
     y, eta, (logp, *_) = _evaluate(family, ETA)
-    # log Γ(y + φ) − log Γ(φ) carries absolute rounding ~1e-17, visible where log p(0 | η = −30) ≈ −1e-13
-    atol = 1e-15 if family.has_dispersion else 0.0
+    # log Γ(y + φ) − log Γ(φ) carries absolute rounding ~1e-17, visible where log p(0 | η = −30) ≈ −1e-13;
+    # log C(7, y) = log Γ(8) − … rounds by ~2e-15 (an ulp of log Γ(8)), where log p(0 | η = −30) ≈ −7e-13
+    atol = 1e-15 if family.has_dispersion else 1e-14 if family.name == "binomial" else 0.0
     np.testing.assert_allclose(logp, _reference(family, y, eta), rtol=1e-8, atol=atol)
 
 
@@ -141,8 +149,9 @@ def test_ordinal_probabilities_sum_to_one(link, tau):
 @pytest.mark.parametrize("family", FAMILIES, ids=str)
 def test_y_and_eta_broadcast(family):
     y = np.asarray(SUPPORT[family.name][:2], float)
-    logp = family.logp(y[:, None], MODERATE[None, :], sd=SD, thresholds=TAU, dispersion=PHI).eval()
-    np.testing.assert_allclose(logp, _evaluate(family, MODERATE, y=y)[2][0], rtol=1e-14)
+    logp = family.logp(y[:, None], MODERATE[None, :], sd=SD, thresholds=TAU, dispersion=PHI, trials=TRIALS).eval()
+    # atol: log C(n, y)'s rounding (an ulp of log Γ(8)), which graph rewrites may move
+    np.testing.assert_allclose(logp, _evaluate(family, MODERATE, y=y)[2][0], rtol=1e-14, atol=1e-14)
 
 
 def test_logp_asks_for_the_parameters_it_needs():
@@ -156,10 +165,20 @@ def test_logp_asks_for_the_parameters_it_needs():
     ("ordinal", "ordinal", "logit"), ("ORDINAL(logit)", "ordinal", "logit"), ("ordinal(probit)", "ordinal", "probit"),
     ("bernoulli(cloglog)", "bernoulli", "cloglog"), ("ordinal(cloglog)", "ordinal", "cloglog"),
     ("poisson", "poisson", "log"), ("negbinomial", "negbinomial", "log"),
-    ("negative_binomial", "negbinomial", "log"), ("NegBinomial(log)", "negbinomial", "log"),
+    ("negative_binomial", "negbinomial", "log"), ("NegBinomial(log)", "negbinomial", "log"), ("gamma", "gamma", "log"),
 ])
 def test_parse_family_accepts(text, name, link):
     assert parse_family(text) == Family(name, link)
+
+
+@pytest.mark.parametrize("text, family", [
+    ("binomial(n=Trials)", Family("binomial", "logit", (("n", "Trials"),))),
+    (" Binomial( probit , n = n_1 ) ", Family("binomial", "probit", (("n", "n_1"),))),
+    ("binomial(n=trials, cloglog)", Family("binomial", "cloglog", (("n", "trials"),))),
+])
+def test_parse_family_reads_options_and_keeps_column_names(text, family):
+    assert parse_family(text) == family and parse_family(str(family)) == family
+    assert family.trials == family.options[0][1]
 
 
 @pytest.mark.parametrize("text, listed", [
@@ -167,6 +186,9 @@ def test_parse_family_accepts(text, name, link):
     ("bernoulli(log)", "logit, probit, cloglog"),
     ("ordinal(loglog)", "logit, probit, cloglog"), ("poisson(logit)", "its links are: log"),
     ("bernoulli(", "name(link)"), ("bernoulli()", "name(link)"), ("", "negbinomial (log)"),
+    ("binomial", "binomial needs the column of its numbers of trials: write binomial(n=COLUMN)"),
+    ("binomial(size=n)", "binomial takes no option size="), ("binomial(n=a, n=b)", "given twice"),
+    ("poisson(n=k)", "poisson takes no option n="), ("binomial(logit probit, n=k)", "cannot read the family"),
 ])
 def test_parse_family_rejects_with_the_valid_choices(text, listed):
     with pytest.raises(SpecificationError, match=re.escape(listed)):
@@ -266,7 +288,8 @@ def test_non_gaussian_intercepts_start_on_the_linear_predictor_scale(family, val
 
 # The model's log-likelihood against scipy per observed cell, summed: a one-factor model whose indicators are
 # a Gaussian g, the item y of the family under test (with missing cells) and a logit bernoulli u, at random θ
-# and latent draws. Each entry: (family of y, y's values from a normal draw e, scipy's log p(y | η, θ)).
+# and latent draws. Each entry: (family of y, y's values from a normal draw e and the trials column n, scipy's
+# log p(y | η, θ)).
 def _ordinal_cloglog(y, eta, theta, model):
     tau = np.concatenate([[-np.inf], theta[_rows(model, "y", "|") - 1], [np.inf]])
     k = np.nan_to_num(y).astype(int)
@@ -284,11 +307,13 @@ def _rows(model, lhs, op):
 
 
 MODEL_FAMILIES = {
-    "bernoulli(cloglog)": (lambda e: (e > 0.3).astype(float),
+    "bernoulli(cloglog)": (lambda e, n: (e > 0.3).astype(float),
                            lambda y, eta, theta, model: np.where(y == 1, stats.gumbel_l.logcdf(eta),
                                                                  stats.gumbel_l.logsf(eta))),
-    "ordinal(cloglog)": (lambda e: np.digitize(e, [-0.6, 0.2, 0.9]).astype(float), _ordinal_cloglog),
-    "gamma": (np.exp, lambda y, eta, theta, model: stats.gamma.logpdf(
+    "ordinal(cloglog)": (lambda e, n: np.digitize(e, [-0.6, 0.2, 0.9]).astype(float), _ordinal_cloglog),
+    "binomial(probit, n=n)": (lambda e, n: np.floor(n * expit(e)), lambda y, eta, theta, model: stats.binom.logpmf(
+        y, model.data.column("n"), stats.norm.cdf(eta))),
+    "gamma": (lambda e, n: np.exp(e), lambda y, eta, theta, model: stats.gamma.logpdf(
         y, 1 / _dispersion(theta, model), scale=np.exp(eta) * _dispersion(theta, model))),
 }
 
@@ -316,9 +341,12 @@ def test_model_loglik_matches_scipy_per_observation(text):
     draw, logp_y = MODEL_FAMILIES[text]
     rng = np.random.default_rng(3)
     e = rng.normal(size=40)
-    frame = pd.DataFrame({"g": e + rng.normal(size=40), "y": draw(e + rng.normal(size=40)),
-                          "u": (e + rng.normal(size=40) > 0).astype(float)})
-    frame.loc[rng.random(40) < 0.2, "y"] = np.nan
+    n = rng.integers(1, 9, size=40).astype(float)
+    frame = pd.DataFrame({"g": e + rng.normal(size=40), "y": draw(e + rng.normal(size=40), n),
+                          "u": (e + rng.normal(size=40) > 0).astype(float), "n": n})
+    missing = rng.random(40) < 0.2
+    frame.loc[missing, "y"] = np.nan
+    frame.loc[missing & (rng.random(40) < 0.5), "n"] = np.nan  # a missing count's trials may be missing too
     model = bm.Model("f =~ g + y + u", frame, family={"y": text, "u": "bernoulli"})
     pm_model = model.pymc_model
     evaluate = point_function(pm_model, ["theta", "loglik", "latent_z"])
@@ -331,8 +359,10 @@ def test_model_loglik_matches_scipy_per_observation(text):
 @pytest.mark.parametrize("family", [f for f in FAMILIES if f.name not in ("gaussian", "gamma")], ids=str)
 def test_draws_follow_the_log_density(family):
     """The frequencies of 200 000 draws at η = 0.4 match exp(log p) within 4 binomial SE."""
-    draws = family.draw(np.full(200_000, 0.4), np.random.default_rng(4), thresholds=TAU, dispersion=PHI)
-    y = np.arange(13.0) if family.name in ("poisson", "negbinomial") else np.asarray(SUPPORT[family.name], float)
+    draws = family.draw(np.full(200_000, 0.4), np.random.default_rng(4), thresholds=TAU, dispersion=PHI,
+                        trials=np.full(200_000, TRIALS))
+    counts = family.name in ("poisson", "negbinomial", "binomial")
+    y = np.arange(13.0) if counts else np.asarray(SUPPORT[family.name], float)
     p = np.exp(_evaluate(family, np.array([0.4]), y=y)[2][0][:, 0])
     np.testing.assert_array_less(np.abs((draws[:, None] == y).mean(0) - p), 4 * np.sqrt(p * (1 - p) / 200_000) + 1e-9)
 
@@ -343,3 +373,47 @@ def test_continuous_draws_follow_the_log_density(family):
     (scipy's, equal to it by the tests above): a Kolmogorov-Smirnov test at the 1% level."""
     draws = family.draw(np.full(20_000, 0.4), np.random.default_rng(5), dispersion=PHI)
     assert stats.kstest(draws, stats.gamma(PHI, scale=np.exp(0.4) / PHI).cdf).pvalue > 0.01
+
+
+BINOMIAL = parse_family("binomial(n=trials)")
+
+
+@pytest.mark.parametrize("counts, trials, fragments", [
+    ([3, 8, NAN], [5, 7, NAN], ["counts more successes than its trials 'trials' in 1 row(s) (e.g. 8 of 7)",
+                                "check that n= names the trials column"]),
+    ([1, 2], [4, 0], ["trials column 'trials' of 'y4' has values 0", "positive whole numbers"]),
+    ([1, 2], [4, 2.5], ["has values 2.5", "positive whole numbers"]),
+    ([1, 2], [4, NAN], ["trials column 'trials' is missing where 'y4' is observed", "fill in the trials"]),
+    ([1.5, 2], [4, 4], ["non-integer values 1.5", "whole numbers"]),
+    ([-1, 2], [4, 4], ["negative values -1", "non-negative"]),
+])
+def test_binomial_codes_check_the_counts_against_their_trials(counts, trials, fragments):
+    with pytest.raises(DataError) as err:
+        BINOMIAL.codes(np.array(counts, float), "y4", {"trials": np.array(trials, float)})
+    assert all(f in str(err.value) for f in fragments), str(err.value)
+
+
+def test_binomial_codes_keep_counts_and_missing_cells():
+    codes = BINOMIAL.codes(np.array([0, 3, NAN]), "y", {"trials": np.array([2, 3, NAN])})
+    np.testing.assert_array_equal(codes, [0, 3, NAN])
+
+
+@pytest.mark.parametrize("options, fragment", [
+    ({"family": {"y1": "binomial(n=k)"}}, "the trials column 'k' of 'y1' (binomial(logit, n=k)) is not a column"),
+    ({"family": {"y1": "binomial(n=g)"}}, "counts more successes than its trials 'g'"),
+])
+def test_binomial_models_name_the_trials_column(options, fragment):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"y1": rng.integers(0, 5, 30), "g": rng.integers(1, 3, 30), "x": rng.normal(size=30)})
+    with pytest.raises(DataError, match=re.escape(fragment)):
+        bm.Model("y1 ~ x", frame, **options)
+
+
+def test_new_clusters_need_the_trials_column():
+    frame = pd.DataFrame({"y": [1, 0, 2, 3], "n": [3, 3, 4, 4], "x": [0.1, -0.3, 0.5, 1.2]})
+    design = pd.DataFrame({"x": np.linspace(-1, 1, 6), "n": [5] * 6})
+    model = bm.Model("y ~ x", frame, family={"y": "binomial(n=n)"})
+    with pytest.raises(bm.SettingsError, match="new clusters have no the trials column 'n'"):
+        model.simulate({"y~x": 0.5, "y~1": 0.0}, n_clusters=10)
+    simulated = model.simulate({"y~x": 0.5, "y~1": 0.0}, covariates=design, seed=1)
+    assert ((simulated["y"] >= 0) & (simulated["y"] <= 5)).all()

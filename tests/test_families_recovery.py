@@ -227,18 +227,33 @@ def test_gamma_regression():
         ("y", "~", "x", ""): 0.6, ("y", "~1", "", ""): 0.5, ("y", "~~", "y", ""): alpha})
 
 
-MIXED_FAMILIES = {"g": "gaussian", "c": "bernoulli(cloglog)", "m": "gamma", "u": "bernoulli"}
+def test_binomial_regression():
+    """Successes out of 1 to 12 trials per row with success probability expit(−0.4 + 0.9 x)."""
+    rng = np.random.default_rng(25)
+    x = rng.normal(size=600)
+    trials = rng.integers(1, 13, size=600)
+    frame = pd.DataFrame({"y": rng.binomial(trials, expit(-0.4 + 0.9 * x)), "x": x, "trials": trials})
+    _check(_fit_single("y ~ x", frame, family={"y": "binomial(n=trials)"}), {
+        ("y", "~", "x", ""): 0.9, ("y", "~1", "", ""): -0.4})
+
+
+MIXED_FAMILIES = {"g": "gaussian", "c": "bernoulli(cloglog)", "m": "gamma", "b": "binomial(n=trials)",
+                  "u": "bernoulli"}
 MIXED_TRUTH = {("f", "=~", "g", ""): 0.8, ("f", "=~", "c", ""): 0.7, ("f", "=~", "m", ""): 0.5,
-               ("f", "=~", "u", ""): 1.2, ("g", "~~", "g", ""): 0.5, ("m", "~~", "m", ""): 0.4,
-               ("g", "~1", "", ""): 1.0, ("c", "~1", "", ""): -0.5, ("m", "~1", "", ""): 0.2, ("u", "~1", "", ""): 0.3}
+               ("f", "=~", "b", ""): 0.6, ("f", "=~", "u", ""): 1.2, ("g", "~~", "g", ""): 0.5,
+               ("m", "~~", "m", ""): 0.4,
+               ("g", "~1", "", ""): 1.0, ("c", "~1", "", ""): -0.5, ("m", "~1", "", ""): 0.2, ("b", "~1", "", ""): 0.4,
+               ("u", "~1", "", ""): 0.3}
 
 
 def test_mixed_families_in_one_factor_model():
     """One factor (variance 1) measured by a Gaussian item, an item of each GLLAMM family added to
-    the package and a logit item, simulated by the model itself (800 rows) and recovered."""
+    the package and a logit item, simulated by the model itself (800 rows, binomial trials 1 to 6)
+    and recovered."""
     syntax = f"f =~ {' + '.join(MIXED_FAMILIES)}"
-    shape = pd.DataFrame({v: np.arange(10.0) % 2 + (v == "m") for v in MIXED_FAMILIES})
+    shape = pd.DataFrame({v: np.arange(10.0) % 2 + (v == "m") for v in MIXED_FAMILIES}).assign(trials=2)
     truth = {f"{lhs}{op}{rhs}": value for (lhs, op, rhs, _), value in MIXED_TRUTH.items()}
     families = {v: f for v, f in MIXED_FAMILIES.items() if f != "gaussian"}
-    frame = bm.Model(syntax, shape, std_lv=True, family=families).simulate(truth, n_clusters=800, seed=23)
+    design = pd.DataFrame({"trials": np.random.default_rng(23).integers(1, 7, size=800)})
+    frame = bm.Model(syntax, shape, std_lv=True, family=families).simulate(truth, covariates=design, seed=23)
     _check(_fit_single(syntax, frame, std_lv=True, family=families), MIXED_TRUTH)

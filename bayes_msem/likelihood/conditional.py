@@ -47,13 +47,15 @@ from .strategy import CONDITIONAL, Strategy, local_dim
 @dataclass(frozen=True)
 class ResponseStatistics(Statistics):
     """Per row: the responses (missing cells 1, a value every family can take, so that their
-    log-density terms, multiplied by 0, stay finite), which are observed, the covariates x and the
-    cluster index; per level above the rows (one entry each, lowest first): its clusters'
+    log-density terms, multiplied by 0, stay finite), which are observed, the numbers of trials of
+    binomial responses (1 elsewhere and in missing cells), the covariates x and the cluster index;
+    per level above the rows (one entry each, lowest first): its clusters'
     covariates and outcomes (variables observed first there), and the index of each cluster of
     the level below it in the level's clusters (rows → clusters first)."""
 
     responses: np.ndarray
     observed: np.ndarray
+    trials: np.ndarray
     covariates: np.ndarray
     level_covariates: tuple
     level_outcomes: tuple
@@ -63,8 +65,13 @@ class ResponseStatistics(Statistics):
     def from_data(cls, plan: Plan, data: ClusteredData) -> ResponseStatistics:
         levels = [lp.roles for lp in plan.levels.values()]  # lowest first
         y = data.matrix(list(levels[0].observed))
+        trials = np.ones_like(y)
+        for k, name in enumerate(levels[0].observed):
+            if (column := parse_family(plan.families.get(name, "gaussian")).trials) is not None:
+                trials[:, k] = np.where(np.isnan(y[:, k]), 1.0, data.column(column))
         ranks = range(1, len(levels))
-        return cls(np.where(np.isnan(y), 1.0, y), (~np.isnan(y)).astype(float), data.matrix(list(levels[0].covariates)),
+        return cls(np.where(np.isnan(y), 1.0, y), (~np.isnan(y)).astype(float), trials,
+                   data.matrix(list(levels[0].covariates)),
                    tuple(data.level_values(list(levels[k].covariates), k) for k in ranks),
                    tuple(data.level_values(list(_outcomes(plan, k)), k) for k in ranks),
                    tuple([data.cluster_index, *(upper.parent for upper in data.uppers)][:len(ranks)]))
@@ -237,7 +244,7 @@ def conditional_loglik(plan: Plan, theta: pt.TensorVariable, stats: dict, distur
     for k, name in enumerate(names):
         family = parse_family(plan.families.get(name, "gaussian"))
         logp = family.logp(stats["responses"][:, k], eta[:, k], sd=pt.sqrt(variance[..., k]),
-                           dispersion=1.0 / variance[..., k],
+                           dispersion=1.0 / variance[..., k], trials=stats["trials"][:, k],
                            thresholds=thresholds(plan, name, theta) if family.has_thresholds else None)
         rows = rows + stats["observed"][:, k] * logp
     terms.append((0, rows))

@@ -1,9 +1,9 @@
 """Response families of a generalized linear (latent) model: log p(y | η) for a linear predictor η.
 
-* :class:`Family` (from :func:`parse_family`): the name and link, which extra parameters the
-  family needs (:attr:`Family.has_scale`, :attr:`Family.has_thresholds`,
-  :attr:`Family.has_dispersion`), the elementwise :meth:`Family.logp` and the check of the
-  observed values, :meth:`Family.codes`.
+* :class:`Family` (from :func:`parse_family`): the name, link and the data columns it names
+  (a binomial's trials), which extra parameters the family needs (:attr:`Family.has_scale`,
+  :attr:`Family.has_thresholds`, :attr:`Family.has_dispersion`), the elementwise
+  :meth:`Family.logp` and the check of the observed values, :meth:`Family.codes`.
 * :func:`log_cdf`, :func:`log_sf`: log F(x) and log(1 − F(x)) of the logit, probit and
   complementary log-log links, finite and accurate in both tails.
 
@@ -14,6 +14,7 @@ its gradient stay finite and accurate for |η| far beyond the data, e.g. η = ±
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +23,7 @@ import scipy.special
 from pytensor.tensor import TensorLike
 
 from ..data.clustered import DataError
+from ..spec.plan import Plan
 from ..spec.table import DISPERSION_FAMILIES, SpecificationError
 from .logit import bernoulli_logit_logp
 
@@ -32,8 +34,15 @@ LINKS: dict[str, tuple[str, ...]] = {
     "poisson": ("log",),
     "negbinomial": ("log",),
     "gamma": ("log",),
+    "binomial": ("logit", "probit", "cloglog"),
 }
 """The valid links of each family; the first is the default."""
+
+OPTIONS: dict[str, tuple[str, ...]] = {"binomial": ("n",)}
+"""The ``key=value`` options a family takes: a binomial's trials column ``n`` (required)."""
+FORMS = {"binomial": "binomial(n=COLUMN), e.g. family={'y': 'binomial(n=trials)'} with the trials in column 'trials'"}
+_NEEDS = {"binomial": "the column of its numbers of trials"}
+_OPTION_NAMES = {"n": "trials column"}
 
 ALIASES = {"binary": "bernoulli", "negative_binomial": "negbinomial"}
 
@@ -41,21 +50,27 @@ _LOG_2PI = float(np.log(2 * np.pi))
 _MEDIAN = {"logit": 0.0, "probit": 0.0, "cloglog": float(np.log(np.log(2.0)))}  # F(m) = ½
 _CLOGLOG_ONE = 40.0  # 1 − exp(−e^x) is 1 in float64 from here on
 _SQRT_2 = float(np.sqrt(2))
+_CDF = {"logit": scipy.special.expit, "probit": scipy.special.ndtr, "cloglog": lambda x: -np.expm1(-np.exp(x))}
 _SHOW = 6  # distinct values shown in messages
-_SYNTAX = re.compile(r"([a-z_]+)\s*(?:\(\s*([a-z_]+)\s*\))?")
+_SYNTAX = re.compile(r"([A-Za-z_]+)\s*(?:\((.*)\))?", re.S)
+_OPTION = re.compile(r"([A-Za-z_]+)\s*=\s*(\S(?:.*\S)?)", re.S)
+_LINK = re.compile(r"[A-Za-z_]+")
 
 
 def _choices() -> str:
-    names = [f"{name} ({', '.join(links)})" for name, links in LINKS.items()]
+    names = [f"{name} ({', '.join(links + tuple(f'{key}=…' for key in OPTIONS.get(name, ())))})"
+             for name, links in LINKS.items()]
     return "; ".join(names) + f"; aliases: {', '.join(f'{a} = {n}' for a, n in ALIASES.items())}"
 
 
 @dataclass(frozen=True)
 class Family:
-    """A response family and its link, e.g. ``Family("ordinal", "probit")``."""
+    """A response family, its link and its options, e.g. ``Family("ordinal", "probit")``,
+    ``Family("binomial", "logit", (("n", "trials"),))``."""
 
     name: str
     link: str
+    options: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.name not in LINKS:
@@ -63,9 +78,28 @@ class Family:
         if self.link not in LINKS[self.name]:
             raise SpecificationError(f"{self.name} has no link {self.link!r}; "
                                      f"its links are: {', '.join(LINKS[self.name])}")
+        allowed, keys = OPTIONS.get(self.name, ()), [key for key, _ in self.options]
+        form = FORMS.get(self.name, self.name)
+        for key in keys:
+            if key not in allowed:
+                raise SpecificationError(f"{self.name} takes no option {key}=; write {form}")
+        if len(set(keys)) < len(keys):
+            raise SpecificationError(f"an option of {self.name} is given twice; write {form}")
+        if allowed and not keys:
+            raise SpecificationError(f"{self.name} needs {_NEEDS[self.name]}: write {form}")
 
     def __str__(self) -> str:
-        return f"{self.name}({self.link})"
+        return f"{self.name}({', '.join([self.link, *(f'{key}={value}' for key, value in self.options)])})"
+
+    @property
+    def columns(self) -> dict[str, str]:
+        """The data columns the family names, each with what it is (``{"trials": "the trials column"}``)."""
+        return {value: f"the {_OPTION_NAMES[key]}" for key, value in self.options if not _is_number(value)}
+
+    @property
+    def trials(self) -> str | None:
+        """The column of a binomial's numbers of trials."""
+        return dict(self.options).get("n")
 
     @property
     def has_scale(self) -> bool:
@@ -83,9 +117,11 @@ class Family:
         return self.name in DISPERSION_FAMILIES
 
     def logp(self, y: TensorLike, eta: TensorLike, *, sd: TensorLike | None = None,
-             thresholds: TensorLike | None = None, dispersion: TensorLike | None = None) -> pt.TensorVariable:
+             thresholds: TensorLike | None = None, dispersion: TensorLike | None = None,
+             trials: TensorLike | None = None) -> pt.TensorVariable:
         """Elementwise log p(y | η), y and η broadcastable; ``sd`` (gaussian), ``thresholds`` (ordinal,
-        a vector of length K − 1) and ``dispersion`` φ = 1/α (negbinomial, gamma) as the family needs them."""
+        a vector of length K − 1), ``dispersion`` φ = 1/α (negbinomial, gamma) and ``trials`` n
+        (binomial, broadcastable with y) as the family needs them."""
         if self.name == "gaussian":
             return gaussian_logp(y, eta, _needed(sd, "sd", self))
         if self.name == "bernoulli":
@@ -96,17 +132,20 @@ class Family:
             return poisson_logp(y, eta)
         if self.name == "gamma":
             return gamma_logp(y, eta, _needed(dispersion, "dispersion", self))
+        if self.name == "binomial":
+            return binomial_logp(y, _needed(trials, "trials", self), eta, self.link)
         return negbinomial_logp(y, eta, _needed(dispersion, "dispersion", self))
 
     def linear_predictor(self, mean: float) -> float:
         """The η at which the response's mean is ``mean`` (of the codes of :meth:`codes`), for
-        starting values: log μ (counts, μ ≥ 0.05; gamma), F⁻¹(p) (bernoulli, p within [0.02, 0.98]),
-        0 (ordinal: its thresholds hold the location), the mean itself (gaussian)."""
+        starting values: log μ (counts, μ ≥ 0.05; gamma), F⁻¹(p) (bernoulli, and binomial given the
+        mean proportion, p within [0.02, 0.98]), 0 (ordinal: its thresholds hold the location), the
+        mean itself (gaussian)."""
         if self.name in ("poisson", "negbinomial"):
             return float(np.log(max(mean, 0.05)))
         if self.name == "gamma":
             return float(np.log(mean))
-        if self.name == "bernoulli":
+        if self.name in ("bernoulli", "binomial"):
             p = float(np.clip(mean, 0.02, 0.98))
             quantile = {"logit": np.log(p / (1 - p)), "probit": scipy.special.ndtri(p),
                         "cloglog": np.log(-np.log1p(-p))}
@@ -120,14 +159,17 @@ class Family:
         return float(np.clip(excess / max(mean, 1e-3) ** 2, 0.05, 5.0))
 
     def draw(self, eta: np.ndarray, rng: np.random.Generator, *, thresholds: np.ndarray | None = None,
-             dispersion: np.ndarray | float | None = None) -> np.ndarray:
+             dispersion: np.ndarray | float | None = None, trials: np.ndarray | None = None) -> np.ndarray:
         """Responses drawn given the linear predictor η (non-Gaussian families, in the codes of
         :meth:`codes`): bernoulli 1{η + ν > 0}, ν with cdf 1 − F(−x); ordinal the number of
         thresholds below η + ε, ε with the link's cdf F (cloglog: ν a maximum-Gumbel draw, ε = −ν);
         poisson with mean e^η; negbinomial as a gamma mixture of poissons, λ ~ Gamma(φ, e^η/φ);
-        gamma Gamma(shape φ, scale e^η/φ); count means are capped at 1e9 (which only prior draws
-        far in the tails reach) so that they can be drawn."""
+        gamma Gamma(shape φ, scale e^η/φ); binomial Binomial(n, F(η)); count means are capped at
+        1e9 (which only prior draws far in the tails reach) so that they can be drawn."""
         eta = np.asarray(eta, dtype=float)
+        if self.name == "binomial":
+            n = np.asarray(_needed(trials, "trials", self), dtype=float)
+            return rng.binomial(n.astype(np.int64), _CDF[self.link](eta)).astype(float)
         if self.name in ("bernoulli", "ordinal"):
             if self.link == "cloglog":
                 noise = rng.gumbel(size=eta.shape) * (1.0 if self.name == "bernoulli" else -1.0)
@@ -145,11 +187,14 @@ class Family:
             return rng.poisson(mean).astype(float)
         raise TypeError(f"{self} responses are drawn with their residuals, not by draw()")
 
-    def codes(self, values: np.ndarray, name: str) -> np.ndarray:
+    def codes(self, values: np.ndarray, name: str, columns: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
         """The observed ``values`` of variable ``name`` as float64 codes for this family, NaN (missing)
         kept: 0/1 (bernoulli), 0..K−1 in the order of :func:`ordinal_levels` (ordinal), the values
-        themselves otherwise.  Raises :class:`DataError` for values the family cannot take."""
+        themselves otherwise; ``columns`` holds the columns the family names (a binomial's trials).
+        Raises :class:`DataError` for values the family cannot take."""
         x = _numeric(values, name, self)
+        if self.trials is not None:
+            _check_trials(x, (columns or {})[self.trials], name, self)
         observed = x[~np.isnan(x)]
         if np.isinf(observed).any():
             raise DataError(f"{name!r} has infinite values; recode them or set them to missing (NaN)")
@@ -158,11 +203,11 @@ class Family:
             other = "ordinal" if whole.all() else "gaussian"
             raise DataError(f"{name!r} is declared bernoulli but takes values {_show(observed)}; "
                             f"recode it to 0/1 or declare it {other}")
-        if self.name in ("ordinal", "poisson", "negbinomial") and not whole.all():
+        if self.name in ("ordinal", "poisson", "negbinomial", "binomial") and not whole.all():
             what = "categories as integers in their order (e.g. 1, 2, 3)" if self.has_thresholds else "counts as whole numbers"
             raise DataError(f"{name!r} is declared {self.name} but has non-integer values "
                             f"{_show(observed[~whole])}; code the {what} or declare it gaussian")
-        if self.name in ("poisson", "negbinomial") and (observed < 0).any():
+        if self.name in ("poisson", "negbinomial", "binomial") and (observed < 0).any():
             raise DataError(f"{name!r} is declared {self.name} but has negative values {_show(observed[observed < 0])}; "
                             f"counts must be non-negative: recode it or declare it gaussian")
         if self.name == "gamma" and (observed <= 0).any():
@@ -186,15 +231,32 @@ class Family:
 
 
 def parse_family(text: str) -> Family:
-    """``name`` or ``name(link)``, case-insensitive, e.g. ``"bernoulli"``, ``"Ordinal( probit )"``."""
-    match = _SYNTAX.fullmatch(text.strip().lower())
-    if match is None:
+    """``name``, ``name(link)`` or ``name(link, key=value, …)``, the name and link case-insensitive,
+    e.g. ``"bernoulli"``, ``"Ordinal( probit )"``, ``"binomial(n=trials)"``, ``"binomial(probit, n=trials)"``."""
+    match = _SYNTAX.fullmatch(text.strip())
+    parts = [part.strip() for part in match[2].split(",")] if match and match[2] is not None else []
+    options = [_OPTION.fullmatch(part) for part in parts]
+    links = [part.lower() for part, option in zip(parts, options) if option is None]
+    if match is None or any(not _LINK.fullmatch(link) for link in links) or len(links) > 1 or "" in parts:
         raise SpecificationError(f"cannot read the family {text!r}; write name or name(link), "
-                                 f"with the families (links): {_choices()}")
-    name = ALIASES.get(match[1], match[1])
+                                 f"with the families (links, options): {_choices()}")
+    name = ALIASES.get(match[1].lower(), match[1].lower())
     if name not in LINKS:
-        raise SpecificationError(f"unknown family {match[1]!r}; the families (links) are: {_choices()}")
-    return Family(name, match[2] or LINKS[name][0])
+        raise SpecificationError(f"unknown family {match[1].lower()!r}; the families (links) are: {_choices()}")
+    return Family(name, links[0] if links else LINKS[name][0],
+                  tuple((option[1].lower(), option[2]) for option in options if option is not None))
+
+
+def plan_families(plan: Plan) -> dict[str, Family]:
+    """The plan's non-Gaussian variables and their families."""
+    return {name: parse_family(text) for name, text in plan.families.items()}
+
+
+def family_columns(families: Mapping[str, Family]) -> dict[str, str]:
+    """The data columns the families read (a binomial's trials), each with what it is:
+    ``{"n": "the trials column 'n' of 'y' (binomial(logit, n=n))"}``."""
+    return {column: f"{what} {column!r} of {name!r} ({family})" for name, family in families.items()
+            for column, what in family.columns.items()}
 
 
 def ordinal_levels(values: np.ndarray) -> np.ndarray:
@@ -270,6 +332,15 @@ def ordinal_logp(y: TensorLike, eta: TensorLike, thresholds: TensorLike, link: s
     return log_big + pt.switch(end, 0.0, pt.log1mexp(log_small - log_big))
 
 
+def binomial_logp(y: TensorLike, trials: TensorLike, eta: TensorLike, link: str) -> pt.TensorVariable:
+    """log Binomial(y; n, F(η)) = log C(n, y) + y log F(η) + (n − y) log(1 − F(η)), with
+    log C(n, y) = log Γ(n + 1) − log Γ(y + 1) − log Γ(n − y + 1) (each log F term in log space, so
+    nothing cancels at large |η|)."""
+    y, n, eta = _float(y), _float(trials), _float(eta)
+    choose = pt.gammaln(n + 1.0) - pt.gammaln(y + 1.0) - pt.gammaln(n - y + 1.0)
+    return choose + y * log_cdf(eta, link) + (n - y) * log_sf(eta, link)
+
+
 def poisson_logp(y: TensorLike, eta: TensorLike) -> pt.TensorVariable:
     """log Poisson(y; μ = e^η) = y η − e^η − log y!."""
     y, eta = _float(y), _float(eta)
@@ -295,6 +366,33 @@ def gamma_logp(y: TensorLike, eta: TensorLike, dispersion: TensorLike) -> pt.Ten
     """
     y, eta, phi = _float(y), _float(eta), _float(dispersion)
     return phi * pt.log(phi) - phi * eta - pt.gammaln(phi) + (phi - 1.0) * pt.log(y) - phi * y * pt.exp(-eta)
+
+
+def _check_trials(counts: np.ndarray, trials: np.ndarray, name: str, family: Family) -> None:
+    """Where ``counts`` are observed, the trials are observed positive whole numbers, at least the counts."""
+    n = np.array(trials, dtype=np.float64)
+    observed = ~np.isnan(counts)
+    column = family.trials
+    if np.isnan(n[observed]).any():
+        raise DataError(f"{name!r} is declared {family} but its trials column {column!r} is missing where {name!r} "
+                        f"is observed; fill in the trials or set {name!r} to missing there")
+    bad = n[observed][(n[observed] <= 0) | (n[observed] != np.round(n[observed])) | np.isinf(n[observed])]
+    if len(bad):
+        raise DataError(f"the trials column {column!r} of {name!r} has values {_show(bad)}; the numbers of trials "
+                        "must be positive whole numbers: drop or fix those rows")
+    over = observed & (counts > n)
+    if over.any():
+        raise DataError(f"{name!r} counts more successes than its trials {column!r} in {over.sum()} row(s) (e.g. "
+                        f"{counts[over][0]:g} of {n[over][0]:g}); a binomial count lies between 0 and its trials: "
+                        "check that n= names the trials column")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _float(x: TensorLike) -> pt.TensorVariable:

@@ -20,7 +20,7 @@ import pytensor.tensor as pt
 
 from ..data.clustered import ClusteredData
 from ..errors import SettingsError
-from ..likelihood.families import parse_family
+from ..likelihood.families import parse_family, plan_families
 from ..likelihood.registry import strategy_for
 from ..likelihood.strategy import Strategy
 from ..spec.plan import CorrelationBlock, Plan, positive_definite
@@ -257,8 +257,9 @@ def _level_moments(plan: Plan, data: ClusteredData) -> tuple[dict, dict]:
     """Observed mean and variance of each modelled variable at each level (within: pooled
     within-cluster variance; upper levels: variance of the means of the level's clusters).
     Non-Gaussian responses' moments are on the scale of their linear predictor: the mean there
-    is the family's η of the variable's overall mean, the variance 1 (a probit latent response's)."""
-    families = {name: parse_family(text) for name, text in plan.families.items()}
+    is the family's η of the variable's overall mean (a binomial's: of the mean proportion), the
+    variance 1 (a probit latent response's)."""
+    families = plan_families(plan)
     mean, variance = {}, {}
     for rank, (level, lp) in enumerate(plan.levels.items()):
         names = list(lp.roles.observed)
@@ -272,6 +273,7 @@ def _level_moments(plan: Plan, data: ClusteredData) -> tuple[dict, dict]:
             values = data.matrix(names)
         for name, m, v in zip(names, np.nanmean(values, axis=0), np.nanvar(values, axis=0)):
             if name in families:
-                m, v = families[name].linear_predictor(np.nanmean(data.column(name))), 1.0
+                trials = data.column(families[name].trials) if families[name].trials else 1.0
+                m, v = families[name].linear_predictor(np.nanmean(data.column(name) / trials)), 1.0
             mean[(level, name)], variance[(level, name)] = m, max(v, 1e-3)
     return mean, variance

@@ -30,8 +30,9 @@ class Simulator:
 
     def __init__(self, plan: Plan, data: ClusteredData):
         self.plan, self.data = plan, data
-        self.statistics = ResponseStatistics.from_data(plan, data).values()
-        symbols = ResponseStatistics.from_data(plan, data).placeholders()
+        statistics = ResponseStatistics.from_data(plan, data)
+        self.statistics, self._trials = statistics.values(), statistics.trials
+        symbols = statistics.placeholders()
         theta = pt.vector("theta")
         self._chosen: dict[int, np.ndarray] = {}
         inputs: dict[int, pt.TensorVariable] = {}
@@ -72,7 +73,8 @@ class Simulator:
             if name in self.plan.families:
                 family = parse_family(self.plan.families[name])
                 eta = family.draw(eta, rng, thresholds=next(cuts) if family.has_thresholds else None,
-                                  dispersion=1.0 / variance[..., k] if family.has_dispersion else None)
+                                  dispersion=1.0 / variance[..., k] if family.has_dispersion else None,
+                                  trials=self._trials[:, k])
             values[name] = eta
         for rank in range(1, len(self._found)):  # outcomes of upper levels, on every row of their clusters
             level, outcomes = self._found[rank]

@@ -69,7 +69,8 @@ class Model:
     family : the response family of non-Gaussian variables, e.g. ``{"y4": "bernoulli"}`` (links:
         ``"bernoulli(probit)"``, ``"ordinal(logit)"``, ``"bernoulli(cloglog)"``; also ``"poisson"`` and
         ``"negbinomial"`` and ``"gamma"``, whose lowest-level ``y ~~ y`` is their dispersion, and
-        ``"binomial(n=trials)"``, successes out of the trials in the column ``trials``); the others are Gaussian.
+        ``"binomial(n=trials)"``, successes out of the trials in the column ``trials``, and ``"tobit(lower=0)"``,
+        censored normal, with limits ``lower``, ``upper`` or both, numbers or columns); the others are Gaussian.
     ordered : ordinal variables, as in lavaan (cumulative probit with thresholds ``y | t1 + ...``).
     group : the column of the groups of a multiple-group model (lavaan's ``group``): the model holds
         in each group with parameters of its own, except those ``group_equal`` makes equal
@@ -320,7 +321,7 @@ def response_families(family: Mapping[str, str] | None, ordered: Sequence[str]) 
     cumulative probit (lavaan's ordinal model) unless ``family`` says otherwise."""
     families = {name: Family("ordinal", "probit") for name in ordered}
     families |= {name: parse_family(text) for name, text in (family or {}).items()}
-    return {name: f for name, f in families.items() if not f.has_scale}
+    return {name: f for name, f in families.items() if f.name != "gaussian"}
 
 
 def _version() -> str:

@@ -23,13 +23,14 @@ FAMILIES = [Family("gaussian", "identity"), Family("bernoulli", "logit"), Family
             Family("bernoulli", "cloglog"), Family("ordinal", "logit"), Family("ordinal", "probit"),
             Family("ordinal", "cloglog"), Family("poisson", "log"), Family("negbinomial", "log"),
             Family("gamma", "log"), *(Family("binomial", link, (("n", "trials"),)) for link in ("logit", "probit",
-                                                                                                  "cloglog"))]
+                                                                                                  "cloglog")),
+            Family("tobit", "identity", (("lower", "-1"), ("upper", "2")))]
 SUPPORT = {"gaussian": [-1.3, 0.0, 2.2], "bernoulli": [0, 1], "ordinal": [0, 1, 2, 3],
            "poisson": [0, 1, 3, 12], "negbinomial": [0, 1, 3, 12], "gamma": [0.05, 0.7, 2.2, 15.0],
-           "binomial": [0, 1, 3, 7]}
+           "binomial": [0, 1, 3, 7], "tobit": [-1.0, -0.3, 0.8, 2.0]}
 ETA = np.array([-30.0, -8.0, -2.5, -0.3, 0.0, 0.7, 3.0, 8.0, 30.0])
 MODERATE = np.array([-2.5, -0.3, 0.7, 1.9])
-SD, TAU, PHI, TRIALS = 1.7, np.array([-1.2, 0.4, 1.5]), 2.5, 7.0
+SD, TAU, PHI, TRIALS, LOWER, UPPER = 1.7, np.array([-1.2, 0.4, 1.5]), 2.5, 7.0, -1.0, 2.0
 DIST = {"logit": stats.logistic, "probit": stats.norm, "cloglog": stats.gumbel_l}  # gumbel_l: F(x) = 1 − exp(−e^x)
 
 
@@ -37,7 +38,7 @@ DIST = {"logit": stats.logistic, "probit": stats.norm, "cloglog": stats.gumbel_l
 def _compiled(family):
     """(y, η, sd, τ, φ) ↦ log p(y | η) and the gradients of Σ log p w.r.t. η, sd, τ and φ."""
     y, eta, sd, tau, phi = pt.dmatrix("y"), pt.dmatrix("eta"), pt.dscalar("sd"), pt.dvector("tau"), pt.dscalar("phi")
-    logp = family.logp(y, eta, sd=sd, thresholds=tau, dispersion=phi, trials=TRIALS)
+    logp = family.logp(y, eta, sd=sd, thresholds=tau, dispersion=phi, trials=TRIALS, lower=LOWER, upper=UPPER)
     grads = pytensor.grad(logp.sum(), [eta, sd, tau, phi], disconnected_inputs="ignore")
     return pytensor.function([y, eta, sd, tau, phi], [logp, *grads], on_unused_input="ignore")
 
@@ -61,6 +62,9 @@ def _reference(family, y, eta):
     """log p(y | η) from scipy, in log space throughout."""
     if family.name == "gaussian":
         return stats.norm.logpdf(y, eta, SD)
+    if family.name == "tobit":  # censored at the limits: log P(y* ≤ lower), log P(y* ≥ upper)
+        return np.where(y <= LOWER, stats.norm.logcdf(LOWER, eta, SD),
+                        np.where(y >= UPPER, stats.norm.logsf(UPPER, eta, SD), stats.norm.logpdf(y, eta, SD)))
     if family.name == "bernoulli":
         return np.where(y == 1, DIST[family.link].logcdf(eta), DIST[family.link].logsf(eta))
     if family.name == "ordinal":
@@ -93,6 +97,9 @@ def _plain(family, y, eta):
         return stats.nbinom.logpmf(y, PHI, PHI / (PHI + mu))
     if family.name == "binomial":
         return stats.binom.logpmf(y, TRIALS, DIST[family.link].cdf(eta))
+    if family.name == "tobit":
+        return np.log(np.where(y <= LOWER, stats.norm.cdf(LOWER, eta, SD),
+                               np.where(y >= UPPER, stats.norm.sf(UPPER, eta, SD), stats.norm.pdf(y, eta, SD))))
     return _reference(family, y, eta)
 
 
@@ -149,7 +156,8 @@ def test_ordinal_probabilities_sum_to_one(link, tau):
 @pytest.mark.parametrize("family", FAMILIES, ids=str)
 def test_y_and_eta_broadcast(family):
     y = np.asarray(SUPPORT[family.name][:2], float)
-    logp = family.logp(y[:, None], MODERATE[None, :], sd=SD, thresholds=TAU, dispersion=PHI, trials=TRIALS).eval()
+    logp = family.logp(y[:, None], MODERATE[None, :], sd=SD, thresholds=TAU, dispersion=PHI, trials=TRIALS,
+                       lower=LOWER, upper=UPPER).eval()
     # atol: log C(n, y)'s rounding (an ulp of log Γ(8)), which graph rewrites may move
     np.testing.assert_allclose(logp, _evaluate(family, MODERATE, y=y)[2][0], rtol=1e-14, atol=1e-14)
 
@@ -174,11 +182,13 @@ def test_parse_family_accepts(text, name, link):
 @pytest.mark.parametrize("text, family", [
     ("binomial(n=Trials)", Family("binomial", "logit", (("n", "Trials"),))),
     (" Binomial( probit , n = n_1 ) ", Family("binomial", "probit", (("n", "n_1"),))),
+    ("tobit(lower=0)", Family("tobit", "identity", (("lower", "0"),))),
+    ("tobit(upper=Cap, lower=-2.5)", Family("tobit", "identity", (("upper", "Cap"), ("lower", "-2.5")))),
     ("binomial(n=trials, cloglog)", Family("binomial", "cloglog", (("n", "trials"),))),
 ])
 def test_parse_family_reads_options_and_keeps_column_names(text, family):
     assert parse_family(text) == family and parse_family(str(family)) == family
-    assert family.trials == family.options[0][1]
+    assert family.trials == (family.options[0][1] if family.name == "binomial" else None)
 
 
 @pytest.mark.parametrize("text, listed", [
@@ -189,6 +199,7 @@ def test_parse_family_reads_options_and_keeps_column_names(text, family):
     ("binomial", "binomial needs the column of its numbers of trials: write binomial(n=COLUMN)"),
     ("binomial(size=n)", "binomial takes no option size="), ("binomial(n=a, n=b)", "given twice"),
     ("poisson(n=k)", "poisson takes no option n="), ("binomial(logit probit, n=k)", "cannot read the family"),
+    ("tobit", "tobit needs a censoring limit: write tobit(lower=LIMIT)"), ("tobit(n=3)", "tobit takes no option n="),
 ])
 def test_parse_family_rejects_with_the_valid_choices(text, listed):
     with pytest.raises(SpecificationError, match=re.escape(listed)):
@@ -296,8 +307,14 @@ def _ordinal_cloglog(y, eta, theta, model):
     return np.log(stats.gumbel_l.cdf(tau[k + 1] - eta) - stats.gumbel_l.cdf(tau[k] - eta))
 
 
+def _tobit(y, eta, sd, lower, upper):
+    """Censored: y ≤ lower log P(y* ≤ lower), y ≥ upper log P(y* ≥ upper), else log N(y; η, sd²)."""
+    return np.where(y <= lower, stats.norm.logcdf(lower, eta, sd),
+                    np.where(y >= upper, stats.norm.logsf(upper, eta, sd), stats.norm.logpdf(y, eta, sd)))
+
+
 def _dispersion(theta, model):
-    """α, the lowest-level ``y ~~ y`` of a negative binomial or gamma y."""
+    """The lowest-level ``y ~~ y``: a negative binomial or gamma y's α, a tobit y's residual variance."""
     return theta[_rows(model, "y", "~~")[0] - 1]
 
 
@@ -313,6 +330,8 @@ MODEL_FAMILIES = {
     "ordinal(cloglog)": (lambda e, n: np.digitize(e, [-0.6, 0.2, 0.9]).astype(float), _ordinal_cloglog),
     "binomial(probit, n=n)": (lambda e, n: np.floor(n * expit(e)), lambda y, eta, theta, model: stats.binom.logpmf(
         y, model.data.column("n"), stats.norm.cdf(eta))),
+    "tobit(lower=0, upper=lo)": (lambda e, n: np.clip(e, 0, 1.2), lambda y, eta, theta, model: _tobit(
+        y, eta, np.sqrt(_dispersion(theta, model)), 0.0, np.nan_to_num(model.data.column("lo"), nan=np.inf))),
     "gamma": (lambda e, n: np.exp(e), lambda y, eta, theta, model: stats.gamma.logpdf(
         y, 1 / _dispersion(theta, model), scale=np.exp(eta) * _dispersion(theta, model))),
 }
@@ -343,7 +362,8 @@ def test_model_loglik_matches_scipy_per_observation(text):
     e = rng.normal(size=40)
     n = rng.integers(1, 9, size=40).astype(float)
     frame = pd.DataFrame({"g": e + rng.normal(size=40), "y": draw(e + rng.normal(size=40), n),
-                          "u": (e + rng.normal(size=40) > 0).astype(float), "n": n})
+                          "u": (e + rng.normal(size=40) > 0).astype(float), "n": n,
+                          "lo": np.where(rng.random(40) < 0.3, np.nan, 1.2)})  # an upper limit in 70% of rows
     missing = rng.random(40) < 0.2
     frame.loc[missing, "y"] = np.nan
     frame.loc[missing & (rng.random(40) < 0.5), "n"] = np.nan  # a missing count's trials may be missing too
@@ -356,7 +376,7 @@ def test_model_loglik_matches_scipy_per_observation(text):
         assert loglik == pytest.approx(_model_reference(model, theta, z, logp_y), abs=1e-8, rel=0)
 
 
-@pytest.mark.parametrize("family", [f for f in FAMILIES if f.name not in ("gaussian", "gamma")], ids=str)
+@pytest.mark.parametrize("family", [f for f in FAMILIES if f.name not in ("gaussian", "gamma", "tobit")], ids=str)
 def test_draws_follow_the_log_density(family):
     """The frequencies of 200 000 draws at η = 0.4 match exp(log p) within 4 binomial SE."""
     draws = family.draw(np.full(200_000, 0.4), np.random.default_rng(4), thresholds=TAU, dispersion=PHI,
@@ -417,3 +437,36 @@ def test_new_clusters_need_the_trials_column():
         model.simulate({"y~x": 0.5, "y~1": 0.0}, n_clusters=10)
     simulated = model.simulate({"y~x": 0.5, "y~1": 0.0}, covariates=design, seed=1)
     assert ((simulated["y"] >= 0) & (simulated["y"] <= 5)).all()
+
+
+def test_tobit_draws_are_censored_normal_draws():
+    """200 000 draws at η = 0.4: P(y ≤ t) = Φ((t − η)/sd) for lower ≤ t < upper, the rest at upper,
+    within 4 binomial SE."""
+    family = parse_family("tobit(lower=-1, upper=2)")
+    draws = family.draw(np.full(200_000, 0.4), np.random.default_rng(6), sd=SD, lower=LOWER, upper=UPPER)
+    assert draws.min() == LOWER and draws.max() == UPPER
+    t = np.array([LOWER, -0.3, 0.8, 1.9])
+    p = np.append(stats.norm.cdf(t, 0.4, SD), stats.norm.sf(UPPER, 0.4, SD))
+    shares = np.append((draws[:, None] <= t).mean(0), (draws == UPPER).mean())
+    np.testing.assert_array_less(np.abs(shares - p), 4 * np.sqrt(p * (1 - p) / 200_000))
+
+
+@pytest.mark.parametrize("text, values, columns, fragments", [
+    ("tobit(lower=0)", [0, 1.5, -0.2], {}, ["1 value(s) lie outside their censoring limits",
+                                           "(e.g. -0.2 with limits 0 and inf)", "record a censored value"]),
+    ("tobit(lower=lo, upper=hi)", [1, 2], {"lo": np.array([0, 3.0]), "hi": np.array([5, 3.0])},
+     ["1 row(s) have a lower limit at or above the upper one (e.g. 3 and 3)"]),
+    ("tobit(upper=hi)", [1, 7, NAN], {"hi": np.array([5, 5.0, 5.0])}, ["(e.g. 7 with limits -inf and 5)"]),
+])
+def test_tobit_codes_check_the_values_against_their_limits(text, values, columns, fragments):
+    with pytest.raises(DataError) as err:
+        parse_family(text).codes(np.array(values, float), "y4", columns)
+    assert all(f in str(err.value) for f in ["'y4'", *fragments]), str(err.value)
+
+
+def test_tobit_limit_columns_may_be_missing_where_a_row_has_no_limit():
+    family = parse_family("tobit(lower=0, upper=hi)")
+    lower, upper = family.limits({"hi": np.array([4.0, NAN])}, 2)
+    np.testing.assert_array_equal(lower, [0.0, 0.0])
+    np.testing.assert_array_equal(upper, [4.0, np.inf])
+    np.testing.assert_array_equal(family.codes(np.array([4.0, 9.0]), "y", {"hi": np.array([4.0, NAN])}), [4.0, 9.0])

@@ -237,13 +237,26 @@ def test_binomial_regression():
         ("y", "~", "x", ""): 0.9, ("y", "~1", "", ""): -0.4})
 
 
+def test_tobit_regression_with_a_fixed_and_a_column_limit():
+    """y* = 0.5 + 0.8 x + ε, ε ~ N(0, 0.36), censored below at 0 (about 25% of rows) and above at a
+    row's cap, 1.5 or 2.5 (about 10%), or not at all where the cap is missing."""
+    rng = np.random.default_rng(26)
+    x = rng.normal(size=800)
+    cap = rng.choice([1.5, 2.5, np.nan], size=800)
+    latent = 0.5 + 0.8 * x + rng.normal(scale=0.6, size=800)
+    frame = pd.DataFrame({"y": np.clip(latent, 0.0, np.nan_to_num(cap, nan=np.inf)), "x": x, "cap": cap})
+    _check(_fit_single("y ~ x", frame, family={"y": "tobit(lower=0, upper=cap)"}), {
+        ("y", "~", "x", ""): 0.8, ("y", "~1", "", ""): 0.5, ("y", "~~", "y", ""): 0.36})
+
+
 MIXED_FAMILIES = {"g": "gaussian", "c": "bernoulli(cloglog)", "m": "gamma", "b": "binomial(n=trials)",
-                  "u": "bernoulli"}
+                  "t": "tobit(lower=0)", "u": "bernoulli"}
 MIXED_TRUTH = {("f", "=~", "g", ""): 0.8, ("f", "=~", "c", ""): 0.7, ("f", "=~", "m", ""): 0.5,
                ("f", "=~", "b", ""): 0.6, ("f", "=~", "u", ""): 1.2, ("g", "~~", "g", ""): 0.5,
                ("m", "~~", "m", ""): 0.4,
                ("g", "~1", "", ""): 1.0, ("c", "~1", "", ""): -0.5, ("m", "~1", "", ""): 0.2, ("b", "~1", "", ""): 0.4,
-               ("u", "~1", "", ""): 0.3}
+               ("u", "~1", "", ""): 0.3, ("f", "=~", "t", ""): 0.7, ("t", "~1", "", ""): 0.3,
+               ("t", "~~", "t", ""): 0.5}
 
 
 def test_mixed_families_in_one_factor_model():

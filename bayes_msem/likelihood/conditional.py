@@ -48,7 +48,8 @@ from .strategy import CONDITIONAL, Strategy, local_dim
 class ResponseStatistics(Statistics):
     """Per row: the responses (missing cells 1, a value every family can take, so that their
     log-density terms, multiplied by 0, stay finite), which are observed, the numbers of trials of
-    binomial responses (1 elsewhere and in missing cells), the covariates x and the cluster index;
+    binomial responses (1 elsewhere and in missing cells), the censoring limits of tobit responses
+    (−∞ and +∞ elsewhere), the covariates x and the cluster index;
     per level above the rows (one entry each, lowest first): its clusters'
     covariates and outcomes (variables observed first there), and the index of each cluster of
     the level below it in the level's clusters (rows → clusters first)."""
@@ -56,6 +57,8 @@ class ResponseStatistics(Statistics):
     responses: np.ndarray
     observed: np.ndarray
     trials: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
     covariates: np.ndarray
     level_covariates: tuple
     level_outcomes: tuple
@@ -65,12 +68,15 @@ class ResponseStatistics(Statistics):
     def from_data(cls, plan: Plan, data: ClusteredData) -> ResponseStatistics:
         levels = [lp.roles for lp in plan.levels.values()]  # lowest first
         y = data.matrix(list(levels[0].observed))
-        trials = np.ones_like(y)
+        trials, lower, upper = np.ones_like(y), np.full_like(y, -np.inf), np.full_like(y, np.inf)
         for k, name in enumerate(levels[0].observed):
-            if (column := parse_family(plan.families.get(name, "gaussian")).trials) is not None:
-                trials[:, k] = np.where(np.isnan(y[:, k]), 1.0, data.column(column))
+            family = parse_family(plan.families.get(name, "gaussian"))
+            if family.trials is not None:
+                trials[:, k] = np.where(np.isnan(y[:, k]), 1.0, data.column(family.trials))
+            if family.name == "tobit":
+                lower[:, k], upper[:, k] = family.limits(data.values, data.n_rows)
         ranks = range(1, len(levels))
-        return cls(np.where(np.isnan(y), 1.0, y), (~np.isnan(y)).astype(float), trials,
+        return cls(np.where(np.isnan(y), 1.0, y), (~np.isnan(y)).astype(float), trials, lower, upper,
                    data.matrix(list(levels[0].covariates)),
                    tuple(data.level_values(list(levels[k].covariates), k) for k in ranks),
                    tuple(data.level_values(list(_outcomes(plan, k)), k) for k in ranks),
@@ -245,6 +251,7 @@ def conditional_loglik(plan: Plan, theta: pt.TensorVariable, stats: dict, distur
         family = parse_family(plan.families.get(name, "gaussian"))
         logp = family.logp(stats["responses"][:, k], eta[:, k], sd=pt.sqrt(variance[..., k]),
                            dispersion=1.0 / variance[..., k], trials=stats["trials"][:, k],
+                           lower=stats["lower"][:, k], upper=stats["upper"][:, k],
                            thresholds=thresholds(plan, name, theta) if family.has_thresholds else None)
         rows = rows + stats["observed"][:, k] * logp
     terms.append((0, rows))

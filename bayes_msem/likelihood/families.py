@@ -35,14 +35,18 @@ LINKS: dict[str, tuple[str, ...]] = {
     "negbinomial": ("log",),
     "gamma": ("log",),
     "binomial": ("logit", "probit", "cloglog"),
+    "tobit": ("identity",),
 }
 """The valid links of each family; the first is the default."""
 
-OPTIONS: dict[str, tuple[str, ...]] = {"binomial": ("n",)}
-"""The ``key=value`` options a family takes: a binomial's trials column ``n`` (required)."""
-FORMS = {"binomial": "binomial(n=COLUMN), e.g. family={'y': 'binomial(n=trials)'} with the trials in column 'trials'"}
-_NEEDS = {"binomial": "the column of its numbers of trials"}
-_OPTION_NAMES = {"n": "trials column"}
+OPTIONS: dict[str, tuple[str, ...]] = {"binomial": ("n",), "tobit": ("lower", "upper")}
+"""The ``key=value`` options a family takes: a binomial's trials column ``n`` (required); a tobit's
+censoring limits ``lower`` and ``upper`` (one or both), each a number or a column."""
+FORMS = {"binomial": "binomial(n=COLUMN), e.g. family={'y': 'binomial(n=trials)'} with the trials in column 'trials'",
+         "tobit": "tobit(lower=LIMIT), tobit(upper=LIMIT) or tobit(lower=LIMIT, upper=LIMIT), each LIMIT a number "
+                  "or a column, e.g. family={'y': 'tobit(lower=0)'}"}
+_NEEDS = {"binomial": "the column of its numbers of trials", "tobit": "a censoring limit"}
+_OPTION_NAMES = {"n": "trials column", "lower": "lower limit column", "upper": "upper limit column"}
 
 ALIASES = {"binary": "bernoulli", "negative_binomial": "negbinomial"}
 
@@ -103,8 +107,19 @@ class Family:
 
     @property
     def has_scale(self) -> bool:
-        """Whether the family has a residual standard deviation (gaussian only)."""
-        return self.name == "gaussian"
+        """Whether the family has a residual standard deviation (gaussian, tobit)."""
+        return self.name in ("gaussian", "tobit")
+
+    def limits(self, columns: Mapping[str, np.ndarray], n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """A tobit's lower and upper censoring limits per row: the number written, or the column
+        named (NaN there: no limit in that row); −∞ and +∞ where there is none."""
+        bounds = []
+        for key, none in (("lower", -np.inf), ("upper", np.inf)):
+            text = dict(self.options).get(key)
+            limit = (np.full(n_rows, none) if text is None else np.full(n_rows, float(text)) if _is_number(text)
+                     else np.array(columns[text], dtype=np.float64))
+            bounds.append(np.where(np.isnan(limit), none, limit))
+        return bounds[0], bounds[1]
 
     @property
     def has_thresholds(self) -> bool:
@@ -118,10 +133,12 @@ class Family:
 
     def logp(self, y: TensorLike, eta: TensorLike, *, sd: TensorLike | None = None,
              thresholds: TensorLike | None = None, dispersion: TensorLike | None = None,
-             trials: TensorLike | None = None) -> pt.TensorVariable:
-        """Elementwise log p(y | η), y and η broadcastable; ``sd`` (gaussian), ``thresholds`` (ordinal,
-        a vector of length K − 1), ``dispersion`` φ = 1/α (negbinomial, gamma) and ``trials`` n
-        (binomial, broadcastable with y) as the family needs them."""
+             trials: TensorLike | None = None, lower: TensorLike | None = None,
+             upper: TensorLike | None = None) -> pt.TensorVariable:
+        """Elementwise log p(y | η), y and η broadcastable; ``sd`` (gaussian, tobit), ``thresholds``
+        (ordinal, a vector of length K − 1), ``dispersion`` φ = 1/α (negbinomial, gamma), ``trials`` n
+        (binomial) and the censoring limits ``lower`` and ``upper`` (tobit, ±∞ for none; these three
+        broadcastable with y) as the family needs them."""
         if self.name == "gaussian":
             return gaussian_logp(y, eta, _needed(sd, "sd", self))
         if self.name == "bernoulli":
@@ -134,6 +151,9 @@ class Family:
             return gamma_logp(y, eta, _needed(dispersion, "dispersion", self))
         if self.name == "binomial":
             return binomial_logp(y, _needed(trials, "trials", self), eta, self.link)
+        if self.name == "tobit":
+            return tobit_logp(y, eta, _needed(sd, "sd", self), _needed(lower, "lower", self),
+                              _needed(upper, "upper", self))
         return negbinomial_logp(y, eta, _needed(dispersion, "dispersion", self))
 
     def linear_predictor(self, mean: float) -> float:
@@ -159,14 +179,20 @@ class Family:
         return float(np.clip(excess / max(mean, 1e-3) ** 2, 0.05, 5.0))
 
     def draw(self, eta: np.ndarray, rng: np.random.Generator, *, thresholds: np.ndarray | None = None,
-             dispersion: np.ndarray | float | None = None, trials: np.ndarray | None = None) -> np.ndarray:
+             dispersion: np.ndarray | float | None = None, trials: np.ndarray | None = None,
+             sd: np.ndarray | float | None = None, lower: np.ndarray | None = None,
+             upper: np.ndarray | None = None) -> np.ndarray:
         """Responses drawn given the linear predictor η (non-Gaussian families, in the codes of
         :meth:`codes`): bernoulli 1{η + ν > 0}, ν with cdf 1 − F(−x); ordinal the number of
         thresholds below η + ε, ε with the link's cdf F (cloglog: ν a maximum-Gumbel draw, ε = −ν);
         poisson with mean e^η; negbinomial as a gamma mixture of poissons, λ ~ Gamma(φ, e^η/φ);
-        gamma Gamma(shape φ, scale e^η/φ); binomial Binomial(n, F(η)); count means are capped at
+        gamma Gamma(shape φ, scale e^η/φ); binomial Binomial(n, F(η)); tobit η + sd ε, ε ~ N(0, 1),
+        clipped to [lower, upper] (censored at the limits); count means are capped at
         1e9 (which only prior draws far in the tails reach) so that they can be drawn."""
         eta = np.asarray(eta, dtype=float)
+        if self.name == "tobit":
+            latent = eta + np.asarray(_needed(sd, "sd", self)) * rng.standard_normal(eta.shape)
+            return np.clip(latent, _needed(lower, "lower", self), _needed(upper, "upper", self))
         if self.name == "binomial":
             n = np.asarray(_needed(trials, "trials", self), dtype=float)
             return rng.binomial(n.astype(np.int64), _CDF[self.link](eta)).astype(float)
@@ -195,6 +221,8 @@ class Family:
         x = _numeric(values, name, self)
         if self.trials is not None:
             _check_trials(x, (columns or {})[self.trials], name, self)
+        if self.name == "tobit":
+            _check_limits(x, *self.limits(columns or {}, len(x)), name, self)
         observed = x[~np.isnan(x)]
         if np.isinf(observed).any():
             raise DataError(f"{name!r} has infinite values; recode them or set them to missing (NaN)")
@@ -332,6 +360,19 @@ def ordinal_logp(y: TensorLike, eta: TensorLike, thresholds: TensorLike, link: s
     return log_big + pt.switch(end, 0.0, pt.log1mexp(log_small - log_big))
 
 
+def tobit_logp(y: TensorLike, eta: TensorLike, sd: TensorLike, lower: TensorLike, upper: TensorLike
+               ) -> pt.TensorVariable:
+    """Censored normal: y ≤ lower (censored there) log Φ((lower − η)/sd); y ≥ upper log Φ((η − upper)/sd);
+    between the limits log N(y; η, sd²). Each censored term is evaluated at a finite stand-in where its
+    limit is infinite (that row never takes it), so that the gradient stays finite."""
+    y, eta, sd, lower, upper = (_float(v) for v in (y, eta, sd, lower, upper))
+    below, above = y <= lower, y >= upper
+    low = pt.switch(pt.isinf(lower), y, lower)
+    high = pt.switch(pt.isinf(upper), y, upper)
+    return pt.switch(below, log_cdf((low - eta) / sd, "probit"),
+                     pt.switch(above, log_cdf((eta - high) / sd, "probit"), gaussian_logp(y, eta, sd)))
+
+
 def binomial_logp(y: TensorLike, trials: TensorLike, eta: TensorLike, link: str) -> pt.TensorVariable:
     """log Binomial(y; n, F(η)) = log C(n, y) + y log F(η) + (n − y) log(1 − F(η)), with
     log C(n, y) = log Γ(n + 1) − log Γ(y + 1) − log Γ(n − y + 1) (each log F term in log space, so
@@ -385,6 +426,22 @@ def _check_trials(counts: np.ndarray, trials: np.ndarray, name: str, family: Fam
         raise DataError(f"{name!r} counts more successes than its trials {column!r} in {over.sum()} row(s) (e.g. "
                         f"{counts[over][0]:g} of {n[over][0]:g}); a binomial count lies between 0 and its trials: "
                         "check that n= names the trials column")
+
+
+def _check_limits(values: np.ndarray, lower: np.ndarray, upper: np.ndarray, name: str, family: Family) -> None:
+    """Observed values lie within their censoring limits (a censored one is recorded at its limit),
+    and a row's lower limit is below its upper one."""
+    observed = ~np.isnan(values)
+    crossed = lower >= upper
+    if crossed.any():
+        raise DataError(f"{name!r} is declared {family} but {crossed.sum()} row(s) have a lower limit at or above "
+                        f"the upper one (e.g. {lower[crossed][0]:g} and {upper[crossed][0]:g}); check the limits")
+    outside = observed & ((values < lower) | (values > upper))
+    if outside.any():
+        i = np.flatnonzero(outside)[0]
+        raise DataError(f"{name!r} is declared {family} but {outside.sum()} value(s) lie outside their censoring "
+                        f"limits (e.g. {values[i]:g} with limits {lower[i]:g} and {upper[i]:g}); record a censored "
+                        "value at its limit, or check the limits")
 
 
 def _is_number(text: str) -> bool:

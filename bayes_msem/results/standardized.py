@@ -181,7 +181,7 @@ def _level_covariances(theta: np.ndarray, plan: Plan, data: ClusteredData, rando
                 family = parse_family(plan.families[name]) if name in plan.families else None
                 if family is not None and family.name in ("bernoulli", "ordinal"):
                     psi[..., k, k] = LATENT_RESPONSE_VARIANCE[family.link]
-                elif family is not None:  # a count or gamma response (a dispersion's ψ is no variance)
+                elif family is not None and not family.has_scale:  # a count or gamma response (ψ: a dispersion)
                     psi[..., k, k] = 0.0
                     counts.append(k)
         t = np.linalg.inv(np.eye(beta.shape[-1]) - beta)

@@ -272,7 +272,7 @@ def _level_moments(plan: Plan, data: ClusteredData) -> tuple[dict, dict]:
         else:
             values = data.matrix(names)
         for name, m, v in zip(names, np.nanmean(values, axis=0), np.nanvar(values, axis=0)):
-            if name in families:
+            if name in families and not families[name].has_scale:  # a tobit's latent response is normal
                 trials = data.column(families[name].trials) if families[name].trials else 1.0
                 m, v = families[name].linear_predictor(np.nanmean(data.column(name) / trials)), 1.0
             mean[(level, name)], variance[(level, name)] = m, max(v, 1e-3)

@@ -31,7 +31,7 @@ class Simulator:
     def __init__(self, plan: Plan, data: ClusteredData):
         self.plan, self.data = plan, data
         statistics = ResponseStatistics.from_data(plan, data)
-        self.statistics, self._trials = statistics.values(), statistics.trials
+        self.statistics, self._responses = statistics.values(), statistics
         symbols = statistics.placeholders()
         theta = pt.vector("theta")
         self._chosen: dict[int, np.ndarray] = {}
@@ -74,7 +74,8 @@ class Simulator:
                 family = parse_family(self.plan.families[name])
                 eta = family.draw(eta, rng, thresholds=next(cuts) if family.has_thresholds else None,
                                   dispersion=1.0 / variance[..., k] if family.has_dispersion else None,
-                                  trials=self._trials[:, k])
+                                  trials=self._responses.trials[:, k], sd=np.sqrt(variance[..., k]),
+                                  lower=self._responses.lower[:, k], upper=self._responses.upper[:, k])
             values[name] = eta
         for rank in range(1, len(self._found)):  # outcomes of upper levels, on every row of their clusters
             level, outcomes = self._found[rank]

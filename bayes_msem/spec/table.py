@@ -42,6 +42,8 @@ _LEVEL_ALIASES = {"within": WITHIN, "1": WITHIN, "between": BETWEEN, "2": BETWEE
 MODEL_OPS = ("=~", "~", "~~", "~1")
 DISPERSION_FAMILIES = ("negbinomial", "gamma")
 """The families whose lowest-level ``y ~~ y`` is a dispersion α: variance μ + αμ² (negbinomial), αμ² (gamma)."""
+CENSORED_FAMILIES = ("tobit",)
+"""The families whose lowest-level ``y ~~ y`` is the residual variance of a censored normal response."""
 
 
 def has_dispersion(family: str) -> bool:
@@ -119,7 +121,8 @@ def build_table(user: pd.DataFrame, cluster: str | list[str] | None = None, std_
     ``families`` names the response family of each non-Gaussian variable and ``categories`` the
     number of categories of each ordinal one: such a variable has no residual variance at the
     lowest level (the family supplies the noise) except a negative binomial or gamma one, whose
-    ``y ~~ y`` there is its dispersion α (as in Mplus); an ordinal one has thresholds ``y | t1 + ...``
+    ``y ~~ y`` there is its dispersion α (as in Mplus), and a tobit one, whose ``y ~~ y`` is the
+    residual variance of its censored normal response; an ordinal one has thresholds ``y | t1 + ...``
     there and its intercepts fixed to 0.
     """
     user = user.copy()
@@ -358,7 +361,8 @@ def _level_rows(user: pd.DataFrame, roles: LevelRoles, all_roles: dict[str, Leve
             if np.isnan(first["fixed"]) and not first["free_forced"] and first["random"] is None:
                 first["fixed"] = 1.0
     for v in roles.observed + roles.latent:
-        no_noise = lowest and v in families and not has_dispersion(families[v])
+        no_noise = (lowest and v in families and not has_dispersion(families[v])
+                    and families[v] not in CENSORED_FAMILIES)
         add(v, "~~", v, 1.0 if std_lv and v in defined else 0.0 if no_noise else np.nan)
     for v in roles.observed:
         if lowest and families.get(v) == "ordinal":

@@ -25,6 +25,7 @@ import xarray as xr
 
 from .data.clustered import (
     ClusteredData,
+    DataError,
     check_group_sizes,
     check_within_variation,
     cluster_ids,
@@ -52,7 +53,7 @@ from .spec.groups import group_table, per_group_modifiers
 from .spec.plan import Plan, data_variables, make_plan, missing_allowed
 from .spec.priors import default_priors
 from .spec.syntax import parse
-from .spec.table import SpecificationError, assign_roles, build_table, definitions
+from .spec.table import NOMINAL_SEPARATOR, SpecificationError, assign_roles, build_table, definitions, expand_nominal
 
 
 class Model:
@@ -70,7 +71,8 @@ class Model:
         ``"bernoulli(probit)"``, ``"ordinal(logit)"``, ``"bernoulli(cloglog)"``; also ``"poisson"`` and
         ``"negbinomial"`` and ``"gamma"``, whose lowest-level ``y ~~ y`` is their dispersion, and
         ``"binomial(n=trials)"``, successes out of the trials in the column ``trials``, and ``"tobit(lower=0)"``,
-        censored normal, with limits ``lower``, ``upper`` or both, numbers or columns); the others are Gaussian.
+        censored normal, with limits ``lower``, ``upper`` or both, numbers or columns, and ``"nominal"``,
+        multinomial logit with one latent response ``y#k`` per category past the first); the others are Gaussian.
     ordered : ordinal variables, as in lavaan (cumulative probit with thresholds ``y | t1 + ...``).
     group : the column of the groups of a multiple-group model (lavaan's ``group``): the model holds
         in each group with parameters of its own, except those ``group_equal`` makes equal
@@ -102,10 +104,10 @@ class Model:
         self.cluster = cluster
         self.std_lv = std_lv
         self.priors = dict(priors or {})
-        self.families = response_families(family, ordered)
+        self.families, data, nominal = nominal_families(response_families(family, ordered), data)
         clusters = [] if cluster is None else [cluster] if isinstance(cluster, str) else list(cluster)
         groups = group_values(data, group, clusters) if group is not None else []
-        user = per_group_modifiers(parse(syntax), groups)
+        user = expand_nominal(per_group_modifiers(parse(syntax), groups), nominal)
         categories = {v: len(ordinal_levels(pd.to_numeric(data[v], errors="coerce").to_numpy(float)))
                       for v, f in self.families.items() if f.has_thresholds and v in getattr(data, "columns", ())}
         families = {v: f.name for v, f in self.families.items()}
@@ -322,6 +324,30 @@ def response_families(family: Mapping[str, str] | None, ordered: Sequence[str]) 
     families = {name: Family("ordinal", "probit") for name in ordered}
     families |= {name: parse_family(text) for name, text in (family or {}).items()}
     return {name: f for name, f in families.items() if f.name != "gaussian"}
+
+
+def nominal_families(families: Mapping[str, Family], data: pd.DataFrame
+                     ) -> tuple[dict[str, Family], pd.DataFrame, dict[str, int]]:
+    """Each nominal variable y with K categories (its distinct values) as its K − 1 latent responses
+    y#1 … y#(K−1) (:func:`~.spec.table.expand_nominal`): the families with y's replaced by one per
+    response (``nominal(logit, k=k)``), the data with a column per response holding y's values, and
+    K per nominal variable. The families and columns of a saved fit's responses are read back as y's."""
+    items = {name.rsplit(NOMINAL_SEPARATOR, 1)[0] if f.category else name: f.link
+             for name, f in families.items() if f.name == "nominal"}
+    if not items or not isinstance(data, pd.DataFrame):
+        return dict(families), data, {}
+    columns = {item: data[item] if item in data else data[f"{item}{NOMINAL_SEPARATOR}1"] for item in items
+               if item in data or f"{item}{NOMINAL_SEPARATOR}1" in data}
+    categories = {item: len(ordinal_levels(pd.to_numeric(values, errors="coerce").to_numpy(float)))
+                  for item, values in columns.items()}
+    for item, count in categories.items():
+        if count < 2:
+            raise DataError(f"{item!r} is declared nominal but has {count} distinct value(s); a nominal variable "
+                            "needs at least two categories: check its coding or drop it from the model")
+    responses = {f"{item}{NOMINAL_SEPARATOR}{k}": (item, k) for item, K in categories.items() for k in range(1, K)}
+    kept = {name: f for name, f in families.items() if f.name != "nominal"}
+    kept |= {name: Family("nominal", items[item], (("k", str(k)),)) for name, (item, k) in responses.items()}
+    return kept, data.assign(**{name: columns[item] for name, (item, _) in responses.items()}), categories
 
 
 def _version() -> str:

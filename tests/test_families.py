@@ -470,3 +470,77 @@ def test_tobit_limit_columns_may_be_missing_where_a_row_has_no_limit():
     np.testing.assert_array_equal(lower, [0.0, 0.0])
     np.testing.assert_array_equal(upper, [4.0, np.inf])
     np.testing.assert_array_equal(family.codes(np.array([4.0, 9.0]), "y", {"hi": np.array([4.0, NAN])}), [4.0, 9.0])
+
+
+def _nominal_terms(y, responses):
+    """Σ_k of the latent responses' log-density terms of a nominal item, compiled."""
+    families = [Family("nominal", "logit", (("k", str(k)),)) for k in range(1, responses.shape[1] + 1)]
+    return sum(f.logp(y, responses[:, k], responses=responses) for k, f in enumerate(families)).eval()
+
+
+@pytest.mark.parametrize("scale", [1.0, 30.0], ids=["moderate", "extreme"])
+def test_nominal_terms_add_up_to_the_multinomial_logit(scale):
+    """The K − 1 latent responses' terms of a nominal item add up to scipy's log P(y = c) of a
+    multinomial draw of one trial with softmax(0, η_1, …, η_{K−1}) probabilities, per observation."""
+    rng = np.random.default_rng(7)
+    responses, y = scale * rng.normal(size=(50, 3)), rng.integers(0, 4, size=50).astype(float)
+    logits = np.column_stack([np.zeros(50), responses])
+    probabilities = np.exp(logits - logsumexp(logits, axis=1, keepdims=True))
+    reference = [stats.multinomial.logpmf(np.eye(4)[int(c)], 1, p) for c, p in zip(y, probabilities)]
+    if scale == 1.0:
+        np.testing.assert_allclose(_nominal_terms(y, responses), reference, rtol=1e-12)
+    else:  # scipy's probabilities underflow: log softmax in log space; η_c − log Σ e^η cancels to ~ε |η|
+        np.testing.assert_allclose(_nominal_terms(y, responses),
+                                   logits[np.arange(50), y.astype(int)] - logsumexp(logits, axis=1), rtol=1e-12,
+                                   atol=1e-13)
+
+
+def test_nominal_draws_follow_the_softmax():
+    responses = np.tile([0.5, -0.3, 1.1], (200_000, 1))
+    draws = Family("nominal", "logit", (("k", "1"),)).draw(responses[:, 0], np.random.default_rng(8),
+                                                           responses=responses)
+    p = np.exp(np.r_[0.0, responses[0]] - logsumexp(np.r_[0.0, responses[0]]))
+    np.testing.assert_array_less(np.abs((draws[:, None] == np.arange(4)).mean(0) - p),
+                                 4 * np.sqrt(p * (1 - p) / 200_000))
+
+
+def test_nominal_model_loglik_matches_scipy_per_observation():
+    """f =~ g + y + u with y nominal (3 categories, latent responses y#1, y#2) and missing cells."""
+    from dense_reference import fill, point_function
+
+    rng = np.random.default_rng(9)
+    e = rng.normal(size=40)
+    frame = pd.DataFrame({"g": e + rng.normal(size=40), "y": rng.choice([2.0, 5.0, 7.0], size=40),
+                          "u": (e + rng.normal(size=40) > 0).astype(float)})
+    frame.loc[rng.random(40) < 0.2, "y"] = np.nan
+    model = bm.Model("f =~ g + y + u", frame, family={"y": "nominal", "u": "bernoulli"})
+    level = model.plan.levels[""]
+    assert level.variables == ("g", "y#1", "y#2", "u", "f")
+    pm_model = model.pymc_model
+    evaluate = point_function(pm_model, ["theta", "loglik", "latent_z"])
+    codes = pd.Series(frame["y"]).map({2.0: 0, 5.0: 1, 7.0: 2}).to_numpy()
+    for _ in range(3):
+        point = {k: v + rng.normal(scale=0.5, size=np.shape(v)) for k, v in pm_model.initial_point().items()}
+        theta, loglik, z = evaluate(point)
+        b, psi, alpha = (fill(getattr(level, m), theta) for m in ("beta", "psi", "alpha"))
+        zeta = np.zeros((40, 5))
+        zeta[:, 4] = np.sqrt(psi[4, 4]) * z[:, 0]
+        eta = (alpha[:, 0] + zeta) @ np.linalg.inv(np.eye(5) - b).T
+        logits = np.column_stack([np.zeros(40), eta[:, 1:3]])
+        p_y = [stats.multinomial.logpmf(np.eye(3)[int(c)], 1, np.exp(lg - logsumexp(lg)))
+               for c, lg in zip(np.nan_to_num(codes), logits)]
+        reference = (stats.norm.logpdf(frame["g"], eta[:, 0], np.sqrt(psi[0, 0])).sum()
+                     + np.where(np.isnan(codes), 0.0, p_y).sum()
+                     + stats.bernoulli.logpmf(frame["u"], expit(eta[:, 3])).sum())
+        assert loglik == pytest.approx(reference, abs=1e-8, rel=0)
+
+
+@pytest.mark.parametrize("syntax, values, error, fragment", [
+    ("level: within\n s | y ~ x\nlevel: between\n y ~~ s", [1, 2, 3], SpecificationError,
+     "the nominal variable 'y' is in a random parameter"),
+    ("y ~ x", [4, 4, 4], DataError, "'y' is declared nominal but has 1 distinct value(s)"),
+])
+def test_nominal_bad_inputs(syntax, values, error, fragment):
+    frame = pd.DataFrame({"y": np.resize(values, 40), "x": np.arange(40.0) % 7, "c": np.repeat(np.arange(10), 4)})
+    with pytest.raises(error, match=re.escape(fragment)):
+        bm.Model(syntax, frame, cluster="c" if "level" in syntax else None, family={"y": "nominal"})

@@ -249,14 +249,28 @@ def test_tobit_regression_with_a_fixed_and_a_column_limit():
         ("y", "~", "x", ""): 0.8, ("y", "~1", "", ""): 0.5, ("y", "~~", "y", ""): 0.36})
 
 
+def test_nominal_regression():
+    """Three unordered categories (coded 3, 1, 8; the lowest, 1, is the reference) with
+    P(y = c) ∝ exp(η_c): η_1 = 0.3 + 0.8 x, η_2 = −0.4 − 0.6 x, reported as y#1 and y#2."""
+    rng = np.random.default_rng(27)
+    x = rng.normal(size=1500)
+    logits = np.column_stack([np.zeros_like(x), 0.3 + 0.8 * x, -0.4 - 0.6 * x])
+    category = np.argmax(logits + rng.gumbel(size=logits.shape), axis=1)
+    frame = pd.DataFrame({"y": np.array([1.0, 3.0, 8.0])[category], "x": x})
+    _check(_fit_single("y ~ x", frame, family={"y": "nominal"}), {
+        ("y#1", "~", "x", ""): 0.8, ("y#1", "~1", "", ""): 0.3,
+        ("y#2", "~", "x", ""): -0.6, ("y#2", "~1", "", ""): -0.4})
+
+
 MIXED_FAMILIES = {"g": "gaussian", "c": "bernoulli(cloglog)", "m": "gamma", "b": "binomial(n=trials)",
-                  "t": "tobit(lower=0)", "u": "bernoulli"}
+                  "t": "tobit(lower=0)", "q": "nominal", "u": "bernoulli"}
 MIXED_TRUTH = {("f", "=~", "g", ""): 0.8, ("f", "=~", "c", ""): 0.7, ("f", "=~", "m", ""): 0.5,
                ("f", "=~", "b", ""): 0.6, ("f", "=~", "u", ""): 1.2, ("g", "~~", "g", ""): 0.5,
                ("m", "~~", "m", ""): 0.4,
                ("g", "~1", "", ""): 1.0, ("c", "~1", "", ""): -0.5, ("m", "~1", "", ""): 0.2, ("b", "~1", "", ""): 0.4,
                ("u", "~1", "", ""): 0.3, ("f", "=~", "t", ""): 0.7, ("t", "~1", "", ""): 0.3,
-               ("t", "~~", "t", ""): 0.5}
+               ("t", "~~", "t", ""): 0.5, ("f", "=~", "q#1", ""): 0.8, ("f", "=~", "q#2", ""): -0.6,
+               ("q#1", "~1", "", ""): 0.2, ("q#2", "~1", "", ""): -0.3}
 
 
 def test_mixed_families_in_one_factor_model():
@@ -264,7 +278,8 @@ def test_mixed_families_in_one_factor_model():
     the package and a logit item, simulated by the model itself (800 rows, binomial trials 1 to 6)
     and recovered."""
     syntax = f"f =~ {' + '.join(MIXED_FAMILIES)}"
-    shape = pd.DataFrame({v: np.arange(10.0) % 2 + (v == "m") for v in MIXED_FAMILIES}).assign(trials=2)
+    shape = pd.DataFrame({v: np.arange(10.0) % (3 if v == "q" else 2) + (v == "m") for v in MIXED_FAMILIES})
+    shape = shape.assign(trials=2)
     truth = {f"{lhs}{op}{rhs}": value for (lhs, op, rhs, _), value in MIXED_TRUTH.items()}
     families = {v: f for v, f in MIXED_FAMILIES.items() if f != "gaussian"}
     design = pd.DataFrame({"trials": np.random.default_rng(23).integers(1, 7, size=800)})

@@ -38,7 +38,7 @@ import pytensor.tensor as pt
 from ..data.clustered import ClusteredData, cluster_ids, coordinate, unit_dim
 from ..spec.plan import Features, LevelPlan, Plan
 from ..spec.table import SpecificationError
-from .families import Family, parse_family
+from .families import Family, nominal_responses, parse_family
 from .gaussian import Statistics
 from .moments import all_effects, fill, level_matrices
 from .strategy import CONDITIONAL, Strategy, local_dim
@@ -247,11 +247,13 @@ def conditional_loglik(plan: Plan, theta: pt.TensorVariable, stats: dict, distur
     eta = lowest.values[:, :len(names)]
     variance = pt.diagonal(lowest.psi, axis1=-2, axis2=-1)[..., :len(names)]                 # (p,) or per row (N, p)
     rows = 0.0
+    nominal = nominal_responses(plan.families, list(names))
     for k, name in enumerate(names):
         family = parse_family(plan.families.get(name, "gaussian"))
         logp = family.logp(stats["responses"][:, k], eta[:, k], sd=pt.sqrt(variance[..., k]),
                            dispersion=1.0 / variance[..., k], trials=stats["trials"][:, k],
                            lower=stats["lower"][:, k], upper=stats["upper"][:, k],
+                           responses=eta[:, nominal[name]] if name in nominal else None,
                            thresholds=thresholds(plan, name, theta) if family.has_thresholds else None)
         rows = rows + stats["observed"][:, k] * logp
     terms.append((0, rows))

@@ -14,7 +14,7 @@ its gradient stay finite and accurate for |η| far beyond the data, e.g. η = ±
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +24,7 @@ from pytensor.tensor import TensorLike
 
 from ..data.clustered import DataError
 from ..spec.plan import Plan
-from ..spec.table import DISPERSION_FAMILIES, SpecificationError
+from ..spec.table import DISPERSION_FAMILIES, NOMINAL_SEPARATOR, SpecificationError
 from .logit import bernoulli_logit_logp
 
 LINKS: dict[str, tuple[str, ...]] = {
@@ -36,12 +36,14 @@ LINKS: dict[str, tuple[str, ...]] = {
     "gamma": ("log",),
     "binomial": ("logit", "probit", "cloglog"),
     "tobit": ("identity",),
+    "nominal": ("logit",),
 }
 """The valid links of each family; the first is the default."""
 
-OPTIONS: dict[str, tuple[str, ...]] = {"binomial": ("n",), "tobit": ("lower", "upper")}
+OPTIONS: dict[str, tuple[str, ...]] = {"binomial": ("n",), "tobit": ("lower", "upper"), "nominal": ("k",)}
 """The ``key=value`` options a family takes: a binomial's trials column ``n`` (required); a tobit's
-censoring limits ``lower`` and ``upper`` (one or both), each a number or a column."""
+censoring limits ``lower`` and ``upper`` (one or both), each a number or a column; the category
+``k`` of one latent response of a nominal variable (set by the model, not written)."""
 FORMS = {"binomial": "binomial(n=COLUMN), e.g. family={'y': 'binomial(n=trials)'} with the trials in column 'trials'",
          "tobit": "tobit(lower=LIMIT), tobit(upper=LIMIT) or tobit(lower=LIMIT, upper=LIMIT), each LIMIT a number "
                   "or a column, e.g. family={'y': 'tobit(lower=0)'}"}
@@ -89,7 +91,7 @@ class Family:
                 raise SpecificationError(f"{self.name} takes no option {key}=; write {form}")
         if len(set(keys)) < len(keys):
             raise SpecificationError(f"an option of {self.name} is given twice; write {form}")
-        if allowed and not keys:
+        if allowed and not keys and self.name in _NEEDS:
             raise SpecificationError(f"{self.name} needs {_NEEDS[self.name]}: write {form}")
 
     def __str__(self) -> str:
@@ -99,6 +101,11 @@ class Family:
     def columns(self) -> dict[str, str]:
         """The data columns the family names, each with what it is (``{"trials": "the trials column"}``)."""
         return {value: f"the {_OPTION_NAMES[key]}" for key, value in self.options if not _is_number(value)}
+
+    @property
+    def category(self) -> int:
+        """The category k of a nominal variable's latent response y#k (0 for the variable itself)."""
+        return int(dict(self.options).get("k", 0))
 
     @property
     def trials(self) -> str | None:
@@ -134,11 +141,13 @@ class Family:
     def logp(self, y: TensorLike, eta: TensorLike, *, sd: TensorLike | None = None,
              thresholds: TensorLike | None = None, dispersion: TensorLike | None = None,
              trials: TensorLike | None = None, lower: TensorLike | None = None,
-             upper: TensorLike | None = None) -> pt.TensorVariable:
+             upper: TensorLike | None = None, responses: TensorLike | None = None) -> pt.TensorVariable:
         """Elementwise log p(y | η), y and η broadcastable; ``sd`` (gaussian, tobit), ``thresholds``
         (ordinal, a vector of length K − 1), ``dispersion`` φ = 1/α (negbinomial, gamma), ``trials`` n
         (binomial) and the censoring limits ``lower`` and ``upper`` (tobit, ±∞ for none; these three
-        broadcastable with y) as the family needs them."""
+        broadcastable with y), and the linear predictors (rows, K − 1) of all the latent responses of
+        a nominal variable (``responses``, η of y#1 … y#(K−1); ``eta`` is this one's) as the family
+        needs them."""
         if self.name == "gaussian":
             return gaussian_logp(y, eta, _needed(sd, "sd", self))
         if self.name == "bernoulli":
@@ -151,6 +160,8 @@ class Family:
             return gamma_logp(y, eta, _needed(dispersion, "dispersion", self))
         if self.name == "binomial":
             return binomial_logp(y, _needed(trials, "trials", self), eta, self.link)
+        if self.name == "nominal":
+            return nominal_logp(y, eta, self.category, _needed(responses, "responses", self))
         if self.name == "tobit":
             return tobit_logp(y, eta, _needed(sd, "sd", self), _needed(lower, "lower", self),
                               _needed(upper, "upper", self))
@@ -165,6 +176,8 @@ class Family:
             return float(np.log(max(mean, 0.05)))
         if self.name == "gamma":
             return float(np.log(mean))
+        if self.name == "nominal":
+            return 0.0
         if self.name in ("bernoulli", "binomial"):
             p = float(np.clip(mean, 0.02, 0.98))
             quantile = {"logit": np.log(p / (1 - p)), "probit": scipy.special.ndtri(p),
@@ -181,15 +194,21 @@ class Family:
     def draw(self, eta: np.ndarray, rng: np.random.Generator, *, thresholds: np.ndarray | None = None,
              dispersion: np.ndarray | float | None = None, trials: np.ndarray | None = None,
              sd: np.ndarray | float | None = None, lower: np.ndarray | None = None,
-             upper: np.ndarray | None = None) -> np.ndarray:
+             upper: np.ndarray | None = None, responses: np.ndarray | None = None) -> np.ndarray:
         """Responses drawn given the linear predictor η (non-Gaussian families, in the codes of
         :meth:`codes`): bernoulli 1{η + ν > 0}, ν with cdf 1 − F(−x); ordinal the number of
         thresholds below η + ε, ε with the link's cdf F (cloglog: ν a maximum-Gumbel draw, ε = −ν);
         poisson with mean e^η; negbinomial as a gamma mixture of poissons, λ ~ Gamma(φ, e^η/φ);
         gamma Gamma(shape φ, scale e^η/φ); binomial Binomial(n, F(η)); tobit η + sd ε, ε ~ N(0, 1),
-        clipped to [lower, upper] (censored at the limits); count means are capped at
+        clipped to [lower, upper] (censored at the limits); nominal the category (code 0..K−1) of
+        the largest of 0, η_1, …, η_{K−1} (the ``responses``) plus Gumbel noise, which has the
+        softmax probabilities; count means are capped at
         1e9 (which only prior draws far in the tails reach) so that they can be drawn."""
         eta = np.asarray(eta, dtype=float)
+        if self.name == "nominal":
+            linear = np.asarray(_needed(responses, "responses", self), dtype=float)
+            linear = np.concatenate([np.zeros((*linear.shape[:-1], 1)), linear], axis=-1)
+            return np.argmax(linear + rng.gumbel(size=linear.shape), axis=-1).astype(float)
         if self.name == "tobit":
             latent = eta + np.asarray(_needed(sd, "sd", self)) * rng.standard_normal(eta.shape)
             return np.clip(latent, _needed(lower, "lower", self), _needed(upper, "upper", self))
@@ -242,6 +261,12 @@ class Family:
             raise DataError(f"{name!r} is declared gamma but has values {_show(observed[observed <= 0])} that are "
                             "not positive; gamma responses must be above 0: set exact zeros to missing, shift the "
                             "variable, or declare it gaussian")
+        if self.name == "nominal":
+            levels = ordinal_levels(x)
+            if len(levels) < 2:
+                raise DataError(f"{name!r} is declared nominal but has {len(levels)} category; a nominal variable "
+                                "needs at least two: check its coding or drop it from the model")
+            x[~np.isnan(x)] = np.searchsorted(levels, observed)
         if self.has_thresholds:
             levels = ordinal_levels(x)
             if len(levels) < 2:
@@ -278,6 +303,16 @@ def parse_family(text: str) -> Family:
 def plan_families(plan: Plan) -> dict[str, Family]:
     """The plan's non-Gaussian variables and their families."""
     return {name: parse_family(text) for name, text in plan.families.items()}
+
+
+def nominal_responses(families: Mapping[str, str], names: Sequence[str]) -> dict[str, list[int]]:
+    """Per variable of ``names`` that is a latent response y#k of a nominal variable, the positions in
+    ``names`` of all of that variable's latent responses, in the order k = 1, …, K − 1."""
+    items = {name: name.rsplit(NOMINAL_SEPARATOR, 1)[0] for name in names
+             if name in families and parse_family(families[name]).name == "nominal"}
+    return {name: [names.index(other) for other in sorted((o for o in items if items[o] == item),
+                                                          key=lambda o: parse_family(families[o]).category)]
+            for name, item in items.items()}
 
 
 def family_columns(families: Mapping[str, Family]) -> dict[str, str]:
@@ -358,6 +393,18 @@ def ordinal_logp(y: TensorLike, eta: TensorLike, thresholds: TensorLike, link: s
     log_big = pt.switch(upper, log_sf(a, link), log_cdf(b, link))
     log_small = pt.switch(upper, log_sf(b, link), log_cdf(a, link))
     return log_big + pt.switch(end, 0.0, pt.log1mexp(log_small - log_big))
+
+
+def nominal_logp(y: TensorLike, eta: TensorLike, category: int, responses: TensorLike) -> pt.TensorVariable:
+    """The share of the latent response y#k (k = ``category``, linear predictor η_k = ``eta``) in the
+    multinomial logit log P(y = c) = η_c − log(1 + Σ_j e^{η_j}) (η_0 = 0; y coded 0..K−1): 1{y = k} η_k,
+    and for k = 1 also −log Σ_{j=0}^{K−1} e^{η_j}, so that the item's K − 1 terms add up to it."""
+    y, eta, responses = _float(y), _float(eta), _float(responses)
+    term = pt.eq(y, category) * eta
+    if category != 1:
+        return term
+    zero = pt.zeros_like(responses[..., :1])
+    return term - pt.logsumexp(pt.concatenate([zero, responses], axis=-1), axis=-1)
 
 
 def tobit_logp(y: TensorLike, eta: TensorLike, sd: TensorLike, lower: TensorLike, upper: TensorLike

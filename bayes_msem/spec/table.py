@@ -42,6 +42,8 @@ _LEVEL_ALIASES = {"within": WITHIN, "1": WITHIN, "between": BETWEEN, "2": BETWEE
 MODEL_OPS = ("=~", "~", "~~", "~1")
 DISPERSION_FAMILIES = ("negbinomial", "gamma")
 """The families whose lowest-level ``y ~~ y`` is a dispersion α: variance μ + αμ² (negbinomial), αμ² (gamma)."""
+NOMINAL_SEPARATOR = "#"
+"""A nominal variable y's latent responses are y#1 … y#(K−1) (category k against the first)."""
 CENSORED_FAMILIES = ("tobit",)
 """The families whose lowest-level ``y ~~ y`` is the residual variance of a censored normal response."""
 
@@ -149,6 +151,29 @@ def build_table(user: pd.DataFrame, cluster: str | list[str] | None = None, std_
     if not per_group:  # else each group's values are known, and checked, once groups.group_table applies c(...)
         check_values(table, families, roles)
     return table[COLUMNS + per_group].reset_index(drop=True)
+
+
+def expand_nominal(user: pd.DataFrame, categories: Mapping[str, int]) -> pd.DataFrame:
+    """The user table with each nominal variable y of K categories replaced by its K − 1 latent
+    responses y#1 … y#(K−1): every statement naming y is repeated for each (a label on it is then
+    shared, so equal across them; ``y ~~ y`` gives each response its own variance). A nominal
+    variable in a random parameter, or two in one statement, is refused."""
+    if not categories:
+        return user
+    rows = []
+    for row in user.to_dict("records"):
+        named = [v for v in dict.fromkeys((row["lhs"], row["rhs"])) if v in categories]
+        if not named or row["op"] not in MODEL_OPS:
+            rows.append(row)
+            continue
+        if row["random"] is not None or len(named) > 1:
+            what = "a random parameter" if row["random"] is not None else "a statement with another nominal variable"
+            raise SpecificationError(f"line {row['line']}: the nominal variable {named[0]!r} is in {what}, which "
+                                     "nominal variables do not take yet; write its latent responses' terms without it.")
+        for k in range(1, categories[named[0]]):
+            response = f"{named[0]}{NOMINAL_SEPARATOR}{k}"
+            rows.append({**row, **{side: response for side in ("lhs", "rhs") if row[side] == named[0]}})
+    return pd.DataFrame({c: pd.Series([row[c] for row in rows], dtype=user[c].dtype) for c in user.columns})
 
 
 def _rank(label: str, cluster: str | list[str] | None) -> int:

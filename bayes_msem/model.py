@@ -10,6 +10,7 @@ model of the same structure on new data starts sampling without compiling.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -24,6 +25,7 @@ import xarray as xr
 
 from .data.clustered import (
     ClusteredData,
+    DataError,
     check_group_sizes,
     check_within_variation,
     cluster_ids,
@@ -34,7 +36,7 @@ from .data.clustered import (
 )
 from .data.scales import parameter_factors, rescaled, variable_scales
 from .errors import UnavailableError
-from .likelihood.families import Family, ordinal_levels, parse_family
+from .likelihood.families import Family, family_columns, ordinal_levels, parse_family
 from .likelihood.registry import strategy_for
 from .likelihood.slopes import CONDITIONAL_CHOL, CONDITIONAL_MEAN, draw_random_effects
 from .likelihood.strategy import MARGINAL, Strategy
@@ -51,7 +53,7 @@ from .spec.groups import group_table, per_group_modifiers
 from .spec.plan import Plan, data_variables, make_plan, missing_allowed
 from .spec.priors import default_priors
 from .spec.syntax import parse
-from .spec.table import SpecificationError, assign_roles, build_table, definitions
+from .spec.table import NOMINAL_SEPARATOR, SpecificationError, assign_roles, build_table, definitions, expand_nominal
 
 
 class Model:
@@ -66,8 +68,11 @@ class Model:
     std_lv : identify factors by fixing their variances to 1 instead of their first loading.
     priors : default priors per kind of parameter, e.g. ``{"loading": "normal(0, 5)"}``.
     family : the response family of non-Gaussian variables, e.g. ``{"y4": "bernoulli"}`` (links:
-        ``"bernoulli(probit)"``, ``"ordinal(logit)"``; also ``"poisson"`` and ``"negbinomial"``, whose
-        lowest-level ``y ~~ y`` is its dispersion); the others are Gaussian.
+        ``"bernoulli(probit)"``, ``"ordinal(logit)"``, ``"bernoulli(cloglog)"``; also ``"poisson"`` and
+        ``"negbinomial"`` and ``"gamma"``, whose lowest-level ``y ~~ y`` is their dispersion, and
+        ``"binomial(n=trials)"``, successes out of the trials in the column ``trials``, and ``"tobit(lower=0)"``,
+        censored normal, with limits ``lower``, ``upper`` or both, numbers or columns, and ``"nominal"``,
+        multinomial logit with one latent response ``y#k`` per category past the first); the others are Gaussian.
     ordered : ordinal variables, as in lavaan (cumulative probit with thresholds ``y | t1 + ...``).
     group : the column of the groups of a multiple-group model (lavaan's ``group``): the model holds
         in each group with parameters of its own, except those ``group_equal`` makes equal
@@ -99,10 +104,10 @@ class Model:
         self.cluster = cluster
         self.std_lv = std_lv
         self.priors = dict(priors or {})
-        self.families = response_families(family, ordered)
+        self.families, data, nominal = nominal_families(response_families(family, ordered), data)
         clusters = [] if cluster is None else [cluster] if isinstance(cluster, str) else list(cluster)
         groups = group_values(data, group, clusters) if group is not None else []
-        user = per_group_modifiers(parse(syntax), groups)
+        user = expand_nominal(per_group_modifiers(parse(syntax), groups), nominal)
         categories = {v: len(ordinal_levels(pd.to_numeric(data[v], errors="coerce").to_numpy(float)))
                       for v, f in self.families.items() if f.has_thresholds and v in getattr(data, "columns", ())}
         families = {v: f.name for v, f in self.families.items()}
@@ -120,14 +125,16 @@ class Model:
         variables, between, upper = data_variables(roles)
         if groups:
             check_group_sizes(data, group, next(iter(roles.values())).observed, clusters)
-        validated = validate(data, variables, cluster, between, missing_allowed(roles), upper)
-        self.data: ClusteredData = recode(validated, {v: f.codes for v, f in self.families.items()})
+        auxiliary = family_columns(self.families)
+        validated = validate(data, variables, cluster, between, missing_allowed(roles), upper, auxiliary)
+        self.data: ClusteredData = recode(validated, {v: functools.partial(f.codes, columns=validated.values)
+                                                      for v, f in self.families.items()})
         coded = data.assign(**{v: pd.Series(self.data.column(v), index=self.data.row_labels).reindex(data.index)
                                for v in self.families}) if groups else data  # the categories' codes of all the data
         self.groups: dict[str, ClusteredData] = {
-            g: validate(coded[coded[group] == g], variables, cluster, between, missing_allowed(roles), upper)
+            g: validate(coded[coded[group] == g], variables, cluster, between, missing_allowed(roles), upper, auxiliary)
             for g in groups}
-        continuous = [v for v in self.data.values if v not in self.families]
+        continuous = [v for v in variables if v not in self.families]  # not the columns families read
         self.scales = variable_scales(self.data, continuous) if rescale else {}
         if rescale:
             if len(self.constraints):
@@ -318,7 +325,31 @@ def response_families(family: Mapping[str, str] | None, ordered: Sequence[str]) 
     cumulative probit (lavaan's ordinal model) unless ``family`` says otherwise."""
     families = {name: Family("ordinal", "probit") for name in ordered}
     families |= {name: parse_family(text) for name, text in (family or {}).items()}
-    return {name: f for name, f in families.items() if not f.has_scale}
+    return {name: f for name, f in families.items() if f.name != "gaussian"}
+
+
+def nominal_families(families: Mapping[str, Family], data: pd.DataFrame
+                     ) -> tuple[dict[str, Family], pd.DataFrame, dict[str, int]]:
+    """Each nominal variable y with K categories (its distinct values) as its K − 1 latent responses
+    y#1 … y#(K−1) (:func:`~.spec.table.expand_nominal`): the families with y's replaced by one per
+    response (``nominal(logit, k=k)``), the data with a column per response holding y's values, and
+    K per nominal variable. The families and columns of a saved fit's responses are read back as y's."""
+    items = {name.rsplit(NOMINAL_SEPARATOR, 1)[0] if f.category else name: f.link
+             for name, f in families.items() if f.name == "nominal"}
+    if not items or not isinstance(data, pd.DataFrame):
+        return dict(families), data, {}
+    columns = {item: data[item] if item in data else data[f"{item}{NOMINAL_SEPARATOR}1"] for item in items
+               if item in data or f"{item}{NOMINAL_SEPARATOR}1" in data}
+    categories = {item: len(ordinal_levels(pd.to_numeric(values, errors="coerce").to_numpy(float)))
+                  for item, values in columns.items()}
+    for item, count in categories.items():
+        if count < 2:
+            raise DataError(f"{item!r} is declared nominal but has {count} distinct value(s); a nominal variable "
+                            "needs at least two categories: check its coding or drop it from the model")
+    responses = {f"{item}{NOMINAL_SEPARATOR}{k}": (item, k) for item, K in categories.items() for k in range(1, K)}
+    kept = {name: f for name, f in families.items() if f.name != "nominal"}
+    kept |= {name: Family("nominal", items[item], (("k", str(k)),)) for name, (item, k) in responses.items()}
+    return kept, data.assign(**{name: columns[item] for name, (item, _) in responses.items()}), categories
 
 
 def _version() -> str:

@@ -123,7 +123,7 @@ def test_ordinal_codes_and_thresholds():
 
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"family": {"x": "bernoulli"}}, "'x', which is a covariate"),
-    ({"family": {"y2": "binomial"}}, "unknown family 'binomial'"),
+    ({"family": {"y2": "weibull"}}, "unknown family 'weibull'"),
     ({"family": {"y5": "negbinomial(logit)"}}, "negbinomial has no link 'logit'"),
     ({"family": {"y1": "bernoulli"}}, "'y1' is declared bernoulli but takes values"),
 ])

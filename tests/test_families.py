@@ -15,26 +15,30 @@ from scipy.special import expit, gammaln, logsumexp
 
 import bayes_msem as bm
 from bayes_msem.data.clustered import DataError
-from bayes_msem.likelihood.families import Family, log_cdf, ordinal_levels, parse_family
+from bayes_msem.likelihood.families import Family, log_cdf, log_sf, ordinal_levels, parse_family
 from bayes_msem.sampling.build import starting_values
 from bayes_msem.spec.table import SpecificationError
 
 FAMILIES = [Family("gaussian", "identity"), Family("bernoulli", "logit"), Family("bernoulli", "probit"),
-            Family("ordinal", "logit"), Family("ordinal", "probit"), Family("poisson", "log"),
-            Family("negbinomial", "log")]
+            Family("bernoulli", "cloglog"), Family("ordinal", "logit"), Family("ordinal", "probit"),
+            Family("ordinal", "cloglog"), Family("poisson", "log"), Family("negbinomial", "log"),
+            Family("gamma", "log"), *(Family("binomial", link, (("n", "trials"),)) for link in ("logit", "probit",
+                                                                                                  "cloglog")),
+            Family("tobit", "identity", (("lower", "-1"), ("upper", "2")))]
 SUPPORT = {"gaussian": [-1.3, 0.0, 2.2], "bernoulli": [0, 1], "ordinal": [0, 1, 2, 3],
-           "poisson": [0, 1, 3, 12], "negbinomial": [0, 1, 3, 12]}
+           "poisson": [0, 1, 3, 12], "negbinomial": [0, 1, 3, 12], "gamma": [0.05, 0.7, 2.2, 15.0],
+           "binomial": [0, 1, 3, 7], "tobit": [-1.0, -0.3, 0.8, 2.0]}
 ETA = np.array([-30.0, -8.0, -2.5, -0.3, 0.0, 0.7, 3.0, 8.0, 30.0])
 MODERATE = np.array([-2.5, -0.3, 0.7, 1.9])
-SD, TAU, PHI = 1.7, np.array([-1.2, 0.4, 1.5]), 2.5
-DIST = {"logit": stats.logistic, "probit": stats.norm}
+SD, TAU, PHI, TRIALS, LOWER, UPPER = 1.7, np.array([-1.2, 0.4, 1.5]), 2.5, 7.0, -1.0, 2.0
+DIST = {"logit": stats.logistic, "probit": stats.norm, "cloglog": stats.gumbel_l}  # gumbel_l: F(x) = 1 − exp(−e^x)
 
 
 @functools.cache
 def _compiled(family):
     """(y, η, sd, τ, φ) ↦ log p(y | η) and the gradients of Σ log p w.r.t. η, sd, τ and φ."""
     y, eta, sd, tau, phi = pt.dmatrix("y"), pt.dmatrix("eta"), pt.dscalar("sd"), pt.dvector("tau"), pt.dscalar("phi")
-    logp = family.logp(y, eta, sd=sd, thresholds=tau, dispersion=phi)
+    logp = family.logp(y, eta, sd=sd, thresholds=tau, dispersion=phi, trials=TRIALS, lower=LOWER, upper=UPPER)
     grads = pytensor.grad(logp.sum(), [eta, sd, tau, phi], disconnected_inputs="ignore")
     return pytensor.function([y, eta, sd, tau, phi], [logp, *grads], on_unused_input="ignore")
 
@@ -51,21 +55,29 @@ def _log_interval(a, b, dist):
     with np.errstate(invalid="ignore", divide="ignore"):
         lower = dist.logcdf(b) + np.log(-np.expm1(dist.logcdf(a) - dist.logcdf(b)))
         upper = dist.logsf(a) + np.log(-np.expm1(dist.logsf(b) - dist.logsf(a)))
-    return np.where(a + b > 0, upper, lower)
+    return np.where(a + b > 2 * dist.median(), upper, lower)
 
 
 def _reference(family, y, eta):
     """log p(y | η) from scipy, in log space throughout."""
     if family.name == "gaussian":
         return stats.norm.logpdf(y, eta, SD)
+    if family.name == "tobit":  # censored at the limits: log P(y* ≤ lower), log P(y* ≥ upper)
+        return np.where(y <= LOWER, stats.norm.logcdf(LOWER, eta, SD),
+                        np.where(y >= UPPER, stats.norm.logsf(UPPER, eta, SD), stats.norm.logpdf(y, eta, SD)))
     if family.name == "bernoulli":
-        return DIST[family.link].logcdf((2 * y - 1) * eta)
+        return np.where(y == 1, DIST[family.link].logcdf(eta), DIST[family.link].logsf(eta))
     if family.name == "ordinal":
         bounds = np.concatenate([[-np.inf], TAU, [np.inf]])
         k = y.astype(int)
         return _log_interval(bounds[k] - eta, bounds[k + 1] - eta, DIST[family.link])
     if family.name == "poisson":
         return stats.poisson.logpmf(y, np.exp(eta))
+    if family.name == "gamma":
+        return stats.gamma.logpdf(y, PHI, scale=np.exp(eta) / PHI)
+    if family.name == "binomial":  # log C(n, y) + y log F(η) + (n − y) log(1 − F(η)), scipy's log cdf and log sf
+        choose = gammaln(TRIALS + 1) - gammaln(y + 1) - gammaln(TRIALS - y + 1)
+        return choose + y * DIST[family.link].logcdf(eta) + (TRIALS - y) * DIST[family.link].logsf(eta)
     mu = np.exp(eta)
     return gammaln(y + PHI) - gammaln(PHI) - gammaln(y + 1) - PHI * np.log1p(mu / PHI) - y * np.log1p(PHI / mu)
 
@@ -73,15 +85,21 @@ def _reference(family, y, eta):
 def _plain(family, y, eta):
     """log p(y | η) from scipy's probability-space distributions (accurate at moderate η only)."""
     if family.name == "bernoulli":
-        p = expit(eta) if family.link == "logit" else stats.norm.cdf(eta)
+        p = expit(eta) if family.link == "logit" else DIST[family.link].cdf(eta)
         return stats.bernoulli.logpmf(y, p)
     if family.name == "ordinal":
-        bounds, cdf = np.concatenate([[-np.inf], TAU, [np.inf]]), DIST[family.link].cdf
-        k = y.astype(int)
-        return np.log(cdf(bounds[k + 1] - eta) - cdf(bounds[k] - eta))
+        bounds, dist = np.concatenate([[-np.inf], TAU, [np.inf]]), DIST[family.link]
+        a, b = bounds[y.astype(int)] - eta, bounds[y.astype(int) + 1] - eta
+        # the upper tail's P(y = K − 1) = exp(−e^{τ − η}) is below the cloglog cdf's resolution at 1
+        return np.log(np.where(a + b > 2 * dist.median(), dist.sf(a) - dist.sf(b), dist.cdf(b) - dist.cdf(a)))
     if family.name == "negbinomial":
         mu = np.exp(eta)
         return stats.nbinom.logpmf(y, PHI, PHI / (PHI + mu))
+    if family.name == "binomial":
+        return stats.binom.logpmf(y, TRIALS, DIST[family.link].cdf(eta))
+    if family.name == "tobit":
+        return np.log(np.where(y <= LOWER, stats.norm.cdf(LOWER, eta, SD),
+                               np.where(y >= UPPER, stats.norm.sf(UPPER, eta, SD), stats.norm.pdf(y, eta, SD))))
     return _reference(family, y, eta)
 
 
@@ -94,15 +112,17 @@ def test_logp_matches_scipy_at_moderate_eta(family):
 @pytest.mark.parametrize("family", FAMILIES, ids=str)
 def test_logp_is_accurate_in_log_space_up_to_extreme_eta(family):
     y, eta, (logp, *_) = _evaluate(family, ETA)
-    # log Γ(y + φ) − log Γ(φ) carries absolute rounding ~1e-17, visible where log p(0 | η = −30) ≈ −1e-13
-    atol = 1e-15 if family.has_dispersion else 0.0
+    # log Γ(y + φ) − log Γ(φ) carries absolute rounding ~1e-17, visible where log p(0 | η = −30) ≈ −1e-13;
+    # log C(7, y) = log Γ(8) − … rounds by ~2e-15 (an ulp of log Γ(8)), where log p(0 | η = −30) ≈ −7e-13
+    atol = 1e-15 if family.has_dispersion else 1e-14 if family.name == "binomial" else 0.0
     np.testing.assert_allclose(logp, _reference(family, y, eta), rtol=1e-8, atol=atol)
 
 
-@pytest.mark.parametrize("link", ["logit", "probit"])
-def test_log_cdf_matches_scipy_in_both_tails(link):
+@pytest.mark.parametrize("link", ["logit", "probit", "cloglog"])
+def test_log_cdf_and_log_sf_match_scipy_in_both_tails(link):
     x = np.concatenate([-np.geomspace(1e3, 1e-3, 40), [0.0], np.geomspace(1e-3, 37, 40)])
     np.testing.assert_allclose(log_cdf(x, link).eval(), DIST[link].logcdf(x), rtol=1e-8, atol=0)
+    np.testing.assert_allclose(log_sf(x[x < 300], link).eval(), DIST[link].logsf(x[x < 300]), rtol=1e-8, atol=0)
 
 
 @pytest.mark.parametrize("family", FAMILIES, ids=str)
@@ -126,7 +146,7 @@ def test_gradients_match_finite_differences(family):
         np.testing.assert_allclose(np.atleast_1d(grad), numeric, rtol=1e-6, atol=1e-6, err_msg=key)
 
 
-@pytest.mark.parametrize("link", ["logit", "probit"])
+@pytest.mark.parametrize("link", ["logit", "probit", "cloglog"])
 @pytest.mark.parametrize("tau", [np.array([0.3]), TAU, np.array([-4.0, -1.0, -0.9, 2.0, 6.0])], ids=["K2", "K4", "K6"])
 def test_ordinal_probabilities_sum_to_one(link, tau):
     _, _, (logp, *_) = _evaluate(Family("ordinal", link), ETA, y=np.arange(len(tau) + 1), tau=tau)
@@ -136,8 +156,10 @@ def test_ordinal_probabilities_sum_to_one(link, tau):
 @pytest.mark.parametrize("family", FAMILIES, ids=str)
 def test_y_and_eta_broadcast(family):
     y = np.asarray(SUPPORT[family.name][:2], float)
-    logp = family.logp(y[:, None], MODERATE[None, :], sd=SD, thresholds=TAU, dispersion=PHI).eval()
-    np.testing.assert_allclose(logp, _evaluate(family, MODERATE, y=y)[2][0], rtol=1e-14)
+    logp = family.logp(y[:, None], MODERATE[None, :], sd=SD, thresholds=TAU, dispersion=PHI, trials=TRIALS,
+                       lower=LOWER, upper=UPPER).eval()
+    # atol: log C(n, y)'s rounding (an ulp of log Γ(8)), which graph rewrites may move
+    np.testing.assert_allclose(logp, _evaluate(family, MODERATE, y=y)[2][0], rtol=1e-14, atol=1e-14)
 
 
 def test_logp_asks_for_the_parameters_it_needs():
@@ -149,17 +171,35 @@ def test_logp_asks_for_the_parameters_it_needs():
     ("gaussian", "gaussian", "identity"), ("Bernoulli", "bernoulli", "logit"), ("binary", "bernoulli", "logit"),
     ("bernoulli(logit)", "bernoulli", "logit"), (" bernoulli ( Probit ) ", "bernoulli", "probit"),
     ("ordinal", "ordinal", "logit"), ("ORDINAL(logit)", "ordinal", "logit"), ("ordinal(probit)", "ordinal", "probit"),
+    ("bernoulli(cloglog)", "bernoulli", "cloglog"), ("ordinal(cloglog)", "ordinal", "cloglog"),
     ("poisson", "poisson", "log"), ("negbinomial", "negbinomial", "log"),
-    ("negative_binomial", "negbinomial", "log"), ("NegBinomial(log)", "negbinomial", "log"),
+    ("negative_binomial", "negbinomial", "log"), ("NegBinomial(log)", "negbinomial", "log"), ("gamma", "gamma", "log"),
 ])
 def test_parse_family_accepts(text, name, link):
     assert parse_family(text) == Family(name, link)
 
 
+@pytest.mark.parametrize("text, family", [
+    ("binomial(n=Trials)", Family("binomial", "logit", (("n", "Trials"),))),
+    (" Binomial( probit , n = n_1 ) ", Family("binomial", "probit", (("n", "n_1"),))),
+    ("tobit(lower=0)", Family("tobit", "identity", (("lower", "0"),))),
+    ("tobit(upper=Cap, lower=-2.5)", Family("tobit", "identity", (("upper", "Cap"), ("lower", "-2.5")))),
+    ("binomial(n=trials, cloglog)", Family("binomial", "cloglog", (("n", "trials"),))),
+])
+def test_parse_family_reads_options_and_keeps_column_names(text, family):
+    assert parse_family(text) == family and parse_family(str(family)) == family
+    assert family.trials == (family.options[0][1] if family.name == "binomial" else None)
+
+
 @pytest.mark.parametrize("text, listed", [
-    ("gamma", "gaussian (identity); bernoulli (logit, probit)"), ("bernoulli(log)", "logit, probit"),
-    ("ordinal(cloglog)", "logit, probit"), ("poisson(logit)", "its links are: log"),
+    ("weibull", "gaussian (identity); bernoulli (logit, probit, cloglog)"),
+    ("bernoulli(log)", "logit, probit, cloglog"),
+    ("ordinal(loglog)", "logit, probit, cloglog"), ("poisson(logit)", "its links are: log"),
     ("bernoulli(", "name(link)"), ("bernoulli()", "name(link)"), ("", "negbinomial (log)"),
+    ("binomial", "binomial needs the column of its numbers of trials: write binomial(n=COLUMN)"),
+    ("binomial(size=n)", "binomial takes no option size="), ("binomial(n=a, n=b)", "given twice"),
+    ("poisson(n=k)", "poisson takes no option n="), ("binomial(logit probit, n=k)", "cannot read the family"),
+    ("tobit", "tobit needs a censoring limit: write tobit(lower=LIMIT)"), ("tobit(n=3)", "tobit takes no option n="),
 ])
 def test_parse_family_rejects_with_the_valid_choices(text, listed):
     with pytest.raises(SpecificationError, match=re.escape(listed)):
@@ -168,7 +208,7 @@ def test_parse_family_rejects_with_the_valid_choices(text, listed):
 
 @pytest.mark.parametrize("text, scale, thresholds, dispersion", [
     ("gaussian", True, False, False), ("bernoulli", False, False, False), ("ordinal(probit)", False, True, False),
-    ("poisson", False, False, False), ("negbinomial", False, False, True),
+    ("poisson", False, False, False), ("negbinomial", False, False, True), ("gamma", False, False, True),
 ])
 def test_extra_parameters(text, scale, thresholds, dispersion):
     family = parse_family(text)
@@ -182,6 +222,7 @@ NAN = np.nan
     ("bernoulli", [True, False, True], [1, 0, 1]), ("bernoulli", [0, NAN, 1], [0, NAN, 1]),
     ("ordinal", [4, 3, NAN, 5, 3], [1, 0, NAN, 2, 0]), ("poisson", [0, 3, NAN, 12], [0, 3, NAN, 12]),
     ("negbinomial", [0, 7], [0, 7]), ("gaussian", [-1.5, NAN, 2.0], [-1.5, NAN, 2.0]),
+    ("gamma", [0.5, NAN, 2.25], [0.5, NAN, 2.25]),
 ])
 def test_codes(family, values, codes):
     values = np.array(values)
@@ -206,6 +247,7 @@ def test_ordinal_levels_are_the_sorted_observed_values():
     ("poisson", [0, -2, 4], ["negative values -2", "non-negative", "declare it gaussian"]),
     ("negbinomial", [0.5, 2], ["non-integer values 0.5", "whole numbers"]),
     ("poisson", [1, np.inf], ["infinite values", "missing (NaN)"]),
+    ("gamma", [0, 1.5, -2, NAN], ["values -2, 0 that are not positive", "set exact zeros to missing"]),
     ("gaussian", ["a", "b"], ["not numeric", "recode it as numbers"]),
 ])
 def test_codes_reject_values_the_family_cannot_take(family, values, fragments):
@@ -253,3 +295,252 @@ def test_non_gaussian_intercepts_start_on_the_linear_predictor_scale(family, val
     assert theta[table.loc[("y", "~1", "between"), "free"] - 1] == pytest.approx(start)
     assert theta[table.loc[("y", "~~", "between"), "free"] - 1] == pytest.approx(0.5)
     assert np.isfinite(model.pymc_model.point_logps()["loglik"])
+
+
+# The model's log-likelihood against scipy per observed cell, summed: a one-factor model whose indicators are
+# a Gaussian g, the item y of the family under test (with missing cells) and a logit bernoulli u, at random θ
+# and latent draws. Each entry: (family of y, y's values from a normal draw e and the trials column n, scipy's
+# log p(y | η, θ)).
+def _ordinal_cloglog(y, eta, theta, model):
+    tau = np.concatenate([[-np.inf], theta[_rows(model, "y", "|") - 1], [np.inf]])
+    k = np.nan_to_num(y).astype(int)
+    return np.log(stats.gumbel_l.cdf(tau[k + 1] - eta) - stats.gumbel_l.cdf(tau[k] - eta))
+
+
+def _tobit(y, eta, sd, lower, upper):
+    """Censored: y ≤ lower log P(y* ≤ lower), y ≥ upper log P(y* ≥ upper), else log N(y; η, sd²)."""
+    return np.where(y <= lower, stats.norm.logcdf(lower, eta, sd),
+                    np.where(y >= upper, stats.norm.logsf(upper, eta, sd), stats.norm.logpdf(y, eta, sd)))
+
+
+def _dispersion(theta, model):
+    """The lowest-level ``y ~~ y``: a negative binomial or gamma y's α, a tobit y's residual variance."""
+    return theta[_rows(model, "y", "~~")[0] - 1]
+
+
+def _rows(model, lhs, op):
+    table = model.parameter_table()
+    return table.loc[(table["lhs"] == lhs) & (table["op"] == op), "free"].to_numpy()
+
+
+MODEL_FAMILIES = {
+    "bernoulli(cloglog)": (lambda e, n: (e > 0.3).astype(float),
+                           lambda y, eta, theta, model: np.where(y == 1, stats.gumbel_l.logcdf(eta),
+                                                                 stats.gumbel_l.logsf(eta))),
+    "ordinal(cloglog)": (lambda e, n: np.digitize(e, [-0.6, 0.2, 0.9]).astype(float), _ordinal_cloglog),
+    "binomial(probit, n=n)": (lambda e, n: np.floor(n * expit(e)), lambda y, eta, theta, model: stats.binom.logpmf(
+        y, model.data.column("n"), stats.norm.cdf(eta))),
+    "tobit(lower=0, upper=lo)": (lambda e, n: np.clip(e, 0, 1.2), lambda y, eta, theta, model: _tobit(
+        y, eta, np.sqrt(_dispersion(theta, model)), 0.0, np.nan_to_num(model.data.column("lo"), nan=np.inf))),
+    "gamma": (lambda e, n: np.exp(e), lambda y, eta, theta, model: stats.gamma.logpdf(
+        y, 1 / _dispersion(theta, model), scale=np.exp(eta) * _dispersion(theta, model))),
+}
+
+
+def _model_reference(model, theta, z, logp_y):
+    """Σ log p over the observed cells: η = T (α + ζ), ζ_f = √ψ_ff z (RAM form, in numpy)."""
+    from dense_reference import fill
+
+    level = model.plan.levels[""]
+    b, psi, alpha = (fill(getattr(level, m), theta) for m in ("beta", "psi", "alpha"))
+    f = level.variables.index("f")
+    zeta = np.zeros((len(z), len(level.variables)))
+    zeta[:, f] = np.sqrt(psi[f, f]) * z[:, 0]
+    eta = (alpha[:, 0] + zeta) @ np.linalg.inv(np.eye(len(b)) - b).T
+    g, y, u = (model.data.column(v) for v in ("g", "y", "u"))
+    terms = [stats.norm.logpdf(g, eta[:, 0], np.sqrt(psi[0, 0])), logp_y(y, eta[:, 1], theta, model),
+             stats.bernoulli.logpmf(u, expit(eta[:, 2]))]
+    return sum(np.where(np.isnan(v), 0.0, t).sum() for v, t in zip((g, y, u), terms))
+
+
+@pytest.mark.parametrize("text", MODEL_FAMILIES)
+def test_model_loglik_matches_scipy_per_observation(text):
+    from dense_reference import point_function
+
+    draw, logp_y = MODEL_FAMILIES[text]
+    rng = np.random.default_rng(3)
+    e = rng.normal(size=40)
+    n = rng.integers(1, 9, size=40).astype(float)
+    frame = pd.DataFrame({"g": e + rng.normal(size=40), "y": draw(e + rng.normal(size=40), n),
+                          "u": (e + rng.normal(size=40) > 0).astype(float), "n": n,
+                          "lo": np.where(rng.random(40) < 0.3, np.nan, 1.2)})  # an upper limit in 70% of rows
+    missing = rng.random(40) < 0.2
+    frame.loc[missing, "y"] = np.nan
+    frame.loc[missing & (rng.random(40) < 0.5), "n"] = np.nan  # a missing count's trials may be missing too
+    model = bm.Model("f =~ g + y + u", frame, family={"y": text, "u": "bernoulli"})
+    pm_model = model.pymc_model
+    evaluate = point_function(pm_model, ["theta", "loglik", "latent_z"])
+    for _ in range(3):
+        point = {k: v + rng.normal(scale=0.5, size=np.shape(v)) for k, v in pm_model.initial_point().items()}
+        theta, loglik, z = evaluate(point)
+        assert loglik == pytest.approx(_model_reference(model, theta, z, logp_y), abs=1e-8, rel=0)
+
+
+@pytest.mark.parametrize("family", [f for f in FAMILIES if f.name not in ("gaussian", "gamma", "tobit")], ids=str)
+def test_draws_follow_the_log_density(family):
+    """The frequencies of 200 000 draws at η = 0.4 match exp(log p) within 4 binomial SE."""
+    draws = family.draw(np.full(200_000, 0.4), np.random.default_rng(4), thresholds=TAU, dispersion=PHI,
+                        trials=np.full(200_000, TRIALS))
+    counts = family.name in ("poisson", "negbinomial", "binomial")
+    y = np.arange(13.0) if counts else np.asarray(SUPPORT[family.name], float)
+    p = np.exp(_evaluate(family, np.array([0.4]), y=y)[2][0][:, 0])
+    np.testing.assert_array_less(np.abs((draws[:, None] == y).mean(0) - p), 4 * np.sqrt(p * (1 - p) / 200_000) + 1e-9)
+
+
+@pytest.mark.parametrize("family", [Family("gamma", "log")], ids=str)
+def test_continuous_draws_follow_the_log_density(family):
+    """20 000 draws at η = 0.4 against the distribution whose log density the family computes
+    (scipy's, equal to it by the tests above): a Kolmogorov-Smirnov test at the 1% level."""
+    draws = family.draw(np.full(20_000, 0.4), np.random.default_rng(5), dispersion=PHI)
+    assert stats.kstest(draws, stats.gamma(PHI, scale=np.exp(0.4) / PHI).cdf).pvalue > 0.01
+
+
+BINOMIAL = parse_family("binomial(n=trials)")
+
+
+@pytest.mark.parametrize("counts, trials, fragments", [
+    ([3, 8, NAN], [5, 7, NAN], ["counts more successes than its trials 'trials' in 1 row(s) (e.g. 8 of 7)",
+                                "check that n= names the trials column"]),
+    ([1, 2], [4, 0], ["trials column 'trials' of 'y4' has values 0", "positive whole numbers"]),
+    ([1, 2], [4, 2.5], ["has values 2.5", "positive whole numbers"]),
+    ([1, 2], [4, NAN], ["trials column 'trials' is missing where 'y4' is observed", "fill in the trials"]),
+    ([1.5, 2], [4, 4], ["non-integer values 1.5", "whole numbers"]),
+    ([-1, 2], [4, 4], ["negative values -1", "non-negative"]),
+])
+def test_binomial_codes_check_the_counts_against_their_trials(counts, trials, fragments):
+    with pytest.raises(DataError) as err:
+        BINOMIAL.codes(np.array(counts, float), "y4", {"trials": np.array(trials, float)})
+    assert all(f in str(err.value) for f in fragments), str(err.value)
+
+
+def test_binomial_codes_keep_counts_and_missing_cells():
+    codes = BINOMIAL.codes(np.array([0, 3, NAN]), "y", {"trials": np.array([2, 3, NAN])})
+    np.testing.assert_array_equal(codes, [0, 3, NAN])
+
+
+@pytest.mark.parametrize("options, fragment", [
+    ({"family": {"y1": "binomial(n=k)"}}, "the trials column 'k' of 'y1' (binomial(logit, n=k)) is not a column"),
+    ({"family": {"y1": "binomial(n=g)"}}, "counts more successes than its trials 'g'"),
+])
+def test_binomial_models_name_the_trials_column(options, fragment):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"y1": rng.integers(0, 5, 30), "g": rng.integers(1, 3, 30), "x": rng.normal(size=30)})
+    with pytest.raises(DataError, match=re.escape(fragment)):
+        bm.Model("y1 ~ x", frame, **options)
+
+
+def test_new_clusters_need_the_trials_column():
+    frame = pd.DataFrame({"y": [1, 0, 2, 3], "n": [3, 3, 4, 4], "x": [0.1, -0.3, 0.5, 1.2]})
+    design = pd.DataFrame({"x": np.linspace(-1, 1, 6), "n": [5] * 6})
+    model = bm.Model("y ~ x", frame, family={"y": "binomial(n=n)"})
+    with pytest.raises(bm.SettingsError, match="new clusters have no the trials column 'n'"):
+        model.simulate({"y~x": 0.5, "y~1": 0.0}, n_clusters=10)
+    simulated = model.simulate({"y~x": 0.5, "y~1": 0.0}, covariates=design, seed=1)
+    assert ((simulated["y"] >= 0) & (simulated["y"] <= 5)).all()
+
+
+def test_tobit_draws_are_censored_normal_draws():
+    """200 000 draws at η = 0.4: P(y ≤ t) = Φ((t − η)/sd) for lower ≤ t < upper, the rest at upper,
+    within 4 binomial SE."""
+    family = parse_family("tobit(lower=-1, upper=2)")
+    draws = family.draw(np.full(200_000, 0.4), np.random.default_rng(6), sd=SD, lower=LOWER, upper=UPPER)
+    assert draws.min() == LOWER and draws.max() == UPPER
+    t = np.array([LOWER, -0.3, 0.8, 1.9])
+    p = np.append(stats.norm.cdf(t, 0.4, SD), stats.norm.sf(UPPER, 0.4, SD))
+    shares = np.append((draws[:, None] <= t).mean(0), (draws == UPPER).mean())
+    np.testing.assert_array_less(np.abs(shares - p), 4 * np.sqrt(p * (1 - p) / 200_000))
+
+
+@pytest.mark.parametrize("text, values, columns, fragments", [
+    ("tobit(lower=0)", [0, 1.5, -0.2], {}, ["1 value(s) lie outside their censoring limits",
+                                           "(e.g. -0.2 with limits 0 and inf)", "record a censored value"]),
+    ("tobit(lower=lo, upper=hi)", [1, 2], {"lo": np.array([0, 3.0]), "hi": np.array([5, 3.0])},
+     ["1 row(s) have a lower limit at or above the upper one (e.g. 3 and 3)"]),
+    ("tobit(upper=hi)", [1, 7, NAN], {"hi": np.array([5, 5.0, 5.0])}, ["(e.g. 7 with limits -inf and 5)"]),
+])
+def test_tobit_codes_check_the_values_against_their_limits(text, values, columns, fragments):
+    with pytest.raises(DataError) as err:
+        parse_family(text).codes(np.array(values, float), "y4", columns)
+    assert all(f in str(err.value) for f in ["'y4'", *fragments]), str(err.value)
+
+
+def test_tobit_limit_columns_may_be_missing_where_a_row_has_no_limit():
+    family = parse_family("tobit(lower=0, upper=hi)")
+    lower, upper = family.limits({"hi": np.array([4.0, NAN])}, 2)
+    np.testing.assert_array_equal(lower, [0.0, 0.0])
+    np.testing.assert_array_equal(upper, [4.0, np.inf])
+    np.testing.assert_array_equal(family.codes(np.array([4.0, 9.0]), "y", {"hi": np.array([4.0, NAN])}), [4.0, 9.0])
+
+
+def _nominal_terms(y, responses):
+    """Σ_k of the latent responses' log-density terms of a nominal item, compiled."""
+    families = [Family("nominal", "logit", (("k", str(k)),)) for k in range(1, responses.shape[1] + 1)]
+    return sum(f.logp(y, responses[:, k], responses=responses) for k, f in enumerate(families)).eval()
+
+
+@pytest.mark.parametrize("scale", [1.0, 30.0], ids=["moderate", "extreme"])
+def test_nominal_terms_add_up_to_the_multinomial_logit(scale):
+    """The K − 1 latent responses' terms of a nominal item add up to scipy's log P(y = c) of a
+    multinomial draw of one trial with softmax(0, η_1, …, η_{K−1}) probabilities, per observation."""
+    rng = np.random.default_rng(7)
+    responses, y = scale * rng.normal(size=(50, 3)), rng.integers(0, 4, size=50).astype(float)
+    logits = np.column_stack([np.zeros(50), responses])
+    probabilities = np.exp(logits - logsumexp(logits, axis=1, keepdims=True))
+    reference = [stats.multinomial.logpmf(np.eye(4)[int(c)], 1, p) for c, p in zip(y, probabilities)]
+    if scale == 1.0:
+        np.testing.assert_allclose(_nominal_terms(y, responses), reference, rtol=1e-12)
+    else:  # scipy's probabilities underflow: log softmax in log space; η_c − log Σ e^η cancels to ~ε |η|
+        np.testing.assert_allclose(_nominal_terms(y, responses),
+                                   logits[np.arange(50), y.astype(int)] - logsumexp(logits, axis=1), rtol=1e-12,
+                                   atol=1e-13)
+
+
+def test_nominal_draws_follow_the_softmax():
+    responses = np.tile([0.5, -0.3, 1.1], (200_000, 1))
+    draws = Family("nominal", "logit", (("k", "1"),)).draw(responses[:, 0], np.random.default_rng(8),
+                                                           responses=responses)
+    p = np.exp(np.r_[0.0, responses[0]] - logsumexp(np.r_[0.0, responses[0]]))
+    np.testing.assert_array_less(np.abs((draws[:, None] == np.arange(4)).mean(0) - p),
+                                 4 * np.sqrt(p * (1 - p) / 200_000))
+
+
+def test_nominal_model_loglik_matches_scipy_per_observation():
+    """f =~ g + y + u with y nominal (3 categories, latent responses y#1, y#2) and missing cells."""
+    from dense_reference import fill, point_function
+
+    rng = np.random.default_rng(9)
+    e = rng.normal(size=40)
+    frame = pd.DataFrame({"g": e + rng.normal(size=40), "y": rng.choice([2.0, 5.0, 7.0], size=40),
+                          "u": (e + rng.normal(size=40) > 0).astype(float)})
+    frame.loc[rng.random(40) < 0.2, "y"] = np.nan
+    model = bm.Model("f =~ g + y + u", frame, family={"y": "nominal", "u": "bernoulli"})
+    level = model.plan.levels[""]
+    assert level.variables == ("g", "y#1", "y#2", "u", "f")
+    pm_model = model.pymc_model
+    evaluate = point_function(pm_model, ["theta", "loglik", "latent_z"])
+    codes = pd.Series(frame["y"]).map({2.0: 0, 5.0: 1, 7.0: 2}).to_numpy()
+    for _ in range(3):
+        point = {k: v + rng.normal(scale=0.5, size=np.shape(v)) for k, v in pm_model.initial_point().items()}
+        theta, loglik, z = evaluate(point)
+        b, psi, alpha = (fill(getattr(level, m), theta) for m in ("beta", "psi", "alpha"))
+        zeta = np.zeros((40, 5))
+        zeta[:, 4] = np.sqrt(psi[4, 4]) * z[:, 0]
+        eta = (alpha[:, 0] + zeta) @ np.linalg.inv(np.eye(5) - b).T
+        logits = np.column_stack([np.zeros(40), eta[:, 1:3]])
+        p_y = [stats.multinomial.logpmf(np.eye(3)[int(c)], 1, np.exp(lg - logsumexp(lg)))
+               for c, lg in zip(np.nan_to_num(codes), logits)]
+        reference = (stats.norm.logpdf(frame["g"], eta[:, 0], np.sqrt(psi[0, 0])).sum()
+                     + np.where(np.isnan(codes), 0.0, p_y).sum()
+                     + stats.bernoulli.logpmf(frame["u"], expit(eta[:, 3])).sum())
+        assert loglik == pytest.approx(reference, abs=1e-8, rel=0)
+
+
+@pytest.mark.parametrize("syntax, values, error, fragment", [
+    ("level: within\n s | y ~ x\nlevel: between\n y ~~ s", [1, 2, 3], SpecificationError,
+     "the nominal variable 'y' is in a random parameter"),
+    ("y ~ x", [4, 4, 4], DataError, "'y' is declared nominal but has 1 distinct value(s)"),
+])
+def test_nominal_bad_inputs(syntax, values, error, fragment):
+    frame = pd.DataFrame({"y": np.resize(values, 40), "x": np.arange(40.0) % 7, "c": np.repeat(np.arange(10), 4)})
+    with pytest.raises(error, match=re.escape(fragment)):
+        bm.Model(syntax, frame, cluster="c" if "level" in syntax else None, family={"y": "nominal"})

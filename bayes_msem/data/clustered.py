@@ -321,6 +321,18 @@ def _to_float(data: pd.DataFrame, used: list[str], missing_ok: Sequence[str]) ->
     return values
 
 
+def _auxiliary(data: pd.DataFrame, auxiliary: Mapping[str, str]) -> dict[str, np.ndarray]:
+    """The columns response families read, as float64 arrays (original order); raise if one is
+    not a column or not numeric."""
+    for name, what in auxiliary.items():
+        if name not in data.columns:
+            raise DataError(f"{what} is not a column of the data.{_suggest(name, data)} "
+                            "Fix the name in family= or add the column.")
+        if (fix := _dtype_fix(name, data[name])) is not None:
+            raise DataError(f"{what} must be numeric: {fix}.")
+    return {name: data[name].to_numpy(dtype=np.float64, na_value=np.nan) for name in auxiliary}
+
+
 def _check_between(grouped: ClusteredData, between: Sequence[str], rank: int) -> None:
     """Raise if a cluster-level variable varies within a cluster of level ``rank`` (1 the lowest
     clusters, 2 … the upper levels), up to rounding (rtol 1e-9)."""
@@ -371,12 +383,14 @@ def _upper_level(data: pd.DataFrame, column: str, lower: str, order: np.ndarray,
 
 def validate(data: pd.DataFrame, variables: Sequence[str], cluster: str | Sequence[str] | None = None,
              between: Sequence[str] = (), missing_ok: Sequence[str] = (),
-             upper_levels: Sequence[Sequence[str]] = ()) -> ClusteredData:
+             upper_levels: Sequence[Sequence[str]] = (), auxiliary: Mapping[str, str] | None = None) -> ClusteredData:
     """Check `data` for a model using `variables` and group it by `cluster` (a column, or the columns
     of the clusters of each level above the rows, lowest first, which must nest).
 
     `between` must be constant within the (lowest) clusters, `upper_levels[k]` within the
-    clusters of the (k + 3)-th level; `missing_ok` may have missing cells.
+    clusters of the (k + 3)-th level; `missing_ok` may have missing cells. `auxiliary` names the
+    columns response families read (a binomial's trials) with what each is: they must be numeric
+    and are carried along; their family checks their values.
     """
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"The data must be a pandas DataFrame, got {type(data).__name__}; "
@@ -393,7 +407,8 @@ def validate(data: pd.DataFrame, variables: Sequence[str], cluster: str | Sequen
             raise DataError(f"The cluster column {column!r} has {na.sum()} missing value(s) "
                             f"(rows {_show(data.index.to_numpy(), na)}); "
                             "drop those rows or assign them a cluster.")
-    values = _to_float(data, used, missing_ok)
+    values = _to_float(data, used, missing_ok) | _auxiliary(data, {k: v for k, v in (auxiliary or {}).items()
+                                                                   if k not in used})
     n = len(data)
     if cluster is None:
         order = np.arange(n)

@@ -12,8 +12,9 @@ cluster's between part) and
 
     log p(y | sampled part) = Σ_ij Σ_{v observed in row ij} log p_v(y_ijv | η_ijv),
 
-with the family of each variable (Gaussian ones: residual SD √ψ_vv; negative binomial ones:
-φ = 1/ψ_vv, ψ_vv being the dispersion α of var = μ + α μ²; ordinal ones: their thresholds).
+with the family of each variable (Gaussian ones: residual SD √ψ_vv; negative binomial and gamma
+ones: φ = 1/ψ_vv, ψ_vv being the dispersion α of var = μ + α μ² or α μ²; ordinal ones: their
+thresholds).
 Cluster-level observed variables are Gaussian outcomes of their level.
 Random parameters (slopes, loadings, log-variances, covariance blocks) are between variables,
 sampled with the others; each row's level matrices are then its cluster's.
@@ -37,7 +38,7 @@ import pytensor.tensor as pt
 from ..data.clustered import ClusteredData, cluster_ids, coordinate, unit_dim
 from ..spec.plan import Features, LevelPlan, Plan
 from ..spec.table import SpecificationError
-from .families import Family, parse_family
+from .families import Family, nominal_responses, parse_family
 from .gaussian import Statistics
 from .moments import all_effects, fill, level_matrices
 from .strategy import CONDITIONAL, Strategy, local_dim
@@ -45,13 +46,19 @@ from .strategy import CONDITIONAL, Strategy, local_dim
 
 @dataclass(frozen=True)
 class ResponseStatistics(Statistics):
-    """Per row: the responses (missing cells 0), which are observed, the covariates x and the
-    cluster index; per level above the rows (one entry each, lowest first): its clusters'
+    """Per row: the responses (missing cells 1, a value every family can take, so that their
+    log-density terms, multiplied by 0, stay finite), which are observed, the numbers of trials of
+    binomial responses (1 elsewhere and in missing cells), the censoring limits of tobit responses
+    (−∞ and +∞ elsewhere), the covariates x and the cluster index;
+    per level above the rows (one entry each, lowest first): its clusters'
     covariates and outcomes (variables observed first there), and the index of each cluster of
     the level below it in the level's clusters (rows → clusters first)."""
 
     responses: np.ndarray
     observed: np.ndarray
+    trials: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
     covariates: np.ndarray
     level_covariates: tuple
     level_outcomes: tuple
@@ -61,8 +68,16 @@ class ResponseStatistics(Statistics):
     def from_data(cls, plan: Plan, data: ClusteredData) -> ResponseStatistics:
         levels = [lp.roles for lp in plan.levels.values()]  # lowest first
         y = data.matrix(list(levels[0].observed))
+        trials, lower, upper = np.ones_like(y), np.full_like(y, -np.inf), np.full_like(y, np.inf)
+        for k, name in enumerate(levels[0].observed):
+            family = parse_family(plan.families.get(name, "gaussian"))
+            if family.trials is not None:
+                trials[:, k] = np.where(np.isnan(y[:, k]), 1.0, data.column(family.trials))
+            if family.name == "tobit":
+                lower[:, k], upper[:, k] = family.limits(data.values, data.n_rows)
         ranks = range(1, len(levels))
-        return cls(np.nan_to_num(y), (~np.isnan(y)).astype(float), data.matrix(list(levels[0].covariates)),
+        return cls(np.where(np.isnan(y), 1.0, y), (~np.isnan(y)).astype(float), trials, lower, upper,
+                   data.matrix(list(levels[0].covariates)),
                    tuple(data.level_values(list(levels[k].covariates), k) for k in ranks),
                    tuple(data.level_values(list(_outcomes(plan, k)), k) for k in ranks),
                    tuple([data.cluster_index, *(upper.parent for upper in data.uppers)][:len(ranks)]))
@@ -232,10 +247,13 @@ def conditional_loglik(plan: Plan, theta: pt.TensorVariable, stats: dict, distur
     eta = lowest.values[:, :len(names)]
     variance = pt.diagonal(lowest.psi, axis1=-2, axis2=-1)[..., :len(names)]                 # (p,) or per row (N, p)
     rows = 0.0
+    nominal = nominal_responses(plan.families, list(names))
     for k, name in enumerate(names):
         family = parse_family(plan.families.get(name, "gaussian"))
         logp = family.logp(stats["responses"][:, k], eta[:, k], sd=pt.sqrt(variance[..., k]),
-                           dispersion=1.0 / variance[..., k],
+                           dispersion=1.0 / variance[..., k], trials=stats["trials"][:, k],
+                           lower=stats["lower"][:, k], upper=stats["upper"][:, k],
+                           responses=eta[:, nominal[name]] if name in nominal else None,
                            thresholds=thresholds(plan, name, theta) if family.has_thresholds else None)
         rows = rows + stats["observed"][:, k] * logp
     terms.append((0, rows))

@@ -1,10 +1,11 @@
 """Response families of a generalized linear (latent) model: log p(y | η) for a linear predictor η.
 
-* :class:`Family` (from :func:`parse_family`): the name and link, which extra parameters the
-  family needs (:attr:`Family.has_scale`, :attr:`Family.has_thresholds`,
-  :attr:`Family.has_dispersion`), the elementwise :meth:`Family.logp` and the check of the
-  observed values, :meth:`Family.codes`.
-* :func:`log_cdf`: log F(x) of the logit and probit links, finite and accurate in both tails.
+* :class:`Family` (from :func:`parse_family`): the name, link and the data columns it names
+  (a binomial's trials), which extra parameters the family needs (:attr:`Family.has_scale`,
+  :attr:`Family.has_thresholds`, :attr:`Family.has_dispersion`), the elementwise
+  :meth:`Family.logp` and the check of the observed values, :meth:`Family.codes`.
+* :func:`log_cdf`, :func:`log_sf`: log F(x) and log(1 − F(x)) of the logit, probit and
+  complementary log-log links, finite and accurate in both tails.
 
 Every log-probability is written in log space (softplus, erfcx, log1mexp) so that it and
 its gradient stay finite and accurate for |η| far beyond the data, e.g. η = ±30.
@@ -13,6 +14,7 @@ its gradient stay finite and accurate for |η| far beyond the data, e.g. η = ±
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,37 +23,60 @@ import scipy.special
 from pytensor.tensor import TensorLike
 
 from ..data.clustered import DataError
-from ..spec.table import SpecificationError
+from ..spec.plan import Plan
+from ..spec.table import DISPERSION_FAMILIES, NOMINAL_SEPARATOR, SpecificationError
 from .logit import bernoulli_logit_logp
 
 LINKS: dict[str, tuple[str, ...]] = {
     "gaussian": ("identity",),
-    "bernoulli": ("logit", "probit"),
-    "ordinal": ("logit", "probit"),
+    "bernoulli": ("logit", "probit", "cloglog"),
+    "ordinal": ("logit", "probit", "cloglog"),
     "poisson": ("log",),
     "negbinomial": ("log",),
+    "gamma": ("log",),
+    "binomial": ("logit", "probit", "cloglog"),
+    "tobit": ("identity",),
+    "nominal": ("logit",),
 }
 """The valid links of each family; the first is the default."""
+
+OPTIONS: dict[str, tuple[str, ...]] = {"binomial": ("n",), "tobit": ("lower", "upper"), "nominal": ("k",)}
+"""The ``key=value`` options a family takes: a binomial's trials column ``n`` (required); a tobit's
+censoring limits ``lower`` and ``upper`` (one or both), each a number or a column; the category
+``k`` of one latent response of a nominal variable (set by the model, not written)."""
+FORMS = {"binomial": "binomial(n=COLUMN), e.g. family={'y': 'binomial(n=trials)'} with the trials in column 'trials'",
+         "tobit": "tobit(lower=LIMIT), tobit(upper=LIMIT) or tobit(lower=LIMIT, upper=LIMIT), each LIMIT a number "
+                  "or a column, e.g. family={'y': 'tobit(lower=0)'}"}
+_NEEDS = {"binomial": "the column of its numbers of trials", "tobit": "a censoring limit"}
+_OPTION_NAMES = {"n": "trials column", "lower": "lower limit column", "upper": "upper limit column"}
 
 ALIASES = {"binary": "bernoulli", "negative_binomial": "negbinomial"}
 
 _LOG_2PI = float(np.log(2 * np.pi))
+_MEDIAN = {"logit": 0.0, "probit": 0.0, "cloglog": float(np.log(np.log(2.0)))}  # F(m) = ½
+_CLOGLOG_ONE = 40.0  # 1 − exp(−e^x) is 1 in float64 from here on
 _SQRT_2 = float(np.sqrt(2))
+_CDF = {"logit": scipy.special.expit, "probit": scipy.special.ndtr, "cloglog": lambda x: -np.expm1(-np.exp(x))}
 _SHOW = 6  # distinct values shown in messages
-_SYNTAX = re.compile(r"([a-z_]+)\s*(?:\(\s*([a-z_]+)\s*\))?")
+_SYNTAX = re.compile(r"([A-Za-z_]+)\s*(?:\((.*)\))?", re.S)
+_OPTION = re.compile(r"([A-Za-z_]+)\s*=\s*(\S(?:.*\S)?)", re.S)
+_LINK = re.compile(r"[A-Za-z_]+")
 
 
 def _choices() -> str:
-    names = [f"{name} ({', '.join(links)})" for name, links in LINKS.items()]
+    names = [f"{name} ({', '.join(links + tuple(f'{key}=…' for key in OPTIONS.get(name, ())))})"
+             for name, links in LINKS.items()]
     return "; ".join(names) + f"; aliases: {', '.join(f'{a} = {n}' for a, n in ALIASES.items())}"
 
 
 @dataclass(frozen=True)
 class Family:
-    """A response family and its link, e.g. ``Family("ordinal", "probit")``."""
+    """A response family, its link and its options, e.g. ``Family("ordinal", "probit")``,
+    ``Family("binomial", "logit", (("n", "trials"),))``."""
 
     name: str
     link: str
+    options: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.name not in LINKS:
@@ -59,14 +84,49 @@ class Family:
         if self.link not in LINKS[self.name]:
             raise SpecificationError(f"{self.name} has no link {self.link!r}; "
                                      f"its links are: {', '.join(LINKS[self.name])}")
+        allowed, keys = OPTIONS.get(self.name, ()), [key for key, _ in self.options]
+        form = FORMS.get(self.name, self.name)
+        for key in keys:
+            if key not in allowed:
+                raise SpecificationError(f"{self.name} takes no option {key}=; write {form}")
+        if len(set(keys)) < len(keys):
+            raise SpecificationError(f"an option of {self.name} is given twice; write {form}")
+        if allowed and not keys and self.name in _NEEDS:
+            raise SpecificationError(f"{self.name} needs {_NEEDS[self.name]}: write {form}")
 
     def __str__(self) -> str:
-        return f"{self.name}({self.link})"
+        return f"{self.name}({', '.join([self.link, *(f'{key}={value}' for key, value in self.options)])})"
+
+    @property
+    def columns(self) -> dict[str, str]:
+        """The data columns the family names, each with what it is (``{"trials": "the trials column"}``)."""
+        return {value: f"the {_OPTION_NAMES[key]}" for key, value in self.options if not _is_number(value)}
+
+    @property
+    def category(self) -> int:
+        """The category k of a nominal variable's latent response y#k (0 for the variable itself)."""
+        return int(dict(self.options).get("k", 0))
+
+    @property
+    def trials(self) -> str | None:
+        """The column of a binomial's numbers of trials."""
+        return dict(self.options).get("n")
 
     @property
     def has_scale(self) -> bool:
-        """Whether the family has a residual standard deviation (gaussian only)."""
-        return self.name == "gaussian"
+        """Whether the family has a residual standard deviation (gaussian, tobit)."""
+        return self.name in ("gaussian", "tobit")
+
+    def limits(self, columns: Mapping[str, np.ndarray], n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """A tobit's lower and upper censoring limits per row: the number written, or the column
+        named (NaN there: no limit in that row); −∞ and +∞ where there is none."""
+        bounds = []
+        for key, none in (("lower", -np.inf), ("upper", np.inf)):
+            text = dict(self.options).get(key)
+            limit = (np.full(n_rows, none) if text is None else np.full(n_rows, float(text)) if _is_number(text)
+                     else np.array(columns[text], dtype=np.float64))
+            bounds.append(np.where(np.isnan(limit), none, limit))
+        return bounds[0], bounds[1]
 
     @property
     def has_thresholds(self) -> bool:
@@ -75,13 +135,19 @@ class Family:
 
     @property
     def has_dispersion(self) -> bool:
-        """Whether the family has a dispersion φ > 0 (negbinomial)."""
-        return self.name == "negbinomial"
+        """Whether the family has a dispersion α = 1/φ > 0 (negbinomial, gamma), held as ``y ~~ y``."""
+        return self.name in DISPERSION_FAMILIES
 
     def logp(self, y: TensorLike, eta: TensorLike, *, sd: TensorLike | None = None,
-             thresholds: TensorLike | None = None, dispersion: TensorLike | None = None) -> pt.TensorVariable:
-        """Elementwise log p(y | η), y and η broadcastable; ``sd`` (gaussian), ``thresholds`` (ordinal,
-        a vector of length K − 1) and ``dispersion`` (negbinomial) as the family needs them."""
+             thresholds: TensorLike | None = None, dispersion: TensorLike | None = None,
+             trials: TensorLike | None = None, lower: TensorLike | None = None,
+             upper: TensorLike | None = None, responses: TensorLike | None = None) -> pt.TensorVariable:
+        """Elementwise log p(y | η), y and η broadcastable; ``sd`` (gaussian, tobit), ``thresholds``
+        (ordinal, a vector of length K − 1), ``dispersion`` φ = 1/α (negbinomial, gamma), ``trials`` n
+        (binomial) and the censoring limits ``lower`` and ``upper`` (tobit, ±∞ for none; these three
+        broadcastable with y), and the linear predictors (rows, K − 1) of all the latent responses of
+        a nominal variable (``responses``, η of y#1 … y#(K−1); ``eta`` is this one's) as the family
+        needs them."""
         if self.name == "gaussian":
             return gaussian_logp(y, eta, _needed(sd, "sd", self))
         if self.name == "bernoulli":
@@ -90,44 +156,92 @@ class Family:
             return ordinal_logp(y, eta, _needed(thresholds, "thresholds", self), self.link)
         if self.name == "poisson":
             return poisson_logp(y, eta)
+        if self.name == "gamma":
+            return gamma_logp(y, eta, _needed(dispersion, "dispersion", self))
+        if self.name == "binomial":
+            return binomial_logp(y, _needed(trials, "trials", self), eta, self.link)
+        if self.name == "nominal":
+            return nominal_logp(y, eta, self.category, _needed(responses, "responses", self))
+        if self.name == "tobit":
+            return tobit_logp(y, eta, _needed(sd, "sd", self), _needed(lower, "lower", self),
+                              _needed(upper, "upper", self))
         return negbinomial_logp(y, eta, _needed(dispersion, "dispersion", self))
 
     def linear_predictor(self, mean: float) -> float:
         """The η at which the response's mean is ``mean`` (of the codes of :meth:`codes`), for
-        starting values: log μ (counts, μ ≥ 0.05), F⁻¹(p) (bernoulli, p within [0.02, 0.98]), 0
-        (ordinal: its thresholds hold the location), the mean itself (gaussian)."""
+        starting values: log μ (counts, μ ≥ 0.05; gamma), F⁻¹(p) (bernoulli, and binomial given the
+        mean proportion, p within [0.02, 0.98]), 0 (ordinal: its thresholds hold the location), the
+        mean itself (gaussian)."""
         if self.name in ("poisson", "negbinomial"):
             return float(np.log(max(mean, 0.05)))
-        if self.name == "bernoulli":
+        if self.name == "gamma":
+            return float(np.log(mean))
+        if self.name == "nominal":
+            return 0.0
+        if self.name in ("bernoulli", "binomial"):
             p = float(np.clip(mean, 0.02, 0.98))
-            return float(np.log(p / (1 - p)) if self.link == "logit" else scipy.special.ndtri(p))
+            quantile = {"logit": np.log(p / (1 - p)), "probit": scipy.special.ndtri(p),
+                        "cloglog": np.log(-np.log1p(-p))}
+            return float(quantile[self.link])
         return 0.0 if self.has_thresholds else float(mean)
 
+    def moment_dispersion(self, mean: float, variance: float) -> float:
+        """The dispersion α that the observed mean m and variance v imply, for starting values:
+        (v − m)/m² (negbinomial, var = μ + αμ²), v/m² (gamma, var = αμ²), within [0.05, 5]."""
+        excess = variance - mean if self.name == "negbinomial" else variance
+        return float(np.clip(excess / max(mean, 1e-3) ** 2, 0.05, 5.0))
+
     def draw(self, eta: np.ndarray, rng: np.random.Generator, *, thresholds: np.ndarray | None = None,
-             dispersion: np.ndarray | float | None = None) -> np.ndarray:
+             dispersion: np.ndarray | float | None = None, trials: np.ndarray | None = None,
+             sd: np.ndarray | float | None = None, lower: np.ndarray | None = None,
+             upper: np.ndarray | None = None, responses: np.ndarray | None = None) -> np.ndarray:
         """Responses drawn given the linear predictor η (non-Gaussian families, in the codes of
-        :meth:`codes`): bernoulli 1{F⁻¹(u) < η}; ordinal the number of thresholds below η + ε, ε
-        from the link's distribution; poisson with mean e^η; negbinomial as a gamma mixture of
-        poissons, λ ~ Gamma(φ, e^η/φ); count means are capped at 1e9 (which only prior draws far
-        in the tails reach) so that they can be drawn."""
+        :meth:`codes`): bernoulli 1{η + ν > 0}, ν with cdf 1 − F(−x); ordinal the number of
+        thresholds below η + ε, ε with the link's cdf F (cloglog: ν a maximum-Gumbel draw, ε = −ν);
+        poisson with mean e^η; negbinomial as a gamma mixture of poissons, λ ~ Gamma(φ, e^η/φ);
+        gamma Gamma(shape φ, scale e^η/φ); binomial Binomial(n, F(η)); tobit η + sd ε, ε ~ N(0, 1),
+        clipped to [lower, upper] (censored at the limits); nominal the category (code 0..K−1) of
+        the largest of 0, η_1, …, η_{K−1} (the ``responses``) plus Gumbel noise, which has the
+        softmax probabilities; count means are capped at
+        1e9 (which only prior draws far in the tails reach) so that they can be drawn."""
         eta = np.asarray(eta, dtype=float)
+        if self.name == "nominal":
+            linear = np.asarray(_needed(responses, "responses", self), dtype=float)
+            linear = np.concatenate([np.zeros((*linear.shape[:-1], 1)), linear], axis=-1)
+            return np.argmax(linear + rng.gumbel(size=linear.shape), axis=-1).astype(float)
+        if self.name == "tobit":
+            latent = eta + np.asarray(_needed(sd, "sd", self)) * rng.standard_normal(eta.shape)
+            return np.clip(latent, _needed(lower, "lower", self), _needed(upper, "upper", self))
+        if self.name == "binomial":
+            n = np.asarray(_needed(trials, "trials", self), dtype=float)
+            return rng.binomial(n.astype(np.int64), _CDF[self.link](eta)).astype(float)
         if self.name in ("bernoulli", "ordinal"):
-            noise = rng.logistic(size=eta.shape) if self.link == "logit" else rng.standard_normal(eta.shape)
+            if self.link == "cloglog":
+                noise = rng.gumbel(size=eta.shape) * (1.0 if self.name == "bernoulli" else -1.0)
+            else:
+                noise = rng.logistic(size=eta.shape) if self.link == "logit" else rng.standard_normal(eta.shape)
             cuts = np.zeros(1) if self.name == "bernoulli" else np.asarray(_needed(thresholds, "thresholds", self))
             return ((eta + noise)[..., None] > cuts).sum(-1).astype(float)
         mean = np.exp(np.minimum(eta, np.log(1e9)))
-        if self.name == "negbinomial":
+        if self.has_dispersion:
             phi = np.asarray(_needed(dispersion, "dispersion", self), dtype=float)
             mean = np.minimum(rng.gamma(phi, mean / phi), 1e9)
+        if self.name == "gamma":
+            return mean
         if self.name in ("poisson", "negbinomial"):
             return rng.poisson(mean).astype(float)
         raise TypeError(f"{self} responses are drawn with their residuals, not by draw()")
 
-    def codes(self, values: np.ndarray, name: str) -> np.ndarray:
+    def codes(self, values: np.ndarray, name: str, columns: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
         """The observed ``values`` of variable ``name`` as float64 codes for this family, NaN (missing)
         kept: 0/1 (bernoulli), 0..K−1 in the order of :func:`ordinal_levels` (ordinal), the values
-        themselves otherwise.  Raises :class:`DataError` for values the family cannot take."""
+        themselves otherwise; ``columns`` holds the columns the family names (a binomial's trials).
+        Raises :class:`DataError` for values the family cannot take."""
         x = _numeric(values, name, self)
+        if self.trials is not None:
+            _check_trials(x, (columns or {})[self.trials], name, self)
+        if self.name == "tobit":
+            _check_limits(x, *self.limits(columns or {}, len(x)), name, self)
         observed = x[~np.isnan(x)]
         if np.isinf(observed).any():
             raise DataError(f"{name!r} has infinite values; recode them or set them to missing (NaN)")
@@ -136,13 +250,23 @@ class Family:
             other = "ordinal" if whole.all() else "gaussian"
             raise DataError(f"{name!r} is declared bernoulli but takes values {_show(observed)}; "
                             f"recode it to 0/1 or declare it {other}")
-        if self.name in ("ordinal", "poisson", "negbinomial") and not whole.all():
+        if self.name in ("ordinal", "poisson", "negbinomial", "binomial") and not whole.all():
             what = "categories as integers in their order (e.g. 1, 2, 3)" if self.has_thresholds else "counts as whole numbers"
             raise DataError(f"{name!r} is declared {self.name} but has non-integer values "
                             f"{_show(observed[~whole])}; code the {what} or declare it gaussian")
-        if self.name in ("poisson", "negbinomial") and (observed < 0).any():
+        if self.name in ("poisson", "negbinomial", "binomial") and (observed < 0).any():
             raise DataError(f"{name!r} is declared {self.name} but has negative values {_show(observed[observed < 0])}; "
                             f"counts must be non-negative: recode it or declare it gaussian")
+        if self.name == "gamma" and (observed <= 0).any():
+            raise DataError(f"{name!r} is declared gamma but has values {_show(observed[observed <= 0])} that are "
+                            "not positive; gamma responses must be above 0: set exact zeros to missing, shift the "
+                            "variable, or declare it gaussian")
+        if self.name == "nominal":
+            levels = ordinal_levels(x)
+            if len(levels) < 2:
+                raise DataError(f"{name!r} is declared nominal but has {len(levels)} category; a nominal variable "
+                                "needs at least two: check its coding or drop it from the model")
+            x[~np.isnan(x)] = np.searchsorted(levels, observed)
         if self.has_thresholds:
             levels = ordinal_levels(x)
             if len(levels) < 2:
@@ -160,15 +284,42 @@ class Family:
 
 
 def parse_family(text: str) -> Family:
-    """``name`` or ``name(link)``, case-insensitive, e.g. ``"bernoulli"``, ``"Ordinal( probit )"``."""
-    match = _SYNTAX.fullmatch(text.strip().lower())
-    if match is None:
+    """``name``, ``name(link)`` or ``name(link, key=value, …)``, the name and link case-insensitive,
+    e.g. ``"bernoulli"``, ``"Ordinal( probit )"``, ``"binomial(n=trials)"``, ``"binomial(probit, n=trials)"``."""
+    match = _SYNTAX.fullmatch(text.strip())
+    parts = [part.strip() for part in match[2].split(",")] if match and match[2] is not None else []
+    options = [_OPTION.fullmatch(part) for part in parts]
+    links = [part.lower() for part, option in zip(parts, options) if option is None]
+    if match is None or any(not _LINK.fullmatch(link) for link in links) or len(links) > 1 or "" in parts:
         raise SpecificationError(f"cannot read the family {text!r}; write name or name(link), "
-                                 f"with the families (links): {_choices()}")
-    name = ALIASES.get(match[1], match[1])
+                                 f"with the families (links, options): {_choices()}")
+    name = ALIASES.get(match[1].lower(), match[1].lower())
     if name not in LINKS:
-        raise SpecificationError(f"unknown family {match[1]!r}; the families (links) are: {_choices()}")
-    return Family(name, match[2] or LINKS[name][0])
+        raise SpecificationError(f"unknown family {match[1].lower()!r}; the families (links) are: {_choices()}")
+    return Family(name, links[0] if links else LINKS[name][0],
+                  tuple((option[1].lower(), option[2]) for option in options if option is not None))
+
+
+def plan_families(plan: Plan) -> dict[str, Family]:
+    """The plan's non-Gaussian variables and their families."""
+    return {name: parse_family(text) for name, text in plan.families.items()}
+
+
+def nominal_responses(families: Mapping[str, str], names: Sequence[str]) -> dict[str, list[int]]:
+    """Per variable of ``names`` that is a latent response y#k of a nominal variable, the positions in
+    ``names`` of all of that variable's latent responses, in the order k = 1, …, K − 1."""
+    items = {name: name.rsplit(NOMINAL_SEPARATOR, 1)[0] for name in names
+             if name in families and parse_family(families[name]).name == "nominal"}
+    return {name: [names.index(other) for other in sorted((o for o in items if items[o] == item),
+                                                          key=lambda o: parse_family(families[o]).category)]
+            for name, item in items.items()}
+
+
+def family_columns(families: Mapping[str, Family]) -> dict[str, str]:
+    """The data columns the families read (a binomial's trials), each with what it is:
+    ``{"n": "the trials column 'n' of 'y' (binomial(logit, n=n))"}``."""
+    return {column: f"{what} {column!r} of {name!r} ({family})" for name, family in families.items()
+            for column, what in family.columns.items()}
 
 
 def ordinal_levels(values: np.ndarray) -> np.ndarray:
@@ -178,20 +329,31 @@ def ordinal_levels(values: np.ndarray) -> np.ndarray:
 
 
 def log_cdf(x: TensorLike, link: str) -> pt.TensorVariable:
-    """log F(x) with F the logistic (logit) or standard normal (probit) cdf.
+    """log F(x) with F the logistic (logit), standard normal (probit) or minimum-Gumbel
+    (cloglog, F(x) = 1 − exp(−e^x)) cdf.
 
     logit: −log(1 + e^{−x}); probit: log(1 − erfc(x/√2)/2) for x ≥ −1 and
     log(erfcx(−x/√2)/2) − x²/2 below, which does not underflow.  Each branch is evaluated on
-    its own side of −1 only, so the gradient stays finite everywhere.
+    its own side of −1 only, so the gradient stays finite everywhere.  cloglog:
+    log(1 − exp(−e^x)) by log1mexp, x capped at 40 where it is 0 in float64.
     """
     x = _float(x)
     if link == "logit":
         return -pt.softplus(-x)
+    if link == "cloglog":
+        return pt.log1mexp(-pt.exp(pt.minimum(x, _CLOGLOG_ONE)))
     if link != "probit":
-        raise ValueError(f"log_cdf has no link {link!r}; use logit or probit")
+        raise ValueError(f"log_cdf has no link {link!r}; use logit, probit or cloglog")
     upper, lower = pt.maximum(x, -1.0), pt.minimum(x, -1.0)
     return pt.switch(x >= -1.0, pt.log1p(-0.5 * pt.erfc(upper / _SQRT_2)),
                      pt.log(0.5 * pt.erfcx(-lower / _SQRT_2)) - 0.5 * lower**2)
+
+
+def log_sf(x: TensorLike, link: str) -> pt.TensorVariable:
+    """log(1 − F(x)) of :func:`log_cdf`'s F: −e^x (cloglog), else log F(−x) (symmetric F)."""
+    if link == "cloglog":
+        return -pt.exp(_float(x))
+    return log_cdf(-_float(x), link)
 
 
 def gaussian_logp(y: TensorLike, eta: TensorLike, sd: TensorLike) -> pt.TensorVariable:
@@ -201,10 +363,14 @@ def gaussian_logp(y: TensorLike, eta: TensorLike, sd: TensorLike) -> pt.TensorVa
 
 
 def bernoulli_logp(y: TensorLike, eta: TensorLike, link: str) -> pt.TensorVariable:
-    """log p(y | η) for y ∈ {0, 1}: log F((2y − 1) η) (= y η − log(1 + e^η) for the logit link,
-    value and derivative fused in :func:`~.logit.bernoulli_logit_logp`)."""
+    """log p(y | η) for y ∈ {0, 1}: log F(η) if y = 1, log(1 − F(η)) if y = 0; for the symmetric
+    links log F((2y − 1) η) (= y η − log(1 + e^η) for the logit link, value and derivative fused
+    in :func:`~.logit.bernoulli_logit_logp`); for the complementary log-log link
+    P(y = 1) = 1 − exp(−e^η), log(1 − F(η)) = −e^η."""
     if link == "logit":
         return bernoulli_logit_logp(_float(y), _float(eta))
+    if link == "cloglog":
+        return pt.switch(_float(y) > 0.5, log_cdf(eta, link), log_sf(eta, link))
     return log_cdf((2 * _float(y) - 1) * _float(eta), link)
 
 
@@ -213,20 +379,54 @@ def ordinal_logp(y: TensorLike, eta: TensorLike, thresholds: TensorLike, link: s
 
     log P(y = k) = log[F(b) − F(a)],  a = τ_k − η,  b = τ_{k+1} − η,
 
-    as log F(b) + log(1 − exp(log F(a) − log F(b))), on the reflected pair (−b, −a) (F(−x) = 1 − F(x))
-    when a + b > 0, so that the difference is always taken in the lower tail; at the end
-    categories F(a) = 0 and the second term is dropped.
+    taken in the tail where it does not cancel: log F(b) + log(1 − exp(log F(a) − log F(b))) below
+    F's median m, log S(a) + log(1 − exp(log S(b) − log S(a))) (S = 1 − F) when a + b > 2m; at
+    the end categories F(a) = 0 or S(b) = 0 and the second term is dropped.
     """
     eta, infinity = _float(eta), pt.as_tensor([np.inf])
     bounds = pt.concatenate([-infinity, _float(thresholds), infinity])
     k = pt.cast(y, "int64")
     a, b = bounds[k] - eta, bounds[k + 1] - eta
-    reflect = a + b > 0
-    low, high = pt.switch(reflect, -b, a), pt.switch(reflect, -a, b)
-    end = pt.isinf(low)
-    log_high = log_cdf(high, link)
-    log_low = log_cdf(pt.switch(end, high - 1.0, low), link)  # finite stand-in, discarded at the ends
-    return log_high + pt.switch(end, 0.0, pt.log1mexp(log_low - log_high))
+    upper = a + b > 2 * _MEDIAN[link]  # false at k = 0, true at k = K − 1
+    a, b = pt.switch(pt.isinf(a), b - 1.0, a), pt.switch(pt.isinf(b), a + 1.0, b)  # finite stand-ins, discarded
+    end = pt.switch(upper, pt.eq(k, bounds.shape[0] - 2), pt.eq(k, 0))
+    log_big = pt.switch(upper, log_sf(a, link), log_cdf(b, link))
+    log_small = pt.switch(upper, log_sf(b, link), log_cdf(a, link))
+    return log_big + pt.switch(end, 0.0, pt.log1mexp(log_small - log_big))
+
+
+def nominal_logp(y: TensorLike, eta: TensorLike, category: int, responses: TensorLike) -> pt.TensorVariable:
+    """The share of the latent response y#k (k = ``category``, linear predictor η_k = ``eta``) in the
+    multinomial logit log P(y = c) = η_c − log(1 + Σ_j e^{η_j}) (η_0 = 0; y coded 0..K−1): 1{y = k} η_k,
+    and for k = 1 also −log Σ_{j=0}^{K−1} e^{η_j}, so that the item's K − 1 terms add up to it."""
+    y, eta, responses = _float(y), _float(eta), _float(responses)
+    term = pt.eq(y, category) * eta
+    if category != 1:
+        return term
+    zero = pt.zeros_like(responses[..., :1])
+    return term - pt.logsumexp(pt.concatenate([zero, responses], axis=-1), axis=-1)
+
+
+def tobit_logp(y: TensorLike, eta: TensorLike, sd: TensorLike, lower: TensorLike, upper: TensorLike
+               ) -> pt.TensorVariable:
+    """Censored normal: y ≤ lower (censored there) log Φ((lower − η)/sd); y ≥ upper log Φ((η − upper)/sd);
+    between the limits log N(y; η, sd²). Each censored term is evaluated at a finite stand-in where its
+    limit is infinite (that row never takes it), so that the gradient stays finite."""
+    y, eta, sd, lower, upper = (_float(v) for v in (y, eta, sd, lower, upper))
+    below, above = y <= lower, y >= upper
+    low = pt.switch(pt.isinf(lower), y, lower)
+    high = pt.switch(pt.isinf(upper), y, upper)
+    return pt.switch(below, log_cdf((low - eta) / sd, "probit"),
+                     pt.switch(above, log_cdf((eta - high) / sd, "probit"), gaussian_logp(y, eta, sd)))
+
+
+def binomial_logp(y: TensorLike, trials: TensorLike, eta: TensorLike, link: str) -> pt.TensorVariable:
+    """log Binomial(y; n, F(η)) = log C(n, y) + y log F(η) + (n − y) log(1 − F(η)), with
+    log C(n, y) = log Γ(n + 1) − log Γ(y + 1) − log Γ(n − y + 1) (each log F term in log space, so
+    nothing cancels at large |η|)."""
+    y, n, eta = _float(y), _float(trials), _float(eta)
+    choose = pt.gammaln(n + 1.0) - pt.gammaln(y + 1.0) - pt.gammaln(n - y + 1.0)
+    return choose + y * log_cdf(eta, link) + (n - y) * log_sf(eta, link)
 
 
 def poisson_logp(y: TensorLike, eta: TensorLike) -> pt.TensorVariable:
@@ -245,6 +445,58 @@ def negbinomial_logp(y: TensorLike, eta: TensorLike, dispersion: TensorLike) -> 
     shift = _float(eta) - pt.log(phi)
     return (pt.gammaln(y + phi) - pt.gammaln(phi) - pt.gammaln(y + 1.0)
             - phi * pt.softplus(shift) - y * pt.softplus(-shift))
+
+
+def gamma_logp(y: TensorLike, eta: TensorLike, dispersion: TensorLike) -> pt.TensorVariable:
+    """Gamma with mean μ = e^η and shape φ (variance μ²/φ = αμ²):
+
+    φ log φ − φ η − log Γ(φ) + (φ − 1) log y − φ y e^{−η}.
+    """
+    y, eta, phi = _float(y), _float(eta), _float(dispersion)
+    return phi * pt.log(phi) - phi * eta - pt.gammaln(phi) + (phi - 1.0) * pt.log(y) - phi * y * pt.exp(-eta)
+
+
+def _check_trials(counts: np.ndarray, trials: np.ndarray, name: str, family: Family) -> None:
+    """Where ``counts`` are observed, the trials are observed positive whole numbers, at least the counts."""
+    n = np.array(trials, dtype=np.float64)
+    observed = ~np.isnan(counts)
+    column = family.trials
+    if np.isnan(n[observed]).any():
+        raise DataError(f"{name!r} is declared {family} but its trials column {column!r} is missing where {name!r} "
+                        f"is observed; fill in the trials or set {name!r} to missing there")
+    bad = n[observed][(n[observed] <= 0) | (n[observed] != np.round(n[observed])) | np.isinf(n[observed])]
+    if len(bad):
+        raise DataError(f"the trials column {column!r} of {name!r} has values {_show(bad)}; the numbers of trials "
+                        "must be positive whole numbers: drop or fix those rows")
+    over = observed & (counts > n)
+    if over.any():
+        raise DataError(f"{name!r} counts more successes than its trials {column!r} in {over.sum()} row(s) (e.g. "
+                        f"{counts[over][0]:g} of {n[over][0]:g}); a binomial count lies between 0 and its trials: "
+                        "check that n= names the trials column")
+
+
+def _check_limits(values: np.ndarray, lower: np.ndarray, upper: np.ndarray, name: str, family: Family) -> None:
+    """Observed values lie within their censoring limits (a censored one is recorded at its limit),
+    and a row's lower limit is below its upper one."""
+    observed = ~np.isnan(values)
+    crossed = lower >= upper
+    if crossed.any():
+        raise DataError(f"{name!r} is declared {family} but {crossed.sum()} row(s) have a lower limit at or above "
+                        f"the upper one (e.g. {lower[crossed][0]:g} and {upper[crossed][0]:g}); check the limits")
+    outside = observed & ((values < lower) | (values > upper))
+    if outside.any():
+        i = np.flatnonzero(outside)[0]
+        raise DataError(f"{name!r} is declared {family} but {outside.sum()} value(s) lie outside their censoring "
+                        f"limits (e.g. {values[i]:g} with limits {lower[i]:g} and {upper[i]:g}); record a censored "
+                        "value at its limit, or check the limits")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _float(x: TensorLike) -> pt.TensorVariable:

@@ -7,7 +7,7 @@ equal-tailed interval, R-hat and the bulk ESS (an integer). Numbers are fixed-po
 decimals; a row whose mean would read 0.000 gets the decimals that show two significant digits.
 A fixed parameter shows its value only; a path that varies over clusters (``s | y ~ x``) names
 its random parameter instead of an estimate; the residual variance of a non-Gaussian item, which
-its family supplies, names the family; a negative binomial item's is its dispersion. As in
+its family supplies, names the family; a negative binomial or gamma item's is its dispersion. As in
 lavaan, a dot marks the residual of a dependent variable (``.y1``).
 """
 
@@ -17,7 +17,7 @@ import math
 
 import pandas as pd
 
-from ..spec.table import SECTIONS, section_kind
+from ..spec.table import SECTIONS, has_dispersion, section_kind
 
 LOWER, UPPER = "eti_2.5%", "eti_97.5%"
 _HEADERS = ["Mean", "SD", "2.5%", "97.5%", "R-hat", "ESS"]
@@ -87,7 +87,7 @@ def _line(name: str, row: dict, width: int, family: str = "") -> str:
     module docstring); ``family`` is the response family of a variance's variable, if not Gaussian."""
     if isinstance(row["random"], str) and not row["free"]:
         return f"{name:<{width}}   varies over clusters: {row['random']}"
-    if family.startswith("negbinomial"):
+    if family and has_dispersion(family):
         name += " (dispersion)"
     elif family and not row["free"]:
         return f"{name:<{width}}   from the family: {family}"

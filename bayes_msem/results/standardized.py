@@ -34,9 +34,10 @@ from ..likelihood.families import parse_family
 from ..likelihood.moments import level_matrices
 from ..spec.plan import LevelPlan, MatrixSpec, Plan, matrix_entry
 
-LATENT_RESPONSE_VARIANCE = {"probit": 1.0, "logit": np.pi**2 / 3}
+LATENT_RESPONSE_VARIANCE = {"probit": 1.0, "logit": np.pi**2 / 3, "cloglog": np.pi**2 / 6}
 """The residual variance of the latent response y* behind a binary or ordinal variable (y = k when
-τ_k < y* ≤ τ_{k+1}): standard normal for the probit link, standard logistic for the logit."""
+τ_k < y* ≤ τ_{k+1}): standard normal for the probit link, standard logistic for the logit, Gumbel
+for the complementary log-log."""
 
 _OPS = ("=~", "~", "~~", "~1")
 
@@ -180,7 +181,7 @@ def _level_covariances(theta: np.ndarray, plan: Plan, data: ClusteredData, rando
                 family = parse_family(plan.families[name]) if name in plan.families else None
                 if family is not None and family.name in ("bernoulli", "ordinal"):
                     psi[..., k, k] = LATENT_RESPONSE_VARIANCE[family.link]
-                elif family is not None:  # a count (a negative binomial's ψ is its dispersion)
+                elif family is not None and not family.has_scale:  # a count or gamma response (ψ: a dispersion)
                     psi[..., k, k] = 0.0
                     counts.append(k)
         t = np.linalg.inv(np.eye(beta.shape[-1]) - beta)

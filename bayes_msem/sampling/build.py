@@ -20,7 +20,7 @@ import pytensor.tensor as pt
 
 from ..data.clustered import ClusteredData
 from ..errors import SettingsError
-from ..likelihood.families import parse_family
+from ..likelihood.families import parse_family, plan_families
 from ..likelihood.registry import strategy_for
 from ..likelihood.strategy import Strategy
 from ..spec.plan import CorrelationBlock, Plan, positive_definite
@@ -199,7 +199,7 @@ def starting_values(plan: Plan, data: ClusteredData) -> np.ndarray:
     """Simple starting values (as lavaan's): written start() values first; loadings 1, regressions
     and covariances 0, intercepts at the observed mean, residual variances half the observed
     variance at the level, factor variances half their first indicator's, dispersions from the
-    counts' mean and variance; a default outside its prior's support moves inside it (a written
+    responses' mean and variance; a default outside its prior's support moves inside it (a written
     one there is an error); then moved inside the inequalities' bounds, and the parameters that
     equality constraints derive computed from the others (:meth:`..spec.constraints.Constraints.move_inside`).
 
@@ -226,10 +226,9 @@ def starting_values(plan: Plan, data: ClusteredData) -> np.ndarray:
             starts.append(float(np.log(share / (1 - share))))
         elif row.kind == "intercept":
             starts.append(mean.get(key, 0.0))
-        elif row.kind == "dispersion":  # α of var = μ + α μ², from the marginal moments, at least 0.05
-            counts = data.column(row.lhs)
-            m, v = np.nanmean(counts), np.nanvar(counts)
-            starts.append(float(np.clip((v - m) / max(m, 1e-3) ** 2, 0.05, 5.0)))
+        elif row.kind == "dispersion":  # α from the marginal moments
+            values = data.column(row.lhs)
+            starts.append(parse_family(plan.families[row.lhs]).moment_dispersion(np.nanmean(values), np.nanvar(values)))
         elif row.kind == "variance":
             indicators = table[(table["level"] == row.level) & (table["op"] == "=~") & (table["lhs"] == row.lhs)]
             first = (row.level, indicators["rhs"].iloc[0]) if len(indicators) else key
@@ -258,8 +257,9 @@ def _level_moments(plan: Plan, data: ClusteredData) -> tuple[dict, dict]:
     """Observed mean and variance of each modelled variable at each level (within: pooled
     within-cluster variance; upper levels: variance of the means of the level's clusters).
     Non-Gaussian responses' moments are on the scale of their linear predictor: the mean there
-    is the family's η of the variable's overall mean, the variance 1 (a probit latent response's)."""
-    families = {name: parse_family(text) for name, text in plan.families.items()}
+    is the family's η of the variable's overall mean (a binomial's: of the mean proportion), the
+    variance 1 (a probit latent response's)."""
+    families = plan_families(plan)
     mean, variance = {}, {}
     for rank, (level, lp) in enumerate(plan.levels.items()):
         names = list(lp.roles.observed)
@@ -272,7 +272,8 @@ def _level_moments(plan: Plan, data: ClusteredData) -> tuple[dict, dict]:
         else:
             values = data.matrix(names)
         for name, m, v in zip(names, np.nanmean(values, axis=0), np.nanvar(values, axis=0)):
-            if name in families:
-                m, v = families[name].linear_predictor(np.nanmean(data.column(name))), 1.0
+            if name in families and not families[name].has_scale:  # a tobit's latent response is normal
+                trials = data.column(families[name].trials) if families[name].trials else 1.0
+                m, v = families[name].linear_predictor(np.nanmean(data.column(name) / trials)), 1.0
             mean[(level, name)], variance[(level, name)] = m, max(v, 1e-3)
     return mean, variance

@@ -16,6 +16,7 @@ import pandas as pd
 from ..data.clustered import ClusteredData, UpperLevel, data_frame, validate
 from ..data.scales import rescaled
 from ..errors import ArgumentTypeError, SettingsError
+from ..likelihood.families import family_columns, plan_families
 from ..spec.arguments import check_seed
 from ..spec.plan import Plan, data_variables, missing_allowed, parameter_name
 from .simulator import Simulator
@@ -120,13 +121,17 @@ def design_data(plan: Plan, data: ClusteredData, cluster: str | list[str] | None
     missing cells); the clusters and covariates of a ``covariates`` frame; or new clusters
     (:func:`new_clusters`) with each exogenous covariate drawn N(0, 1) independently per unit of its
     level. ``missing`` (a rate, or a rate per variable) makes each cell of the lowest level's
-    modelled variables missing with that probability (MCAR)."""
+    modelled variables missing with that probability (MCAR). The columns response families read (a
+    binomial's trials) come from the data or the ``covariates`` frame: new clusters have none."""
     if covariates is not None:
         if n_clusters is not None or cluster_size is not None:
             raise SettingsError("give either a covariates frame (its clusters are the design) or n_clusters and "
                                 "cluster_size, not both.")
         data = _covariate_data(plan, covariates, cluster)
     elif n_clusters is not None:
+        for what in family_columns(plan_families(plan)).values():
+            raise SettingsError(f"new clusters have no {what}: give the design as a covariates= frame with that "
+                                "column (and the cluster columns), e.g. covariates=data[[...]]")
         data = new_clusters(plan, cluster, n_clusters, cluster_size, rng)
     elif cluster_size is not None:
         raise SettingsError("cluster_size needs n_clusters (the number of clusters of the highest level); give both, "
@@ -150,7 +155,8 @@ def _covariate_data(plan: Plan, frame: pd.DataFrame, cluster: str | list[str] | 
     covariates = [v for r in roles.values() for v in r.covariates]
     _, between, upper = data_variables(roles)
     given = validate(frame, covariates, cluster, [v for v in between if v in covariates],
-                     upper_levels=[[v for v in names if v in covariates] for names in upper])
+                     upper_levels=[[v for v in names if v in covariates] for names in upper],
+                     auxiliary=family_columns(plan_families(plan)))
     return dataclasses.replace(given, values={**_placeholders(plan, given.n_rows), **given.values})
 
 

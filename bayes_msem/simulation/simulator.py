@@ -20,7 +20,7 @@ import pytensor.tensor as pt
 
 from ..data.clustered import ClusteredData
 from ..likelihood.conditional import LevelPlan, ResponseStatistics, thresholds, top_down, variance_pattern
-from ..likelihood.families import parse_family
+from ..likelihood.families import nominal_responses, parse_family
 from ..likelihood.gaussian import flat
 from ..spec.plan import Plan
 
@@ -30,8 +30,9 @@ class Simulator:
 
     def __init__(self, plan: Plan, data: ClusteredData):
         self.plan, self.data = plan, data
-        self.statistics = ResponseStatistics.from_data(plan, data).values()
-        symbols = ResponseStatistics.from_data(plan, data).placeholders()
+        statistics = ResponseStatistics.from_data(plan, data)
+        self.statistics, self._responses = statistics.values(), statistics
+        symbols = statistics.placeholders()
         theta = pt.vector("theta")
         self._chosen: dict[int, np.ndarray] = {}
         inputs: dict[int, pt.TensorVariable] = {}
@@ -67,12 +68,21 @@ class Simulator:
         levels, variance, cuts = outputs[:len(self._found)], outputs[len(self._found)], iter(outputs[len(self._found) + 1:])
         lowest, _ = self._found[0]
         values = {}
+        nominal = nominal_responses(self.plan.families, list(lowest.roles.observed))
+        drawn = {}  # a nominal variable's category, drawn once for all its latent responses
         for k, name in enumerate(lowest.roles.observed):
             eta = levels[0][:, k]
-            if name in self.plan.families:
+            if name in nominal and (first := nominal[name][0]) in drawn:
+                eta = drawn[first]
+            elif name in self.plan.families:
                 family = parse_family(self.plan.families[name])
                 eta = family.draw(eta, rng, thresholds=next(cuts) if family.has_thresholds else None,
-                                  dispersion=1.0 / variance[..., k] if family.has_dispersion else None)
+                                  dispersion=1.0 / variance[..., k] if family.has_dispersion else None,
+                                  trials=self._responses.trials[:, k], sd=np.sqrt(variance[..., k]),
+                                  lower=self._responses.lower[:, k], upper=self._responses.upper[:, k],
+                                  responses=levels[0][:, nominal[name]] if name in nominal else None)
+                if name in nominal:
+                    drawn[nominal[name][0]] = eta
             values[name] = eta
         for rank in range(1, len(self._found)):  # outcomes of upper levels, on every row of their clusters
             level, outcomes = self._found[rank]

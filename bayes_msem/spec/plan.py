@@ -36,6 +36,7 @@ from .table import (
     SpecificationError,
     assign_roles,
     cross_level_factors,
+    has_dispersion,
     random_parameters,
 )
 
@@ -195,7 +196,7 @@ class Plan:
 
 def parameter_kind(op: str, lhs: str, rhs: str, dispersion: bool = False) -> str:
     """The prior class of a table row: loading, regression, intercept, variance, covariance,
-    threshold, or dispersion (``y ~~ y`` of a negative binomial y at the lowest level)."""
+    threshold, or dispersion (``y ~~ y`` of a negative binomial or gamma y at the lowest level)."""
     if op == "~~":
         return "dispersion" if dispersion else "variance" if lhs == rhs else "covariance"
     return {"=~": "loading", "~": "regression", "~1": "intercept", "|": "threshold"}[op]
@@ -247,7 +248,7 @@ def make_plan(table: pd.DataFrame, priors: dict[str, str] | None = None,
     first = model_rows[model_rows["group"] == groups[0]] if groups else model_rows  # every group has its structure
     roles = assign_roles(first)
     lowest = next(iter(roles))
-    dispersions = {(lowest, v) for v, f in (families or {}).items() if f.startswith("negbinomial")}
+    dispersions = {(lowest, v) for v, f in (families or {}).items() if has_dispersion(f)}
     categorical = {v for v, f in (families or {}).items() if f.split("(")[0].strip() in ("bernoulli", "ordinal")}
     if "loading" not in (priors or {}):  # on a latent response's scale (docs/priors.md)
         kind_priors |= {("loading", level, variable): parse_prior(CATEGORICAL_LOADING, "loading")

@@ -14,7 +14,7 @@ intercept      normal(0, 32)        ν, α in ``y ~ 1``
 variance       gamma(1, 0.5)[sd]    the SD √θ of ``y ~~ y`` (rate 0.5: mean SD 2)
 covariance     lkj(1)               the correlation block of free covariances
 threshold      normal(0, 10)        τ in ``y | t1`` (ordinal variables; kept ordered)
-dispersion     half_normal(1)[sd]   √α of a negative binomial y's ``y ~~ y`` (var = μ + α μ²)
+dispersion     half_normal(1)[sd]   √α of a negative binomial or gamma y's ``y ~~ y`` (var μ + α μ², α μ²)
 =============  ===================  ==========================================
 
 The dispersion prior follows the Stan prior recommendations: a half-normal on 1/√φ = √α

@@ -40,6 +40,17 @@ SINGLE_LEVEL = ""
 WITHIN, BETWEEN = "within", "between"
 _LEVEL_ALIASES = {"within": WITHIN, "1": WITHIN, "between": BETWEEN, "2": BETWEEN}
 MODEL_OPS = ("=~", "~", "~~", "~1")
+DISPERSION_FAMILIES = ("negbinomial", "gamma")
+"""The families whose lowest-level ``y ~~ y`` is a dispersion α: variance μ + αμ² (negbinomial), αμ² (gamma)."""
+NOMINAL_SEPARATOR = "#"
+"""A nominal variable y's latent responses are y#1 … y#(K−1) (category k against the first)."""
+CENSORED_FAMILIES = ("tobit",)
+"""The families whose lowest-level ``y ~~ y`` is the residual variance of a censored normal response."""
+
+
+def has_dispersion(family: str) -> bool:
+    """Whether the family written ``family`` (``"gamma"``, ``"negbinomial(log)"``) has a dispersion α."""
+    return family.split("(")[0].strip().lower() in DISPERSION_FAMILIES
 
 
 class SpecificationError(Error, ValueError):
@@ -111,8 +122,9 @@ def build_table(user: pd.DataFrame, cluster: str | list[str] | None = None, std_
 
     ``families`` names the response family of each non-Gaussian variable and ``categories`` the
     number of categories of each ordinal one: such a variable has no residual variance at the
-    lowest level (the family supplies the noise) except a negative binomial one, whose ``y ~~ y``
-    there is its dispersion α (as in Mplus); an ordinal one has thresholds ``y | t1 + ...``
+    lowest level (the family supplies the noise) except a negative binomial or gamma one, whose
+    ``y ~~ y`` there is its dispersion α (as in Mplus), and a tobit one, whose ``y ~~ y`` is the
+    residual variance of its censored normal response; an ordinal one has thresholds ``y | t1 + ...``
     there and its intercepts fixed to 0.
     """
     user = user.copy()
@@ -139,6 +151,29 @@ def build_table(user: pd.DataFrame, cluster: str | list[str] | None = None, std_
     if not per_group:  # else each group's values are known, and checked, once groups.group_table applies c(...)
         check_values(table, families, roles)
     return table[COLUMNS + per_group].reset_index(drop=True)
+
+
+def expand_nominal(user: pd.DataFrame, categories: Mapping[str, int]) -> pd.DataFrame:
+    """The user table with each nominal variable y of K categories replaced by its K − 1 latent
+    responses y#1 … y#(K−1): every statement naming y is repeated for each (a label on it is then
+    shared, so equal across them; ``y ~~ y`` gives each response its own variance). A nominal
+    variable in a random parameter, or two in one statement, is refused."""
+    if not categories:
+        return user
+    rows = []
+    for row in user.to_dict("records"):
+        named = [v for v in dict.fromkeys((row["lhs"], row["rhs"])) if v in categories]
+        if not named or row["op"] not in MODEL_OPS:
+            rows.append(row)
+            continue
+        if row["random"] is not None or len(named) > 1:
+            what = "a random parameter" if row["random"] is not None else "a statement with another nominal variable"
+            raise SpecificationError(f"line {row['line']}: the nominal variable {named[0]!r} is in {what}, which "
+                                     "nominal variables do not take yet; write its latent responses' terms without it.")
+        for k in range(1, categories[named[0]]):
+            response = f"{named[0]}{NOMINAL_SEPARATOR}{k}"
+            rows.append({**row, **{side: response for side in ("lhs", "rhs") if row[side] == named[0]}})
+    return pd.DataFrame({c: pd.Series([row[c] for row in rows], dtype=user[c].dtype) for c in user.columns})
 
 
 def _rank(label: str, cluster: str | list[str] | None) -> int:
@@ -351,7 +386,8 @@ def _level_rows(user: pd.DataFrame, roles: LevelRoles, all_roles: dict[str, Leve
             if np.isnan(first["fixed"]) and not first["free_forced"] and first["random"] is None:
                 first["fixed"] = 1.0
     for v in roles.observed + roles.latent:
-        no_noise = lowest and v in families and families[v] != "negbinomial"
+        no_noise = (lowest and v in families and not has_dispersion(families[v])
+                    and families[v] not in CENSORED_FAMILIES)
         add(v, "~~", v, 1.0 if std_lv and v in defined else 0.0 if no_noise else np.nan)
     for v in roles.observed:
         if lowest and families.get(v) == "ordinal":

@@ -179,8 +179,10 @@ def _add_fit_options(parser: argparse.ArgumentParser, *, draws: int, chains: int
     parser.add_argument("--rescale", action="store_true",
                         help="fit with continuous variables divided by their SDs; report in their own units")
     parser.add_argument("--family", metavar="VAR=FAMILY", action="append", default=[],
-                        help="response family of a variable, e.g. u1=bernoulli, n=poisson, o1='ordinal(logit)'; "
-                             "give it once per variable")
+                        help="response family of a variable: gaussian, bernoulli, ordinal, poisson, negbinomial, gamma, "
+                             "binomial(n=TRIALS), tobit(lower=..., upper=...), nominal, with a link in brackets, e.g. "
+                             "u1=bernoulli, n=poisson, o1='ordinal(logit)', k='binomial(n=trials)'; give it once per "
+                             "variable")
     parser.add_argument("--ordered", metavar="VAR", nargs="+", default=[],
                         help="ordinal variables (cumulative probit, as lavaan's ordered=)")
     parser.add_argument("--priors", metavar="KIND=PRIOR", action="append", default=[],

@@ -179,7 +179,7 @@ def test_family_ordered_and_prior_options_reach_the_model(inputs: tuple[Path, Pa
 @pytest.mark.parametrize("option, fragment", [
     (["--family", "y1"], "cannot read --family 'y1'; write NAME=VALUE"),
     (["--priors", "loadings=normal(0, 1)"], "unknown parameter kind(s) ['loadings']"),
-    (["--family", "y1=gamma"], "unknown family 'gamma'"),
+    (["--family", "y1=weibull"], "unknown family 'weibull'"),
 ])
 def test_bad_family_or_prior_option(inputs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture,
                                     option: list[str], fragment: str) -> None:

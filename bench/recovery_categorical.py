@@ -130,10 +130,12 @@ def summarise(design: Design, runs: list[dict]) -> dict:
 
 
 def render(summaries: list[dict]) -> str:
+    def cell(value) -> str:
+        return (f"{value:.3f}" if isinstance(value, float) else str(value)).replace("|", "\\|")
+
     columns = list(summaries[0])
-    lines = ["| " + " | ".join(columns) + " |", "| " + " | ".join("---" for _ in columns) + " |"]
-    for s in summaries:
-        lines.append("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in s.values()) + " |")
+    lines = ["| " + " | ".join(map(cell, columns)) + " |", "| " + " | ".join("---" for _ in columns) + " |"]
+    lines += ["| " + " | ".join(map(cell, s.values())) + " |" for s in summaries]
     return "\n".join(lines)
 
 

@@ -11,8 +11,8 @@ entry fixes it in that group. A parameter of a class in ``group_approx`` (blavaa
 Muthén & Asparouhov's approximate invariance) stays each group's own but is tied to the others
 by its prior: θ_g = μ + δ_g with δ_g ~ N(0, s²) (or a Cauchy or Student-t of scale s: a sparse
 prior, under which a few groups may depart far while the rest stay close), μ with the
-parameter's prior (columns ``approx``: s, ``approx_prior``: the deviation prior written out). With equal intercepts the factor means of the top level are fixed to
-0 in the first group only and free in the others (lavaan's identification of scalar models),
+parameter's prior (columns ``approx``: s, ``approx_prior``: the deviation prior written out).
+With equal intercepts the factor means of the top level are fixed to 0 in the first group only and free in the others (lavaan's identification of scalar models),
 unless the means are equal too (then 0 in every group); likewise with equal thresholds of
 categorical items, and with approximately equal intercepts or thresholds (Muthén & Asparouhov 2013).
 """
@@ -22,9 +22,10 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
-from .table import SpecificationError, check_values
+from .table import SpecificationError, check_values, family_name, shared_value
 
 EQUALITY_CLASSES = ("loadings", "intercepts", "residuals", "residual.covariances", "lv.variances",
                     "lv.covariances", "means", "regressions", "thresholds")
@@ -111,7 +112,7 @@ def check_equalities(group_equal: Sequence[str], group_partial: Sequence[str],
 
 def binary_items(families: Mapping[str, str]) -> set[str]:
     """The variables of the bernoulli family, whose intercepts are thresholds (:func:`row_class`)."""
-    return {name for name, family in families.items() if family.split("(")[0].strip().lower() == "bernoulli"}
+    return {name for name, family in families.items() if family_name(family) == "bernoulli"}
 
 
 def per_group_modifiers(user: pd.DataFrame, groups: Sequence[str]) -> pd.DataFrame:
@@ -224,14 +225,7 @@ def _fix_labels(stacked: pd.DataFrame) -> pd.DataFrame:
     """A label fixed anywhere (``c(a, b)*x`` on a marker loading, ``c(1, NA)`` beside a label) is fixed
     wherever it appears, as in the shared table; it must be fixed at one value and name parameters of one kind."""
     for label, rows in stacked[stacked["label"].notna()].groupby("label", sort=False):
-        values = rows["fixed"].dropna().unique()
-        if len(values) > 1:
-            raise SpecificationError(f"the label {label!r} is fixed to different values {[float(v) for v in values]}.")
-        kinds = {"variance" if op == "~~" and lhs == rhs else op for op, lhs, rhs in
-                 rows[["op", "lhs", "rhs"]].itertuples(index=False)}
-        if len(kinds) > 1:
-            raise SpecificationError(f"the label {label!r} is shared by parameters of different kinds ({sorted(kinds)}); "
-                                     "equality constraints must join parameters of one kind.")
-        if len(values) == 1:
-            stacked.loc[rows.index, ["free", "fixed"]] = [0, values[0]]
+        fixed = shared_value(label, rows)
+        if not np.isnan(fixed):
+            stacked.loc[rows.index, ["free", "fixed"]] = [0, fixed]
     return stacked

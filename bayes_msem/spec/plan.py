@@ -36,6 +36,7 @@ from .table import (
     SpecificationError,
     assign_roles,
     cross_level_factors,
+    family_name,
     has_dispersion,
     random_parameters,
 )
@@ -249,7 +250,7 @@ def make_plan(table: pd.DataFrame, priors: dict[str, str] | None = None,
     roles = assign_roles(first)
     lowest = next(iter(roles))
     dispersions = {(lowest, v) for v, f in (families or {}).items() if has_dispersion(f)}
-    categorical = {v for v, f in (families or {}).items() if f.split("(")[0].strip() in ("bernoulli", "ordinal")}
+    categorical = {v for v, f in (families or {}).items() if family_name(f) in ("bernoulli", "ordinal")}
     if "loading" not in (priors or {}):  # on a latent response's scale (docs/priors.md)
         kind_priors |= {("loading", level, variable): parse_prior(CATEGORICAL_LOADING, "loading")
                         for level in roles for variable in categorical}

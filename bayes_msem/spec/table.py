@@ -48,9 +48,14 @@ CENSORED_FAMILIES = ("tobit",)
 """The families whose lowest-level ``y ~~ y`` is the residual variance of a censored normal response."""
 
 
+def family_name(family: str) -> str:
+    """The name of the family written ``family``, without its link or options (``"bernoulli(probit)"`` → ``"bernoulli"``)."""
+    return family.split("(")[0].strip().lower()
+
+
 def has_dispersion(family: str) -> bool:
     """Whether the family written ``family`` (``"gamma"``, ``"negbinomial(log)"``) has a dispersion α."""
-    return family.split("(")[0].strip().lower() in DISPERSION_FAMILIES
+    return family_name(family) in DISPERSION_FAMILIES
 
 
 class SpecificationError(Error, ValueError):
@@ -441,18 +446,9 @@ def _number_free(table: pd.DataFrame) -> pd.DataFrame:
     (and a fixed value)."""
     table = table.copy()
     for key, group in table[table["key"].notna()].groupby("key", sort=False):
-        label = " == ".join(group["label"].unique())
-        fixed = group["fixed"].dropna().unique()
-        if len(fixed) > 1:
-            raise SpecificationError(f"the label {label!r} is fixed to different values {list(fixed)}.")
-        if len(fixed) == 1:
-            table.loc[group.index, "fixed"] = fixed[0]
-        ops = {"variance" if (o == "~~" and l == r) else o for o, l, r in group[["op", "lhs", "rhs"]].itertuples(index=False)}
-        if len(ops) > 1:
-            raise SpecificationError(
-                f"the label {label!r} is shared by parameters of different kinds ({sorted(ops)}); "
-                "equality constraints must join parameters of one kind."
-            )
+        fixed = shared_value(" == ".join(group["label"].unique()), group)
+        if not np.isnan(fixed):
+            table.loc[group.index, "fixed"] = fixed
     free = np.zeros(len(table), dtype=np.int64)
     ids: dict[str, int] = {}
     for i, (key, fixed, random) in enumerate(table[["key", "fixed", "random"]].itertuples(index=False)):
@@ -461,6 +457,20 @@ def _number_free(table: pd.DataFrame) -> pd.DataFrame:
         free[i] = ids.setdefault(key if isinstance(key, str) else f"__row{i}", len(ids) + 1)
     table["free"] = free
     return table
+
+
+def shared_value(label: str, rows: pd.DataFrame) -> float:
+    """The value at which the rows that share ``label`` are fixed (NaN: free); refuses two fixed
+    values, and parameters of different kinds under one label."""
+    fixed = rows["fixed"].dropna().unique()
+    if len(fixed) > 1:
+        raise SpecificationError(f"the label {label!r} is fixed to different values {[float(v) for v in fixed]}.")
+    kinds = {"variance" if op == "~~" and lhs == rhs else op
+             for op, lhs, rhs in rows[["op", "lhs", "rhs"]].itertuples(index=False)}
+    if len(kinds) > 1:
+        raise SpecificationError(f"the label {label!r} is shared by parameters of different kinds ({sorted(kinds)}); "
+                                 "equality constraints must join parameters of one kind.")
+    return float(fixed[0]) if len(fixed) else float("nan")
 
 
 def check_values(table: pd.DataFrame, families: Mapping[str, str],

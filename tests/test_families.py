@@ -10,7 +10,7 @@ import pandas as pd
 import pytensor
 import pytensor.tensor as pt
 import pytest
-from scipy import stats
+from scipy import integrate, stats
 from scipy.special import expit, gammaln, logsumexp
 
 import bayes_msem as bm
@@ -337,8 +337,9 @@ MODEL_FAMILIES = {
 }
 
 
-def _model_reference(model, theta, z, logp_y):
-    """Σ log p over the observed cells: η = T (α + ζ), ζ_f = √ψ_ff z (RAM form, in numpy)."""
+def _model_reference(model, theta, z, logp_y, y_counts=None):
+    """Σ log p over the observed cells: η = T (α + ζ), ζ_f = √ψ_ff z (RAM form, in numpy); y's
+    terms count in the rows ``y_counts`` (default: where y is observed)."""
     from dense_reference import fill
 
     level = model.plan.levels[""]
@@ -350,7 +351,8 @@ def _model_reference(model, theta, z, logp_y):
     g, y, u = (model.data.column(v) for v in ("g", "y", "u"))
     terms = [stats.norm.logpdf(g, eta[:, 0], np.sqrt(psi[0, 0])), logp_y(y, eta[:, 1], theta, model),
              stats.bernoulli.logpmf(u, expit(eta[:, 2]))]
-    return sum(np.where(np.isnan(v), 0.0, t).sum() for v, t in zip((g, y, u), terms))
+    counts = [~np.isnan(g), ~np.isnan(y) if y_counts is None else y_counts, ~np.isnan(u)]
+    return sum(np.where(c, t, 0.0).sum() for c, t in zip(counts, terms))
 
 
 @pytest.mark.parametrize("text", MODEL_FAMILIES)
@@ -470,6 +472,178 @@ def test_tobit_limit_columns_may_be_missing_where_a_row_has_no_limit():
     np.testing.assert_array_equal(lower, [0.0, 0.0])
     np.testing.assert_array_equal(upper, [4.0, np.inf])
     np.testing.assert_array_equal(family.codes(np.array([4.0, 9.0]), "y", {"hi": np.array([4.0, NAN])}), [4.0, 9.0])
+
+
+INTERVAL = parse_family("interval(upper=hi)")
+# (lower, upper) per case: exact, two-sided, left- and right-censored, narrow, far in either tail and straddling
+BOUNDS = np.array([(0.4, 0.4), (-1.0, 0.7), (-np.inf, 0.2), (0.5, np.inf), (-0.3, -0.3 + 1e-4), (8.0, 9.5),
+                   (30.0, 31.0), (-41.0, -40.0), (-60.0, 60.0)])
+
+
+@functools.cache
+def _interval_compiled():
+    """(η, sd) ↦ log p of :data:`BOUNDS` row by row and the gradients of Σ log p w.r.t. η and sd."""
+    eta, sd = pt.dvector("eta"), pt.dscalar("sd")
+    logp = INTERVAL.logp(np.zeros(len(BOUNDS)), eta, sd=sd, lower=BOUNDS[:, 0], upper=BOUNDS[:, 1])
+    return pytensor.function([eta, sd], [logp, *pytensor.grad(logp.sum(), [eta, sd])])
+
+
+def _interval_by_quadrature(lower, upper, eta, sd):
+    """log ∫_lower^upper N(t; η, sd²) dt by adaptive quadrature (the density itself where lower = upper)."""
+    if lower == upper:
+        return stats.norm.logpdf(lower, eta, sd)
+    mass, _ = integrate.quad(stats.norm(eta, sd).pdf, lower, upper, epsabs=0, epsrel=1e-12, limit=200,
+                             points=[eta] if lower < eta < upper and np.isfinite(upper - lower) else None)
+    return np.log(mass)
+
+
+@pytest.mark.parametrize("eta", MODERATE)
+def test_interval_logp_matches_the_integral_of_the_normal_density(eta):
+    moderate = np.abs(BOUNDS[:, 0]) < 5  # where the mass is well above the quadrature's absolute floor
+    logp = _interval_compiled()(np.full(len(BOUNDS), eta), SD)[0]
+    reference = [_interval_by_quadrature(lower, upper, eta, SD) for lower, upper in BOUNDS[moderate]]
+    np.testing.assert_allclose(logp[moderate], reference, rtol=1e-9)
+
+
+@pytest.mark.parametrize("eta", ETA)
+def test_interval_logp_is_accurate_in_log_space_far_in_either_tail(eta):
+    """Against log[Φ(b) − Φ(a)] from scipy's log cdf and log sf, each in the tail where it does not
+    cancel (the plain difference of cdfs is 0 there, e.g. for [30, 31] at η = 0)."""
+    logp = _interval_compiled()(np.full(len(BOUNDS), eta), SD)[0]
+    a, b = (BOUNDS[:, 0] - eta) / SD, (BOUNDS[:, 1] - eta) / SD
+    exact = BOUNDS[:, 0] == BOUNDS[:, 1]
+    reference = np.where(exact, stats.norm.logpdf(BOUNDS[:, 0], eta, SD), _log_interval(a, b, stats.norm))
+    assert np.isfinite(logp).all()
+    # atol: log P(−60 < y* < 60) ≈ −2e-270, whose last digits differ between the two log cdfs
+    np.testing.assert_allclose(logp, reference, rtol=1e-8, atol=1e-15)
+
+
+def test_interval_gradients_are_finite_and_match_the_analytic_ones():
+    """d/dη log P = (φ(a) − φ(b))/(sd P), d/dsd log P = (a φ(a) − b φ(b))/(sd P) (φ(±∞) = 0), and for an
+    exact row d/dη = (l − η)/sd², d/dsd = −1/sd + (l − η)²/sd³; P from scipy in log space, so that the
+    ratios hold far in the tails and for the narrow interval, where finite differences lose digits."""
+    compiled = _interval_compiled()
+    for eta in (-100.0, -30.0, 30.0, 100.0):
+        assert all(np.isfinite(out).all() for out in compiled(np.full(len(BOUNDS), eta), SD))
+    exact = BOUNDS[:, 0] == BOUNDS[:, 1]
+    for eta in ETA[np.abs(ETA) < 10]:
+        _, d_eta, d_sd = compiled(np.full(len(BOUNDS), eta), SD)
+        a, b = (BOUNDS[:, 0] - eta) / SD, (BOUNDS[:, 1] - eta) / SD
+        with np.errstate(invalid="ignore", divide="ignore"):
+            log_p = _log_interval(a, b, stats.norm)
+            density_a, density_b = (np.exp(stats.norm.logpdf(x) - log_p) for x in (a, b))
+            by_eta = (density_a - density_b) / SD
+            by_sd = (np.nan_to_num(a * density_a) - np.nan_to_num(b * density_b)) / SD
+        np.testing.assert_allclose(d_eta, np.where(exact, a / SD, by_eta), rtol=1e-7,
+                                   atol=1e-15)  # [−60, 60]: ≈ 1e-284 against scipy's 0
+        assert d_sd == pytest.approx(np.where(exact, (a**2 - 1) / SD, by_sd).sum(), rel=1e-7)
+
+
+def test_interval_draws_are_the_latent_normal_response():
+    """Replicated interval responses are y* ~ N(η, sd²) itself (a Kolmogorov-Smirnov test at 1%)."""
+    draws = INTERVAL.draw(np.full(20_000, 0.4), np.random.default_rng(7), sd=SD)
+    assert stats.kstest(draws, stats.norm(0.4, SD).cdf).pvalue > 0.01
+
+
+def test_simulated_interval_responses_are_exact_where_the_data_give_a_lower_bound():
+    """model.simulate (and so the posterior predictive checks) draws y* = 0.5 + 0.8 x + ε exactly,
+    ε ~ N(0, 0.36) (a Kolmogorov-Smirnov test at 1%), missing where the data's lower bound is."""
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=2000)
+    lower = np.where(rng.random(2000) < 0.2, NAN, np.floor(x))
+    frame = pd.DataFrame({"y": lower, "hi": np.floor(x) + 1, "x": x})
+    model = bm.Model("y ~ x", frame, family={"y": "interval(upper=hi)"})
+    simulated = model.simulate({"y~x": 0.8, "y~1": 0.5, "y~~y": 0.36}, seed=1)
+    np.testing.assert_array_equal(simulated["y"].isna(), frame["y"].isna())
+    residual = (simulated["y"] - 0.5 - 0.8 * simulated["x"]).dropna()
+    assert stats.kstest(residual, stats.norm(0, 0.6).cdf).pvalue > 0.01
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("interval", "interval needs the column of its upper bounds: write interval(upper=COLUMN)"),
+    ("interval(lower=lo)", "interval takes no option lower="),
+    ("interval(upper=2.5)", "interval's upper= names the column of each row's upper bound, not a number"),
+    ("interval(probit, upper=hi)", "interval has no link 'probit'"),
+])
+def test_interval_family_is_written_with_its_upper_bound_column(text, fragment):
+    assert parse_family(" Interval( upper = y_hi ) ") == Family("interval", "identity", (("upper", "y_hi"),))
+    assert INTERVAL.has_scale and INTERVAL.is_censored and INTERVAL.columns == {"hi": "the upper bound column"}
+    with pytest.raises(SpecificationError, match=re.escape(fragment)):
+        parse_family(text)
+
+
+def test_interval_limits_are_the_response_and_the_upper_column_infinite_where_missing():
+    lower, upper = INTERVAL.limits({"hi": np.array([1.0, 2.0, NAN, 4.0])}, 4, np.array([1.0, NAN, 3.0, 0.5]))
+    np.testing.assert_array_equal(lower, [1.0, -np.inf, 3.0, 0.5])
+    np.testing.assert_array_equal(upper, [1.0, 2.0, np.inf, 4.0])
+    codes = INTERVAL.codes(np.array([1.0, NAN, 3.0]), "y", {"hi": np.array([1.0, 2.0, NAN])})
+    np.testing.assert_array_equal(codes, [1.0, NAN, 3.0])
+
+
+@pytest.mark.parametrize("lower, upper, fragments", [
+    ([1.0, 3.0, 0.0], [2.0, 2.5, 0.0], ["1 row(s) have an upper bound below the lower one (e.g. 2.5 in 'hi' below 3 in "
+                                        "'y4')", "swap them where they are reversed"]),
+    ([NAN, 1.0], [-np.inf, 2.0], ["1 row(s) have an upper bound below the lower one"]),
+    ([NAN, 1.0, NAN], [NAN, 2.0, NAN], ["2 row(s) have neither bound ('y4' and 'hi' both missing, e.g. the row at "
+                                        "position 0)", "data.dropna(subset=['y4', 'hi'], how='all')"]),
+])
+def test_interval_codes_refuse_crossed_or_absent_bounds(lower, upper, fragments):
+    with pytest.raises(DataError) as err:
+        INTERVAL.codes(np.array(lower), "y4", {"hi": np.array(upper)})
+    declared = "'y4' is declared interval(identity, upper=hi)"
+    assert all(f in str(err.value) for f in [declared, *fragments]), str(err.value)
+
+
+@pytest.mark.parametrize("hi, fragment", [
+    (None, "the upper bound column 'hi' of 'y' (interval(identity, upper=hi)) is not a column of the data"),
+    (["a", "b"] * 20, "the upper bound column 'hi' of 'y' (interval(identity, upper=hi)) must be numeric"),
+])
+def test_interval_models_name_the_upper_bound_column(hi, fragment):
+    frame = pd.DataFrame({"y": np.arange(40.0), "x": np.linspace(0, 1, 40)})
+    if hi is not None:
+        frame["hi"] = hi
+    with pytest.raises(DataError, match=re.escape(fragment)):
+        bm.Model("y ~ x", frame, family={"y": "interval(upper=hi)"})
+
+
+def _interval_frame(rng, n=40):
+    """A factor f measured by a Gaussian g, an interval response y (lower bounds; missing: none)
+    with upper bounds hi (missing: none; equal: exact) and a logit bernoulli u."""
+    e = rng.normal(size=n)
+    latent = e + rng.normal(size=n)
+    kind = rng.choice(["exact", "bracket", "left", "right"], size=n)
+    lower = np.where(kind == "left", NAN, np.where(kind == "bracket", np.floor(latent * 2) / 2, latent))
+    upper = np.where(kind == "right", NAN, np.where(kind == "bracket", np.floor(latent * 2) / 2 + 0.5, latent))
+    lower[kind == "right"], upper[kind == "left"] = np.floor(latent[kind == "right"]), np.ceil(latent[kind == "left"])
+    return pd.DataFrame({"g": e + rng.normal(size=n), "y": lower, "hi": upper,
+                         "u": (e + rng.normal(size=n) > 0).astype(float)})
+
+
+def _interval_reference(y, hi, eta, sd):
+    """log P(y < y* < hi) from scipy's log cdf and log sf (:func:`_log_interval`), the density where
+    y = hi, −∞/+∞ for missing bounds."""
+    lower, upper = np.nan_to_num(y, nan=-np.inf), np.nan_to_num(hi, nan=np.inf)
+    return np.where(lower == upper, stats.norm.logpdf(lower, eta, sd),
+                    _log_interval((lower - eta) / sd, (upper - eta) / sd, stats.norm))
+
+
+def test_interval_model_loglik_matches_scipy_per_observation():
+    """The conditional strategy (the one that takes response families) against scipy, per row, at random θ
+    and latent draws: left-censored rows (no lower bound, the response missing) count, as do all others."""
+    from dense_reference import point_function
+
+    rng = np.random.default_rng(8)
+    frame = _interval_frame(rng)
+    model = bm.Model("f =~ g + y + u", frame, family={"y": "interval(upper=hi)", "u": "bernoulli"})
+    assert model.strategy.kind == "conditional" and frame["y"].isna().any()
+    evaluate = point_function(model.pymc_model, ["theta", "loglik", "latent_z"])
+    for _ in range(3):
+        point = {k: v + rng.normal(scale=0.5, size=np.shape(v)) for k, v in model.pymc_model.initial_point().items()}
+        theta, loglik, z = evaluate(point)
+        reference = _model_reference(model, theta, z, lambda y, eta, theta, model: _interval_reference(
+            frame["y"].to_numpy(), frame["hi"].to_numpy(), eta, np.sqrt(_dispersion(theta, model))),
+            y_counts=np.ones(len(frame), bool))
+        assert loglik == pytest.approx(reference, abs=1e-8, rel=0)
 
 
 def _nominal_terms(y, responses):

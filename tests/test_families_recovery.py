@@ -274,6 +274,30 @@ def test_tobit_regression_with_a_fixed_and_a_column_limit():
         ("y", "~", "x", ""): 0.8, ("y", "~1", "", ""): 0.5, ("y", "~~", "y", ""): 0.36})
 
 
+def interval_censored(rng, latent, cuts, exact_share):
+    """Each latent value reported as the bracket of ``cuts`` it falls in (the response its lower
+    cut, ``hi`` its upper one; below the first cut no lower bound, above the last no upper bound),
+    or, in a share ``exact_share`` of the rows, exactly (response = hi)."""
+    cuts = np.asarray(cuts, float)
+    bracket = np.searchsorted(cuts, latent)
+    lower = np.concatenate([[np.nan], cuts])[bracket]
+    upper = np.concatenate([cuts, [np.nan]])[bracket]
+    exact = rng.random(len(latent)) < exact_share
+    return np.where(exact, latent, lower), np.where(exact, latent, upper)
+
+
+def test_interval_regression_with_brackets_and_exact_values():
+    """y* = 0.5 + 0.8 x + ε, ε ~ N(0, 0.36), reported as one of the brackets (−∞, −0.5], [−0.5, 0],
+    … [1.5, 2], [2, ∞) in 80% of 600 rows (14% left-, 6% right-censored) and exactly in 20%."""
+    rng = np.random.default_rng(28)
+    x = rng.normal(size=600)
+    latent = 0.5 + 0.8 * x + rng.normal(scale=0.6, size=600)
+    y, hi = interval_censored(rng, latent, [-0.5, 0.0, 0.5, 1.0, 1.5, 2.0], 0.2)
+    frame = pd.DataFrame({"y": y, "hi": hi, "x": x})
+    fit = _fit_single("y ~ x", frame, family={"y": "interval(upper=hi)"})
+    _check(fit, {("y", "~", "x", ""): 0.8, ("y", "~1", "", ""): 0.5, ("y", "~~", "y", ""): 0.36})
+
+
 def test_nominal_regression():
     """Three unordered categories (coded 3, 1, 8; the lowest, 1, is the reference) with
     P(y = c) ∝ exp(η_c): η_1 = 0.3 + 0.8 x, η_2 = −0.4 − 0.6 x, reported as y#1 and y#2."""

@@ -48,8 +48,9 @@ from .strategy import CONDITIONAL, Strategy, local_dim
 class ResponseStatistics(Statistics):
     """Per row: the responses (missing cells 1, a value every family can take, so that their
     log-density terms, multiplied by 0, stay finite), which are observed, the numbers of trials of
-    binomial responses (1 elsewhere and in missing cells), the censoring limits of tobit responses
-    (−∞ and +∞ elsewhere), the covariates x and the cluster index;
+    binomial responses (1 elsewhere and in missing cells), the censoring limits of tobit and interval
+    responses (−∞ and +∞ elsewhere; an interval response is observed in every row, a missing lower
+    bound being −∞), the covariates x and the cluster index;
     per level above the rows (one entry each, lowest first): its clusters'
     covariates and outcomes (variables observed first there), and the index of each cluster of
     the level below it in the level's clusters (rows → clusters first)."""
@@ -69,14 +70,17 @@ class ResponseStatistics(Statistics):
         levels = [lp.roles for lp in plan.levels.values()]  # lowest first
         y = data.matrix(list(levels[0].observed))
         trials, lower, upper = np.ones_like(y), np.full_like(y, -np.inf), np.full_like(y, np.inf)
+        observed = ~np.isnan(y)
         for k, name in enumerate(levels[0].observed):
             family = parse_family(plan.families.get(name, "gaussian"))
             if family.trials is not None:
                 trials[:, k] = np.where(np.isnan(y[:, k]), 1.0, data.column(family.trials))
-            if family.name == "tobit":
-                lower[:, k], upper[:, k] = family.limits(data.values, data.n_rows)
+            if family.is_censored:
+                lower[:, k], upper[:, k] = family.limits(data.values, data.n_rows, y[:, k])
+            if family.name == "interval":
+                observed[:, k] = True
         ranks = range(1, len(levels))
-        return cls(np.where(np.isnan(y), 1.0, y), (~np.isnan(y)).astype(float), trials, lower, upper,
+        return cls(np.where(np.isnan(y), 1.0, y), observed.astype(float), trials, lower, upper,
                    data.matrix(list(levels[0].covariates)),
                    tuple(data.level_values(list(levels[k].covariates), k) for k in ranks),
                    tuple(data.level_values(list(_outcomes(plan, k)), k) for k in ranks),

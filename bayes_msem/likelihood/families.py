@@ -4,6 +4,7 @@
   (a binomial's trials), which extra parameters the family needs (:attr:`Family.has_scale`,
   :attr:`Family.has_thresholds`, :attr:`Family.has_dispersion`), the elementwise
   :meth:`Family.logp` and the check of the observed values, :meth:`Family.codes`.
+* :func:`interval_logp`: log P(lower < y* < upper) of an interval-censored normal response.
 * :func:`log_cdf`, :func:`log_sf`: log F(x) and log(1 − F(x)) of the logit, probit and
   complementary log-log links, finite and accurate in both tails.
 
@@ -24,7 +25,7 @@ from pytensor.tensor import TensorLike
 
 from ..data.clustered import DataError
 from ..spec.plan import Plan
-from ..spec.table import DISPERSION_FAMILIES, NOMINAL_SEPARATOR, SpecificationError
+from ..spec.table import CENSORED_FAMILIES, DISPERSION_FAMILIES, NOMINAL_SEPARATOR, SpecificationError
 from .logit import bernoulli_logit_logp
 
 LINKS: dict[str, tuple[str, ...]] = {
@@ -36,19 +37,26 @@ LINKS: dict[str, tuple[str, ...]] = {
     "gamma": ("log",),
     "binomial": ("logit", "probit", "cloglog"),
     "tobit": ("identity",),
+    "interval": ("identity",),
     "nominal": ("logit",),
 }
 """The valid links of each family; the first is the default."""
 
-OPTIONS: dict[str, tuple[str, ...]] = {"binomial": ("n",), "tobit": ("lower", "upper"), "nominal": ("k",)}
+OPTIONS: dict[str, tuple[str, ...]] = {"binomial": ("n",), "tobit": ("lower", "upper"), "interval": ("upper",),
+                                       "nominal": ("k",)}
 """The ``key=value`` options a family takes: a binomial's trials column ``n`` (required); a tobit's
-censoring limits ``lower`` and ``upper`` (one or both), each a number or a column; the category
-``k`` of one latent response of a nominal variable (set by the model, not written)."""
+censoring limits ``lower`` and ``upper`` (one or both), each a number or a column; an interval
+response's column of upper bounds ``upper`` (required; the response column holds the lower bounds);
+the category ``k`` of one latent response of a nominal variable (set by the model, not written)."""
 FORMS = {"binomial": "binomial(n=COLUMN), e.g. family={'y': 'binomial(n=trials)'} with the trials in column 'trials'",
          "tobit": "tobit(lower=LIMIT), tobit(upper=LIMIT) or tobit(lower=LIMIT, upper=LIMIT), each LIMIT a number "
-                  "or a column, e.g. family={'y': 'tobit(lower=0)'}"}
-_NEEDS = {"binomial": "the column of its numbers of trials", "tobit": "a censoring limit"}
+                  "or a column, e.g. family={'y': 'tobit(lower=0)'}",
+         "interval": "interval(upper=COLUMN), the response column holding each row's lower bound and COLUMN its "
+                     "upper bound, e.g. family={'y': 'interval(upper=y_hi)'}"}
+_NEEDS = {"binomial": "the column of its numbers of trials", "tobit": "a censoring limit",
+          "interval": "the column of its upper bounds"}
 _OPTION_NAMES = {"n": "trials column", "lower": "lower limit column", "upper": "upper limit column"}
+_FAMILY_OPTION_NAMES = {("interval", "upper"): "upper bound column"}
 
 ALIASES = {"binary": "bernoulli", "negative_binomial": "negbinomial"}
 
@@ -93,6 +101,9 @@ class Family:
             raise SpecificationError(f"an option of {self.name} is given twice; write {form}")
         if allowed and not keys and self.name in _NEEDS:
             raise SpecificationError(f"{self.name} needs {_NEEDS[self.name]}: write {form}")
+        if self.name == "interval" and _is_number(dict(self.options)["upper"]):
+            raise SpecificationError(f"interval's upper= names the column of each row's upper bound, not a number; "
+                                     f"write {form}, or tobit(upper=LIMIT) for one censoring limit for all rows")
 
     def __str__(self) -> str:
         return f"{self.name}({', '.join([self.link, *(f'{key}={value}' for key, value in self.options)])})"
@@ -100,7 +111,8 @@ class Family:
     @property
     def columns(self) -> dict[str, str]:
         """The data columns the family names, each with what it is (``{"trials": "the trials column"}``)."""
-        return {value: f"the {_OPTION_NAMES[key]}" for key, value in self.options if not _is_number(value)}
+        return {value: f"the {_FAMILY_OPTION_NAMES.get((self.name, key), _OPTION_NAMES[key])}"
+                for key, value in self.options if not _is_number(value)}
 
     @property
     def category(self) -> int:
@@ -114,12 +126,24 @@ class Family:
 
     @property
     def has_scale(self) -> bool:
-        """Whether the family has a residual standard deviation (gaussian, tobit)."""
-        return self.name in ("gaussian", "tobit")
+        """Whether the family has a residual standard deviation (gaussian, tobit, interval)."""
+        return self.name in ("gaussian", *CENSORED_FAMILIES)
 
-    def limits(self, columns: Mapping[str, np.ndarray], n_rows: int) -> tuple[np.ndarray, np.ndarray]:
-        """A tobit's lower and upper censoring limits per row: the number written, or the column
-        named (NaN there: no limit in that row); −∞ and +∞ where there is none."""
+    @property
+    def is_censored(self) -> bool:
+        """Whether the response is a censored normal one with per-row limits (tobit, interval)."""
+        return self.name in CENSORED_FAMILIES
+
+    def limits(self, columns: Mapping[str, np.ndarray], n_rows: int, response: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """A censored response's lower and upper limits per row, −∞ and +∞ where there is none: a
+        tobit's the number written or the column named (NaN there: no limit in that row); an interval
+        response's lower bound the ``response`` itself and its upper bound the column ``upper=`` names
+        (NaN in either: no bound on that side)."""
+        if self.name == "interval":
+            lower = np.array(_needed(response, "the response (its lower bounds)", self), dtype=np.float64)
+            upper = np.array(columns[dict(self.options)["upper"]], dtype=np.float64)
+            return np.where(np.isnan(lower), -np.inf, lower), np.where(np.isnan(upper), np.inf, upper)
         bounds = []
         for key, none in (("lower", -np.inf), ("upper", np.inf)):
             text = dict(self.options).get(key)
@@ -142,12 +166,13 @@ class Family:
              thresholds: TensorLike | None = None, dispersion: TensorLike | None = None,
              trials: TensorLike | None = None, lower: TensorLike | None = None,
              upper: TensorLike | None = None, responses: TensorLike | None = None) -> pt.TensorVariable:
-        """Elementwise log p(y | η), y and η broadcastable; ``sd`` (gaussian, tobit), ``thresholds``
-        (ordinal, a vector of length K − 1), ``dispersion`` φ = 1/α (negbinomial, gamma), ``trials`` n
-        (binomial) and the censoring limits ``lower`` and ``upper`` (tobit, ±∞ for none; these three
-        broadcastable with y), and the linear predictors (rows, K − 1) of all the latent responses of
-        a nominal variable (``responses``, η of y#1 … y#(K−1); ``eta`` is this one's) as the family
-        needs them."""
+        """Elementwise log p(y | η), y and η broadcastable; ``sd`` (gaussian, tobit, interval),
+        ``thresholds`` (ordinal, a vector of length K − 1), ``dispersion`` φ = 1/α (negbinomial,
+        gamma), ``trials`` n (binomial) and the censoring limits ``lower`` and ``upper`` (tobit and
+        interval, ±∞ for none; these three broadcastable with y; an interval response's y is not
+        read, its bounds are), and the linear predictors (rows, K − 1) of all the latent responses
+        of a nominal variable (``responses``, η of y#1 … y#(K−1); ``eta`` is this one's) as the
+        family needs them."""
         if self.name == "gaussian":
             return gaussian_logp(y, eta, _needed(sd, "sd", self))
         if self.name == "bernoulli":
@@ -165,6 +190,9 @@ class Family:
         if self.name == "tobit":
             return tobit_logp(y, eta, _needed(sd, "sd", self), _needed(lower, "lower", self),
                               _needed(upper, "upper", self))
+        if self.name == "interval":
+            return interval_logp(eta, _needed(sd, "sd", self), _needed(lower, "lower", self),
+                                 _needed(upper, "upper", self))
         return negbinomial_logp(y, eta, _needed(dispersion, "dispersion", self))
 
     def linear_predictor(self, mean: float) -> float:
@@ -200,7 +228,8 @@ class Family:
         thresholds below η + ε, ε with the link's cdf F (cloglog: ν a maximum-Gumbel draw, ε = −ν);
         poisson with mean e^η; negbinomial as a gamma mixture of poissons, λ ~ Gamma(φ, e^η/φ);
         gamma Gamma(shape φ, scale e^η/φ); binomial Binomial(n, F(η)); tobit η + sd ε, ε ~ N(0, 1),
-        clipped to [lower, upper] (censored at the limits); nominal the category (code 0..K−1) of
+        clipped to [lower, upper] (censored at the limits); interval η + sd ε exactly (the bounds are
+        not drawn: a replicate holds the latent response itself); nominal the category (code 0..K−1) of
         the largest of 0, η_1, …, η_{K−1} (the ``responses``) plus Gumbel noise, which has the
         softmax probabilities; count means are capped at
         1e9 (which only prior draws far in the tails reach) so that they can be drawn."""
@@ -212,6 +241,8 @@ class Family:
         if self.name == "tobit":
             latent = eta + np.asarray(_needed(sd, "sd", self)) * rng.standard_normal(eta.shape)
             return np.clip(latent, _needed(lower, "lower", self), _needed(upper, "upper", self))
+        if self.name == "interval":
+            return eta + np.asarray(_needed(sd, "sd", self)) * rng.standard_normal(eta.shape)
         if self.name == "binomial":
             n = np.asarray(_needed(trials, "trials", self), dtype=float)
             return rng.binomial(n.astype(np.int64), _CDF[self.link](eta)).astype(float)
@@ -242,6 +273,8 @@ class Family:
             _check_trials(x, (columns or {})[self.trials], name, self)
         if self.name == "tobit":
             _check_limits(x, *self.limits(columns or {}, len(x)), name, self)
+        if self.name == "interval":
+            _check_bounds(x, np.array((columns or {})[dict(self.options)["upper"]], dtype=np.float64), name, self)
         observed = x[~np.isnan(x)]
         if np.isinf(observed).any():
             raise DataError(f"{name!r} has infinite values; recode them or set them to missing (NaN)")
@@ -420,6 +453,27 @@ def tobit_logp(y: TensorLike, eta: TensorLike, sd: TensorLike, lower: TensorLike
                      pt.switch(above, log_cdf((eta - high) / sd, "probit"), gaussian_logp(y, eta, sd)))
 
 
+def interval_logp(eta: TensorLike, sd: TensorLike, lower: TensorLike, upper: TensorLike) -> pt.TensorVariable:
+    """Interval-censored normal y* ~ N(η, sd²) known to lie in [lower, upper]: log N(lower; η, sd²)
+    where lower = upper, else log P(lower < y* < upper) = log[Φ(b) − Φ(a)], a = (lower − η)/sd,
+    b = (upper − η)/sd (lower = −∞: log Φ(b); upper = +∞: log Φ(−a)), taken in the tail where it
+    does not cancel: log Φ(b) + log(1 − exp(log Φ(a) − log Φ(b))) when a + b ≤ 0, else
+    log Φ(−a) + log(1 − exp(log Φ(−b) − log Φ(−a))). Infinite bounds and the upper bound of an
+    exact row are replaced by finite stand-ins before η and sd enter (the branch using them is
+    discarded there), so that the gradient stays finite."""
+    eta, sd, lower, upper = (_float(v) for v in (eta, sd, lower, upper))
+    no_lower, no_upper, exact = pt.isinf(lower), pt.isinf(upper), pt.eq(lower, upper)
+    low = pt.switch(no_lower, pt.switch(no_upper, 0.0, upper) - 1.0, lower)
+    high = pt.switch(no_upper | exact, low + 1.0, upper)
+    a, b = (low - eta) / sd, (high - eta) / sd
+    upper_tail = ~no_lower & (no_upper | (a + b > 0))
+    log_big = pt.switch(upper_tail, log_sf(a, "probit"), log_cdf(b, "probit"))
+    log_small = pt.switch(upper_tail, log_sf(b, "probit"), log_cdf(a, "probit"))
+    one_sided = pt.switch(upper_tail, no_upper, no_lower)
+    censored = log_big + pt.switch(one_sided, 0.0, pt.log1mexp(log_small - log_big))
+    return pt.switch(exact, gaussian_logp(pt.switch(exact, lower, eta), eta, sd), censored)
+
+
 def binomial_logp(y: TensorLike, trials: TensorLike, eta: TensorLike, link: str) -> pt.TensorVariable:
     """log Binomial(y; n, F(η)) = log C(n, y) + y log F(η) + (n − y) log(1 − F(η)), with
     log C(n, y) = log Γ(n + 1) − log Γ(y + 1) − log Γ(n − y + 1) (each log F term in log space, so
@@ -489,6 +543,24 @@ def _check_limits(values: np.ndarray, lower: np.ndarray, upper: np.ndarray, name
         raise DataError(f"{name!r} is declared {family} but {outside.sum()} value(s) lie outside their censoring "
                         f"limits (e.g. {values[i]:g} with limits {lower[i]:g} and {upper[i]:g}); record a censored "
                         "value at its limit, or check the limits")
+
+
+def _check_bounds(lower: np.ndarray, upper: np.ndarray, name: str, family: Family) -> None:
+    """Each row of an interval response has a bound (the response, its lower one, or the upper
+    column's), and the upper bound is not below the lower one (nor −∞)."""
+    column = dict(family.options)["upper"]
+    neither = np.isnan(lower) & np.isnan(upper)
+    if neither.any():
+        raise DataError(f"{name!r} is declared {family} but {neither.sum()} row(s) have neither bound ({name!r} and "
+                        f"{column!r} both missing, e.g. the row at position {np.flatnonzero(neither)[0]}); such a row "
+                        f"says nothing about {name!r}: give a bound there, or drop those rows, e.g. "
+                        f"data.dropna(subset=[{name!r}, {column!r}], how='all')")
+    crossed = (upper < np.where(np.isnan(lower), -np.inf, lower)) | (upper == -np.inf)
+    if crossed.any():
+        i = np.flatnonzero(crossed)[0]
+        raise DataError(f"{name!r} is declared {family} but {crossed.sum()} row(s) have an upper bound below the lower "
+                        f"one (e.g. {upper[i]:g} in {column!r} below {lower[i]:g} in {name!r}); {name!r} holds each "
+                        f"row's lower bound and {column!r} its upper one: swap them where they are reversed")
 
 
 def _is_number(text: str) -> bool:

@@ -44,8 +44,9 @@ DISPERSION_FAMILIES = ("negbinomial", "gamma")
 """The families whose lowest-level ``y ~~ y`` is a dispersion α: variance μ + αμ² (negbinomial), αμ² (gamma)."""
 NOMINAL_SEPARATOR = "#"
 """A nominal variable y's latent responses are y#1 … y#(K−1) (category k against the first)."""
-CENSORED_FAMILIES = ("tobit",)
-"""The families whose lowest-level ``y ~~ y`` is the residual variance of a censored normal response."""
+CENSORED_FAMILIES = ("tobit", "interval")
+"""The families whose lowest-level ``y ~~ y`` is the residual variance of a censored normal response
+(censored at fixed limits, or known to lie in an interval)."""
 
 
 def family_name(family: str) -> str:

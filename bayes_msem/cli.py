@@ -180,7 +180,7 @@ def _add_fit_options(parser: argparse.ArgumentParser, *, draws: int, chains: int
                         help="fit with continuous variables divided by their SDs; report in their own units")
     parser.add_argument("--family", metavar="VAR=FAMILY", action="append", default=[],
                         help="response family of a variable: gaussian, bernoulli, ordinal, poisson, negbinomial, gamma, "
-                             "binomial(n=TRIALS), tobit(lower=..., upper=...), nominal, with a link in brackets, e.g. "
+                             "binomial(n=TRIALS), tobit(lower=..., upper=...), interval(upper=COLUMN), nominal, with a link in brackets, e.g. "
                              "u1=bernoulli, n=poisson, o1='ordinal(logit)', k='binomial(n=trials)'; give it once per "
                              "variable")
     parser.add_argument("--ordered", metavar="VAR", nargs="+", default=[],

@@ -71,7 +71,8 @@ class Model:
         ``"bernoulli(probit)"``, ``"ordinal(logit)"``, ``"bernoulli(cloglog)"``; also ``"poisson"`` and
         ``"negbinomial"`` and ``"gamma"``, whose lowest-level ``y ~~ y`` is their dispersion, and
         ``"binomial(n=trials)"``, successes out of the trials in the column ``trials``, and ``"tobit(lower=0)"``,
-        censored normal, with limits ``lower``, ``upper`` or both, numbers or columns, and ``"nominal"``,
+        censored normal, with limits ``lower``, ``upper`` or both, numbers or columns, ``"interval(upper=hi)"``,
+        a normal response known to lie between the value in its own column and the one in ``hi``, and ``"nominal"``,
         multinomial logit with one latent response ``y#k`` per category past the first); the others are Gaussian.
     ordered : ordinal variables, as in lavaan (cumulative probit with thresholds ``y | t1 + ...``).
     group : the column of the groups of a multiple-group model (lavaan's ``group``): the model holds

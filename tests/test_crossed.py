@@ -67,6 +67,20 @@ def test_crossed_fit_reports_levels_and_neighbourhood_effects(schools_fit):
     observed = residual.groupby(data["neighbourhood"]).mean()
     estimated = effects.mean(("chain", "draw")).to_series().droplevel(1) - reference["intercept"]
     assert np.corrcoef(observed.loc[estimated.index], estimated)[0, 1] > 0.8
+    scores = schools_fit.latent_scores()
+    assert set(scores["level"]) == {"neighbourhood"} and len(scores) == 30
+    summary = schools_fit.summary()
+    assert "cross-classified SEM (2 crossed classifications)" in summary and "Clusters (neighbourhood)     30" in summary
+    with pytest.raises(bm.UnavailableError, match="not available for cross-classified fits"):
+        schools_fit.loo()
+
+
+def test_crossed_fit_is_saved_and_read_back(schools_fit, tmp_path):
+    schools_fit.save(tmp_path / "crossed.nc")
+    fit = bm.load(tmp_path / "crossed.nc")
+    assert fit.info["crossed"] and fit.frame().groupby("school")["neighbourhood"].nunique().min() > 1
+    rebuilt = bm.Model.from_fit(fit)
+    assert rebuilt.strategy.name == "crossed" and rebuilt.data.crossed[0].n_clusters == 30
 
 
 @pytest.fixture(scope="module")

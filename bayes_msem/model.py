@@ -35,7 +35,7 @@ from .data.clustered import (
     warn_scales,
 )
 from .data.scales import parameter_factors, rescaled, variable_scales
-from .errors import UnavailableError
+from .errors import SettingsError, UnavailableError
 from .likelihood.families import Family, family_columns, ordinal_levels, parse_family
 from .likelihood.registry import strategy_for
 from .likelihood.slopes import CONDITIONAL_CHOL, CONDITIONAL_MEAN, draw_random_effects
@@ -101,6 +101,9 @@ class Model:
                  group_approx: Mapping[str, float | str] | None = None, crossed: bool = False):
         check_model_arguments(syntax, data, cluster, std_lv, priors, family, ordered, rescale, crossed)
         check_groups(group, group_equal, group_partial, group_approx)
+        if crossed and group is not None:
+            raise SettingsError("multiple groups (group=) of a cross-classified model (crossed=True) are not supported "
+                                "yet; fit each group's rows as a model of its own.")
         self._arguments = dict(data=data, cluster=cluster, std_lv=std_lv, priors=priors, family=family, ordered=ordered,
                                rescale=rescale, group=group, group_equal=group_equal, group_partial=group_partial,
                                group_approx=group_approx, crossed=crossed)

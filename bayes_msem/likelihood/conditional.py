@@ -81,12 +81,12 @@ class ResponseStatistics(Statistics):
         return cls(np.where(np.isnan(y), 1.0, y), (~np.isnan(y)).astype(float), trials, lower, upper,
                    data.matrix(list(levels[0].covariates)),
                    tuple(data.level_values(list(levels[k].covariates), k) for k in ranks),
-                   tuple(data.level_values(list(_outcomes(plan, k)), k) for k in ranks),
+                   tuple(data.level_values(list(level_outcomes(plan, k)), k) for k in ranks),
                    tuple([data.cluster_index, *(level.index for level in data.crossed)] if data.crossed else
                          [data.cluster_index, *(upper.parent for upper in data.uppers)][:len(ranks)]))
 
 
-def _outcomes(plan: Plan, rank: int) -> tuple[str, ...]:
+def level_outcomes(plan: Plan, rank: int) -> tuple[str, ...]:
     """The observed variables of the level of ``rank`` (0 lowest) that no lower level observes (the
     rows' level only, for a crossed classification): its outcomes (cluster-level variables)."""
     levels = [lp.roles for lp in plan.levels.values()]
@@ -193,7 +193,7 @@ def top_down(plan: Plan, theta: pt.TensorVariable, stats: dict, sampled: Callabl
     totals, found = {}, {}  # rank → (level, values with the parts of the levels above)
     for rank in range(len(levels) - 1, 0, -1):
         level = levels[rank]
-        outcomes = [level.variables.index(v) for v in _outcomes(plan, rank)]
+        outcomes = [level.variables.index(v) for v in level_outcomes(plan, rank)]
         chosen = sampled(rank, level, outcomes)
         values, psi = level_values(level, theta, stats["level_covariates"][rank - 1], chosen,
                                    disturbances(rank, level, chosen),

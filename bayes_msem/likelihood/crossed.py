@@ -27,7 +27,14 @@ import pytensor.tensor as pt
 from ..data.clustered import ClusteredData, coordinate, unit_dim
 from ..spec.plan import Features, LevelPlan, Plan
 from ..spec.table import BETWEEN, WITHIN
-from .conditional import disturbance_name, level_values, offset_of, record_scores, sampled_disturbances
+from .conditional import (
+    disturbance_name,
+    level_outcomes,
+    level_values,
+    offset_of,
+    record_scores,
+    sampled_disturbances,
+)
 from .families import Family
 from .gaussian import Layout, Statistics
 from .hybrid import BetweenGivenRandom, hybrid_loglik
@@ -40,12 +47,6 @@ def first_classification(plan: Plan) -> Plan:
     """The two-level plan of the within level and the first classification's level (its between level)."""
     within, first = list(plan.levels.values())[:2]
     return dataclasses.replace(plan, levels={WITHIN: within, BETWEEN: first})
-
-
-def classification_outcomes(plan: Plan, rank: int) -> list[str]:
-    """The observed variables of the classification of ``rank`` ≥ 1 that the within level lacks."""
-    within, level = plan.levels[WITHIN].roles, list(plan.levels.values())[rank].roles
-    return [v for v in level.observed if v not in within.observed]
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ class CrossedStatistics(Statistics):
                    data.cluster_values(list(layout.top_covariates)),
                    tuple(data.level_index(rank).astype(float) for rank in ranks),
                    tuple(data.level_values(list(levels[rank].roles.covariates), rank) for rank in ranks),
-                   tuple(data.level_values(classification_outcomes(plan, rank), rank) for rank in ranks))
+                   tuple(data.level_values(list(level_outcomes(plan, rank)), rank) for rank in ranks))
 
 
 def cluster_statistics(rows: pt.TensorVariable, cluster: pt.TensorVariable, sizes: pt.TensorVariable
@@ -123,7 +124,7 @@ def crossed_disturbances(plan: Plan) -> list[tuple[int, LevelPlan, list[int], np
     found = []
     for rank in range(2, len(levels)):
         level = levels[rank]
-        outcomes = [level.variables.index(v) for v in classification_outcomes(plan, rank)]
+        outcomes = [level.variables.index(v) for v in list(level_outcomes(plan, rank))]
         found.append((rank, level, outcomes, sampled_disturbances(level, outcomes, {})))
     return found
 

@@ -5,7 +5,8 @@ normal z), each school's rows are one multivariate normal of their stacked withi
 with the neighbourhood parts subtracted: covariance I ⊗ Σ_W + 1 1ᵀ ⊗ Σ_S, mean from both
 levels' covariates; the neighbourhood-level outcome is normal given its neighbourhood's factor.
 Models with factors, covariates and an outcome in the classifications' blocks, at random θ from
-the priors and random z, on unbalanced crossed data.
+the priors and random z, on unbalanced crossed data. And the conditional strategy's crossed
+binary model against the Bernoulli log-density summed by hand.
 """
 
 from dataclasses import fields
@@ -14,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytensor.tensor as pt
 import pytest
-from dense_reference import DENSITY_CHECK_MODE, fill, level_moments, observed_logpdf, stacked_cluster
+from dense_reference import DENSITY_CHECK_MODE, fill, level_moments, observed_logpdf, point_function, stacked_cluster
 from scipy.stats import norm
 
 import bayes_msem as bm
@@ -118,3 +119,25 @@ def test_crossed_loglik_equals_dense_reference(syntax):
         z = rng.standard_normal((model.data.crossed[0].n_clusters, len(chosen)))
         expected = dense_loglik(model, frame, theta, z)
         assert strategy_loglik(model, theta, [z]) == pytest.approx(expected, rel=1e-8)
+
+
+def test_conditional_crossed_loglik_equals_bernoulli_sum():
+    """A binary persons × items model (conditional strategy): the model's log-likelihood at a random
+    point is Σ_i log Bernoulli(y_i; logit⁻¹(β x_i + a_p(i) + b_t(i))) with a_p = σ_p z_p and
+    b_t = ν + σ_t z_t from its sampled z."""
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame({"person": rng.integers(0, 12, 90), "item": rng.integers(0, 5, 90)})
+    frame = frame.assign(x=rng.normal(size=90), y=rng.integers(0, 2, 90))
+    syntax = "level: within\n y ~ x\nlevel: person\n y ~~ y\nlevel: item\n y ~~ y"
+    model = bm.Model(syntax, frame, cluster=["person", "item"], crossed=True, family={"y": "bernoulli"})
+    assert model.strategy.name == "conditional"
+    values = point_function(model.pymc_model, ["theta", "between_z", "upper_z", "loglik"])
+    point = {k: v + rng.normal(size=np.shape(v)) for k, v in model.pymc_model.initial_point().items()}
+    theta, person_z, item_z, loglik = values(point)
+    theta = dict(zip(model.plan.parameters["name"], theta))
+    data = model.data
+    person = np.sqrt(theta["person:y~~y"]) * person_z[:, 0]
+    item = theta["item:y~1"] + np.sqrt(theta["item:y~~y"]) * item_z[:, 0]
+    eta = theta["within:y~x"] * data.column("x") + person[data.cluster_index] + item[data.crossed[0].index]
+    y = data.column("y")
+    assert loglik == pytest.approx((y * eta - np.logaddexp(0.0, eta)).sum(), rel=1e-10)

@@ -35,7 +35,7 @@ from .data.clustered import (
     warn_scales,
 )
 from .data.scales import parameter_factors, rescaled, variable_scales
-from .errors import UnavailableError
+from .errors import SettingsError, UnavailableError
 from .likelihood.families import Family, family_columns, ordinal_levels, parse_family
 from .likelihood.registry import strategy_for
 from .likelihood.slopes import CONDITIONAL_CHOL, CONDITIONAL_MEAN, draw_random_effects
@@ -84,6 +84,10 @@ class Model:
         parameter is a common mean plus a deviation with the prior given, a normal's SD
         (``{"intercepts": 0.1}``) or a prior centred at 0 (``{"intercepts": "cauchy(0, 0.1)"}``,
         sparse: finds the few groups that depart); :meth:`Fit.approximate` reports and flags them.
+    crossed : the columns of ``cluster`` are crossed classifications, not nested levels (pupils in
+        schools and in neighbourhoods, responses in persons and in items): a block per classification,
+        ``level: school`` and ``level: neighbourhood``, each variable of the within level named in a
+        classification's block with a random intercept over it (docs/syntax.md, Crossed classifications).
     rescale : fit with every continuous variable divided by its standard deviation (for variables on
         very different scales, which the default priors and the sampler's adaptation handle badly);
         :meth:`Fit.parameters`, ``summary``, ``cluster_effects`` and ``latent_scores`` report in the
@@ -95,13 +99,17 @@ class Model:
                  std_lv: bool = False, priors: Mapping[str, str] | None = None,
                  family: Mapping[str, str] | None = None, ordered: Sequence[str] = (), rescale: bool = False,
                  group: str | None = None, group_equal: Sequence[str] = (), group_partial: Sequence[str] = (),
-                 group_approx: Mapping[str, float | str] | None = None):
-        check_model_arguments(syntax, data, cluster, std_lv, priors, family, ordered, rescale)
+                 group_approx: Mapping[str, float | str] | None = None, crossed: bool = False):
+        check_model_arguments(syntax, data, cluster, std_lv, priors, family, ordered, rescale, crossed)
         check_groups(group, group_equal, group_partial, group_approx)
+        if crossed and group is not None:
+            raise SettingsError("multiple groups (group=) of a cross-classified model (crossed=True) are not supported "
+                                "yet; fit each group's rows as a model of its own.")
         self._arguments = dict(data=data, cluster=cluster, std_lv=std_lv, priors=priors, family=family, ordered=ordered,
                                rescale=rescale, group=group, group_equal=group_equal, group_partial=group_partial,
-                               group_approx=group_approx)
+                               group_approx=group_approx, crossed=crossed)
         self.syntax = syntax
+        self.crossed = crossed
         self.cluster = cluster
         self.std_lv = std_lv
         self.priors = dict(priors or {})
@@ -123,17 +131,18 @@ class Model:
         solve_constraints(self.table, self.constraints)  # refuses bad constraints here, not at the first fit
         check_definitions(self.table, self.definitions)  # these two fail here, not at the first fit
         default_priors(self.priors)
-        variables, between, upper = data_variables(roles)
+        variables, between, upper = data_variables(roles, crossed)
         if groups:
             check_group_sizes(data, group, next(iter(roles.values())).observed, clusters)
         auxiliary = family_columns(self.families)
-        validated = validate(data, variables, cluster, between, missing_allowed(roles), upper, auxiliary)
+        validated = validate(data, variables, cluster, between, missing_allowed(roles), upper, auxiliary, crossed)
         self.data: ClusteredData = recode(validated, {v: functools.partial(f.codes, columns=validated.values)
                                                       for v, f in self.families.items()})
         coded = data.assign(**{v: pd.Series(self.data.column(v), index=self.data.row_labels).reindex(data.index)
                                for v in self.families}) if groups else data  # the categories' codes of all the data
         self.groups: dict[str, ClusteredData] = {
-            g: validate(coded[coded[group] == g], variables, cluster, between, missing_allowed(roles), upper, auxiliary)
+            g: validate(coded[coded[group] == g], variables, cluster, between, missing_allowed(roles), upper, auxiliary,
+                        crossed)
             for g in groups}
         continuous = [v for v in variables if v not in self.families]  # not the columns families read
         self.scales = variable_scales(self.data, continuous) if rescale else {}
@@ -165,7 +174,7 @@ class Model:
         for unsupported features)."""
         if self._plan is None:
             plan = make_plan(self.table, self.priors, {v: str(f) for v, f in self.families.items()},
-                             self.data.has_missing, self.constraints)
+                             self.data.has_missing, self.constraints, self.crossed)
             check_within_variation(plan, self.data)
             self._plan = plan
         return self._plan
@@ -185,7 +194,7 @@ class Model:
     def _structure(self) -> str:
         """A key for everything but the data: models with equal keys share compiled samplers."""
         sampled = self.plan.random or self.strategy.kind != MARGINAL  # latent variables per row or cluster
-        shape = [self.data.n_rows, self.data.n_clusters, [u.n_clusters for u in self.data.uppers]] if sampled else None
+        shape = [self.data.n_units(rank) for rank in range(self.data.n_levels)] if sampled else None
         return json.dumps([self.table.to_json(), self.constraints.to_json(), sorted(self.priors.items()),
                            self.strategy.name, shape, self.data.has_missing, sorted(self.plan.families.items())])
 
@@ -230,7 +239,8 @@ class Model:
         info = {
             "version": _version(), "cluster": self.cluster, "n_rows": self.data.n_rows,
             "n_clusters": self.data.n_clusters,
-            "n_upper_clusters": [upper.n_clusters for upper in self.data.uppers], "strategy": self.strategy.kind,
+            "n_upper_clusters": [self.data.n_units(rank) for rank in range(2, self.data.n_levels)],
+            "crossed": self.crossed, "strategy": self.strategy.kind,
             "sampler": sampler,
             "syntax": self.syntax, "std_lv": self.std_lv, "families": dict(self.plan.families), "priors": self.priors,
             "scales": self.scales,
@@ -261,7 +271,7 @@ class Model:
         return cls(info["syntax"], fit.frame(), cluster=info.get("cluster"), std_lv=info.get("std_lv", False),
                    priors=info.get("priors"), family=info.get("families"), group=info.get("group"),
                    group_equal=info.get("group_equal", ()), group_partial=info.get("group_partial", ()),
-                   group_approx=info.get("group_approx"))
+                   group_approx=info.get("group_approx"), crossed=info.get("crossed", False))
 
     def sample_prior_predictive(self, draws: int = 500, random_seed: int | None = None) -> xr.DataTree:
         """θ drawn from the priors and one data set replicated from each (:mod:`.simulation.simulator`): a

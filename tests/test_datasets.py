@@ -22,6 +22,7 @@ SIZES = [
     ("random_slope", 1457, ["school", "x", "y"], "school", 100, (3, 25)),
     ("three_level", 900, ["student", "class", "school", "x", "y"], "class", 180, (5, 5)),
     ("logit_random_intercept", 1488, ["cluster", "x", "y"], "cluster", 80, (5, 30)),
+    ("crossed_schools", 1500, ["pupil", "school", "neighbourhood", "x", "y"], "school", 40, (24, 56)),
 ]
 
 
@@ -139,6 +140,20 @@ def test_lme4_estimates_map_onto_the_documented_model(name, loglik):
     assert (reference[variances] > 0).all()
 
 
+def test_crossed_schools_are_crossed_and_its_estimates_map_onto_the_model():
+    data = datasets.load("crossed_schools")
+    assert data["neighbourhood"].nunique() == 30
+    assert (data.groupby("school")["neighbourhood"].nunique() > 1).all()
+    assert (data.groupby("neighbourhood")["school"].nunique() > 1).all()
+    reference = datasets.reference("crossed_schools").set_index("param")
+    info = datasets.info("crossed_schools")
+    assert set(reference.index) == set(info.parameters) | {"loglik"}
+    assert reference.loc["loglik", "est"] == pytest.approx(-2227.697, abs=1e-3)
+    assert (reference.loc[list(info.parameters), "se"] > 0).all()
+    model = bm.Model(info.model, data, **info.options)
+    assert sorted(model.plan.parameters["name"]) == sorted(info.parameters.values())
+
+
 def test_gllamm_table1_holds_the_published_estimates():
     table = datasets.reference("gllamm_table1")
     assert list(table.columns) == ["block", "item", "factor", "level", "estimate", "se"] and len(table) == 26
@@ -163,7 +178,7 @@ def test_every_file_in_the_folder_belongs_to_a_set():
     for name in datasets.names():
         info = datasets.info(name)
         named |= {info.data} - {None} | set(info.references.values())
-    assert shipped == named and len(shipped) == 16
+    assert shipped == named and len(shipped) == 18
 
 
 def test_unknown_names_and_tables_list_the_choices():

@@ -42,9 +42,11 @@ def fenced(info: str) -> list:
     return params
 
 
-def simulate(syntax: str, cluster: str | list[str] | None = None, *, family=None, ordered=(), **_) -> pd.DataFrame:
+def simulate(syntax: str, cluster: str | list[str] | None = None, *, family=None, ordered=(), crossed=False,
+             **_) -> pd.DataFrame:
     """Data with the columns the model uses: clusters of 4 units, 3 clusters in each cluster of the level
-    above and 20 at the top; normal values with a cluster effect, constant within the clusters of the
+    above and 20 at the top (``crossed``: the k-th classification after the first has 7 + k clusters,
+    taken in turn by the rows); normal values with a cluster effect, constant within the clusters of the
     level where a variable first appears; ordinal categories 1..K (K − 1 thresholds written, else K = 3),
     bernoulli 0/1, counts Poisson(2)."""
     families = response_families(family, ordered)
@@ -52,10 +54,12 @@ def simulate(syntax: str, cluster: str | list[str] | None = None, *, family=None
     written = user.loc[user["op"] == "|", "lhs"].value_counts()
     categories = {v: written.get(v, 2) + 1 for v, f in families.items() if f.has_thresholds}
     table = build_table(user, cluster, families={v: f.name for v, f in families.items()}, categories=categories)
-    used, between, upper = data_variables(assign_roles(table[table["op"].isin(MODEL_OPS)]))
+    used, between, upper = data_variables(assign_roles(table[table["op"].isin(MODEL_OPS)]), crossed)
     columns = [] if cluster is None else [cluster] if isinstance(cluster, str) else list(cluster)
     n = 4 * 3 ** max(len(columns) - 1, 0) * 20
     ids = [np.arange(n) // (4 * 3 ** k) for k in range(len(columns))]
+    if crossed:
+        ids = [ids[0], *(np.arange(n) % (7 + k) for k in range(1, len(columns)))]
     rank = {v: 1 for v in between} | {v: k for k, names in enumerate(upper, start=2) for v in names}
     rng = np.random.default_rng(1)
     data = {}

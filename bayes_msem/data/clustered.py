@@ -74,12 +74,27 @@ class UpperLevel:
 
 
 @dataclass(frozen=True, eq=False)
+class Classification:
+    """A classification of the rows crossed with the lowest clusters (neighbourhoods beside schools):
+    its ``column``, its clusters' ``ids`` and, per (sorted) row, the index of its cluster (``index``)."""
+
+    column: str
+    ids: np.ndarray
+    index: np.ndarray
+
+    @property
+    def n_clusters(self) -> int:
+        return len(self.ids)
+
+
+@dataclass(frozen=True, eq=False)
 class ClusteredData:
     """Validated data sorted by cluster (stable sort: original order within a cluster).
 
     Arrays are read-only.  For single-level data (`cluster` None) every row is its
     own cluster: `cluster_index` is 0..n-1, `sizes` are all 1, `cluster_ids` are
-    the row labels.
+    the row labels. A cross-classified model's other classifications (``crossed``) are levels 2, 3, …
+    beside the clusters, each indexed per row, none nested in another.
     """
 
     values: dict[str, np.ndarray]
@@ -89,6 +104,7 @@ class ClusteredData:
     cluster_index: np.ndarray
     sizes: np.ndarray
     uppers: tuple[UpperLevel, ...] = ()
+    crossed: tuple[Classification, ...] = ()
 
     @property
     def upper(self) -> UpperLevel | None:
@@ -97,7 +113,9 @@ class ClusteredData:
 
     def level_index(self, rank: int) -> np.ndarray:
         """Per row, the index of its cluster at level ``rank`` (0 the rows, 1 the clusters, 2 … the
-        upper levels)."""
+        upper levels, or the crossed classifications)."""
+        if self.crossed and rank >= 2:
+            return self.crossed[rank - 2].index
         index = np.arange(self.n_rows) if rank == 0 else self.cluster_index
         for upper in self.uppers[:max(rank - 1, 0)]:
             index = upper.parent[index]
@@ -109,6 +127,23 @@ class ClusteredData:
         first = np.full(index.max() + 1, -1)
         first[index[::-1]] = np.arange(self.n_rows)[::-1]
         return self.matrix(names)[first]
+
+    def n_units(self, rank: int) -> int:
+        """The number of units of level ``rank`` (rows, clusters, upper or crossed clusters)."""
+        if rank == 0:
+            return self.n_rows
+        if rank == 1:
+            return self.n_clusters
+        return (self.crossed or self.uppers)[rank - 2].n_clusters
+
+    def level_ids(self, rank: int) -> np.ndarray:
+        """The ids of the units of level ``rank`` ≥ 1."""
+        return self.cluster_ids if rank == 1 else (self.crossed or self.uppers)[rank - 2].ids
+
+    @property
+    def n_levels(self) -> int:
+        """The number of levels, the rows included (1 without clusters)."""
+        return 1 if self.cluster is None else 2 + len(self.uppers) + len(self.crossed)
 
     @property
     def n_rows(self) -> int:
@@ -151,15 +186,22 @@ class ClusteredData:
         the ids of its clusters at each level (:meth:`from_dataset` reads it back)."""
         coords = {"row": np.arange(self.n_rows), "label": ("row", coordinate(self.row_labels)),
                   "cluster": ("row", coordinate(self.cluster_ids[self.cluster_index]))}
-        for rank, upper in enumerate(self.uppers, start=2):
-            coords[unit_dim(rank)] = ("row", coordinate(upper.ids[self.level_index(rank)]))
-        return xr.Dataset({name: ("row", values) for name, values in self.values.items()}, coords=coords)
+        for rank in range(2, self.n_levels):
+            coords[unit_dim(rank)] = ("row", coordinate(self.level_ids(rank)[self.level_index(rank)]))
+        attrs = {"crossed": 1} if self.crossed else {}
+        return xr.Dataset({name: ("row", values) for name, values in self.values.items()}, coords=coords, attrs=attrs)
 
     @classmethod
     def from_dataset(cls, dataset: xr.Dataset, cluster: str | list[str] | None) -> ClusteredData:
         """The data of a model back from :meth:`to_dataset` (rows sorted by cluster)."""
         codes, ids = pd.factorize(dataset["cluster"].values)
         values = {name: dataset[name].values for name in dataset.data_vars}
+        if dataset.attrs.get("crossed"):
+            crossed = tuple(Classification(column, np.asarray(uniques), found.astype(np.int64))
+                            for rank, column in enumerate(cluster[1:], start=2)
+                            for found, uniques in [pd.factorize(dataset[unit_dim(rank)].values)])
+            return cls(values, dataset["label"].values, cluster[0], np.asarray(ids), codes.astype(np.int64),
+                       np.bincount(codes).astype(np.int64), crossed=crossed)
         uppers, lower, rank = [], codes, 2
         while unit_dim(rank) in dataset.coords:
             upper_codes, upper_ids = pd.factorize(dataset[unit_dim(rank)].values)
@@ -182,7 +224,8 @@ class ClusteredData:
 
     def part(self, rows: np.ndarray) -> ClusteredData:
         """The data of the rows where ``rows`` (a boolean mask) is true: whole clusters, re-indexed."""
-        columns = [self.cluster, *(upper.column for upper in self.uppers)] if self.uppers else self.cluster
+        higher = [*self.uppers, *self.crossed]
+        columns = [self.cluster, *(level.column for level in higher)] if higher else self.cluster
         return ClusteredData.from_dataset(self.to_dataset().isel(row=np.flatnonzero(rows)), columns)
 
     def cluster_values(self, names: Sequence[str]) -> np.ndarray:
@@ -337,8 +380,9 @@ def _check_between(grouped: ClusteredData, between: Sequence[str], rank: int) ->
     """Raise if a cluster-level variable varies within a cluster of level ``rank`` (1 the lowest
     clusters, 2 … the upper levels), up to rounding (rtol 1e-9)."""
     index = grouped.level_index(rank)
-    ids = grouped.cluster_ids if rank == 1 else grouped.uppers[rank - 2].ids
+    ids = grouped.level_ids(rank)
     first_row = np.unique(index, return_index=True)[1]
+    column = grouped.cluster if rank == 1 else (grouped.crossed or grouped.uppers)[rank - 2].column
     for name in between:
         v = grouped.column(name)
         first = v[first_row][index]
@@ -347,7 +391,7 @@ def _check_between(grouped: ClusteredData, between: Sequence[str], rank: int) ->
             i = int(np.argmax(differ))
             raise DataError(
                 f"Cluster-level variable {name!r} varies within {len(np.unique(index[differ]))} "
-                f"cluster(s), e.g. cluster {_show(ids, index[[i]])} has values "
+                f"cluster(s) of {column!r}, e.g. cluster {_show(ids, index[[i]])} has values "
                 f"{first[i]:g} and {v[i]:g}. "
                 "Aggregate it to the cluster level (e.g. the cluster mean) or model it at the within level.")
 
@@ -366,7 +410,9 @@ def _upper_level(data: pd.DataFrame, column: str, lower: str, order: np.ndarray,
         reversed_order = bool((data.groupby(column, sort=False)[lower].nunique() == 1).all())
         fix = (f"The columns seem to be listed highest level first: list them lowest level first, e.g. "
                f"cluster=[{column!r}, {lower!r}, ...]." if reversed_order else
-               f"If the ids restart in each {column}, make them unique, e.g. "
+               f"If the two classifications are crossed (each {lower} meets several {column} clusters and each "
+               f"{column} several {lower} clusters, as pupils in schools and in neighbourhoods), pass crossed=True "
+               f"for a cross-classified model. If the ids restart in each {column}, make them unique, e.g. "
                f"data[{lower!r}] = data[{column!r}].astype(str) + '/' + data[{lower!r}].astype(str).")
         raise DataError(
             f"The clusters of {lower!r} are not nested in {column!r}: {lower} {example!r} appears in "
@@ -381,14 +427,31 @@ def _upper_level(data: pd.DataFrame, column: str, lower: str, order: np.ndarray,
     return UpperLevel(column, np.asarray(uniques), parent)
 
 
+def _classification(data: pd.DataFrame, column: str, order: np.ndarray) -> Classification:
+    """A classification crossed with the clusters; raise unless it has two clusters or more, not
+    every one of a single row."""
+    codes, uniques = pd.factorize(data[column])
+    if len(uniques) < 2:
+        raise DataError(f"The cluster column {column!r} has {len(uniques)} distinct cluster(s); each classification "
+                        "of a cross-classified model needs many clusters (at least 2 to run, 30+ advisable). Check "
+                        "the column or drop the classification.")
+    if np.bincount(codes).max() == 1:
+        raise DataError(f"Every cluster of {column!r} holds a single row, so its effects cannot be separated from "
+                        "the residuals; check that the cluster column is the right one or drop the classification.")
+    return Classification(column, np.asarray(uniques), codes[order].astype(np.int64))
+
+
 def validate(data: pd.DataFrame, variables: Sequence[str], cluster: str | Sequence[str] | None = None,
              between: Sequence[str] = (), missing_ok: Sequence[str] = (),
-             upper_levels: Sequence[Sequence[str]] = (), auxiliary: Mapping[str, str] | None = None) -> ClusteredData:
+             upper_levels: Sequence[Sequence[str]] = (), auxiliary: Mapping[str, str] | None = None,
+             crossed: bool = False) -> ClusteredData:
     """Check `data` for a model using `variables` and group it by `cluster` (a column, or the columns
-    of the clusters of each level above the rows, lowest first, which must nest).
+    of the clusters of each level above the rows, lowest first, which must nest; with ``crossed``,
+    the columns of crossed classifications, the rows grouped by the first).
 
     `between` must be constant within the (lowest) clusters, `upper_levels[k]` within the
-    clusters of the (k + 3)-th level; `missing_ok` may have missing cells. `auxiliary` names the
+    clusters of the (k + 3)-th level (of the (k + 2)-th classification when crossed); `missing_ok`
+    may have missing cells. `auxiliary` names the
     columns response families read (a binomial's trials) with what each is: they must be numeric
     and are carried along; their family checks their values.
     """
@@ -428,15 +491,20 @@ def validate(data: pd.DataFrame, variables: Sequence[str], cluster: str | Sequen
         if sizes.max() == 1:
             raise DataError(f"Every cluster in {cluster!r} has a single member, so within and between "
                             "variation cannot be separated; check that the cluster column is the right one.")
+    if crossed and len(clusters) < 2:
+        raise DataError("crossed=True needs two cluster columns or more, e.g. cluster=['school', 'neighbourhood'].")
     uppers, row_index = [], index
     for lower, column in zip(clusters, clusters[1:]):
+        if crossed:
+            break
         uppers.append(_upper_level(data, column, lower, order, row_index))
         row_index = uppers[-1].parent[row_index]
+    classifications = tuple(_classification(data, column, order) for column in clusters[1:]) if crossed else ()
     result = ClusteredData({k: v[order] for k, v in values.items()}, data.index.to_numpy()[order],
-                           cluster, ids, index, sizes, tuple(uppers))
-    for arr in [*result.values.values(), result.row_labels, ids, index, sizes]:
+                           cluster, ids, index, sizes, tuple(uppers), classifications)
+    for arr in [*result.values.values(), result.row_labels, ids, index, sizes, *(c.index for c in classifications)]:
         arr.setflags(write=False)
-    _check_between(result, [*between, *(v for names in upper_levels for v in names)], 1)
+    _check_between(result, [*between, *(() if crossed else (v for names in upper_levels for v in names))], 1)
     for rank, names in enumerate(upper_levels, start=2):
         _check_between(result, names, rank)
     return result

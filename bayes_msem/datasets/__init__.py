@@ -1,5 +1,5 @@
 """Data sets shipped with the package, each with maximum-likelihood estimates from established
-software (R 4.2.2, lavaan 0.6-14, lme4 1.1-31) to compare a fit against::
+software (R 4.2.2, lavaan 0.6-14, lme4 1.1-31; statsmodels 0.15.0) to compare a fit against::
 
     import bayes_msem as bm
     data = bm.datasets.load("demo_twolevel")          # a pandas DataFrame
@@ -227,6 +227,35 @@ level: between
 """,
         options={"cluster": "cluster", "family": {"y": "bernoulli"}},
         parameters={"intercept": "between:y~1", "slope_x": "within:y~x", "var_cluster": "between:y~~y"},
+    ),
+    Dataset(
+        name="crossed_schools",
+        title="pupils in schools and in neighbourhoods: a cross-classified random-intercept regression",
+        source="simulated for bayes_msem (scripts/crossed_reference.py)",
+        licence=_SIMULATED,
+        design=("1,500 pupils (`pupil`) in 40 schools (`school`, 24 to 56 pupils each) and, crossed with them, "
+                "30 neighbourhoods (`neighbourhood`; each school's pupils come from 8 or 9 of them); columns "
+                "pupil, school, neighbourhood, x, y. Simulated with intercept 1.0, slope 0.5, school variance "
+                "0.30, neighbourhood variance 0.15, residual variance 1.0."),
+        fitted=("statsmodels' ML estimates (statsmodels 0.15.0, MixedLM, reml=False), y ~ x with variance "
+                "components for school and neighbourhood (vc_formula, one group of every row): columns param, "
+                "est, se; intercept, slope_x, var_school, var_neighbourhood, var_residual, and loglik = "
+                "-2227.697 (equal to a dense normal over all rows at the estimates). The variances' standard "
+                "errors come from that dense likelihood's observed information, the fixed effects' from "
+                "MixedLM."),
+        data="crossed_schools.csv",
+        references={"estimates": "crossed_schools_statsmodels.csv"},
+        model="""
+level: within
+  y ~ x
+level: school
+  y ~~ y
+level: neighbourhood
+  y ~~ y
+""",
+        options={"cluster": ["school", "neighbourhood"], "crossed": True},
+        parameters={"intercept": "neighbourhood:y~1", "slope_x": "within:y~x", "var_school": "school:y~~y",
+                    "var_neighbourhood": "neighbourhood:y~~y", "var_residual": "within:y~~y"},
     ),
     Dataset(
         name="gllamm_table1",

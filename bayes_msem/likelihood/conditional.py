@@ -23,7 +23,9 @@ With more levels, each level's units are computed top down, and a variable that 
 a higher level gets that level's value as an offset: o = the value of the nearest level above
 that has the variable (itself including the parts above it), added before T, so that a
 factor's part at a higher level (a cross-level regression, ``f ~ f_district`` in the higher
-block) also reaches the factor's indicators.
+block) also reaches the factor's indicators. Crossed classifications (schools and neighbourhoods)
+are each computed on their own, and a row's offset is the sum of its clusters' parts in each:
+η_i = y^W_i + y^S_{s(i)} + y^N_{n(i)}.
 """
 
 from __future__ import annotations
@@ -83,15 +85,16 @@ class ResponseStatistics(Statistics):
         return cls(np.where(np.isnan(y), 1.0, y), observed.astype(float), trials, lower, upper,
                    data.matrix(list(levels[0].covariates)),
                    tuple(data.level_values(list(levels[k].covariates), k) for k in ranks),
-                   tuple(data.level_values(list(_outcomes(plan, k)), k) for k in ranks),
-                   tuple([data.cluster_index, *(upper.parent for upper in data.uppers)][:len(ranks)]))
+                   tuple(data.level_values(list(level_outcomes(plan, k)), k) for k in ranks),
+                   tuple([data.cluster_index, *(level.index for level in data.crossed)] if data.crossed else
+                         [data.cluster_index, *(upper.parent for upper in data.uppers)][:len(ranks)]))
 
 
-def _outcomes(plan: Plan, rank: int) -> tuple[str, ...]:
-    """The observed variables of the level of ``rank`` (0 lowest) that no lower level observes:
-    its outcomes (cluster-level variables)."""
+def level_outcomes(plan: Plan, rank: int) -> tuple[str, ...]:
+    """The observed variables of the level of ``rank`` (0 lowest) that no lower level observes (the
+    rows' level only, for a crossed classification): its outcomes (cluster-level variables)."""
     levels = [lp.roles for lp in plan.levels.values()]
-    lower = {v for roles in levels[:rank] for v in roles.observed}
+    lower = {v for roles in levels[:1 if plan.features.crossed and rank else rank] for v in roles.observed}
     return tuple(v for v in levels[rank].observed if v not in lower)
 
 
@@ -171,9 +174,12 @@ Disturbances = Callable[[int, LevelPlan, np.ndarray], pt.TensorVariable]
 """(rank, level, positions S) → the standard-normal z (units, |S|) of the level's disturbances ζ_S."""
 
 
-def unit_index(stats: dict, n_levels: int) -> dict[tuple[int, int], pt.TensorVariable]:
-    """(rank a, rank b) → the index of each unit of level a in the units of level b > a."""
+def unit_index(stats: dict, n_levels: int, crossed: bool = False) -> dict[tuple[int, int], pt.TensorVariable]:
+    """(rank a, rank b) → the index of each unit of level a in the units of level b > a; with
+    ``crossed`` classifications, of the rows in each classification's clusters only."""
     parents = [pt.cast(parent, "int64") for parent in stats["parents"]]
+    if crossed:
+        return {(0, b): parents[b - 1] for b in range(1, n_levels)}
     index = {}
     for a in range(n_levels):
         for b in range(a + 1, n_levels):
@@ -186,15 +192,16 @@ def top_down(plan: Plan, theta: pt.TensorVariable, stats: dict, sampled: Callabl
     """Every level's values, top down (module docstring), lowest first in the result; ``sampled``
     chooses each level's disturbed positions S from its outcomes, ``disturbances`` gives their z."""
     levels = list(plan.levels.values())  # lowest first
-    index = unit_index(stats, len(levels))
+    crossed = plan.features.crossed
+    index = unit_index(stats, len(levels), crossed)
     totals, found = {}, {}  # rank → (level, values with the parts of the levels above)
     for rank in range(len(levels) - 1, 0, -1):
         level = levels[rank]
-        outcomes = [level.variables.index(v) for v in _outcomes(plan, rank)]
+        outcomes = [level.variables.index(v) for v in level_outcomes(plan, rank)]
         chosen = sampled(rank, level, outcomes)
         values, psi = level_values(level, theta, stats["level_covariates"][rank - 1], chosen,
                                    disturbances(rank, level, chosen),
-                                   offset=_offset(totals, level.variables, rank, index))
+                                   offset=offset_of(totals, level.variables, rank, index, crossed))
         totals[rank] = (level, values)
         found[rank] = LevelValues(level, values, psi, outcomes)
     random = None
@@ -205,7 +212,7 @@ def top_down(plan: Plan, theta: pt.TensorVariable, stats: dict, sampled: Callabl
     outcomes = list(range(len(lowest.roles.observed)))
     chosen = sampled(0, lowest, outcomes)
     values, psi = level_values(lowest, theta, stats["covariates"], chosen, disturbances(0, lowest, chosen), random,
-                               index.get((0, 1)), _offset(totals, lowest.variables, 0, index))
+                               index.get((0, 1)), offset_of(totals, lowest.variables, 0, index, crossed))
     return [LevelValues(lowest, values, psi, outcomes), *(found[rank] for rank in sorted(found))]
 
 
@@ -230,13 +237,13 @@ def conditional_loglik(plan: Plan, theta: pt.TensorVariable, stats: dict, distur
 
     found = top_down(plan, theta, stats, likelihood_disturbances, disturbances or standard_normal)
     top = len(found) - 1
-    index = unit_index(stats, len(found))
+    index = unit_index(stats, len(found), plan.features.crossed)
     terms = []  # (rank, log-density of each unit of that level)
     for rank, part in enumerate(found):
         if model is not None:
             unit = local_dim(unit_dim(rank) if rank else "row")
-            _scores(part.level, part.values, [k for k in range(len(part.level.variables)) if k not in part.outcomes],
-                    unit)
+            record_scores(part.level, part.values,
+                          [k for k in range(len(part.level.variables)) if k not in part.outcomes], unit)
         if rank and part.outcomes:  # cluster-level outcomes, Gaussian
             sd = pt.sqrt(pt.diagonal(part.psi)[part.outcomes])
             terms.append((rank, Family("gaussian", "identity").logp(stats["level_outcomes"][rank - 1],
@@ -267,15 +274,17 @@ def conditional_loglik(plan: Plan, theta: pt.TensorVariable, stats: dict, distur
     return sum(t if rank == top else pt.inc_subtensor(pt.zeros(n_units)[index[(rank, top)]], t) for rank, t in terms)
 
 
-def _offset(totals: dict, names: tuple[str, ...], rank: int, index: dict) -> pt.TensorVariable | float:
+def offset_of(totals: dict, names: tuple[str, ...], rank: int, index: dict, crossed: bool = False
+              ) -> pt.TensorVariable | float:
     """Per unit of level ``rank`` and each of its variables, the variable's value at the nearest
     level above that has it (which already holds the parts of the levels above that one); 0
-    where no level above has it."""
+    where no level above has it. With ``crossed`` classifications, the sum of its values in every
+    classification a row belongs to (nothing for a classification's own units)."""
     offset, done = 0.0, set()
     for above in sorted(totals):
         level, values = totals[above]
-        where = [k for k, v in enumerate(names) if v in level.variables and v not in done]
-        if above > rank and where:
+        where = [k for k, v in enumerate(names) if v in level.variables and (crossed or v not in done)]
+        if above > rank and where and (rank, above) in index:
             gathered = values[index[(rank, above)]][:, [level.variables.index(names[k]) for k in where]]
             offset = offset + pt.set_subtensor(pt.zeros((gathered.shape[0], len(names)))[:, where], gathered)
             done |= {names[k] for k in where}
@@ -290,7 +299,7 @@ def disturbance_name(rank: int, multilevel: bool = True) -> str:
     return ("within_z", "between_z")[rank] if rank < 2 else f"{unit_dim(rank)}_z"
 
 
-def _scores(level: LevelPlan, values: pt.TensorVariable, positions, unit: str) -> None:
+def record_scores(level: LevelPlan, values: pt.TensorVariable, positions, unit: str) -> None:
     """The level's latent values per unit as the deterministic ``scores_<level>`` (unit × variable)."""
     positions = list(positions)
     if positions:
@@ -324,8 +333,8 @@ class Conditional(Strategy):
         model = pm.Model.get_context()
         model.add_coord(local_dim("row"), np.arange(data.n_rows))
         model.add_coord(local_dim("cluster"), cluster_ids(data))
-        for rank, upper in enumerate(data.uppers, start=2):
-            model.add_coord(local_dim(unit_dim(rank)), coordinate(upper.ids))
+        for rank in range(2, data.n_levels):
+            model.add_coord(local_dim(unit_dim(rank)), coordinate(data.level_ids(rank)))
         return super().add_to_model(plan, data, theta)
 
     def loglik(self, plan: Plan, theta: pt.TensorVariable, stats: dict) -> pt.TensorVariable:

@@ -120,7 +120,7 @@ class Nested(Strategy):
 
     def handles(self, features: Features) -> bool:
         return features.levels == 3 and not (features.random or features.missing or features.upper_only
-                                             or features.non_gaussian or features.cross_level)
+                                             or features.non_gaussian or features.cross_level or features.crossed)
 
     def statistics(self, plan: Plan, data: ClusteredData) -> NestedStatistics:
         return NestedStatistics.from_data(NestedLayout.from_plan(plan), data)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ..spec.plan import Plan
 from .conditional import Conditional
+from .crossed import Crossed
 from .hybrid import Hybrid
 from .marginal import Marginal
 from .nested import Nested
@@ -17,7 +18,7 @@ from .patterns import Patterns
 from .slopes import Slopes
 from .strategy import Strategy
 
-STRATEGIES: tuple[Strategy, ...] = (Marginal(), Patterns(), Slopes(), Nested(), Hybrid(), Conditional())
+STRATEGIES: tuple[Strategy, ...] = (Marginal(), Patterns(), Slopes(), Crossed(), Nested(), Hybrid(), Conditional())
 
 
 def strategy_for(plan: Plan) -> Strategy:

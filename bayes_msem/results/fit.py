@@ -51,6 +51,13 @@ _STAT_COLUMNS = ["mean", "sd", _LOWER, _UPPER, "r_hat", "ess_bulk", "ess_tail"]
 _STRATEGIES = {"marginal": "all latent variables integrated out",
                "hybrid": "random parameters sampled per cluster, all other latent variables integrated out",
                "conditional": "latent variables sampled per row and cluster, responses of any family"}
+def _strategy_text(info: dict) -> str:
+    """What the fit's strategy sampled and what it integrated out."""
+    if info.get("crossed") and info["strategy"] == "hybrid":
+        return "the first classification's effects integrated out, the other classifications' sampled"
+    return _STRATEGIES.get(info["strategy"], "")
+
+
 _TABLE_COLUMNS = ["lhs", "op", "rhs", "level", "label", "free", "fixed", "start", "prior", "random", "user"]
 
 
@@ -160,7 +167,8 @@ class Fit:
         conditional distribution given the data, once per posterior draw (:mod:`.scores`)."""
         self._one_group("latent_scores")
         data = ClusteredData.from_dataset(self.idata.observed_data.to_dataset(), self.info.get("cluster"))
-        scores = latent_scores(self.idata.posterior.to_dataset(), make_plan(self.table), data, seed)
+        scores = latent_scores(self.idata.posterior.to_dataset(),
+                               make_plan(self.table, crossed=self.info.get("crossed", False)), data, seed)
         scale = self._scale()
         factors = {key: scale(*key) for key in set(scores[["variable", "level"]].itertuples(index=False, name=None))}
         per_row = np.array([factors[key] for key in zip(scores["variable"], scores["level"])])
@@ -201,7 +209,8 @@ class Fit:
     def _draws_plan_data(self):
         """θ draws (draws, parameters), the plan and the data, for per-draw computations."""
         data = ClusteredData.from_dataset(self.idata.observed_data.to_dataset(), self.info.get("cluster"))
-        plan = make_plan(self.table, families=self.info.get("families"), missing=data.has_missing)
+        plan = make_plan(self.table, families=self.info.get("families"), missing=data.has_missing,
+                         crossed=self.info.get("crossed", False))
         theta = self.idata.posterior["theta"].transpose("chain", "draw", "parameter").values
         return theta.reshape(-1, theta.shape[-1]), plan, data
 
@@ -212,6 +221,10 @@ class Fit:
         strategy integrates them (marginal); for hybrid and conditional fits, on about ``draws``
         draws, by importance sampling with ``importance_draws`` draws per cluster and draw
         (:mod:`.pointwise`). A multiple-group fit's units are each group's in turn."""
+        if self.info.get("crossed"):
+            raise UnavailableError("log-likelihoods per cluster (LOO, WAIC) are not available for cross-classified fits "
+                                   "yet: a row belongs to a cluster of each classification, so no cluster's rows are "
+                                   "independent of the others'.")
         if "log_likelihood" not in self.idata.children:
             posterior = self.idata.posterior
             theta = posterior["theta"].transpose("chain", "draw", "parameter").values
@@ -494,7 +507,8 @@ class Fit:
         columns = [] if not info.get("cluster") else [info["cluster"]] if isinstance(info["cluster"], str) else info["cluster"]
         lines = [
             f"bayes_msem {info.get('version', '')} — Bayesian "
-            f"{['single-level', 'two-level', 'three-level'][len(columns)] if len(columns) < 3 else f'{len(columns) + 1}-level'} SEM",
+            + (f"cross-classified SEM ({len(columns)} crossed classifications)" if info.get("crossed") else
+               f"{['single-level', 'two-level', 'three-level'][len(columns)] if len(columns) < 3 else f'{len(columns) + 1}-level'} SEM"),
             "",
             f"  Observations                 {info['n_rows']}",
             *([f"  Groups ({info['group']}){' ' * max(1, 20 - len(info['group']))}{', '.join(map(str, info['groups']))}"]
@@ -506,7 +520,7 @@ class Fit:
             lines.append(f"  Clusters ({column}){' ' * max(1, 18 - len(column))}{count}")
         lines += [
             f"  Free parameters              {int((self.table['free'].max()) if len(self.table) else 0)}",
-            f"  Likelihood strategy          {info['strategy']} ({_STRATEGIES.get(info['strategy'], '')})",
+            f"  Likelihood strategy          {info['strategy']} ({_strategy_text(info)})",
             *([f"  Response families            {', '.join(f'{v}: {f}' for v, f in families.items())}"] if families else []),
             f"  Sampler                      {info['sampler']}: {post.sizes['chain']} chains x {post.sizes['draw']} draws",
             f"  Divergent transitions        {values['divergences']:.0f}",

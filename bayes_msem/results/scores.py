@@ -53,7 +53,7 @@ def latent_draws(posterior: xr.Dataset, plan: Plan, data: ClusteredData, seed: i
     if not draws:
         draws = _marginal_draws(posterior, plan, data, np.random.default_rng(seed))
     ids = {"row": data.row_labels, "cluster": data.cluster_ids,
-           **{unit_dim(rank): upper.ids for rank, upper in enumerate(data.uppers, start=2)}}
+           **{unit_dim(rank): data.level_ids(rank) for rank in range(2, data.n_levels)}}
     return {level: values.assign_coords({values.dims[2]: coordinate(ids[values.dims[2]])}).rename(
         {values.dims[2]: "unit", values.dims[3]: "variable"}) for level, values in draws.items()}
 

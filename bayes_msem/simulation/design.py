@@ -129,6 +129,11 @@ def design_data(plan: Plan, data: ClusteredData, cluster: str | list[str] | None
                                 "cluster_size, not both.")
         data = _covariate_data(plan, covariates, cluster)
     elif n_clusters is not None:
+        if plan.features.crossed:
+            raise SettingsError("new clusters of crossed classifications need their crossing: give the design as a "
+                                "covariates= frame with a row per unit and its cluster columns, e.g. "
+                                "covariates=data[['school', 'neighbourhood', 'x']], or leave n_clusters out to keep "
+                                "the model's data.")
         for what in family_columns(plan_families(plan)).values():
             raise SettingsError(f"new clusters have no {what}: give the design as a covariates= frame with that "
                                 "column (and the cluster columns), e.g. covariates=data[[...]]")
@@ -153,10 +158,10 @@ def _covariate_data(plan: Plan, frame: pd.DataFrame, cluster: str | list[str] | 
     """The clusters and covariates of ``frame``, checked as model data are."""
     roles = {level.roles.level: level.roles for level in _levels(plan)}
     covariates = [v for r in roles.values() for v in r.covariates]
-    _, between, upper = data_variables(roles)
+    _, between, upper = data_variables(roles, plan.features.crossed)
     given = validate(frame, covariates, cluster, [v for v in between if v in covariates],
                      upper_levels=[[v for v in names if v in covariates] for names in upper],
-                     auxiliary=family_columns(plan_families(plan)))
+                     auxiliary=family_columns(plan_families(plan)), crossed=plan.features.crossed)
     return dataclasses.replace(given, values={**_placeholders(plan, given.n_rows), **given.values})
 
 

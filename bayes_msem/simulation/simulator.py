@@ -58,8 +58,7 @@ class Simulator:
         self._function = pytensor.function([theta, *(inputs[r] for r in self._ranks), *flat(symbols)], outputs,
                                            on_unused_input="ignore")
         self._found = [(part.level, part.outcomes) for part in found]
-        self._units = [data.n_rows, *([data.n_clusters] if len(found) > 1 else []),
-                       *(upper.n_clusters for upper in data.uppers)][:len(found)]
+        self._units = [data.n_units(rank) for rank in range(len(found))]
 
     def replicate(self, theta: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """One replicated data set at θ: each modelled observed variable's values per row."""

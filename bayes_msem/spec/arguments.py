@@ -70,11 +70,15 @@ def _check_latent_names(syntax: str, data: object) -> None:
 
 
 def check_model_arguments(syntax: object, data: object, cluster: object, std_lv: object, priors: object,
-                          family: object, ordered: object, rescale: object) -> None:
+                          family: object, ordered: object, rescale: object, crossed: object = False) -> None:
     """Raise for an argument of ``Model(...)`` of the wrong type, or a latent variable named like a
     data column; the rest (syntax, data values, families) is checked by the stages that read them."""
     _check_cluster(cluster)
     _check_flag("std_lv", std_lv)
+    _check_flag("crossed", crossed)
+    if crossed and (isinstance(cluster, str) or cluster is None or len(cluster) < 2):
+        raise SettingsError("crossed=True needs the columns of two classifications or more, e.g. "
+                            "cluster=['school', 'neighbourhood'].")
     _check_flag("rescale", rescale)
     _check_mapping("priors", priors, "priors={'loading': 'normal(0, 5)'}")
     _check_mapping("family", family, "family={'y4': 'bernoulli'}")

@@ -153,7 +153,8 @@ class Features:
     the strategy by them): the number of ``levels``; whether parameters vary over clusters
     (``random``), all of them slopes on observed within covariates (``slopes_only``); non-Gaussian
     responses; missing cells; factors with parts at higher levels (``cross_level``); observed
-    variables of an upper level that the lowest level lacks (``upper_only``)."""
+    variables of an upper level that the lowest level lacks (``upper_only``); levels above the
+    rows that are crossed classifications rather than nested ones (``crossed``)."""
 
     levels: int
     random: bool = False
@@ -162,6 +163,7 @@ class Features:
     missing: bool = False
     cross_level: bool = False
     upper_only: bool = False
+    crossed: bool = False
 
 
 @dataclass(frozen=True)
@@ -223,13 +225,14 @@ def parameter_name(level: str, lhs: str, op: str, rhs: str) -> str:
 
 def model_features(roles: dict[str, LevelRoles], random: tuple[RandomParameter, ...],
                    families: Mapping[str, str] | None = None, missing: bool = False,
-                   cross_level: bool = False) -> Features:
+                   cross_level: bool = False, crossed: bool = False) -> Features:
     """The facts of a model that the likelihood strategies' registry chooses by."""
     levels = list(roles.values())  # lowest first
     lowest = set(levels[0].observed)
     within = roles.get(WITHIN)
     return Features(
         levels=len(levels), random=bool(random), non_gaussian=bool(families), missing=missing, cross_level=cross_level,
+        crossed=crossed,
         upper_only=any(v not in lowest for r in levels[1:] for v in r.observed),
         slopes_only=bool(random) and within is not None
         and all(r.kind == "slope" and r.rhs in within.covariates for r in random),
@@ -238,11 +241,12 @@ def model_features(roles: dict[str, LevelRoles], random: tuple[RandomParameter, 
 
 def make_plan(table: pd.DataFrame, priors: dict[str, str] | None = None,
               families: Mapping[str, str] | None = None, missing: bool = False,
-              constraints: pd.DataFrame | None = None) -> Plan:
+              constraints: pd.DataFrame | None = None, crossed: bool = False) -> Plan:
     """Derive matrices, free parameters and correlation blocks from a complete table
     (``families``: the family text of each non-Gaussian variable; ``missing``: whether the
     data have missing cells; ``constraints``: the ``==``, ``<``, ``>`` rows that
-    :func:`.constraints.constraint_rows` keeps)."""
+    :func:`.constraints.constraint_rows` keeps; ``crossed``: the levels above the rows are crossed
+    classifications)."""
     kind_priors = default_priors(priors)
     model_rows = table[table["op"].isin(["=~", "~", "~~", "~1"])]
     groups = list(dict.fromkeys(table["group"])) if "group" in table else []
@@ -262,7 +266,9 @@ def make_plan(table: pd.DataFrame, priors: dict[str, str] | None = None,
     solved = solve_constraints(table, constraints) if constraints is not None else Constraints()
     random = tuple(random_parameters(first))
     cross_level = bool(cross_level_factors(first))
-    features = model_features(roles, random, families, missing, cross_level)
+    if crossed:
+        _check_crossed(roles, random, cross_level)
+    features = model_features(roles, random, families, missing, cross_level, crossed)
     if not random and not cross_level:  # the count ignores the cross-level covariances these models use
         _check_moments(parameters.drop(index=solved.derived), roles, max(len(groups), 1))
     by_group = {g: model_rows[model_rows["group"] == g] for g in groups} or {"": model_rows}
@@ -271,6 +277,21 @@ def make_plan(table: pd.DataFrame, priors: dict[str, str] | None = None,
     blocks = _correlation_blocks(model_rows, parameters, set(solved.derived))
     return Plan(table, parameters, next(iter(plans.values())), blocks, features, random, dict(families or {}),
                 groups=plans if groups else {}, approximate=_approximate_sets(table), constraints=solved)
+
+
+def _check_crossed(roles: dict[str, LevelRoles], random: tuple[RandomParameter, ...], cross_level: bool) -> None:
+    """Refuse what cross-classified models do not take yet: random parameters (slopes, loadings,
+    variances varying over a classification) and factors with parts in several blocks."""
+    if random:
+        raise SpecificationError(f"random parameters ({', '.join(r.written for r in random)}) over crossed "
+                                 "classifications are not supported yet; a crossed model takes random intercepts, "
+                                 "factors, regressions and covariances in each classification's block.")
+    if cross_level:
+        raise SpecificationError("a factor with parts in several level blocks is not supported in cross-classified "
+                                 "models yet; define each classification's factors in its own block.")
+    if len(roles) < 3:
+        raise SpecificationError("a cross-classified model (crossed=True) needs a 'level: within' block and one "
+                                 "block per classification, named after its cluster column.")
 
 
 def _categorical_factors(rows: pd.DataFrame, categorical: set[str]) -> list[tuple[str, str]]:
@@ -291,14 +312,18 @@ def _approximate_sets(table: pd.DataFrame) -> tuple[ApproximateSet, ...]:
                  for (level, lhs, op, rhs), same in rows.groupby(["level", "lhs", "op", "rhs"], sort=False))
 
 
-def data_variables(roles: dict[str, LevelRoles]) -> tuple[list[str], list[str], list[list[str]]]:
+def data_variables(roles: dict[str, LevelRoles], crossed: bool = False) -> tuple[list[str], list[str], list[list[str]]]:
     """All observed variables the model uses; those absent from the within level (constant within
     clusters); per level above the clusters, those first used there or higher (constant within
-    its clusters)."""
+    its clusters). With ``crossed`` classifications: those of the first classification's block and,
+    per other classification, those of its block, that the within level lacks."""
     names = [[v for v in (*r.observed, *r.covariates)] for r in roles.values()]  # levels lowest first
     used = list(dict.fromkeys(v for level in names for v in level))
     if WITHIN not in roles:
         return used, [], []
+    if crossed:
+        return used, [v for v in names[1] if v not in names[0]], [[v for v in level if v not in names[0]]
+                                                                   for level in names[2:]]
     between = [v for v in used if v not in names[0]]
     upper = [[v for v in between if not any(v in level for level in names[:rank])] for rank in range(2, len(names))]
     return used, between, upper

@@ -1,6 +1,6 @@
 """The ``bayes-msem`` command line program.
 
-    bayes-msem fit MODEL DATA.csv [--cluster COL [UPPER]] [--draws 1000] [--tune 1000] [--chains 4]
+    bayes-msem fit MODEL DATA.csv [--cluster COL [UPPER]] [--crossed] [--draws 1000] [--tune 1000] [--chains 4]
                                   [--seed N] [--sampler nutpie|pymc|numpyro|blackjax] [--target-accept 0.8]
                                   [--std-lv] [--rescale] [--family VAR=FAMILY ...] [--ordered VAR ...]
                                   [--priors KIND=PRIOR ...] [--out DIR] [--progress | --quiet]
@@ -66,6 +66,7 @@ FLAG_SPELLING: tuple[tuple[str, str | Callable[[re.Match], str]], ...] = (
     (r"\(std_lv=False\)", "(without --std-lv)"),
     (r"\bstd_lv=True\b", "--std-lv"),
     (r"\brescale=True\b", "--rescale"),
+    (r"\bcrossed=True\b", "--crossed"),
     (r"\bcluster=(\[[^\]]*\]|'[^']*')", lambda m: " ".join(["--cluster", *map(shlex.quote, re.findall(r"'([^']*)'", m[1]))])),
     (r"\bdrop cluster=", "leave out --cluster"),
     (r"\bordered=\['([^']*)'\]", r"--ordered \1"),
@@ -165,6 +166,9 @@ def _add_fit_options(parser: argparse.ArgumentParser, *, draws: int, chains: int
     parser.add_argument("--cluster", metavar="COL", nargs="+",
                         help="column that identifies clusters (two-level models); two columns, lowest first, "
                              "for three-level models")
+    parser.add_argument("--crossed", action="store_true",
+                        help="the --cluster columns are crossed classifications (pupils in schools and in "
+                             "neighbourhoods), not nested levels")
     parser.add_argument("--draws", type=int, default=draws, metavar="N",
                         help=f"posterior draws per chain (default {draws})")
     parser.add_argument("--tune", type=int, default=draws, metavar="N",
@@ -244,7 +248,7 @@ def _model(args: argparse.Namespace) -> Model:
     data = _read_data(args.data)
     try:
         cluster = args.cluster[0] if args.cluster and len(args.cluster) == 1 else args.cluster
-        return Model(syntax, data, cluster=cluster, std_lv=args.std_lv, rescale=args.rescale, family=assignments(args.family, "--family"),
+        return Model(syntax, data, cluster=cluster, crossed=args.crossed, std_lv=args.std_lv, rescale=args.rescale, family=assignments(args.family, "--family"),
                      ordered=args.ordered, priors=assignments(args.priors, "--priors"))
     except ModelSyntaxError as error:  # the whole message: its last lines echo the line with a caret under the column
         raise UserError(f"{args.model}: {error}") from error

@@ -126,6 +126,19 @@ def test_three_level_cluster_columns(inputs: tuple[Path, Path], tmp_path: Path, 
     assert "cluster column 'school' is not a column" in _error(capsys)
 
 
+def test_crossed_cluster_columns_are_named_as_a_flag(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Crossed columns without ``--crossed`` are refused with the flag as the fix; with it the
+    model is built as a cross-classified one."""
+    csv, model = tmp_path / "pupils.csv", tmp_path / "model.txt"
+    bm.datasets.load("crossed_schools").to_csv(csv, index=False)
+    model.write_text("level: within\n  y ~ x\nlevel: school\n  y ~~ y\nlevel: neighbourhood\n  y ~~ y\n")
+    assert main(["fit", str(model), str(csv), "--cluster", "school", "neighbourhood", "--out", str(tmp_path)]) == 2
+    assert "pass --crossed for a cross-classified model" in _error(capsys)
+    args = cli.build_parser().parse_args(["fit", str(model), str(csv), "--cluster", "school", "neighbourhood",
+                                          "--crossed"])
+    assert cli._model(args).plan.features.crossed
+
+
 def test_prior_sets_are_read_with_names_kinds_and_defaults() -> None:
     from bayes_msem.cli import prior_sets
 
@@ -195,7 +208,7 @@ def test_study_keeps_prior_for_draws_from_the_prior_beside_priors_per_kind() -> 
     assert args.prior is True and args.priors == ["variance=gamma(2, 4)[sd]"]
 
 
-OPTIONS = ["--cluster", "--draws", "--tune", "--chains", "--seed", "--sampler", "--target-accept", "--std-lv",
+OPTIONS = ["--cluster", "--crossed", "--draws", "--tune", "--chains", "--seed", "--sampler", "--target-accept", "--std-lv",
            "--rescale", "--family", "--ordered", "--priors", "--out", "--progress", "--quiet"]
 COMMAND_OPTIONS = {
     "fit": OPTIONS,
@@ -351,13 +364,14 @@ def test_every_flag_the_advice_names_exists() -> None:
     named = {flag for _, spelling in cli.FLAG_SPELLING if isinstance(spelling, str)
              for flag in re.findall(r"--[a-z-]+", spelling)}
     assert named == {"--target-accept", "--tune", "--draws", "--std-lv", "--rescale", "--ordered", "--family",
-                     "--priors", "--prior", "--clusters", "--cluster-size", "--cluster"}
+                     "--priors", "--prior", "--clusters", "--cluster-size", "--cluster", "--crossed"}
     assert named <= {option for options in COMMAND_OPTIONS.values() for option in options}
 
 
 @pytest.mark.parametrize("message, flags", [
     ("(tune=2000, draws=2000).", "(--tune 2000 --draws 2000)."),
     ("cluster=['klass', 'school'] was given", "--cluster klass school was given"),
+    ("pass crossed=True for a cross-classified model", "pass --crossed for a cross-classified model"),
     ("keep a marker loading (std_lv=False) or", "keep a marker loading (without --std-lv) or"),
     ("e.g. priors={'variance': 'gamma(2, 2)[sd]'};", "e.g. --priors 'variance=gamma(2, 2)[sd]';"),
     ("run the study with parameters='prior'.", "run the study with --prior."),

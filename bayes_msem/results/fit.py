@@ -37,7 +37,7 @@ from ..plots.checks import check_figure
 from ..plots.diagram import draw
 from ..plots.forest import free_rows
 from ..simulation.simulator import Simulator
-from ..spec.plan import Plan, make_plan, parameter_name, row_names
+from ..spec.plan import make_plan, parameter_name, row_names
 from ..spec.table import BETWEEN, SpecificationError
 from . import clusters, departures, diagnostics, fit_measures, report
 from .checks import MAX_RESIDUAL, PAIR_LOR, PAIR_X2, SUM_X2, PredictiveChecks, applicable, categorical_items, predictive_checks
@@ -281,7 +281,7 @@ class Fit:
         self._one_group("fit_measures")
         _, plan, data = self._draws_plan_data()
         if fit_measures.not_covered(plan, data):
-            return pd.Series(self._predictive_checks(plan, data, draws, seed).summary())
+            return pd.Series(self._predictive_checks(draws, seed).summary())
         functions = self._gaussian_functions("fit measures")
         theta = self._draws_plan_data()[0]
         chosen = thinned(self.idata.posterior["theta"], draws)
@@ -331,17 +331,15 @@ class Fit:
         the variables it reads, its value on the data, the replications' mean and SD, and its PPP
         (near 0: misfit). For models with bernoulli or ordinal items or two levels (random slopes,
         loadings and variances, or a fixed slope that may vary over clusters)."""
-        _, plan, data = self._draws_plan_data()
-        return self._predictive_checks(plan, data, draws, seed, required=True).table()
+        return self._predictive_checks(draws, seed, required=True).table()
 
     def plot_predictive_checks(self, path: str | Path | None = None, draws: int = 500, seed: int | None = None):
         """The checks of :meth:`predictive_checks` as a matplotlib figure
         (:func:`~..plots.checks.check_figure`): the item pairs' X² PPPs as a triangle, then per
         summary and cluster-level statistic the replicated values' histogram against the data's
         value; saved to ``path`` if given."""
-        _, plan, data = self._draws_plan_data()
-        checks = self._predictive_checks(plan, data, draws, seed, required=True)
-        items = categorical_items(plan)
+        checks = self._predictive_checks(draws, seed, required=True)
+        items = categorical_items(self._draws_plan_data()[1])
         pair_ppp = None
         if len(items) > 1:
             pair_ppp = np.full((len(items), len(items)), np.nan)
@@ -353,14 +351,14 @@ class Fit:
                    s.observed, s.replicated, s.ppp) for s in checks.statistics if s.discrepancy not in (PAIR_X2, PAIR_LOR)]
         return check_figure(panels, pair_ppp, items, "Posterior predictive checks", path)
 
-    def _predictive_checks(self, plan: Plan, data: ClusteredData, draws: int, seed: int | None,
-                           required: bool = False) -> PredictiveChecks:
+    def _predictive_checks(self, draws: int, seed: int | None, required: bool = False) -> PredictiveChecks:
         """:func:`~.checks.predictive_checks` over ``draws`` thinned draws, kept per (draws, seed);
         ``required``: an error for models with nothing to check there."""
         if self.info.get("group"):
             raise UnavailableError("posterior predictive checks of categorical items and cluster-level moments are not "
                                    "available for multiple-group fits; fit.ppp() gives the chi-square PPP of Gaussian "
                                    "random-intercept groups, fit.parameters() and fit.summary() each group's estimates.")
+        _, plan, data = self._draws_plan_data()
         if required and not applicable(plan):
             raise UnavailableError("these checks read bivariate tables of bernoulli or ordinal items and cluster-level "
                                    "moments of two-level models, and this model has neither; fit.fit_measures() and "

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import bayes_msem as bm
-from bayes_msem.results.checks import (cluster_covariances, cluster_means, cluster_sds, cluster_slopes,
+from bayes_msem.results.checks import (Statistic, cluster_covariances, cluster_means, cluster_sds, cluster_slopes,
                                        log_odds_ratio, pair_counts, pearson_x2, realized_x2, standardized_residuals)
 
 ITEMS = [f"u{k}" for k in range(1, 9)]
@@ -43,6 +43,17 @@ def test_cluster_statistics_by_hand():
     np.testing.assert_allclose(cluster_covariances(y, x, cluster), [2, 0.5])
     np.testing.assert_allclose(cluster_means(y, cluster), [3, 1 / 3, 4])
     np.testing.assert_allclose(cluster_sds(y, cluster), [2, np.sqrt(1 / 3)])
+
+
+def test_ppp_tails():
+    """A discrepancy's PPP is the upper tail, draw by draw; a signed statistic's is two-sided; draws
+    where the statistic is undefined are left out, and with none defined the PPP is NaN."""
+    replicated = np.array([1.0, 2, 3, 4])
+    assert Statistic("pair X²", "a, b", np.array([0.0, 3, 3, 5]), replicated).ppp == 0.5
+    assert Statistic("var(cluster slope)", "y ~ x", 3.5, replicated).ppp == 0.5  # 2 · min(1/4, 3/4)
+    assert Statistic("var(cluster slope)", "y ~ x", 0.0, replicated).ppp == 0.0  # below every replication
+    assert Statistic("var(cluster SD)", "y", 2.0, np.array([1.0, np.nan, 3])).ppp == 1.0
+    assert np.isnan(Statistic("var(cluster SD)", "y", np.nan, replicated).ppp)
 
 
 @pytest.fixture(scope="module")

@@ -65,11 +65,17 @@ class Statistic:
 
     @property
     def ppp(self) -> float:
-        """Upper tail P(T_rep ≥ T) for discrepancies, two-sided for signed statistics (module docstring)."""
-        upper = float(np.mean(self.replicated >= self.observed))
+        """Upper tail P(T_rep ≥ T) for discrepancies, two-sided for signed statistics (module docstring),
+        over the replications where both are defined (NaN where none is, e.g. no cluster has a slope)."""
+        observed = np.broadcast_to(self.observed, self.replicated.shape)
+        defined = np.isfinite(observed) & np.isfinite(self.replicated)
+        if not defined.any():
+            return float("nan")
+        observed, replicated = observed[defined], self.replicated[defined]
+        upper = float(np.mean(replicated >= observed))
         if self.discrepancy not in SIGNED:
             return upper
-        return min(1.0, 2 * min(upper, float(np.mean(self.replicated <= self.observed))))
+        return min(1.0, 2 * min(upper, float(np.mean(replicated <= observed))))
 
 
 @dataclass(frozen=True)

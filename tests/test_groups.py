@@ -257,6 +257,8 @@ def test_a_group_fit_reports_each_group(group_fit, tmp_path):
     assert "Groups (grp)" in text and "Group: A" in text and "Group: B" in text
     with pytest.raises(bm.UnavailableError, match="not available for multiple-group fits"):
         group_fit.standardized()
+    with pytest.raises(bm.UnavailableError, match="not available for multiple-group fits; fit.ppp"):
+        group_fit.predictive_checks()
     loaded = bm.load(group_fit.save(tmp_path / "fit.nc"))
     pd.testing.assert_frame_equal(loaded.parameters(), table)
     assert loaded._model().groups.keys() == {"A", "B"}

@@ -33,12 +33,14 @@ from ..data.scales import theta_factors, variable_scale
 from ..errors import ArgumentTypeError, MissingFileError, SavedFitError, SettingsError, UnavailableError
 from ..likelihood.registry import strategy_for
 from ..likelihood.strategy import MARGINAL
+from ..plots.checks import check_figure
 from ..plots.diagram import draw
 from ..plots.forest import free_rows
 from ..simulation.simulator import Simulator
 from ..spec.plan import make_plan, parameter_name, row_names
 from ..spec.table import BETWEEN, SpecificationError
 from . import clusters, departures, diagnostics, fit_measures, report
+from .checks import MAX_RESIDUAL, PAIR_LOR, PAIR_X2, SUM_X2, PredictiveChecks, applicable, categorical_items, predictive_checks
 from .pointwise import SampledLikelihood, posterior_proposal
 from .predictive import moment_ppp, plot_predictive, predictive_dataset, thinned
 from .scores import latent_draws, latent_scores
@@ -274,13 +276,25 @@ class Fit:
         return fit_measures.waic(self.log_likelihood().stack(sample=("chain", "draw")).transpose("sample", "unit").values)
 
     def fit_measures(self, null: Fit | None = None, draws: int = 500, seed: int | None = None) -> pd.Series:
-        """The chi-square-based fit of a Gaussian single- or two-level model (:mod:`.fit_measures`):
-        the posterior predictive p-value (PPP, from ``draws`` posterior draws), the mean
-        discrepancy, the number of sample statistics p*, the effective number of parameters p_D
-        (LOO's p_loo) and the posterior means and 95% intervals of BRMSEA, BCFI and BTLI. The CFI
-        and TLI compare with the independence model ``null``; without one it is fitted here
-        (:func:`~.fit_measures.baseline_syntax`) with this fit's number of chains and draws."""
+        """The chi-square-based fit of a Gaussian single- or two-level model with random intercepts
+        and complete data (:mod:`.fit_measures`): the posterior predictive p-value (PPP, from
+        ``draws`` posterior draws), the mean discrepancy, the number of sample statistics p*, the
+        effective number of parameters p_D (LOO's p_loo) and the posterior means and 95% intervals
+        of BRMSEA, BCFI and BTLI. The CFI and TLI compare with the independence model ``null``;
+        without one it is fitted here (:func:`~.fit_measures.baseline_syntax`) with this fit's
+        number of chains and draws.
+
+        Every other model (categorical or other non-Gaussian items, random slopes, loadings or
+        variances, missing cells, three levels) gets the PPPs of :meth:`predictive_checks`
+        (:meth:`~.checks.PredictiveChecks.summary`): ``ppp`` (the moment discrepancy, as
+        :meth:`ppp`), ``draws``; with categorical items ``pairs``, ``pairs misfitting`` (item pairs
+        whose X² has PPP < 0.05), ``ppp sum of pair X²`` and ``ppp max |residual|``; with two levels
+        ``ppp var(cluster slope) y ~ x``, ``ppp var(cluster covariance) …``, ``ppp
+        var(cluster mean) y`` and ``ppp var(cluster SD) y``."""
         self._one_group("fit_measures")
+        _, plan, data = self._draws_plan_data()
+        if fit_measures.not_covered(plan, data):
+            return pd.Series(self._predictive_checks(draws, seed).summary())
         functions = self._gaussian_functions("fit measures")
         theta = self._draws_plan_data()[0]
         chosen = thinned(self.idata.posterior["theta"], draws)
@@ -321,6 +335,52 @@ class Fit:
         if fit_measures.not_covered(plan, data):
             return moment_ppp(Simulator(plan, data), chosen, seed)
         return fit_measures.chi_square(self._gaussian_functions("the chi-square PPP"), chosen, seed).ppp
+
+    def predictive_checks(self, draws: int = 500, seed: int | None = None) -> pd.DataFrame:
+        """Posterior predictive checks of categorical items and of cluster-level moments over about
+        ``draws`` posterior draws (:mod:`.checks`): a row per statistic with its discrepancy kind
+        (``pair X²``, ``log odds ratio`` of two binary items, ``sum of pair X²``, ``max |residual|``;
+        ``var(cluster slope)``, ``var(cluster covariance)``, ``var(cluster mean)``, ``var(cluster SD)``),
+        the variables it reads, its value on the data, the replications' mean and SD, and its PPP
+        (near 0: misfit). For models with bernoulli or ordinal items or two levels (random slopes,
+        loadings and variances, or a fixed slope that may vary over clusters)."""
+        return self._predictive_checks(draws, seed, required=True).table()
+
+    def plot_predictive_checks(self, path: str | Path | None = None, draws: int = 500, seed: int | None = None):
+        """The checks of :meth:`predictive_checks` as a matplotlib figure
+        (:func:`~..plots.checks.check_figure`): the item pairs' X² PPPs as a triangle, then per
+        summary and cluster-level statistic the replicated values' histogram against the data's
+        value; saved to ``path`` if given."""
+        checks = self._predictive_checks(draws, seed, required=True)
+        items = categorical_items(self._draws_plan_data()[1])
+        pair_ppp = None
+        if len(items) > 1:
+            pair_ppp = np.full((len(items), len(items)), np.nan)
+            for statistic in checks.statistics:
+                if statistic.discrepancy == PAIR_X2:
+                    a, b = (items.index(v) for v in statistic.variables.split(", "))
+                    pair_ppp[b, a] = statistic.ppp
+        panels = [(f"{s.discrepancy}: {s.variables}" if s.discrepancy not in (SUM_X2, MAX_RESIDUAL) else s.discrepancy,
+                   s.observed, s.replicated, s.ppp) for s in checks.statistics if s.discrepancy not in (PAIR_X2, PAIR_LOR)]
+        return check_figure(panels, pair_ppp, items, "Posterior predictive checks", path)
+
+    def _predictive_checks(self, draws: int, seed: int | None, required: bool = False) -> PredictiveChecks:
+        """:func:`~.checks.predictive_checks` over ``draws`` thinned draws, kept per (draws, seed);
+        ``required``: an error for models with nothing to check there."""
+        if self.info.get("group"):
+            raise UnavailableError("posterior predictive checks of categorical items and cluster-level moments are not "
+                                   "available for multiple-group fits; fit.ppp() gives the chi-square PPP of Gaussian "
+                                   "random-intercept groups, fit.parameters() and fit.summary() each group's estimates.")
+        _, plan, data = self._draws_plan_data()
+        if required and not applicable(plan):
+            raise UnavailableError("these checks read bivariate tables of bernoulli or ordinal items and cluster-level "
+                                   "moments of two-level models, and this model has neither; fit.fit_measures() and "
+                                   "fit.ppp() check it.")
+        kept = self.__dict__.setdefault("_checks", {})
+        if (draws, seed) not in kept:
+            chosen = thinned(self.idata.posterior["theta"], draws)
+            kept[draws, seed] = predictive_checks(Simulator(plan, data), chosen.reshape(-1, chosen.shape[-1]), seed)
+        return kept[draws, seed]
 
     def sample_posterior_predictive(self, draws: int = 500, random_seed: int | None = None) -> xr.Dataset:
         """Data replicated from about ``draws`` posterior draws (:mod:`..simulation.simulator`; the latent

@@ -65,14 +65,25 @@ def _covariances(values: np.ndarray) -> np.ndarray:
     return cov[np.triu_indices(len(cov))]
 
 
+def modelled_observed(plan: Plan) -> list[str]:
+    """The modelled observed variables of every level, the lowest level's first."""
+    names = list(next(iter(plan.levels.values())).roles.observed)
+    return names + [v for lp in list(plan.levels.values())[1:] for v in lp.roles.observed if v not in names]
+
+
 def moment_ppp(simulator: Simulator, theta: np.ndarray, seed: int | None) -> float:
     """PPP of the moment discrepancy (module docstring) over the draws ``theta`` (draws, parameters)."""
     rng = np.random.default_rng(seed)
     plan, data = simulator.plan, simulator.data
-    names = [v for v in next(iter(plan.levels.values())).roles.observed]
-    names += [v for lp in list(plan.levels.values())[1:] for v in lp.roles.observed if v not in names]
+    names = modelled_observed(plan)
     observed = moments(data, names, len(plan.levels) > 1)
     replicated = np.stack([moments(simulator.replicated_data(t, rng), names, len(plan.levels) > 1) for t in theta])
+    return moment_discrepancy_ppp(observed, replicated)
+
+
+def moment_discrepancy_ppp(observed: np.ndarray, replicated: np.ndarray) -> float:
+    """PPP = P(T(y_rep) ≥ T(y)) of T = Σ_k ((m_k − μ_k) / σ_k)² from the moments of the data
+    (``observed``) and of each replicated data set (``replicated``: sets, moments)."""
     centre, scale = replicated.mean(0), replicated.std(0)
     keep = scale > 0  # moments the model fixes (e.g. the variance of a 0/1 code's mean) carry no information
     t_observed = (((observed - centre)[keep] / scale[keep]) ** 2).sum()

@@ -7,8 +7,17 @@ import pandas as pd
 import pytest
 
 import bayes_msem as bm
-from bayes_msem.results.checks import (Statistic, cluster_covariances, cluster_means, cluster_sds, cluster_slopes,
-                                       log_odds_ratio, pair_counts, pearson_x2, realized_x2, standardized_residuals)
+from bayes_msem.results.checks import (
+    Statistic,
+    cluster_covariances,
+    cluster_means,
+    cluster_sds,
+    cluster_slopes,
+    log_odds_ratio,
+    pair_counts,
+    realized_x2,
+    standardized_residuals,
+)
 
 ITEMS = [f"u{k}" for k in range(1, 9)]
 TWO_FACTORS = "f1 =~ u1 + u2 + u3 + u4\nf2 =~ u5 + u6 + u7 + u8"
@@ -25,8 +34,8 @@ def test_pair_statistics_by_hand():
     (3 − 2) / √(2 · (1 − 2/8)) = 1/√1.5; LOR = log(2.5 · 1.5 / (1.5 · 1.5)) = log(5/3)."""
     a, b = np.array([0, 0, 1, 1, 1, np.nan]), np.array([0, 1, 0, 1, 1, 1.0])
     np.testing.assert_array_equal(pair_counts(a, b, (2, 2)), [1, 1, 1, 2])
-    assert pearson_x2(np.array([3.0, 1, 0, 4]), np.array([2.0, 2, 1, 3])) == pytest.approx(7 / 3)
-    assert pearson_x2(np.array([3.0, 1, 5]), np.array([2.0, 2, 0])) == pytest.approx(1.0)
+    assert realized_x2(np.array([3.0, 1, 0, 4]), np.array([2.0, 2, 1, 3])) == pytest.approx(7 / 3)
+    assert realized_x2(np.array([3.0, 1, 5]), np.array([2.0, 2, 0])) == pytest.approx(1.0)
     np.testing.assert_allclose(realized_x2(np.array([3.0, 1, 0, 4]), np.array([[2.0, 2, 1, 3], [3.0, 1, 0, 4]])),
                                [7 / 3, 0])
     assert standardized_residuals(np.array([3.0, 1, 0, 4]), np.array([2.0, 2, 1, 3]))[0] == pytest.approx(1 / np.sqrt(1.5))

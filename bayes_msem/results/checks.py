@@ -130,12 +130,6 @@ def pair_counts(a: np.ndarray, b: np.ndarray, categories: tuple[int, int]) -> np
     return np.bincount(cells, minlength=categories[0] * categories[1]).astype(float)
 
 
-def pearson_x2(counts: np.ndarray, expected: np.ndarray) -> np.ndarray:
-    """Σ (n − E)² / E over the last axis of ``counts``, over the cells with E > 0."""
-    keep = expected > 0
-    return (((counts - expected)[..., keep]) ** 2 / expected[keep]).sum(-1)
-
-
 def realized_x2(counts: np.ndarray, expected: np.ndarray) -> np.ndarray:
     """Σ (n − E_s)² / E_s over the last axis, draw by draw (``expected``: draws, cells; ``counts``
     broadcast against it), over the cells with E_s > 0."""

@@ -1,25 +1,25 @@
-"""Simulate attitudes-to-abortion panel data in the design of Rabe-Hesketh, Skrondal & Pickles (2004).
+"""Simulate attitudes-to-abortion panel data in the design of Rabe-Hesketh, Skrondal & Pickles (2004)
+from the estimates of their Table 1.
 
-Design (Psychometrika 69(2), 167-190; British Social Attitudes Panel Survey 1983-1986):
-seven binary items answered at up to four yearly waves by 734 subjects in 57 polling
-districts, unbalanced, with missing waves. The data-generating model is a logit
-variance-components factor model:
+Design (Psychometrika 69(2), 167-190; British Social Attitudes Panel Survey 1983-1986): seven
+binary items answered at up to four yearly waves by 734 subjects in 57 polling districts; 49 %
+of the subjects answered at four waves, 12 % at three, 13 % at two, 25 % at one, and 7 % of the
+item responses within an interview are missing. The data-generating model is the paper's
+multilevel logit factor model, with no wave effects:
 
-    logit P(y_kijt = 1) = beta_k + tau_t
-                          + lambda_k^G * (D_j + S_ij)     # general factor
-                          + lambda_k^E * E_ij             # extreme-circumstances factor
+    logit P(y_itjk = 1) = beta_i + lambda_G,i * (u_G,k + zeta_G,jk) + lambda_E,i * zeta_E,jk
 
-    k = item 1..7, i = subject, j = district, t = wave 1..4
-    D_j  ~ N(0, var_general_district)    district part of the general factor
-    S_ij ~ N(0, var_general_subject)     subject part of the general factor
-    E_ij ~ N(0, var_extreme_subject)     loads on items 5-7 only
-    lambda_1^G = 1, lambda_5^E = 1 (scale), lambda_k^E = 0 for k = 1..4, tau_1 = 0,
-    D, S, E mutually independent; responses independent given the factors.
+    i = item, t = wave, j = subject, k = district
+    u_G,k     ~ N(0, Var(u_G))     district part of the general factor
+    zeta_G,jk ~ N(0, Var(zeta_G))  subject part of the general factor
+    zeta_E,jk ~ N(0, Var(zeta_E))  extreme-circumstances factor (defect, risk, rape only)
+    mutually independent; responses independent given the factors.
 
-The values in ``TRUTH`` are illustrative, not the published Table 1 estimates (see
-README.md): the structure and the sample sizes follow the design.
+Every value (beta, lambda_G, lambda_E and the three variances) is read from the package's copy of
+Table 1, ``bm.datasets.reference("gllamm_table1")``. Which waves a subject misses, and which item
+responses are missing within an interview, is completely at random.
 
-Usage: ``python simulate.py out.csv``
+Usage: ``python simulate.py out.csv [seed]``
 """
 
 from __future__ import annotations
@@ -29,42 +29,28 @@ import sys
 import numpy as np
 import pandas as pd
 
+import bayes_msem as bm
+
 N_SUBJECTS = 734
 N_DISTRICTS = 57
 N_WAVES = 4
-ITEMS = ("y1", "y2", "y3", "y4", "y5", "y6", "y7")
-EXTREME_ITEMS = ("y5", "y6", "y7")  # defect, health, rape
+# Share of the subjects answering at 1, 2, 3, 4 waves (the paper's 25, 13, 12, 49 %, rescaled to sum to 1).
+WAVE_COUNT_SHARES = np.array([0.25, 0.13, 0.12, 0.49]) / 0.99
+ITEM_MISSING = 0.07  # share of item responses missing within an interview
 
-# Share of subjects observed at 1, 2, 3, 4 waves (410 of the panel's respondents answered all four).
-WAVE_COUNT_PROBS = (0.15, 0.15, 0.14, 0.56)
+TABLE1 = bm.datasets.reference("gllamm_table1")
+ITEMS: tuple[str, ...] = tuple(TABLE1.loc[TABLE1["block"] == "intercept", "item"])
+EXTREME_ITEMS: tuple[str, ...] = tuple(TABLE1.query("block == 'loading' and factor == 'extreme' and estimate != 0")["item"])
 
-# Illustrative values (logit scale) giving plausible endorsement rates:
-# items 1-4 near 30-60 % "yes", extreme-circumstance items near 85-95 %.
-TRUTH: dict[str, float] = {
-    "intercept_y1": -0.6,  # woman decides on her own
-    "intercept_y2": 0.4,   # couple agree they do not wish to have the child
-    "intercept_y3": 0.2,   # woman not married, does not wish to marry the man
-    "intercept_y4": 0.7,   # couple cannot afford any more children
-    "intercept_y5": 3.2,   # strong chance of a defect in the baby
-    "intercept_y6": 4.6,   # woman's health seriously endangered
-    "intercept_y7": 4.0,   # pregnant as a result of rape
-    "wave_2": -0.4,        # wave effects relative to wave 1 (1983)
-    "wave_3": -0.2,
-    "wave_4": 0.0,
-    "loading_general_y1": 1.0,  # fixed (scale of the general factor)
-    "loading_general_y2": 1.1,
-    "loading_general_y3": 1.0,
-    "loading_general_y4": 0.9,
-    "loading_general_y5": 0.6,
-    "loading_general_y6": 0.5,
-    "loading_general_y7": 0.6,
-    "loading_extreme_y5": 1.0,  # fixed (scale of the extreme factor)
-    "loading_extreme_y6": 1.2,
-    "loading_extreme_y7": 1.1,
-    "var_general_subject": 5.0,
-    "var_general_district": 0.3,
-    "var_extreme_subject": 2.0,
-}
+
+def table1(block: str, factor: str = "", level: str = "") -> pd.Series:
+    """Table 1's estimates of one block (intercept, loading, factor_variance), indexed by item or factor."""
+    rows = TABLE1[TABLE1["block"] == block]
+    if factor:
+        rows = rows[rows["factor"] == factor]
+    if level:
+        rows = rows[rows["level"] == level]
+    return rows.set_index("item" if block != "factor_variance" else "factor")["estimate"]
 
 
 def _district_sizes(rng: np.random.Generator) -> np.ndarray:
@@ -74,32 +60,43 @@ def _district_sizes(rng: np.random.Generator) -> np.ndarray:
     return extra + 2
 
 
+def _wave_counts() -> np.ndarray:
+    """How many subjects answer at 1, 2, 3, 4 waves: the design's shares of N_SUBJECTS, rounded so
+    that they sum to N_SUBJECTS (largest remainders)."""
+    exact = WAVE_COUNT_SHARES * N_SUBJECTS
+    counts = np.floor(exact).astype(int)
+    counts[np.argsort(counts - exact)[: N_SUBJECTS - counts.sum()]] += 1
+    return counts
+
+
 def simulate(seed: int = 2004) -> pd.DataFrame:
-    """Long data, one row per subject x wave: district, subject, wave, y1..y7 (NaN if wave missing)."""
+    """Long data, one row per subject x wave: district, subject, wave and the seven items (NaN where
+    the wave or the item response is missing)."""
     rng = np.random.default_rng(seed)
     district = np.repeat(np.arange(1, N_DISTRICTS + 1), _district_sizes(rng))
     subject = np.arange(1, N_SUBJECTS + 1)
 
-    d = rng.normal(0.0, np.sqrt(TRUTH["var_general_district"]), N_DISTRICTS)
-    s = rng.normal(0.0, np.sqrt(TRUTH["var_general_subject"]), N_SUBJECTS)
-    e = rng.normal(0.0, np.sqrt(TRUTH["var_extreme_subject"]), N_SUBJECTS)
-    general = d[district - 1] + s  # per subject
+    subject_variance, district_variance = table1("factor_variance", level="subject"), table1("factor_variance", level="district")
+    u_general = rng.normal(0.0, np.sqrt(district_variance["general"]), N_DISTRICTS)
+    zeta_general = rng.normal(0.0, np.sqrt(subject_variance["general"]), N_SUBJECTS)
+    zeta_extreme = rng.normal(0.0, np.sqrt(subject_variance["extreme"]), N_SUBJECTS)
+    general = u_general[district - 1] + zeta_general
 
-    n_obs = rng.choice(np.arange(1, N_WAVES + 1), size=N_SUBJECTS, p=WAVE_COUNT_PROBS)
+    n_waves = rng.permutation(np.repeat(np.arange(1, N_WAVES + 1), _wave_counts()))
     observed = np.zeros((N_SUBJECTS, N_WAVES), dtype=bool)
-    for i, m in enumerate(n_obs):
-        observed[i, rng.choice(N_WAVES, size=m, replace=False)] = True
+    for j, m in enumerate(n_waves):
+        observed[j, rng.choice(N_WAVES, size=m, replace=False)] = True
 
-    tau = np.array([0.0] + [TRUTH[f"wave_{t}"] for t in range(2, N_WAVES + 1)])
-    beta = np.array([TRUTH[f"intercept_{k}"] for k in ITEMS])
-    lam_g = np.array([TRUTH[f"loading_general_{k}"] for k in ITEMS])
-    lam_e = np.array([TRUTH.get(f"loading_extreme_{k}", 0.0) for k in ITEMS])
+    beta = table1("intercept")[list(ITEMS)].to_numpy()
+    lambda_general = table1("loading", "general")[list(ITEMS)].to_numpy()
+    lambda_extreme = table1("loading", "extreme")[list(ITEMS)].to_numpy()
 
-    # eta[i, t, k] = beta_k + tau_t + lam_g_k * general_i + lam_e_k * e_i
-    eta = (beta[None, None, :] + tau[None, :, None]
-           + (general[:, None] * lam_g[None, :] + e[:, None] * lam_e[None, :])[:, None, :])
+    # eta[j, t, i] = beta_i + lambda_G,i * general_j + lambda_E,i * zeta_E,j (the same at every wave t)
+    eta = beta + general[:, None] * lambda_general + zeta_extreme[:, None] * lambda_extreme
+    eta = np.repeat(eta[:, None, :], N_WAVES, axis=1)
     y = (rng.random(eta.shape) < 1.0 / (1.0 + np.exp(-eta))).astype(float)
     y[~observed] = np.nan
+    y[rng.random(y.shape) < ITEM_MISSING] = np.nan
 
     out = pd.DataFrame({
         "district": np.repeat(district, N_WAVES),
@@ -107,10 +104,10 @@ def simulate(seed: int = 2004) -> pd.DataFrame:
         "wave": np.tile(np.arange(1, N_WAVES + 1), N_SUBJECTS),
     })
     out[list(ITEMS)] = y.reshape(N_SUBJECTS * N_WAVES, len(ITEMS))
-    return out
+    return out[observed.reshape(-1)].reset_index(drop=True)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python simulate.py out.csv")
-    simulate().to_csv(sys.argv[1], index=False)
+    if len(sys.argv) not in (2, 3):
+        sys.exit("usage: python simulate.py out.csv [seed]")
+    simulate(int(sys.argv[2]) if len(sys.argv) == 3 else 2004).to_csv(sys.argv[1], index=False)

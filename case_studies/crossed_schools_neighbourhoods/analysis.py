@@ -14,21 +14,14 @@ import pandas as pd
 
 import bayes_msem as bm
 
-MODEL = """
-level: within
-  y ~ x
-level: school
-  y ~~ y
-level: neighbourhood
-  y ~~ y
-"""
+DATASET = bm.datasets.info("crossed_schools")  # its model, options and parameter names
 TRUTH = {"intercept": 1.0, "slope_x": 0.5, "var_school": 0.30, "var_neighbourhood": 0.15, "var_residual": 1.0}
 
 
 def compare(fit: bm.Fit) -> pd.DataFrame:
     """Per parameter: the truth, statsmodels' ML estimate and SE, the posterior mean, SD and 95%
     interval, and the distance of the posterior mean from the ML estimate in posterior SDs."""
-    names = bm.datasets.info("crossed_schools").parameters
+    names = DATASET.parameters
     reference = bm.datasets.reference("crossed_schools").set_index("param")
     table = fit.parameters()
     table = table[table["free"]]
@@ -45,7 +38,7 @@ def compare(fit: bm.Fit) -> pd.DataFrame:
 
 def main(path: str | None = None) -> pd.DataFrame:
     data = bm.datasets.load("crossed_schools")
-    model = bm.Model(MODEL, data, cluster=["school", "neighbourhood"], crossed=True)
+    model = bm.Model(DATASET.model, data, **DATASET.options)
     fit = model.fit(draws=1000, tune=1000, chains=4, random_seed=1)
     result = compare(fit)
     checks = fit.diagnostics()["value"]

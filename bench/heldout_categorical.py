@@ -12,6 +12,7 @@ the defaults were diagnosed on, simulated afresh.
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,8 @@ import pandas as pd
 import bayes_msem as bm
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from recovery_categorical import render, replace_section  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -133,24 +136,12 @@ START, END = "<!-- held-out categorical: start -->", "<!-- held-out categorical:
 
 
 def write(rows: list[dict]) -> None:
-    def cell(value) -> str:
-        return (f"{value:.3f}" if isinstance(value, float) else str(value)).replace("|", "\\|")
-
-    frame = pd.DataFrame(rows).round({"min bulk ESS": 0, "seconds": 0}).astype({"min bulk ESS": int, "seconds": int})
-    table = "\n".join(["| " + " | ".join(map(cell, frame.columns)) + " |",
-                       "| " + " | ".join("---" for _ in frame.columns) + " |",
-                       *("| " + " | ".join(map(cell, row)) + " |" for row in frame.itertuples(index=False))])
+    rows = [row | {"min bulk ESS": round(row["min bulk ESS"]), "seconds": round(row["seconds"])} for row in rows]
     section = (f"{START}\n## Held-out binary and ordinal factor models, every default\n\n"
                f"Date {time.strftime('%Y-%m-%d')}; one data set per design, fitted with `model.fit(random_seed=...)` "
                "(4 chains x 1000 draws after 1000 warm-up, the default priors). Reproduce: "
-               f"`.venv/bin/python bench/heldout_categorical.py`.\n\n{table}\n{END}\n")
-    page = HERE / "RECOVERY.md"
-    text = page.read_text()
-    if START in text:
-        text = text[:text.index(START)] + section + text[text.index(END) + len(END) + 1:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    page.write_text(text)
+               f"`.venv/bin/python bench/heldout_categorical.py`.\n\n{render(rows)}\n{END}\n")
+    replace_section(START, END, section)
 
 
 if __name__ == "__main__":

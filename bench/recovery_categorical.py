@@ -164,10 +164,16 @@ def write(summaries: list[dict], replications: int) -> None:
                "of posterior mean minus truth over loadings and replications, *loading |bias| max* the largest "
                "per-loading mean; *loading within 2 SD* the share of loadings whose posterior mean lies within 2 "
                f"posterior SDs of the truth.\n{END}\n")
+    replace_section(START, END, section)
+
+
+def replace_section(start: str, end: str, section: str) -> None:
+    """Put ``section`` (from the ``start`` marker to the ``end`` one) in bench/RECOVERY.md, in place
+    of the one between those markers, or at the end."""
     page = HERE / "RECOVERY.md"
     text = page.read_text()
-    if START in text:
-        text = text[:text.index(START)] + section + text[text.index(END) + len(END) + 1:]
+    if start in text:
+        text = text[:text.index(start)] + section + text[text.index(end) + len(end) + 1:]
     else:
         text = text.rstrip("\n") + "\n\n" + section
     page.write_text(text)

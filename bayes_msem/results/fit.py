@@ -209,12 +209,17 @@ class Fit:
         return effects.reshape(-1, *effects.shape[2:])
 
     def _draws_plan_data(self):
-        """θ draws (draws, parameters), the plan and the data, for per-draw computations."""
-        data = ClusteredData.from_dataset(self.idata.observed_data.to_dataset(), self.info.get("cluster"))
-        plan = make_plan(self.table, families=self.info.get("families"), missing=data.has_missing,
-                         crossed=self.info.get("crossed", False))
-        theta = self.idata.posterior["theta"].transpose("chain", "draw", "parameter").values
-        return theta.reshape(-1, theta.shape[-1]), plan, data
+        """θ draws (draws, parameters), the plan and the data, for per-draw computations (built on
+        first use and kept: the draws, the table and the observed data do not change)."""
+        if "_plan_data" not in self.__dict__:
+            data = ClusteredData.from_dataset(self.idata.observed_data.to_dataset(), self.info.get("cluster"))
+            plan = make_plan(self.table, families=self.info.get("families"), missing=data.has_missing,
+                             crossed=self.info.get("crossed", False))
+            theta = self.idata.posterior["theta"].transpose("chain", "draw", "parameter").values
+            theta = theta.reshape(-1, theta.shape[-1])
+            theta.setflags(write=False)
+            self.__dict__["_plan_data"] = (theta, plan, data)
+        return self.__dict__["_plan_data"]
 
     def log_likelihood(self, draws: int = 400, importance_draws: int = 100, seed: int | None = None) -> xr.DataArray:
         """log p(y_j | θ) of every cluster j (school with three levels; row of a single-level model)

@@ -9,9 +9,18 @@ With e = e^{−|x|} both come from one exponential and one log1p: ℓ = min(x, 0
 softplus and the gradient's sigmoid as separate loops with their own exponentials; on a logit
 factor model this element-wise work is most of a gradient evaluation. The derivative is an
 output, so a gradient of the value costs a multiplication.
+
+The compiled loop computes e and log1p(e) with polynomials rather than libm's exp and log1p,
+which are scalar calls that keep the loop from being vectorised (on 6,000 elements, 114 µs
+against 42 µs): e = 2^k e^r with k = round(−|x| / ln 2) and |r| ≤ ln 2 / 2 (Taylor series to
+r¹²), and log1p(e) = 2 atanh(s) + j ln 2 with s = e / (2 + e) (j = 0) for e ≤ √2 − 1 and
+s = (e − 1) / (e + 3) (j = 1) above, so that |s| ≤ 0.172 (series to s²¹); both are exact to a
+few ulp (tests/test_kernel.py).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytensor.tensor as pt
@@ -65,23 +74,51 @@ def _vectorised(xp, y, eta):
     return xp.minimum(x, 0.0) - xp.log1p(e), sign * xp.where(x >= 0.0, e * tail, tail)
 
 
-@numba_basic.numba_njit
+_LOG2_E = 1.4426950408889634
+_LN2_HIGH, _LN2_LOW = 0.6931471803691238, 1.9082149292705877e-10  # ln 2 = high + low, high with 32 bits
+_LN2 = 0.6931471805599453
+_SQRT2_MINUS_1 = 0.41421356237309503
+_SMALLEST_EXPONENT = -708.0  # e^−708 is the smallest exponential above the subnormal numbers; below it e = 0
+_EXP_SERIES = tuple(1.0 / math.factorial(k) for k in range(12, -1, -1))  # e^r, highest power first
+_ATANH_SERIES = tuple(1.0 / (2 * k + 1) for k in range(10, -1, -1))  # atanh(s) / s in s², highest first
+
+
+@numba_basic.numba_njit(inline="always")
+def _horner(coefficients, x):
+    """Σ c_k x^k with ``coefficients`` highest power first."""
+    total = 0.0
+    for c in coefficients:
+        total = total * x + c
+    return total
+
+
+# no reassociation: it would fold the two-part reduction r = (t − k ln2_high) − k ln2_low into one
+@numba_basic.numba_njit(fastmath={"arcp", "contract", "nsz"}, error_model="numpy")
 def _numba(y, eta):
-    """:func:`_vectorised` as one loop without temporary arrays."""
+    """:func:`_vectorised` as two loops without calls, which the compiler vectorises (module docstring)."""
     flat_y, flat_eta = y.ravel(), eta.ravel()
     value, slope = np.empty(flat_eta.shape), np.empty(flat_eta.shape)
+    power = np.empty(flat_eta.shape, np.int64)  # the bits of 2^k
+    for i in range(flat_eta.size):
+        t = max(-abs((2.0 * flat_y[i] - 1.0) * flat_eta[i]), _SMALLEST_EXPONENT)
+        k = np.floor(t * _LOG2_E + 0.5)
+        value[i] = _horner(_EXP_SERIES, (t - k * _LN2_HIGH) - k * _LN2_LOW)  # e^r for now
+        power[i] = (np.int64(k) + 1023) << 52
+    scale = power.view(np.float64)
     for i in range(flat_eta.size):
         sign = 2.0 * flat_y[i] - 1.0
         x = sign * flat_eta[i]
-        e = np.exp(-abs(x))
+        e = value[i] * scale[i] if -abs(x) >= _SMALLEST_EXPONENT else 0.0
+        high = e > _SQRT2_MINUS_1
+        s = (e - 1.0) / (e + 3.0) if high else e / (2.0 + e)
+        value[i] = min(x, 0.0) - 2.0 * s * _horner(_ATANH_SERIES, s * s) - (_LN2 if high else 0.0)
         tail = 1.0 / (1.0 + e)
-        value[i] = min(x, 0.0) - np.log1p(e)
         slope[i] = sign * (e * tail if x >= 0.0 else tail)
     return value.reshape(eta.shape), slope.reshape(eta.shape)
 
 
 # part of numba's on-disk cache key: raise it whenever the kernel above changes
-KERNEL_VERSION = 1
+KERNEL_VERSION = 2
 
 
 @numba_basic.register_funcify_default_op_cache_key(BernoulliLogit)

@@ -83,6 +83,40 @@ def test_logit_cluster_loglik_matches_quadrature(frame):
     np.testing.assert_allclose(estimate, expected, atol=0.03)
 
 
+def test_rows_latent_variables_are_integrated_row_by_row_as_nested_quadrature():
+    """A two-level logit factor model (a within factor per row, a random intercept of u1 per cluster):
+    nested importance sampling (each row's factor inside each draw of its cluster's intercept)
+    against nested 40 x 40-point Gauss-Hermite quadrature,
+    log ∫ Π_i [∫ Π_v Bernoulli(u_iv; expit(ν_v + λ_v √ψ f + [v = 1] τ b)) φ(f) df] φ(b) db.
+    With these (prior-like) proposals the estimate's SD is about 0.02 (seeds 0-3 of 300 x 30 draws
+    gave errors within ±0.05, of both signs), so 0.06 is three SDs."""
+    rng = np.random.default_rng(0)
+    cluster = np.repeat(np.arange(len(SIZES)), SIZES)
+    f, b = rng.normal(size=len(cluster)), rng.normal(size=len(SIZES))[cluster]
+    frame = pd.DataFrame({"u1": (rng.random(len(cluster)) < expit(0.3 + f + 0.8 * b)).astype(float),
+                          "u2": (rng.random(len(cluster)) < expit(-0.2 + 1.2 * f)).astype(float), "cluster": cluster})
+    model = bm.Model("level: within\n fw =~ u1 + u2\nlevel: between\n u1 ~~ u1\n u2 ~~ 0*u2", frame,
+                     cluster="cluster", family={"u1": "bernoulli", "u2": "bernoulli"})
+    values = {"within:fw=~u2": 1.2, "within:fw~~fw": 1.5, "between:u1~~u1": 0.64, "between:u1~1": 0.3,
+              "between:u2~1": -0.2}
+    theta = _theta(model, values)
+    nodes, weights = np.polynomial.hermite_e.hermegauss(40)
+    weights = weights / np.sqrt(2 * np.pi)
+    expected = []
+    for _, rows in frame.groupby("cluster"):
+        fw = np.sqrt(1.5) * nodes[None, :, None]                                     # (row, f node, b node)
+        eta1 = 0.3 + fw + 0.8 * nodes[None, None, :]
+        eta2 = -0.2 + 1.2 * fw
+        like = [np.where(rows[v].to_numpy()[:, None, None] == 1, expit(eta), expit(-eta))
+                for v, eta in (("u1", eta1), ("u2", eta2))]
+        per_row = np.einsum("f,rfb->rb", weights, like[0] * like[1])             # each row's integral over f
+        expected.append(np.log(weights @ np.prod(per_row, axis=0)))
+    likelihood = SampledLikelihood(model.plan, model.data)
+    assert likelihood.rows == "within_z" and list(likelihood.inputs) == ["between_z", "within_z"]
+    estimate = likelihood.integrated(theta, _prior_like(likelihood), 1000, np.random.default_rng(1), row_draws=20)
+    np.testing.assert_allclose(estimate, expected, atol=0.06)
+
+
 @pytest.mark.slow
 def test_loo_of_a_logit_fit_prefers_the_data_generating_model():
     """Leave-one-cluster-out LOO of conditional (logit random-intercept) fits: the model with the

@@ -30,7 +30,7 @@ are each computed on their own, and a row's offset is the sum of its clusters' p
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,7 +42,7 @@ from ..spec.plan import Features, LevelPlan, Plan
 from ..spec.table import SpecificationError
 from .families import Family, nominal_responses, parse_family
 from .gaussian import Statistics
-from .moments import all_effects, fill, level_matrices
+from .moments import all_effects, fill, level_matrices, small_matmul
 from .strategy import CONDITIONAL, Strategy, local_dim
 
 
@@ -134,24 +134,36 @@ def sampled_disturbances(level: LevelPlan, outcomes: list[int], families: dict[s
 
 def level_values(level: LevelPlan, theta: pt.TensorVariable, covariates: pt.TensorVariable, sampled: np.ndarray,
                  z: pt.TensorVariable | None, random: pt.TensorVariable | None = None,
-                 cluster: pt.TensorVariable | None = None, offset: pt.TensorVariable | float = 0.0
+                 cluster: pt.TensorVariable | None = None, offset: OffsetParts = ()
                  ) -> tuple[pt.TensorVariable, pt.TensorVariable]:
-    """v_n = T (α + Γ x_n + ζ_n + o_n) for every unit n (n, m), with ζ_S = L z_n from the standard
-    normal ``z`` (n, |S|) and the other disturbances 0, and o_n the parts of the unit's variables at
-    the levels above (``offset``); also Ψ. With the clusters' random parameters ``random`` (J, K),
-    B, Γ and Ψ are each unit's ``cluster``'s."""
+    """v_n = T α + (T Γ) x_n + (T_S L) z_n + T o_n for every unit n (n, m), with ζ_S = L z_n from the
+    standard normal ``z`` (n, |S|), T_S the columns S of T and the other disturbances 0, and o_n
+    the parts of the unit's variables at the levels above (``offset``, :func:`offset_parts`: T o_n
+    is taken per unit of those levels, where T does not vary over clusters); also Ψ. With the
+    clusters' random parameters ``random`` (J, K), B, Γ and Ψ are each unit's ``cluster``'s.
+    Each term is one product with a matrix of the level's (or of the unit's cluster): nothing is
+    placed into columns of an (n, m) array, which in a gradient costs a pass over it."""
     _, gamma, psi = level_matrices(level, theta, random)
     t = all_effects(level, theta, random)
 
     def per_unit(matrix):  # a unit's cluster's matrix, where it varies over clusters
         return matrix[cluster] if matrix.ndim == 3 else matrix
 
-    disturbance = pt.zeros((covariates.shape[0], len(level.variables)))
+    values = t @ fill(level.alpha, theta)[:, 0]
+    if values.ndim == 2:  # per cluster
+        values = values[cluster]
+    if level.gamma.base.shape[-1]:  # covariates
+        values = values + _apply(per_unit(small_matmul(t, gamma)), covariates)
     if len(sampled):
-        chol = per_unit(pt.linalg.cholesky(psi[..., sampled[:, None], sampled]))
-        disturbance = pt.set_subtensor(disturbance[:, sampled], _apply(chol, z))
-    inner = fill(level.alpha, theta)[:, 0][None, :] + _apply(per_unit(gamma), covariates) + disturbance + offset
-    return _apply(per_unit(t), inner), per_unit(psi)
+        chol = pt.linalg.cholesky(psi[..., sampled[:, None], sampled])
+        values = values + _apply(per_unit(small_matmul(t[..., :, sampled], chol)), z)
+    if offset and t.ndim == 2:
+        values = values + sum((above @ t.T)[where] for above, where in offset)
+    elif offset:
+        values = values + _apply(t[cluster], sum(above[where] for above, where in offset))
+    if values.ndim == 1:  # nothing varies over units
+        values = pt.broadcast_to(values, (covariates.shape[0], len(level.variables)))
+    return values, per_unit(psi)
 
 
 def _apply(matrix: pt.TensorVariable, vectors: pt.TensorVariable) -> pt.TensorVariable:
@@ -201,7 +213,7 @@ def top_down(plan: Plan, theta: pt.TensorVariable, stats: dict, sampled: Callabl
         chosen = sampled(rank, level, outcomes)
         values, psi = level_values(level, theta, stats["level_covariates"][rank - 1], chosen,
                                    disturbances(rank, level, chosen),
-                                   offset=offset_of(totals, level.variables, rank, index, crossed))
+                                   offset=offset_parts(totals, level.variables, rank, index, crossed))
         totals[rank] = (level, values)
         found[rank] = LevelValues(level, values, psi, outcomes)
     random = None
@@ -212,16 +224,44 @@ def top_down(plan: Plan, theta: pt.TensorVariable, stats: dict, sampled: Callabl
     outcomes = list(range(len(lowest.roles.observed)))
     chosen = sampled(0, lowest, outcomes)
     values, psi = level_values(lowest, theta, stats["covariates"], chosen, disturbances(0, lowest, chosen), random,
-                               index.get((0, 1)), offset_of(totals, lowest.variables, 0, index, crossed))
+                               index.get((0, 1)), offset_parts(totals, lowest.variables, 0, index, crossed))
     return [LevelValues(lowest, values, psi, outcomes), *(found[rank] for rank in sorted(found))]
 
 
-def conditional_loglik(plan: Plan, theta: pt.TensorVariable, stats: dict, disturbances: Disturbances | None = None,
-                       by_unit: bool = False) -> pt.TensorVariable:
-    """Σ log p(y | sampled latent part) (module docstring). The standard-normal disturbances are
-    the model's ``*_z`` variables (with the latent values recorded as deterministics), or given
-    by ``disturbances``; with ``by_unit`` the terms of each unit of the highest level (each row
-    of a single-level model)."""
+@dataclass(frozen=True)
+class LoglikTerms:
+    """The terms of log p(y | sampled latent part): the rows' (N,), and those of the cluster-level
+    outcomes of each level above (rank, terms per unit of that level), with the index of each
+    row and unit in the units of the highest level."""
+
+    rows: pt.TensorVariable
+    upper: list[tuple[int, pt.TensorVariable]]
+    index: dict[tuple[int, int], pt.TensorVariable]
+    n_units: pt.TensorVariable
+    top: int
+
+    def total(self) -> pt.TensorVariable:
+        return self.rows.sum() + sum(t.sum() for _, t in self.upper)
+
+    def by_unit(self, rows: bool = True) -> pt.TensorVariable:
+        """The terms summed per unit of the highest level (each row of a single-level model); the
+        rows' terms left out without ``rows``."""
+        terms = ([(0, self.rows)] if rows else []) + self.upper
+        return sum((t if rank == self.top else pt.inc_subtensor(pt.zeros(self.n_units)[self.index[(rank, self.top)]], t)
+                    for rank, t in terms), pt.zeros(self.n_units))
+
+
+def conditional_loglik(plan: Plan, theta: pt.TensorVariable, stats: dict) -> pt.TensorVariable:
+    """Σ log p(y | sampled latent part) (module docstring), the standard-normal disturbances being
+    the model's ``*_z`` variables (the latent values recorded as deterministics)."""
+    return loglik_terms(plan, theta, stats).total()
+
+
+def loglik_terms(plan: Plan, theta: pt.TensorVariable, stats: dict, disturbances: Disturbances | None = None
+                 ) -> LoglikTerms:
+    """The terms of Σ log p(y | sampled latent part) (module docstring). The standard-normal
+    disturbances are the model's ``*_z`` variables (with the latent values recorded as
+    deterministics), or given by ``disturbances``."""
     model = pm.Model.get_context() if disturbances is None else None
 
     def standard_normal(rank: int, level: LevelPlan, chosen: np.ndarray) -> pt.TensorVariable | None:
@@ -259,36 +299,61 @@ def conditional_loglik(plan: Plan, theta: pt.TensorVariable, stats: dict, distur
     variance = pt.diagonal(lowest.psi, axis1=-2, axis2=-1)[..., :len(names)]                 # (p,) or per row (N, p)
     rows = 0.0
     nominal = nominal_responses(plan.families, list(names))
-    for k, name in enumerate(names):
-        family = parse_family(plan.families.get(name, "gaussian"))
+    for family, k in family_columns(plan, names):  # k: a column, or the columns of one family without own parameters
+        name = names[k] if isinstance(k, int) else None
         logp = family.logp(stats["responses"][:, k], eta[:, k], sd=pt.sqrt(variance[..., k]),
                            dispersion=1.0 / variance[..., k], trials=stats["trials"][:, k],
                            lower=stats["lower"][:, k], upper=stats["upper"][:, k],
                            responses=eta[:, nominal[name]] if name in nominal else None,
                            thresholds=thresholds(plan, name, theta) if family.has_thresholds else None)
-        rows = rows + stats["observed"][:, k] * logp
-    terms.append((0, rows))
-    if not by_unit:
-        return sum(t.sum() for _, t in terms)
-    n_units = found[top].values.shape[0]
-    return sum(t if rank == top else pt.inc_subtensor(pt.zeros(n_units)[index[(rank, top)]], t) for rank, t in terms)
+        if plan.features.missing:  # missing cells' terms are 0
+            logp = stats["observed"][:, k] * logp
+        rows = rows + (logp if isinstance(k, int) else logp.sum(-1))
+    return LoglikTerms(rows, terms, index, found[top].values.shape[0], top)
 
 
-def offset_of(totals: dict, names: tuple[str, ...], rank: int, index: dict, crossed: bool = False
-              ) -> pt.TensorVariable | float:
+def family_columns(plan: Plan, names: tuple[str, ...]) -> list[tuple[Family, int | np.ndarray]]:
+    """The response families of the columns ``names`` with the column each applies to; the columns of
+    a family that has no parameters of its own (thresholds, a nominal variable's other responses)
+    together, as one array of positions, so that its log-density is one operation (and its
+    gradient one array) for all of them."""
+    found: dict[Family, list[int]] = {}
+    single = []
+    for k, name in enumerate(names):
+        family = parse_family(plan.families.get(name, "gaussian"))
+        if family.has_thresholds or family.name == "nominal":
+            single.append((family, k))
+        else:
+            found.setdefault(family, []).append(k)
+    return [(family, np.array(columns)) for family, columns in found.items()] + single
+
+
+OffsetParts = Sequence[tuple[pt.TensorVariable, pt.TensorVariable]]
+"""The parts of a level's variables at the levels above: per level above, its units' values placed
+in the level's variables (units above, m) and the index of each unit of the level in its units."""
+
+
+def offset_parts(totals: dict, names: tuple[str, ...], rank: int, index: dict, crossed: bool = False) -> OffsetParts:
     """Per unit of level ``rank`` and each of its variables, the variable's value at the nearest
-    level above that has it (which already holds the parts of the levels above that one); 0
-    where no level above has it. With ``crossed`` classifications, the sum of its values in every
-    classification a row belongs to (nothing for a classification's own units)."""
-    offset, done = 0.0, set()
+    level above that has it (which already holds the parts of the levels above that one), as
+    :data:`OffsetParts`; nothing where no level above has it. With ``crossed`` classifications,
+    its values in every classification a row belongs to (nothing for a classification's own units)."""
+    parts, done = [], set()
     for above in sorted(totals):
         level, values = totals[above]
         where = [k for k, v in enumerate(names) if v in level.variables and (crossed or v not in done)]
         if above > rank and where and (rank, above) in index:
-            gathered = values[index[(rank, above)]][:, [level.variables.index(names[k]) for k in where]]
-            offset = offset + pt.set_subtensor(pt.zeros((gathered.shape[0], len(names)))[:, where], gathered)
+            placement = np.zeros((len(level.variables), len(names)))  # the level's variable → the same name here
+            placement[[level.variables.index(names[k]) for k in where], where] = 1.0
+            parts.append((values @ placement, index[(rank, above)]))
             done |= {names[k] for k in where}
-    return offset
+    return parts
+
+
+def offset_of(totals: dict, names: tuple[str, ...], rank: int, index: dict, crossed: bool = False
+              ) -> pt.TensorVariable | float:
+    """The sum of :func:`offset_parts` per unit of level ``rank`` (units, m); 0 if there are none."""
+    return sum((above[where] for above, where in offset_parts(totals, names, rank, index, crossed)), 0.0)
 
 
 def disturbance_name(rank: int, multilevel: bool = True) -> str:

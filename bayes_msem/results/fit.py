@@ -41,7 +41,7 @@ from ..spec.plan import make_plan, parameter_name, row_names
 from ..spec.table import BETWEEN, SpecificationError
 from . import clusters, departures, diagnostics, fit_measures, report
 from .checks import MAX_RESIDUAL, PAIR_LOR, PAIR_X2, SUM_X2, PredictiveChecks, applicable, categorical_items, predictive_checks
-from .pointwise import SampledLikelihood, posterior_proposal
+from .pointwise import ROW_DRAWS, SampledLikelihood, posterior_proposal
 from .predictive import moment_ppp, plot_predictive, predictive_dataset, thinned
 from .scores import latent_draws, latent_scores
 from .sensitivity import draw_densities, sensitivity_densities, sensitivity_plot, sensitivity_table, sensitivity_tree
@@ -221,13 +221,15 @@ class Fit:
             self.__dict__["_plan_data"] = (theta, plan, data)
         return self.__dict__["_plan_data"]
 
-    def log_likelihood(self, draws: int = 400, importance_draws: int = 100, seed: int | None = None) -> xr.DataArray:
+    def log_likelihood(self, draws: int = 400, importance_draws: int = 100, seed: int | None = None,
+                       row_draws: int = ROW_DRAWS) -> xr.DataArray:
         """log p(y_j | θ) of every cluster j (school with three levels; row of a single-level model)
         with its latent variables integrated out, kept in the DataTree's ``log_likelihood`` group
         (variable ``y``, dimension ``unit``) for LOO and WAIC. Exact on every draw when the
         strategy integrates them (marginal); for hybrid and conditional fits, on about ``draws``
-        draws, by importance sampling with ``importance_draws`` draws per cluster and draw
-        (:mod:`.pointwise`). A multiple-group fit's units are each group's in turn."""
+        draws, by importance sampling with ``importance_draws`` draws per cluster and draw, and
+        for each of these, ``row_draws`` draws of each row's latent variables where rows have
+        their own (:mod:`.pointwise`). A multiple-group fit's units are each group's in turn."""
         if self.info.get("crossed"):
             raise UnavailableError("log-likelihoods per cluster (LOO, WAIC) are not available for cross-classified fits "
                                    "yet: a row belongs to a cluster of each classification, so no cluster's rows are "
@@ -252,7 +254,8 @@ class Fit:
                 for plan, data, prefix in parts:
                     sampled = SampledLikelihood(plan, data, prefix=prefix)
                     proposal = posterior_proposal(posterior, list(sampled.inputs))
-                    per_part.append(partial(sampled.integrated, proposal=proposal, draws=importance_draws, rng=rng))
+                    per_part.append(partial(sampled.integrated, proposal=proposal, draws=importance_draws, rng=rng,
+                                            row_draws=row_draws))
             values = np.stack([np.concatenate([part(t) for part in per_part]) for t in theta.reshape(-1, theta.shape[-1])])
             values = values.reshape(*theta.shape[:2], -1)
             self.idata["log_likelihood"] = xr.DataTree(xr.Dataset(

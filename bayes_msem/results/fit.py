@@ -40,7 +40,16 @@ from ..simulation.simulator import Simulator
 from ..spec.plan import make_plan, parameter_name, row_names
 from ..spec.table import BETWEEN, SpecificationError
 from . import clusters, departures, diagnostics, fit_measures, report
-from .checks import MAX_RESIDUAL, PAIR_LOR, PAIR_X2, SUM_X2, PredictiveChecks, applicable, categorical_items, predictive_checks
+from .checks import (
+    MAX_RESIDUAL,
+    PAIR_LOR,
+    PAIR_X2,
+    SUM_X2,
+    PredictiveChecks,
+    applicable,
+    categorical_items,
+    predictive_checks,
+)
 from .pointwise import ROW_DRAWS, SampledLikelihood, posterior_proposal
 from .predictive import moment_ppp, plot_predictive, predictive_dataset, thinned
 from .scores import latent_draws, latent_scores

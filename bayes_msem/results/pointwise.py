@@ -91,8 +91,11 @@ class SampledLikelihood:
                    rng: np.random.Generator, row_draws: int = ROW_DRAWS) -> np.ndarray:
         """log p(y_j | θ) of every unit j by importance sampling (module docstring) with ``draws``
         draws M of the disturbances above the rows and, for each, ``row_draws`` draws K of the rows'
-        (from the normal ``proposal``: name → mean, SD of each element of z)."""
+        (from the normal ``proposal``: name → mean, SD of each element of z); ``draws`` x ``row_draws``
+        of the rows' where nothing above them is latent."""
         outer = {name: value for name, value in proposal.items() if name != self.rows}
+        if self.rows and not outer:  # only the rows have latent variables: one integral per row
+            draws, row_draws = 1, draws * row_draws
         values = np.empty((draws, self.n_units))
         for m in range(draws):
             z, log_ratio = self._draw(outer, rng)

@@ -241,6 +241,7 @@ class LoglikTerms:
     top: int
 
     def total(self) -> pt.TensorVariable:
+        """Σ log p(y | sampled latent part)."""
         return self.rows.sum() + sum(t.sum() for _, t in self.upper)
 
     def by_unit(self, rows: bool = True) -> pt.TensorVariable:

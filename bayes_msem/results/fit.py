@@ -18,7 +18,7 @@ import operator
 import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -195,40 +195,39 @@ class Fit:
         std.all of every loading, regression, (co)variance and intercept, computed on every
         posterior draw (:mod:`.standardized`), with the SD and 95% interval of std.all."""
         self._one_group("standardized")
-        return standardized_table(*self._draws_plan_data(), INTERVAL, self._random_draws())
+        return standardized_table(*self._draws_plan_data, INTERVAL, self._random_draws())
 
     def r_squared(self) -> pd.DataFrame:
         """R² of every endogenous variable at each level, per posterior draw: posterior mean, SD and
         95% interval (:mod:`.standardized`)."""
         self._one_group("r_squared")
-        return r_squared_table(*self._draws_plan_data(), INTERVAL, self._random_draws())
+        return r_squared_table(*self._draws_plan_data, INTERVAL, self._random_draws())
 
     def icc(self) -> pd.DataFrame:
         """The intraclass correlation of every observed variable with parts at both levels of a
         two-level model, model-implied per posterior draw: posterior mean, SD and 95% interval."""
         self._one_group("icc")
-        return icc_table(*self._draws_plan_data(), INTERVAL, self._random_draws())
+        return icc_table(*self._draws_plan_data, INTERVAL, self._random_draws())
 
     def _random_draws(self) -> np.ndarray | None:
-        """The clusters' random parameters (draws, clusters, K) on the draws of :meth:`_draws_plan_data`
+        """The clusters' random parameters (draws, clusters, K) on the draws of :attr:`_draws_plan_data`
         (None without random parameters)."""
         if "random_effects" not in self.idata.posterior:
             return None
         effects = self.idata.posterior["random_effects"].transpose("chain", "draw", "cluster", "random").values
         return effects.reshape(-1, *effects.shape[2:])
 
+    @cached_property
     def _draws_plan_data(self):
         """θ draws (draws, parameters), the plan and the data, for per-draw computations (built on
         first use and kept: the draws, the table and the observed data do not change)."""
-        if "_plan_data" not in self.__dict__:
-            data = ClusteredData.from_dataset(self.idata.observed_data.to_dataset(), self.info.get("cluster"))
-            plan = make_plan(self.table, families=self.info.get("families"), missing=data.has_missing,
-                             crossed=self.info.get("crossed", False))
-            theta = self.idata.posterior["theta"].transpose("chain", "draw", "parameter").values
-            theta = theta.reshape(-1, theta.shape[-1])
-            theta.setflags(write=False)
-            self.__dict__["_plan_data"] = (theta, plan, data)
-        return self.__dict__["_plan_data"]
+        data = ClusteredData.from_dataset(self.idata.observed_data.to_dataset(), self.info.get("cluster"))
+        plan = make_plan(self.table, families=self.info.get("families"), missing=data.has_missing,
+                         crossed=self.info.get("crossed", False))
+        theta = self.idata.posterior["theta"].transpose("chain", "draw", "parameter").values
+        theta = theta.reshape(-1, theta.shape[-1])
+        theta.setflags(write=False)
+        return theta, plan, data
 
     def log_likelihood(self, draws: int = 400, importance_draws: int = 100, seed: int | None = None,
                        row_draws: int = ROW_DRAWS) -> xr.DataArray:
@@ -250,7 +249,7 @@ class Fit:
                 model = self._model()
                 parts = [(model.plan.for_group(g), data, f"g{k}::") for k, (g, data) in enumerate(model.groups.items(), 1)]
             else:
-                _, plan, data = self._draws_plan_data()
+                _, plan, data = self._draws_plan_data
                 parts = [(plan, data, "")]
             units = np.concatenate([data.top_ids() for _, data, _ in parts])
             if strategy_for(parts[0][0]).kind == MARGINAL:
@@ -309,17 +308,17 @@ class Fit:
         ``ppp var(cluster slope) y ~ x``, ``ppp var(cluster covariance) …``, ``ppp
         var(cluster mean) y`` and ``ppp var(cluster SD) y``."""
         self._one_group("fit_measures")
-        _, plan, data = self._draws_plan_data()
+        _, plan, data = self._draws_plan_data
         if fit_measures.not_covered(plan, data):
             return pd.Series(self._predictive_checks(draws, seed).summary())
         functions = self._gaussian_functions("fit measures")
-        theta = self._draws_plan_data()[0]
+        theta = self._draws_plan_data[0]
         chosen = thinned(self.idata.posterior["theta"], draws)
         discrepancy = fit_measures.chi_square(functions, chosen.reshape(-1, chosen.shape[-1]), seed)
         model = dataclasses.replace(discrepancy, observed=2 * (discrepancy.best - np.array([functions.loglik(t) for t in theta])))
         null = null if null is not None else self._baseline(seed)
         null_functions = null._gaussian_functions("fit measures")
-        null_theta = null._draws_plan_data()[0]
+        null_theta = null._draws_plan_data[0]
         null_discrepancy = dataclasses.replace(model, observed=2 * (discrepancy.best - np.array(
             [null_functions.loglik(t) for t in null_theta])))
         p_d, null_p_d = self.loo().p, null.loo().p
@@ -348,7 +347,7 @@ class Fit:
             seeds = np.random.SeedSequence(seed).spawn(len(functions))
             parts = [fit_measures.chi_square(f, chosen, s) for f, s in zip(functions.values(), seeds)]
             return float(np.mean(sum(p.replicated for p in parts) >= sum(p.observed for p in parts)))
-        _, plan, data = self._draws_plan_data()
+        _, plan, data = self._draws_plan_data
         if fit_measures.not_covered(plan, data):
             return moment_ppp(Simulator(plan, data), chosen, seed)
         return fit_measures.chi_square(self._gaussian_functions("the chi-square PPP"), chosen, seed).ppp
@@ -369,7 +368,7 @@ class Fit:
         summary and cluster-level statistic the replicated values' histogram against the data's
         value; saved to ``path`` if given."""
         checks = self._predictive_checks(draws, seed, required=True)
-        items = categorical_items(self._draws_plan_data()[1])
+        items = categorical_items(self._draws_plan_data[1])
         pair_ppp = None
         if len(items) > 1:
             pair_ppp = np.full((len(items), len(items)), np.nan)
@@ -388,7 +387,7 @@ class Fit:
             raise UnavailableError("posterior predictive checks of categorical items and cluster-level moments are not "
                                    "available for multiple-group fits; fit.ppp() gives the chi-square PPP of Gaussian "
                                    "random-intercept groups, fit.parameters() and fit.summary() each group's estimates.")
-        _, plan, data = self._draws_plan_data()
+        _, plan, data = self._draws_plan_data
         if required and not applicable(plan):
             raise UnavailableError("these checks read bivariate tables of bernoulli or ordinal items and cluster-level "
                                    "moments of two-level models, and this model has neither; fit.fit_measures() and "
@@ -404,7 +403,7 @@ class Fit:
         variables of new clusters drawn afresh, covariates and missing cells kept), stored as the
         DataTree's ``posterior_predictive`` group: each observed variable over (chain, draw, row)."""
         self._one_group("sample_posterior_predictive")
-        _, plan, data = self._draws_plan_data()
+        _, plan, data = self._draws_plan_data
         dataset = predictive_dataset(plan, data, thinned(self.idata.posterior["theta"], draws), random_seed)
         self.idata["posterior_predictive"] = xr.DataTree(dataset)
         return dataset
@@ -442,7 +441,7 @@ class Fit:
         if getattr(self, "_sensitivity", None) is None:
             posterior = self.idata.posterior.to_dataset()
             log_prior, conditional = draw_densities(self._model().pymc_model, posterior)
-            marginal = strategy_for(self._draws_plan_data()[1]).kind == MARGINAL
+            marginal = strategy_for(self._draws_plan_data[1]).kind == MARGINAL
             self._sensitivity = sensitivity_tree(posterior, log_prior, self.log_likelihood() if marginal else conditional)
         return self._sensitivity
 
@@ -502,7 +501,7 @@ class Fit:
     def _gaussian_functions(self, what: str | None = None) -> fit_measures.GaussianFunctions:
         """The compiled log-likelihood of a marginal-strategy model (an error for others, and for
         the chi-square measures ``what`` outside the models they cover)."""
-        _, plan, data = self._draws_plan_data()
+        _, plan, data = self._draws_plan_data
         if what is not None:
             fit_measures.check_supported(plan, data, what)
         if getattr(self, "_functions", None) is None:
@@ -536,7 +535,7 @@ class Fit:
         Between variables a fit integrated out are drawn given the data per posterior draw (``seed``)."""
         self._one_group("departures")
         departures.check_amounts(loadings, intercepts, probability)
-        _, plan, data = self._draws_plan_data()
+        _, plan, data = self._draws_plan_data
         found = departures.targets(plan)
         between = latent_draws(self.idata.posterior.to_dataset(), plan, data, seed)[BETWEEN]
         used = self.idata.posterior["theta"].sel(chain=between["chain"], draw=between["draw"])
